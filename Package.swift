@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+//
+// comfyq: durable, phase-aware batch runner for ComfyUI.
+//
+// No package dependencies: only the toolchain plus system C libraries
+// (Lua 5.4, SQLite 3), reached through system-library targets.
+
+import PackageDescription
+
+let package = Package(
+    name: "comfyq",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "comfyq", targets: ["comfyq"]),
+        .executable(name: "comfyq-bench", targets: ["comfyq-bench"]),
+    ],
+    targets: [
+        // System C libraries.
+        .systemLibrary(
+            name: "CLua",
+            pkgConfig: "lua5.4",
+            providers: [.apt(["liblua5.4-dev"]), .brew(["lua"])]
+        ),
+        .target(name: "CLuaShim", dependencies: ["CLua"]),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
+        ),
+
+        // Pure core: graph model, server events, wire decoding, the progress engine.
+        .target(name: "ComfyCore", linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
+        // Storage: SQLite wrapper and migrations.
+        .target(name: "QueueStore", dependencies: ["CSQLite"]),
+        // The Lua host.
+        .target(name: "Hooks", dependencies: ["CLua", "CLuaShim"]),
+        // The command router and commands (the shell around the libraries).
+        .target(name: "ComfyCLI", dependencies: ["ComfyCore", "QueueStore", "Hooks"]),
+        // Entry point only.
+        .executableTarget(name: "comfyq", dependencies: ["ComfyCLI"]),
+        // Benchmarks (run in release).
+        .executableTarget(name: "comfyq-bench", dependencies: ["ComfyCore"]),
+
+        .testTarget(name: "ComfyCoreTests", dependencies: ["ComfyCore"]),
+        .testTarget(name: "QueueStoreTests", dependencies: ["QueueStore"]),
+        .testTarget(name: "HooksTests", dependencies: ["Hooks"]),
+        .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,117 @@
+/// An option a command accepts. The parser and the help text are both generated from these.
+public struct OptionSpec: Sendable {
+    public var long: String
+    public var short: Character?
+    /// The value's placeholder (`<url>`); nil for a flag.
+    public var valueName: String?
+    public var help: String
+    /// Whether it may be given more than once.
+    public var repeatable: Bool
+
+    public static func flag(_ long: String, short: Character? = nil, help: String) -> OptionSpec {
+        OptionSpec(long: long, short: short, valueName: nil, help: help, repeatable: false)
+    }
+
+    public static func value(
+        _ long: String, short: Character? = nil, name: String, help: String, repeatable: Bool = false
+    ) -> OptionSpec {
+        OptionSpec(long: long, short: short, valueName: name, help: help, repeatable: repeatable)
+    }
+
+    var isFlag: Bool { valueName == nil }
+
+    /// `-s, --long <value>` as shown in help and usage.
+    var synopsis: String {
+        var text = short.map { "-\($0), " } ?? ""
+        text += "--\(long)"
+        if let valueName { text += " <\(valueName)>" }
+        return text
+    }
+}
+
+/// A positional argument.
+public struct ArgumentSpec: Sendable {
+    public var name: String
+    public var help: String
+    public var optional: Bool
+    public var variadic: Bool
+
+    public init(_ name: String, help: String, optional: Bool = false, variadic: Bool = false) {
+        self.name = name
+        self.help = help
+        self.optional = optional
+        self.variadic = variadic
+    }
+
+    var synopsis: String {
+        let base = "<\(name)>" + (variadic ? " ..." : "")
+        return optional ? "[\(base)]" : base
+    }
+}
+
+/// A command: its documentation, what it accepts, and what it does.
+public struct CommandSpec: Sendable {
+    public var name: String
+    public var abstract: String
+    public var discussion: String?
+    public var arguments: [ArgumentSpec]
+    public var options: [OptionSpec]
+    public var run: @Sendable (ParsedArguments, Console) async throws -> ExitCode
+
+    public init(
+        name: String, abstract: String, discussion: String? = nil, arguments: [ArgumentSpec] = [],
+        options: [OptionSpec] = [], run: @escaping @Sendable (ParsedArguments, Console) async throws -> ExitCode
+    ) {
+        self.name = name
+        self.abstract = abstract
+        self.discussion = discussion
+        self.arguments = arguments
+        self.options = options
+        self.run = run
+    }
+
+    static let helpOption = OptionSpec.flag("help", short: "h", help: "Show help information.")
+
+    /// `comfyq replay <trace> [--json]`
+    var usage: String {
+        var parts = ["comfyq", name]
+        parts += arguments.map(\.synopsis)
+        for option in options {
+            let value = option.valueName.map { " <\($0)>" } ?? ""
+            parts.append("[--\(option.long)\(value)]" + (option.repeatable ? " ..." : ""))
+        }
+        return parts.joined(separator: " ")
+    }
+
+    /// OVERVIEW / USAGE / ARGUMENTS / OPTIONS, as swift-argument-parser prints them.
+    var help: String {
+        var text = "OVERVIEW: \(abstract)\n"
+        if let discussion { text += "\n\(discussion)\n" }
+        text += "\nUSAGE: \(usage)\n"
+        if !arguments.isEmpty {
+            text += "\nARGUMENTS:\n"
+            for argument in arguments { text += HelpFormatter.row("<\(argument.name)>", argument.help) }
+        }
+        text += "\nOPTIONS:\n"
+        for option in options + [Self.helpOption] { text += HelpFormatter.row(option.synopsis, option.help) }
+        return text
+    }
+}
+
+enum HelpFormatter {
+    static let column = 26
+
+    /// An indented two-column row; long names push the help to the next line.
+    static func row(_ name: String, _ help: String) -> String {
+        let indent = String(repeating: " ", count: column)
+        let lines = help.split(separator: "\n", omittingEmptySubsequences: false)
+        var text = "  \(name)"
+        if name.count + 2 >= column - 1 {
+            text += "\n" + indent
+        } else {
+            text += String(repeating: " ", count: column - name.count - 2)
+        }
+        text += lines.joined(separator: "\n" + indent) + "\n"
+        return text
+    }
+}

@@ -1,0 +1,157 @@
+import CSQLite
+
+/// An SQLite error with the database's own message.
+public struct DatabaseError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The SQLite result code.
+    public var code: Int32
+    public var message: String
+    public var description: String { message }
+}
+
+/// A value bound to or read from an SQL statement.
+public enum SQLValue: Sendable, Equatable {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    case blob([UInt8])
+}
+
+/// A connection to one SQLite database file, in WAL mode with a busy timeout, safe for several
+/// processes at once. Not thread-safe: the owner (an actor) serialises access.
+public final class Database {
+    private var handle: OpaquePointer?
+    public let path: String
+
+    /// `SQLITE_TRANSIENT`: SQLite copies the bytes before `bind` returns (not importable as a macro).
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    /// Opens (creating if needed) the database at `path`; `:memory:` for a private in-memory one.
+    public init(path: String, busyTimeout milliseconds: Int32 = 5_000) throws(DatabaseError) {
+        self.path = path
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let status = sqlite3_open_v2(path, &handle, flags, nil)
+        guard status == SQLITE_OK else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close(handle)
+            handle = nil
+            throw DatabaseError(code: status, message: "\(path): \(message)")
+        }
+        sqlite3_busy_timeout(handle, milliseconds)
+        if path != ":memory:" {
+            try execute("PRAGMA journal_mode=WAL")
+            try execute("PRAGMA synchronous=NORMAL")
+        }
+        try execute("PRAGMA foreign_keys=ON")
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    /// Runs one statement (or several separated by semicolons) that returns no rows of interest.
+    public func execute(_ sql: String) throws(DatabaseError) {
+        var error: UnsafeMutablePointer<CChar>?
+        let status = sqlite3_exec(handle, sql, nil, nil, &error)
+        guard status == SQLITE_OK else {
+            let message = error.map { String(cString: $0) } ?? "error \(status)"
+            sqlite3_free(error)
+            throw DatabaseError(code: status, message: "\(path): \(message)")
+        }
+    }
+
+    /// Runs a statement with bound parameters and returns every row.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [SQLValue] = []) throws(DatabaseError) -> [[SQLValue]] {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else { throw lastError() }
+        defer { sqlite3_finalize(statement) }
+        for (offset, parameter) in parameters.enumerated() {
+            let position = Int32(offset + 1)
+            let status: Int32
+            switch parameter {
+            case .null: status = sqlite3_bind_null(statement, position)
+            case .integer(let value): status = sqlite3_bind_int64(statement, position, value)
+            case .real(let value): status = sqlite3_bind_double(statement, position, value)
+            case .text(let value): status = sqlite3_bind_text(statement, position, value, -1, Self.transient)
+            case .blob(let bytes):
+                status = bytes.withUnsafeBytes { buffer in
+                    sqlite3_bind_blob(statement, position, buffer.baseAddress, Int32(buffer.count), Self.transient)
+                }
+            }
+            guard status == SQLITE_OK else { throw lastError() }
+        }
+        var rows: [[SQLValue]] = []
+        while true {
+            let status = sqlite3_step(statement)
+            if status == SQLITE_DONE { break }
+            guard status == SQLITE_ROW else { throw lastError() }
+            let columns = sqlite3_column_count(statement)
+            rows.append((0..<columns).map { column in Self.value(statement, column) })
+        }
+        return rows
+    }
+
+    /// Runs `body` in one `BEGIN IMMEDIATE` transaction (taking the write lock up front, so two
+    /// writer processes wait on the busy timeout instead of failing), committing if it returns.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// `PRAGMA user_version`, which migrations use as the schema version.
+    public var userVersion: Int {
+        get throws(DatabaseError) {
+            guard case .integer(let version)? = try query("PRAGMA user_version").first?.first else { return 0 }
+            return Int(version)
+        }
+    }
+
+    private static func value(_ statement: OpaquePointer?, _ column: Int32) -> SQLValue {
+        switch sqlite3_column_type(statement, column) {
+        case SQLITE_INTEGER: return .integer(sqlite3_column_int64(statement, column))
+        case SQLITE_FLOAT: return .real(sqlite3_column_double(statement, column))
+        case SQLITE_TEXT: return .text(String(cString: sqlite3_column_text(statement, column)))
+        case SQLITE_BLOB:
+            let count = Int(sqlite3_column_bytes(statement, column))
+            guard count > 0, let base = sqlite3_column_blob(statement, column) else { return .blob([]) }
+            return .blob(Array(UnsafeRawBufferPointer(start: base, count: count)))
+        default: return .null
+        }
+    }
+
+    private func lastError() -> DatabaseError {
+        DatabaseError(code: sqlite3_errcode(handle), message: "\(path): \(String(cString: sqlite3_errmsg(handle)))")
+    }
+}
+
+/// Numbered, append-only schema migrations: migration N runs once, in a transaction, when the
+/// database's `user_version` is below N.
+public struct Migrator {
+    public var migrations: [String]
+
+    public init(_ migrations: [String]) { self.migrations = migrations }
+
+    /// Applies the missing migrations and returns the schema version reached.
+    @discardableResult
+    public func migrate(_ database: Database) throws -> Int {
+        let current = try database.userVersion
+        guard current <= migrations.count else {
+            throw DatabaseError(
+                code: 0,
+                message: "\(database.path): schema version \(current) is newer than this comfyq knows (\(migrations.count))")
+        }
+        for (offset, sql) in migrations.enumerated().dropFirst(current) {
+            try database.transaction {
+                try database.execute(sql)
+                try database.execute("PRAGMA user_version = \(offset + 1)")
+            }
+        }
+        return migrations.count
+    }
+}

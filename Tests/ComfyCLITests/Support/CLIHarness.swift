@@ -1,0 +1,70 @@
+import ComfyCLI
+import Foundation
+import Synchronization
+
+/// Runs the router in-process with captured output.
+struct CapturedRun {
+    var status: ExitCode
+    var stdout: String
+    var stderr: String
+}
+
+final class Capture: Sendable {
+    private let out = Mutex("")
+    private let err = Mutex("")
+
+    var console: Console {
+        Console(
+            writeOut: { text in self.out.withLock { $0 += text } },
+            writeError: { text in self.err.withLock { $0 += text } })
+    }
+
+    var stdout: String { out.withLock { $0 } }
+    var stderr: String { err.withLock { $0 } }
+}
+
+func comfyq(_ arguments: String...) async -> CapturedRun {
+    let capture = Capture()
+    let status = await ComfyQ.main(arguments: arguments, console: capture.console)
+    return CapturedRun(status: status, stdout: capture.stdout, stderr: capture.stderr)
+}
+
+enum Paths {
+    static let packageRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    static func trace(_ name: String) -> String {
+        packageRoot.appendingPathComponent("Tests/Fixtures/traces/\(name)").path
+    }
+
+    /// The built `comfyq` executable, beside the test bundle.
+    static var binary: URL {
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent("comfyq")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        return packageRoot.appendingPathComponent(".build/debug/comfyq")
+    }
+}
+
+/// Runs the real binary and waits for it.
+func runBinary(_ arguments: [String], environment: [String: String] = [:]) throws -> CapturedRun {
+    let process = Process()
+    process.executableURL = Paths.binary
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return CapturedRun(
+        status: ExitCode(rawValue: process.terminationStatus), stdout: String(decoding: stdout, as: UTF8.self),
+        stderr: String(decoding: stderr, as: UTF8.self))
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what comfyq needs to build and test, if it is missing. Safe to run again.
+# Debian/Ubuntu: system libraries through apt-get (as root, or through sudo).
+set -euo pipefail
+
+packages=(pkg-config liblua5.4-dev libsqlite3-dev libssl-dev python3 python3-websockets openssl)
+
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+    for package in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "comfyq setup: installing ${missing[*]}" >&2
+        sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+elif [ "$(uname)" = "Darwin" ]; then
+    command -v pkg-config >/dev/null && pkg-config --exists lua5.4 || {
+        echo "comfyq setup: on macOS run: brew install lua pkg-config sqlite" >&2
+        exit 1
+    }
+fi
+
+# Swift 6 toolchain: not packaged for Debian 12, so it cannot be apt-installed here.
+if ! command -v swift >/dev/null 2>&1; then
+    for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin "$HOME/.local/share/swiftly/bin"; do
+        if [ -x "$candidate/swift" ]; then
+            export PATH="$candidate:$PATH"
+            break
+        fi
+    done
+fi
+if ! command -v swift >/dev/null 2>&1; then
+    echo "comfyq setup: no Swift toolchain found. Install Swift 6 from https://www.swift.org/install/linux/ (swiftly), then run this again." >&2
+    exit 1
+fi
