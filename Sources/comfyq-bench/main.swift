@@ -1,1 +1,238 @@
-print("comfyq-bench")
+// comfyq-bench: the figures quoted in README.md. Build and run in release:
+//
+//     swift run -c release comfyq-bench [engine|decode|graph300|memory|all]
+//
+// Each benchmark runs several rounds and reports the median, so one noisy round on a shared
+// 2-core machine does not decide the figure.
+
+import ComfyCore
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Median of `rounds` timings of `body`, in seconds.
+func measure(rounds: Int = 7, _ body: () -> Void) -> Double {
+    var samples: [Double] = []
+    body()  // warm-up
+    for _ in 0..<rounds {
+        let start = ContinuousClock.now
+        body()
+        let elapsed = ContinuousClock.now - start
+        samples.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+    }
+    return samples.sorted()[samples.count / 2]
+}
+
+func format(_ value: Double, _ decimals: Int = 2) -> String { String(format: "%.\(decimals)f", value) }
+
+// MARK: Workloads
+
+/// txt2img's graph (the traces'), with `steps` sampler steps.
+func txt2img(steps: Int) -> Workflow {
+    Workflow([
+        WorkflowNode(id: "4", classType: "CheckpointLoaderSimple", inputs: ["ckpt_name": "m.safetensors"]),
+        WorkflowNode(id: "5", classType: "EmptyLatentImage", inputs: ["width": 512, "height": 512]),
+        WorkflowNode(id: "6", classType: "CLIPTextEncode", inputs: ["text": "a", "clip": ["4", 1]]),
+        WorkflowNode(id: "7", classType: "CLIPTextEncode", inputs: ["text": "b", "clip": ["4", 1]]),
+        WorkflowNode(
+            id: "3", classType: "KSampler",
+            inputs: [
+                "steps": .int(steps), "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+                "latent_image": ["5", 0],
+            ]),
+        WorkflowNode(id: "8", classType: "VAEDecode", inputs: ["samples": ["3", 0], "vae": ["4", 2]]),
+        WorkflowNode(id: "9", classType: "SaveImage", inputs: ["images": ["8", 0]]),
+    ])
+}
+
+/// A graph of `count` nodes: a loader, a chain of setup nodes, one sampler, a decode, a save.
+func chainGraph(count: Int, steps: Int) -> Workflow {
+    var nodes = [WorkflowNode(id: "1", classType: "CheckpointLoaderSimple", inputs: ["ckpt_name": "m"])]
+    for index in 2...(count - 3) {
+        nodes.append(
+            WorkflowNode(id: "\(index)", classType: "CLIPTextEncode", inputs: ["text": "t", "clip": [.string("\(index - 1)"), 0]]))
+    }
+    let sampler = count - 2
+    nodes.append(
+        WorkflowNode(
+            id: "\(sampler)", classType: "KSampler",
+            inputs: ["steps": .int(steps), "positive": [.string("\(sampler - 1)"), 0], "latent_image": ["1", 0]]))
+    nodes.append(WorkflowNode(id: "\(count - 1)", classType: "VAEDecode", inputs: ["samples": [.string("\(sampler)"), 0]]))
+    nodes.append(WorkflowNode(id: "\(count)", classType: "SaveImage", inputs: ["images": [.string("\(count - 1)"), 0]]))
+    return Workflow(nodes)
+}
+
+/// The WebSocket text messages ComfyUI sends for one run of `workflow` (nodes in document order),
+/// with the whole growing `progress_state` map on every node change, exactly as the server does.
+func messages(for workflow: Workflow, promptID id: String) -> [String] {
+    func entry(_ node: String, _ value: Double, _ max: Double, _ state: String) -> String {
+        #""\#(node)":{"value":\#(value),"max":\#(max),"state":"\#(state)","node_id":"\#(node)","prompt_id":"\#(id)","display_node_id":"\#(node)","parent_node_id":null,"real_node_id":"\#(node)"}"#
+    }
+    func progressState(_ entries: [String]) -> String {
+        #"{"type":"progress_state","data":{"prompt_id":"\#(id)","nodes":{"# + entries.joined(separator: ",") + "}}}"
+    }
+    var out = [
+        #"{"type":"execution_start","data":{"prompt_id":"\#(id)","timestamp":1}}"#,
+        #"{"type":"execution_cached","data":{"nodes":[],"prompt_id":"\#(id)","timestamp":1}}"#,
+    ]
+    var finished: [String] = []
+    for node in workflow.orderedNodes {
+        out.append(progressState(finished + [entry(node.id, 0, 1, "running")]))
+        out.append(#"{"type":"executing","data":{"node":"\#(node.id)","display_node":"\#(node.id)","prompt_id":"\#(id)"}}"#)
+        var maximum = 1.0
+        if node.classType == "KSampler", let steps = node.inputs["steps"]?.numberValue?.int {
+            maximum = Double(steps)
+            for step in 1...steps {
+                out.append(progressState(finished + [entry(node.id, Double(step), maximum, "running")]))
+                out.append(
+                    #"{"type":"progress","data":{"value":\#(step),"max":\#(steps),"prompt_id":"\#(id)","node":"\#(node.id)"}}"#)
+            }
+        }
+        finished.append(entry(node.id, maximum, maximum, "finished"))
+        out.append(progressState(finished))
+    }
+    out.append(#"{"type":"execution_success","data":{"prompt_id":"\#(id)","timestamp":2}}"#)
+    out.append(#"{"type":"executing","data":{"node":null,"prompt_id":"\#(id)"}}"#)
+    return out
+}
+
+// MARK: Benchmarks
+
+func benchmarkEngine() {
+    let prompts = 2_000
+    let plan = PromptPlan(txt2img(steps: 20))
+    // Typed events for every prompt, decoded up front by a stream decoder as the runner does
+    // (so progress_state events carry the entries that changed): this measures the engine alone.
+    var events: [[ServerEvent]] = []
+    var decoder = EventStreamDecoder()
+    for index in 0..<prompts {
+        let id = "9348a74d-67da-4ac1-ba44-\(String(index).leftPad(12, "0"))"
+        events.append(messages(for: txt2img(steps: 20), promptID: id).map { try! decoder.decode($0) })
+    }
+    let count = events.reduce(0) { $0 + $1.count }
+    let ids = events.map { $0.first?.promptID ?? "" }
+    var sink = 0
+    let seconds = measure {
+        var engine = ProgressEngine()
+        var time = 0.0
+        for (index, stream) in events.enumerated() {
+            engine.track(ids[index], plan: plan, at: time)
+            for event in stream {
+                time += 0.001
+                if engine.receive(event, at: time) != nil { sink &+= 1 }
+            }
+        }
+        precondition(engine.trackedCount == 0)
+    }
+    let perEvent = seconds / Double(count) * 1e9
+    print("engine: \(count) events (\(prompts) prompts of txt2img, 20 steps, UUID prompt ids): \(format(perEvent, 0)) ns/event, \(format(Double(count) / seconds / 1e6, 2)) M events/s  [target ≤ 500 ns]")
+    _ = sink
+}
+
+func tracesMessages() -> [(name: String, graph: Workflow?, messages: [String])] {
+    let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Tests/Fixtures/traces")
+    let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter {
+        $0.hasSuffix(".jsonl")
+    }.sorted()
+    return names.map { name in
+        let text = (try? String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)) ?? ""
+        var graph: Workflow?
+        var list: [String] = []
+        for line in text.split(separator: "\n") {
+            guard let value = try? JSONValue(parsing: String(line)) else { continue }
+            if let message = value["ws"] { list.append(message.serialized()) }
+            if graph == nil, let prompt = value["http"]?["request"]?["prompt"] { graph = try? Workflow(json: prompt) }
+        }
+        return (name, graph, list)
+    }
+}
+
+/// Decode + engine over every message of a run, against Foundation's JSONSerialization doing
+/// only the decoding of the same bytes.
+func decodeAndTrack(_ messages: [String], plan: PromptPlan, promptID: String) -> Double {
+    let bytes = messages.map { Array($0.utf8) }
+    return measure(rounds: 9) {
+        var engine = ProgressEngine()
+        var decoder = EventStreamDecoder()
+        engine.track(promptID, plan: plan, at: 0)
+        for message in bytes {
+            if let event = try? decoder.decode(message) { _ = engine.receive(event, at: 1) }
+        }
+    }
+}
+
+func foundationDecode(_ messages: [String]) -> Double {
+    if ProcessInfo.processInfo.environment["COMFYQ_BENCH_OURS_ONLY"] != nil { return .nan }
+    let data = messages.map { Data($0.utf8) }
+    return measure(rounds: 5) {
+        for message in data { _ = try? JSONSerialization.jsonObject(with: message) }
+    }
+}
+
+func benchmarkDecode() {
+    print("decode + engine on the recorded traces (CPU per prompt; Foundation JSONSerialization decoding the same messages for comparison):")
+    for trace in tracesMessages() {
+        guard let graph = trace.graph, !trace.messages.isEmpty else { continue }
+        let ids = Set(trace.messages.compactMap { try? ServerEventDecoder.decode($0).promptID })
+        let ours = decodeAndTrack(trace.messages, plan: PromptPlan(graph), promptID: ids.first ?? "")
+        let foundation = foundationDecode(trace.messages)
+        let bytes = trace.messages.reduce(0) { $0 + $1.utf8.count }
+        print("  \(trace.name.padding(toLength: 24, withPad: " ", startingAt: 0)) \(String(trace.messages.count).leftPad(4)) msgs \(String(bytes / 1024).leftPad(4)) KB: \(format(ours * 1e6, 1).leftPad(7)) µs  (Foundation decode alone \(format(foundation * 1e6, 1)) µs, \(format(foundation / ours, 1))× ours)")
+    }
+}
+
+func benchmarkGraph300() {
+    let workflow = chainGraph(count: 300, steps: 20)
+    let stream = messages(for: workflow, promptID: "9348a74d-67da-4ac1-ba44-41a92de8f6ed")
+    let bytes = stream.reduce(0) { $0 + $1.utf8.count }
+    let ours = decodeAndTrack(stream, plan: PromptPlan(workflow), promptID: "9348a74d-67da-4ac1-ba44-41a92de8f6ed")
+    let foundation = foundationDecode(stream)
+    let data = stream.map { Array($0.utf8) }
+    let stateless = measure(rounds: 5) { for message in data { _ = try? ServerEventDecoder.decode(message) } }
+    print("graph300: stateless decoding of every entry (no engine): \(format(stateless * 1e3, 1)) ms per prompt")
+    print("graph300: \(stream.count) messages, \(format(Double(bytes) / 1e6, 1)) MB of JSON per prompt: decode + engine \(format(ours * 1e3, 1)) ms per prompt (\(format(Double(bytes) / ours / 1e6, 0)) MB/s)  [target ≤ 50 ms]; Foundation's JSONSerialization alone: \(format(foundation * 1e3, 1)) ms (\(format(foundation / ours, 1))× ours)")
+}
+
+func benchmarkMemory() {
+    let count = 100_000
+    let plan = PromptPlan(chainGraph(count: 300, steps: 20))
+    let ids = (0..<count).map { "9348a74d-67da-4ac1-ba44-\(String($0).leftPad(12, "0"))" }
+    var engine = ProgressEngine()
+    let before = residentBytes()
+    for (index, id) in ids.enumerated() {
+        engine.track(id, plan: plan, at: Double(index))
+        _ = engine.receive(.executionStart(promptID: id), at: Double(index))
+        _ = engine.receive(.progress(promptID: id, node: "298", value: 3, max: 20), at: Double(index))
+    }
+    let after = residentBytes()
+    let perPrompt = Double(after - before) / Double(count)
+    print("memory: \(count) prompts in sampling on a shared 300-node plan: \(format(perPrompt, 0)) bytes of resident memory per tracked prompt (state, bitset, dictionary slot; ids allocated beforehand)  [target ≤ 1 KB]")
+    precondition(engine.trackedCount == count)
+}
+
+/// Resident set size from /proc/self/statm (Linux).
+func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+extension String {
+    func leftPad(_ width: Int, _ pad: Character = " ") -> String {
+        String(repeating: pad, count: max(0, width - count)) + self
+    }
+}
+
+let arguments = Set(CommandLine.arguments.dropFirst())
+let all = arguments.isEmpty || arguments.contains("all")
+#if DEBUG
+print("warning: debug build; run with -c release for real figures")
+#endif
+if all || arguments.contains("engine") { benchmarkEngine() }
+if all || arguments.contains("decode") { benchmarkDecode() }
+if all || arguments.contains("graph300") { benchmarkGraph300() }
+if all || arguments.contains("memory") { benchmarkMemory() }

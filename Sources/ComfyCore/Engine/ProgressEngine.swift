@@ -13,6 +13,10 @@
 ///   about a prompt after it ended: its state is dropped with its final snapshot.
 public struct ProgressEngine: Sendable {
     private var prompts: [String: PromptProgress] = [:]
+    /// The prompt of the previous event and its slot: consecutive events nearly always concern
+    /// the same prompt, and a string comparison is cheaper than hashing a 36-character id.
+    /// Any insertion or removal invalidates dictionary indices, so those clear it.
+    private var lastLookup: (id: String, slot: Dictionary<String, PromptProgress>.Index)?
     /// The prompt executing on the server now, for `executing` messages that carry no prompt id
     /// (the server replays one after a WebSocket reconnect).
     public private(set) var runningPromptID: String?
@@ -34,6 +38,7 @@ public struct ProgressEngine: Sendable {
         _ promptID: String, plan: PromptPlan, weights: PhaseWeights = .default, at time: Double
     ) -> ProgressSnapshot {
         let progress = PromptProgress(plan: plan, weights: weights, at: time)
+        lastLookup = nil
         prompts[promptID] = progress
         return progress.snapshot(promptID: promptID)
     }
@@ -45,6 +50,7 @@ public struct ProgressEngine: Sendable {
 
     /// Stops following a prompt without a terminal event (for example when the runner gives it up).
     public mutating func forget(_ promptID: String) {
+        lastLookup = nil
         prompts[promptID] = nil
         if runningPromptID == promptID { runningPromptID = nil }
     }
@@ -90,11 +96,10 @@ public struct ProgressEngine: Sendable {
                     case .finished:
                         if let known { progress.finished(known, at: time) }
                     case .running:
-                        let position = known ?? PromptProgress.unlisted
-                        if position != progress.currentPosition || position == PromptProgress.unlisted {
-                            progress.executing(position, unlistedID: entry.displayNodeID ?? entry.nodeID, at: time)
+                        if let known { progress.running(known, at: time) }
+                        if entry.max > 1 {
+                            progress.reported(known ?? PromptProgress.unlisted, value: entry.value, max: entry.max, at: time)
                         }
-                        if entry.max > 1 { progress.reported(position, value: entry.value, max: entry.max, at: time) }
                     case .pending, .error, .unknown:
                         break
                     }
@@ -136,15 +141,32 @@ public struct ProgressEngine: Sendable {
     private mutating func apply(
         _ id: String, at time: Double, _ body: (inout PromptProgress) -> Void
     ) -> ProgressUpdate? {
-        // One hash lookup; the state is then mutated in place through the values view.
-        guard let slot = prompts.index(forKey: id) else { return nil }
-        let before = prompts.values[slot].signature
-        let since = prompts.values[slot].phaseSince
-        body(&prompts.values[slot])
-        let after = prompts.values[slot].signature
-        if after.phase != .queued && runningPromptID != id { runningPromptID = id }
+        // One hash lookup, then a single in-place access through the values view: reading the
+        // state through a getter would copy it (and retain everything it holds) on every event.
+        let slot: Dictionary<String, PromptProgress>.Index
+        if let last = lastLookup, sameBytes(last.id, id) {
+            slot = last.slot
+        } else {
+            guard let found = prompts.index(forKey: id) else { return nil }
+            slot = found
+            lastLookup = (id, found)
+        }
+        var started = false
+        let update = Self.step(&prompts.values[slot], id: id, at: time, started: &started, body)
+        if started && runningPromptID != id { runningPromptID = id }
+        return update
+    }
+
+    private static func step(
+        _ progress: inout PromptProgress, id: String, at time: Double, started: inout Bool,
+        _ body: (inout PromptProgress) -> Void
+    ) -> ProgressUpdate? {
+        let before = progress.signature
+        let since = progress.phaseSince
+        body(&progress)
+        let after = progress.signature
+        started = after.phase != .queued
         guard after != before else { return nil }
-        let progress = prompts.values[slot]
         let transition =
             after.phase != before.phase
             ? Transition(from: before.phase, to: after.phase, at: time, duration: time - since) : nil
@@ -154,6 +176,7 @@ public struct ProgressEngine: Sendable {
     /// Ends a followed prompt, returns its final snapshot, and drops its state.
     private mutating func end(_ id: String, _ outcome: Outcome, at time: Double) -> ProgressUpdate? {
         guard var progress = prompts.removeValue(forKey: id) else { return nil }
+        lastLookup = nil
         if runningPromptID == id { runningPromptID = nil }
         let from = progress.phase
         let since = progress.phaseSince
@@ -161,5 +184,35 @@ public struct ProgressEngine: Sendable {
         return ProgressUpdate(
             snapshot: progress.snapshot(promptID: id, outcome: outcome),
             transition: Transition(from: from, to: progress.phase, at: time, duration: time - since))
+    }
+}
+
+/// Whether two strings have the same UTF-8 bytes: a sufficient test for equality that skips the
+/// standard library's Unicode-aware comparison (a miss just falls back to the hash lookup).
+@inline(__always)
+func sameBytes(_ a: String, _ b: String) -> Bool {
+    var a = a
+    var b = b
+    guard a.utf8.count == b.utf8.count else { return false }
+    return a.withUTF8 { x in
+        b.withUTF8 { y in
+            guard let p = x.baseAddress, let q = y.baseAddress else { return x.count == y.count }
+            let left = UnsafeRawPointer(p)
+            let right = UnsafeRawPointer(q)
+            var offset = 0
+            while offset + 8 <= x.count {
+                if left.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                    != right.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                {
+                    return false
+                }
+                offset += 8
+            }
+            while offset < x.count {
+                if p[offset] != q[offset] { return false }
+                offset += 1
+            }
+            return true
+        }
     }
 }

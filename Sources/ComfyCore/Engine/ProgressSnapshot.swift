@@ -1,20 +1,28 @@
-/// A node as shown to users.
-public struct NodeRef: Sendable, Equatable {
-    public var id: String
-    public var classType: String?
-    public var title: String?
+/// A node as shown to users. Immutable and shared: the plan makes one per graph node, so a
+/// snapshot carries a reference rather than copies of three strings.
+public final class NodeRef: Sendable, Equatable, CustomStringConvertible {
+    public let id: String
+    public let classType: String?
+    public let title: String?
 
     public init(id: String, classType: String? = nil, title: String? = nil) {
         self.id = id
         self.classType = classType
         self.title = title
     }
+
+    public static func == (lhs: NodeRef, rhs: NodeRef) -> Bool {
+        lhs === rhs || (lhs.id == rhs.id && lhs.classType == rhs.classType && lhs.title == rhs.title)
+    }
+
+    public var description: String { "NodeRef(\(id), \(classType ?? "-"), \(title ?? "-"))" }
 }
 
 /// How a prompt ended.
 public enum Outcome: Sendable, Equatable {
     case success
-    case failed(ExecutionFailure)
+    /// Boxed: failures are rare and large, and every snapshot carries an `Outcome?`.
+    indirect case failed(ExecutionFailure)
     case interrupted(node: NodeRef?)
     case cancelled
 }

@@ -32,6 +32,9 @@ struct PromptProgress: Sendable {
 
     private(set) var phase: Phase = .queued
     private var settled: NodeSet
+    /// Nodes seen running, so a map that still lists a node as running (ComfyUI resends the whole
+    /// `progress_state` map) does not restart it.
+    private var started: NodeSet
     /// Settled nodes of the roles that carry phase fractions.
     private var settledSetup: Int32 = 0
     private var settledDecoding: Int32 = 0
@@ -62,6 +65,7 @@ struct PromptProgress: Sendable {
         self.plan = plan
         self.weights = weights.fitted(to: plan)
         settled = NodeSet(capacity: plan.nodes.count)
+        started = NodeSet(capacity: plan.nodes.count)
         samplerCount = Int32(plan.count(.sampler))
         stepsTotal = Int32(clamping: plan.expectedSteps)
         queuedAt = time
@@ -94,8 +98,16 @@ struct PromptProgress: Sendable {
         update(at: time)
     }
 
+    /// A `progress_state` entry says this node is running. Only the first such report moves the
+    /// prompt to the node; later copies of the map repeat it.
+    mutating func running(_ position: Int32, at time: Double) {
+        guard position >= 0, started.insert(Int(position)), !settled.contains(Int(position)) else { return }
+        executing(position, unlistedID: nil, at: time)
+    }
+
     /// A node started executing (`executing`, or a `running` entry in `progress_state`).
     mutating func executing(_ position: Int32, unlistedID: String?, at time: Double) {
+        if position >= 0 { _ = started.insert(Int(position)) }
         started(at: time)
         if position != current || position == Self.unlisted {
             // ComfyUI runs one node at a time: the previous one is done.
@@ -123,6 +135,10 @@ struct PromptProgress: Sendable {
             if settled.contains(Int(position)) && position != sampler { return }
         }
         let maxSteps = Int32(clamping: Int(max.rounded()))
+        let reportedStep = Swift.max(0, Swift.min(maxSteps, Int32(clamping: Int(value.rounded(.down)))))
+        if position == sampler && (samplerFinished || (maxSteps == steps && reportedStep == step)) {
+            return  // nothing new: a repeated map, or a late report from a finished sampler
+        }
         if position != sampler {
             finishActiveSampler()
             sampler = position
@@ -137,7 +153,7 @@ struct PromptProgress: Sendable {
             stepsTotal += maxSteps - steps
             steps = maxSteps
         }
-        step = Swift.max(0, Swift.min(maxSteps, Int32(clamping: Int(value.rounded(.down)))))
+        step = reportedStep
         if position != current, position >= 0 {
             if current >= 0 { settle(current) }
             current = position
@@ -268,10 +284,7 @@ struct PromptProgress: Sendable {
     }
 
     var currentNode: NodeRef? {
-        if current >= 0 {
-            let node = plan.nodes[Int(current)]
-            return NodeRef(id: node.id, classType: node.classType, title: node.title)
-        }
+        if current >= 0 { return plan.nodes[Int(current)].ref }
         return unlistedNodeID.map { NodeRef(id: $0) }
     }
 

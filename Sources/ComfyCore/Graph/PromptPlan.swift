@@ -29,6 +29,17 @@ public struct PlanNode: Sendable, Equatable {
     public let role: NodeRole
     /// For samplers, the steps the graph asks for (replaced by the real `max` once reported).
     public let expectedSteps: Int
+    /// The node as snapshots show it, made once.
+    public let ref: NodeRef
+
+    init(id: String, classType: String, title: String?, role: NodeRole, expectedSteps: Int) {
+        self.id = id
+        self.classType = classType
+        self.title = title
+        self.role = role
+        self.expectedSteps = expectedSteps
+        ref = NodeRef(id: id, classType: classType, title: title)
+    }
 }
 
 /// The submitted graph analysed once for the engine, shared by every prompt that uses it.

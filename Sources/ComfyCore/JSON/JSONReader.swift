@@ -251,6 +251,8 @@ package struct JSONReader: ~Copyable {
         try expect(UInt8(ascii: "\""))
         let start = index
         while index < bytes.count {
+            index = Self.nextSpecialByte(in: bytes, from: index)
+            guard index < bytes.count else { break }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 index += 1
@@ -274,10 +276,39 @@ package struct JSONReader: ~Copyable {
                 }
                 continue
             }
-            if byte < 0x20 { throw JSONError(.unexpectedByte(byte), at: index) }
-            index += 1
+            throw JSONError(.unexpectedByte(byte), at: index)  // a control character
         }
         throw JSONError(.unexpectedEnd, at: index)
+    }
+
+    /// The position of the next `"`, `\\` or control byte at or after `start` (or the end).
+    /// Strings are most of the bytes ComfyUI sends, so this looks at eight bytes at a time.
+    @inline(__always)
+    private static func nextSpecialByte(in bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        var position = start
+        if let base = bytes.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            while position + 8 <= bytes.count {
+                let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: position, as: UInt64.self))
+                let quote = word ^ (ones &* 0x22)
+                let backslash = word ^ (ones &* 0x5C)
+                // A zero byte in `quote`/`backslash`, or a byte below 0x20 in `word`, sets its high bit.
+                let hits =
+                    ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
+                let first = hits & highs
+                // The lowest flagged byte is exact (borrows only disturb bytes above a real hit).
+                if first != 0 { return position + first.trailingZeroBitCount / 8 }
+                position += 8
+            }
+        }
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { return position }
+            position += 1
+        }
+        return position
     }
 
     /// Reads a string value.
@@ -296,10 +327,9 @@ package struct JSONReader: ~Copyable {
     package static func string(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(JSONError) -> String {
         let raw = UnsafeBufferPointer(rebasing: bytes[range])
         if !raw.contains(UInt8(ascii: "\\")) {
-            guard let text = String(validating: raw, as: UTF8.self) else {
-                throw JSONError(.invalidUTF8, at: range.lowerBound)
-            }
-            return text
+            // Invalid UTF-8 is repaired with U+FFFD rather than refused: the WebSocket layer
+            // already validates text frames, and a replacement character is harmless here.
+            return String(decoding: raw, as: UTF8.self)
         }
         var out: [UInt8] = []
         out.reserveCapacity(raw.count)
@@ -336,10 +366,7 @@ package struct JSONReader: ~Copyable {
             default: out.append(escape)  // \" \\ \/
             }
         }
-        guard let text = String(validating: out, as: UTF8.self) else {
-            throw JSONError(.invalidUTF8, at: range.lowerBound)
-        }
-        return text
+        return String(decoding: out, as: UTF8.self)
     }
 
     private static func hexQuad(_ bytes: UnsafeBufferPointer<UInt8>, _ i: Int) -> UInt32 {

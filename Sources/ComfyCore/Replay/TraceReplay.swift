@@ -32,6 +32,8 @@ public struct TraceReplay: Sendable {
     /// Every prompt submitted, in order.
     public private(set) var submitted: [String] = []
     private var plans: [String: PromptPlan] = [:]
+    /// One decoder per recorded connection (`conn`), as the runner keeps one per socket.
+    private var decoders: [String: EventStreamDecoder] = [:]
 
     public init() {}
 
@@ -49,6 +51,7 @@ public struct TraceReplay: Sendable {
         var time: Double?
         var message: Range<Int>?
         var http: JSONValue?
+        var connection = ""
         do {
             try reader.beginObject()
             var first = true
@@ -62,6 +65,8 @@ public struct TraceReplay: Sendable {
                     message = start..<reader.index
                 } else if reader.key(key, is: "http") {
                     http = try reader.readValue()
+                } else if reader.key(key, is: "conn") {
+                    connection = try reader.readOptionalString() ?? ""
                 } else {
                     try reader.skipValue()
                 }
@@ -75,7 +80,8 @@ public struct TraceReplay: Sendable {
         if let message {
             let event: ServerEvent
             do {
-                event = try ServerEventDecoder.decode(UnsafeBufferPointer(rebasing: bytes[message]))
+                event = try decoders[connection, default: EventStreamDecoder()].decode(
+                    UnsafeBufferPointer(rebasing: bytes[message]))
             } catch {
                 throw TraceError(line: number, reason: "bad WebSocket message: \(error)")
             }

@@ -16,6 +16,80 @@ public enum EventDecodingError: Error, Sendable, Equatable, CustomStringConverti
     }
 }
 
+/// The previous `progress_state` message of a stream, with where each of its entries began.
+struct ProgressStateMemory: Sendable {
+    var bytes: [UInt8]
+    var promptID: String
+    /// Offset just inside the `nodes` object.
+    var nodesStart: Int
+    /// Offset before each entry (at its comma or key), plus one more before the closing brace:
+    /// entry k is `entryStarts[k]..<entryStarts[k + 1]`.
+    var entryStarts: [Int]
+
+    /// How many leading entries lie wholly within the first `common` bytes.
+    func unchangedEntries(within common: Int) -> Int {
+        // Binary search for the first entry that ends beyond `common`.
+        var low = 0
+        var high = entryStarts.count - 1
+        while low < high {
+            let middle = (low + high) / 2
+            if entryStarts[middle + 1] <= common { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// The length of the common prefix of two byte strings, eight bytes at a time.
+    static func commonPrefix(_ a: UnsafeBufferPointer<UInt8>, _ b: [UInt8]) -> Int {
+        b.withUnsafeBufferPointer { b in
+            let count = min(a.count, b.count)
+            guard let left = a.baseAddress, let right = b.baseAddress else { return 0 }
+            var position = 0
+            let l = UnsafeRawPointer(left)
+            let r = UnsafeRawPointer(right)
+            while position + 8 <= count {
+                let x = l.loadUnaligned(fromByteOffset: position, as: UInt64.self)
+                let y = r.loadUnaligned(fromByteOffset: position, as: UInt64.self)
+                if x != y { return position + (UInt64(littleEndian: x ^ y).trailingZeroBitCount / 8) }
+                position += 8
+            }
+            while position < count && left[position] == right[position] { position += 1 }
+            return position
+        }
+    }
+}
+
+/// Decodes one connection's stream of messages, in order.
+///
+/// Unlike the stateless `ServerEventDecoder.decode`, it remembers the last `progress_state` so the
+/// next one costs a byte comparison of the unchanged part plus parsing what changed: a
+/// `progressState` event from a stream lists only the entries that changed since the previous
+/// message of the same prompt. The engine treats entries idempotently, so the outcome is the same.
+public struct EventStreamDecoder: Sendable {
+    private var memory: ProgressStateMemory?
+
+    public init() {}
+
+    public mutating func decode(_ bytes: UnsafeBufferPointer<UInt8>) throws(EventDecodingError) -> ServerEvent {
+        try ServerEventDecoder.decode(bytes, memory: &memory)
+    }
+
+    public mutating func decode(_ bytes: [UInt8]) throws(EventDecodingError) -> ServerEvent {
+        var memory = self.memory
+        defer { self.memory = memory }
+        let result = bytes.withUnsafeBufferPointer { buffer in
+            Result { () throws(EventDecodingError) in try ServerEventDecoder.decode(buffer, memory: &memory) }
+        }
+        return try result.get()
+    }
+
+    public mutating func decode(_ text: String) throws(EventDecodingError) -> ServerEvent {
+        try decode(Array(text.utf8))
+    }
+
+    /// Forgets the remembered message (after a reconnect, the next map is parsed whole).
+    public mutating func reset() { memory = nil }
+}
+
 /// Turns ComfyUI's WebSocket text messages into `ServerEvent`s.
 ///
 /// It decodes only what changes the outcome: a `progress_state` entry yields its ids, value, max and
@@ -36,8 +110,15 @@ public enum ServerEventDecoder {
     }
 
     public static func decode(_ bytes: UnsafeBufferPointer<UInt8>) throws(EventDecodingError) -> ServerEvent {
+        var memory: ProgressStateMemory?
+        return try decode(bytes, memory: &memory)
+    }
+
+    static func decode(
+        _ bytes: UnsafeBufferPointer<UInt8>, memory: inout ProgressStateMemory?
+    ) throws(EventDecodingError) -> ServerEvent {
         do {
-            return try decodeTop(bytes)
+            return try decodeTop(bytes, memory: &memory)
         } catch let error as EventDecodingError {
             throw error
         } catch let error as JSONError {
@@ -47,7 +128,9 @@ public enum ServerEventDecoder {
         }
     }
 
-    private static func decodeTop(_ bytes: UnsafeBufferPointer<UInt8>) throws -> ServerEvent {
+    private static func decodeTop(
+        _ bytes: UnsafeBufferPointer<UInt8>, memory: inout ProgressStateMemory?
+    ) throws -> ServerEvent {
         var reader = JSONReader(bytes)
         guard try reader.peek() == UInt8(ascii: "{") else { throw EventDecodingError.notAnObject }
         try reader.beginObject()
@@ -59,7 +142,9 @@ public enum ServerEventDecoder {
             if reader.key(key, is: "type") {
                 type = try reader.readOptionalString()
             } else if reader.key(key, is: "data"), let known = type {
-                event = try decodeData(type: known, &reader)
+                event =
+                    known == "progress_state"
+                    ? try progressState(&reader, memory: &memory) : try decodeData(type: known, &reader)
             } else if reader.key(key, is: "data") {
                 reader.skipWhitespace()
                 let start = reader.index
@@ -89,7 +174,9 @@ public enum ServerEventDecoder {
 
     private static func decodeData(type: String, _ reader: inout JSONReader) throws -> ServerEvent {
         switch type {
-        case "progress_state": return try progressState(&reader)
+        case "progress_state":
+            var none: ProgressStateMemory?  // offsets of a rebased reader are not the message's
+            return try progressState(&reader, memory: &none)
         case "progress": return try progress(&reader)
         case "executing": return try executing(&reader)
         case "status": return try status(&reader)
@@ -168,9 +255,15 @@ public enum ServerEventDecoder {
         }
     }
 
-    private static func progressState(_ reader: inout JSONReader) throws -> ServerEvent {
+    /// Decodes a `progress_state`. With the previous message of the same prompt in `memory`, the
+    /// entries whose bytes are unchanged since then are skipped (ComfyUI resends the whole growing
+    /// map on every change, about n² entries for n nodes): only entries that changed are returned.
+    private static func progressState(
+        _ reader: inout JSONReader, memory: inout ProgressStateMemory?
+    ) throws -> ServerEvent {
         var promptID: String?
         var nodes: [NodeProgress] = []
+        var remembered: ProgressStateMemory?
         try reader.beginObject()
         var first = true
         while let key = try reader.nextKey(first: &first) {
@@ -178,16 +271,36 @@ public enum ServerEventDecoder {
                 promptID = try readID(&reader)
             } else if reader.key(key, is: "nodes"), try reader.peek() == UInt8(ascii: "{") {
                 try reader.beginObject()
+                let nodesStart = reader.index
+                var starts: [Int] = []
                 var firstNode = true
-                while let nodeKey = try reader.nextKey(first: &firstNode) {
+                if let previous = memory, let promptID, previous.promptID == promptID,
+                    previous.nodesStart == nodesStart
+                {
+                    let common = ProgressStateMemory.commonPrefix(reader.bytes, previous.bytes)
+                    if common > nodesStart {
+                        let skipped = previous.unchangedEntries(within: common)
+                        starts = Array(previous.entryStarts[..<skipped])
+                        reader.index = previous.entryStarts[skipped]
+                        firstNode = skipped == 0
+                    }
+                }
+                while true {
+                    starts.append(reader.index)
+                    guard let nodeKey = try reader.nextKey(first: &firstNode) else { break }
                     let id = try JSONReader.string(reader.bytes, nodeKey)
                     if let entry = try nodeProgress(id: id, &reader) { nodes.append(entry) }
+                }
+                if let promptID {
+                    remembered = ProgressStateMemory(
+                        bytes: Array(reader.bytes), promptID: promptID, nodesStart: nodesStart, entryStarts: starts)
                 }
             } else {
                 try reader.skipValue()
             }
         }
         guard let promptID else { throw EventDecodingError.missingField(type: "progress_state", field: "prompt_id") }
+        memory = remembered
         return .progressState(promptID: promptID, nodes: nodes)
     }
 
