@@ -289,9 +289,20 @@ struct PromptProgress: Sendable {
     }
 
     func snapshot(promptID: String, outcome: Outcome? = nil) -> ProgressSnapshot {
-        ProgressSnapshot(
-            promptID: promptID, phase: phase, node: currentNode, sampler: Int(samplerOrdinal),
-            samplers: Int(Swift.max(samplerCount, samplerOrdinal)), step: Int(step), steps: Int(steps),
+        var shownSampler = samplerOrdinal
+        var shownStep = step
+        var shownSteps = steps
+        // A planned sampler warming up (before its first step) is shown as the next sampler at step 0.
+        if current >= 0, current != sampler, plan.nodes[Int(current)].role == .sampler,
+            !settled.contains(Int(current))
+        {
+            shownSampler += 1
+            shownStep = 0
+            shownSteps = Int32(clamping: plan.nodes[Int(current)].expectedSteps)
+        }
+        return ProgressSnapshot(
+            promptID: promptID, phase: phase, node: currentNode, sampler: Int(shownSampler),
+            samplers: Int(Swift.max(samplerCount, shownSampler)), step: Int(shownStep), steps: Int(shownSteps),
             fraction: fraction, outcome: outcome, queuedAt: queuedAt, startedAt: startedAt, phaseSince: phaseSince)
     }
 

@@ -73,7 +73,7 @@ import Testing
         for pair in steps where seen.last != pair { seen.append(pair) }
         let expected =
             twoSamplers
-            ? (1...4).map { [1, $0] } + (1...3).map { [2, $0] }
+            ? (1...4).map { [1, $0] } + (0...3).map { [2, $0] }  // step 0: the second sampler warming up
             : (1...20).map { [1, $0] }
         #expect(seen == expected)
         #expect(script.updates.last?.snapshot.phase == .done)

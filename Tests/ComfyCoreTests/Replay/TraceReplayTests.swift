@@ -75,7 +75,8 @@ enum TraceCatalog {
         let pairs = records.map(\.update.snapshot).filter { $0.phase == .sampling }.map { "\($0.sampler)/\($0.samplers):\($0.step)/\($0.steps)" }
         var distinct: [String] = []
         for pair in pairs where distinct.last != pair { distinct.append(pair) }
-        #expect(distinct == ["1/2:1/4", "1/2:2/4", "1/2:3/4", "1/2:4/4", "2/2:1/3", "2/2:2/3", "2/2:3/3"])
+        // "2/2:0/3": KSampler 11 has started but is still loading (the 2.4 s before its first step).
+        #expect(distinct == ["1/2:1/4", "1/2:2/4", "1/2:3/4", "1/2:4/4", "2/2:0/3", "2/2:1/3", "2/2:2/3", "2/2:3/3"])
     }
 
     @Test func runtimeErrorCarriesTheFailure() throws {
