@@ -9,7 +9,7 @@ import PackageDescription
 
 let package = Package(
     name: "comfyq",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "comfyq", targets: ["comfyq"]),
         .executable(name: "comfyq-bench", targets: ["comfyq-bench"]),
@@ -30,18 +30,21 @@ let package = Package(
 
         // Pure core: graph model, server events, wire decoding, the progress engine.
         .target(name: "ComfyCore", linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
+        // RFC 6455: the pure codec (frames, messages, handshake, SHA-1) and the socket shell.
+        .target(name: "WebSocket"),
         // Storage: SQLite wrapper and migrations.
         .target(name: "QueueStore", dependencies: ["CSQLite"]),
         // The Lua host.
         .target(name: "Hooks", dependencies: ["CLua", "CLuaShim"]),
         // The command router and commands (the shell around the libraries).
-        .target(name: "ComfyCLI", dependencies: ["ComfyCore", "QueueStore", "Hooks"]),
+        .target(name: "ComfyCLI", dependencies: ["ComfyCore", "WebSocket", "QueueStore", "Hooks"]),
         // Entry point only.
         .executableTarget(name: "comfyq", dependencies: ["ComfyCLI"]),
         // Benchmarks (run in release).
-        .executableTarget(name: "comfyq-bench", dependencies: ["ComfyCore"]),
+        .executableTarget(name: "comfyq-bench", dependencies: ["ComfyCore", "WebSocket"]),
 
         .testTarget(name: "ComfyCoreTests", dependencies: ["ComfyCore"]),
+        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
         .testTarget(name: "QueueStoreTests", dependencies: ["QueueStore"]),
         .testTarget(name: "HooksTests", dependencies: ["Hooks"]),
         .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore"]),

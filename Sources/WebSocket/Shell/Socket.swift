@@ -1,0 +1,188 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why a socket operation failed, in words a user can act on.
+public enum SocketError: Error, Sendable, Equatable, CustomStringConvertible {
+    case resolutionFailed(host: String, reason: String)
+    case connectionRefused(host: String, port: Int)
+    case connectFailed(host: String, port: Int, reason: String)
+    case timedOut(String)
+    case io(String)
+    case closed
+
+    public var description: String {
+        switch self {
+        case .resolutionFailed(let host, let reason): "cannot resolve \(host): \(reason)"
+        case .connectionRefused(let host, let port): "connection refused by \(host):\(port)"
+        case .connectFailed(let host, let port, let reason): "cannot connect to \(host):\(port): \(reason)"
+        case .timedOut(let what): "timed out \(what)"
+        case .io(let reason): reason
+        case .closed: "the connection is closed"
+        }
+    }
+}
+
+/// A byte stream the WebSocket shell runs over: plain TCP, or TLS on top of it.
+public protocol ByteStream: AnyObject, Sendable {
+    /// Writes all of `bytes` or throws.
+    func write(_ bytes: [UInt8]) throws(SocketError)
+    /// Reads what is available (blocking up to `timeout`, forever if nil); empty at end of stream.
+    func read(maximum: Int, timeout: Duration?) throws(SocketError) -> [UInt8]
+    /// Wakes a blocked reader and stops further traffic; safe from any thread, more than once.
+    func shutdown()
+    /// Releases the descriptor; call once, from the thread that reads.
+    func close()
+}
+
+/// A connected TCP socket. Opened with `SOCK_CLOEXEC` so hook scripts' child processes do not
+/// inherit it; writes use `MSG_NOSIGNAL` so a vanished peer is an error, not a SIGPIPE.
+public final class TCPSocket: ByteStream, @unchecked Sendable {
+    // Thread safety: `descriptor` is immutable after init; `shutdown` and `write` are safe on a
+    // socket from any thread; `close` is only called by the reading thread.
+    private let descriptor: Int32
+
+    private init(descriptor: Int32) { self.descriptor = descriptor }
+
+    /// Resolves `host` (name, IPv4 or IPv6 literal) and connects to the first address that answers.
+    public static func connect(host: String, port: Int, timeout: Duration) throws(SocketError) -> TCPSocket {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        #if canImport(Glibc)
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        #else
+        hints.ai_socktype = SOCK_STREAM
+        #endif
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &list)
+        guard status == 0, let first = list else {
+            throw .resolutionFailed(host: host, reason: String(cString: gai_strerror(status)))
+        }
+        defer { freeaddrinfo(list) }
+
+        var lastError: SocketError = .connectFailed(host: host, port: port, reason: "no address")
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let address = entry {
+            entry = address.pointee.ai_next
+            do {
+                return try connect(address.pointee, host: host, port: port, timeout: timeout)
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
+    }
+
+    private static func connect(_ address: addrinfo, host: String, port: Int, timeout: Duration) throws(SocketError) -> TCPSocket {
+        #if canImport(Glibc)
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+        let descriptor = socket(address.ai_family, type, 0)
+        #else
+        let descriptor = socket(address.ai_family, SOCK_STREAM, 0)
+        if descriptor >= 0 {
+            _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+            var yes: Int32 = 1
+            setsockopt(descriptor, SOL_SOCKET, SO_NOSIGPIPE, &yes, socklen_t(MemoryLayout<Int32>.size))
+        }
+        #endif
+        guard descriptor >= 0 else { throw .connectFailed(host: host, port: port, reason: errorText()) }
+        var keep = false
+        defer { if !keep { Glibc_close(descriptor) } }
+
+        if Glibc_connect(descriptor, address.ai_addr, address.ai_addrlen) != 0 {
+            guard errno == EINPROGRESS else { throw connectError(errno, host: host, port: port) }
+            var poller = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+            let ready = poll(&poller, 1, milliseconds(timeout))
+            guard ready > 0 else { throw .timedOut("connecting to \(host):\(port)") }
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &error, &length)
+            guard error == 0 else { throw connectError(error, host: host, port: port) }
+        }
+        // Back to blocking mode: reads wait in poll, with their own timeout.
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
+        var yes: Int32 = 1
+        setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
+        keep = true
+        return TCPSocket(descriptor: descriptor)
+    }
+
+    private static func connectError(_ code: Int32, host: String, port: Int) -> SocketError {
+        code == ECONNREFUSED
+            ? .connectionRefused(host: host, port: port)
+            : .connectFailed(host: host, port: port, reason: String(cString: strerror(code)))
+    }
+
+    public func write(_ bytes: [UInt8]) throws(SocketError) {
+        var sent = 0
+        while sent < bytes.count {
+            let result = bytes.withUnsafeBytes { buffer in
+                send(descriptor, buffer.baseAddress! + sent, buffer.count - sent, Self.sendFlags)
+            }
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw .io("write failed: \(errorText())")
+            }
+            sent += result
+        }
+    }
+
+    public func read(maximum: Int, timeout: Duration?) throws(SocketError) -> [UInt8] {
+        if let timeout {
+            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            var ready: Int32
+            repeat { ready = poll(&poller, 1, Self.milliseconds(timeout)) } while ready < 0 && errno == EINTR
+            if ready == 0 { throw .timedOut("waiting for data") }
+        }
+        var buffer = [UInt8](repeating: 0, count: maximum)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, maximum, 0) }
+            if count >= 0 {
+                buffer.removeLast(maximum - count)
+                return buffer
+            }
+            if errno == EINTR { continue }
+            if errno == ECONNRESET { return [] }
+            throw .io("read failed: \(errorText())")
+        }
+    }
+
+    public func shutdown() {
+        #if canImport(Glibc)
+        _ = Glibc.shutdown(descriptor, Int32(SHUT_RDWR))
+        #else
+        _ = Darwin.shutdown(descriptor, SHUT_RDWR)
+        #endif
+    }
+
+    public func close() { Glibc_close(descriptor) }
+
+    #if canImport(Glibc)
+    private static let sendFlags = Int32(MSG_NOSIGNAL)
+    #else
+    private static let sendFlags: Int32 = 0
+    #endif
+
+    static func milliseconds(_ duration: Duration) -> Int32 {
+        let (seconds, attoseconds) = duration.components
+        return Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+private func errorText() -> String { String(cString: strerror(errno)) }
+
+// `close` and `connect` are shadowed by the methods above; these reach the C functions.
+#if canImport(Glibc)
+@inline(__always) private func Glibc_close(_ descriptor: Int32) { _ = Glibc.close(descriptor) }
+@inline(__always) private func Glibc_connect(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>!, _ length: socklen_t) -> Int32 {
+    Glibc.connect(fd, address, length)
+}
+#else
+@inline(__always) private func Glibc_close(_ descriptor: Int32) { _ = Darwin.close(descriptor) }
+@inline(__always) private func Glibc_connect(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>!, _ length: socklen_t) -> Int32 {
+    Darwin.connect(fd, address, length)
+}
+#endif

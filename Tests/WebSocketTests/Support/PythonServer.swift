@@ -1,0 +1,51 @@
+import Foundation
+
+/// A helper server written in Python, started for one test and stopped after it.
+final class PythonServer: @unchecked Sendable {
+    let process = Process()
+    let port: Int
+    private var stopped = false
+
+    /// Debian's interpreter, which has `python3-websockets` (installed by scripts/setup.sh).
+    static let interpreter = "/usr/bin/python3"
+
+    static func script(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(name).path
+    }
+
+    init(script: String, arguments: [String] = []) throws {
+        process.executableURL = URL(fileURLWithPath: Self.interpreter)
+        process.arguments = [Self.script(script)] + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        // The first line is "PORT <n>".
+        var line = Data()
+        let handle = output.fileHandleForReading
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = handle.availableData
+            guard !chunk.isEmpty else { break }
+            line.append(chunk)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard text.hasPrefix("PORT "), let port = Int(text.dropFirst(5).prefix { $0.isNumber }) else {
+            process.terminate()
+            throw CocoaError(.fileReadCorruptFile, userInfo: [NSLocalizedDescriptionKey: "helper server did not start: \(text)"])
+        }
+        self.port = port
+    }
+
+    /// Stops the server and reaps it (`waitUntilExit()` can hang on Linux when called from a task
+    /// on the cooperative pool).
+    func stop() {
+        let pid = process.processIdentifier
+        guard pid > 0, !stopped else { return }
+        stopped = true
+        // SIGKILL: the child may inherit a mask that blocks SIGTERM from the test runner's thread.
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+    }
+
+    deinit { stop() }
+}
