@@ -32,22 +32,26 @@ let package = Package(
         .target(name: "ComfyCore", linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
         // RFC 6455: the pure codec (frames, messages, handshake, SHA-1) and the socket shell.
         .target(name: "WebSocket"),
+        // The ComfyUI API over HTTP (URLSession) and the WebSocket.
+        .target(name: "ComfyClient", dependencies: ["ComfyCore", "WebSocket"]),
         // Storage: SQLite wrapper and migrations.
         .target(name: "QueueStore", dependencies: ["CSQLite"]),
         // The Lua host.
         .target(name: "Hooks", dependencies: ["CLua", "CLuaShim"]),
         // The command router and commands (the shell around the libraries).
-        .target(name: "ComfyCLI", dependencies: ["ComfyCore", "WebSocket", "QueueStore", "Hooks"]),
+        .target(name: "ComfyCLI", dependencies: ["ComfyCore", "ComfyClient", "WebSocket", "QueueStore", "Hooks"]),
         // Entry point only.
         .executableTarget(name: "comfyq", dependencies: ["ComfyCLI"]),
         // Benchmarks (run in release).
         .executableTarget(name: "comfyq-bench", dependencies: ["ComfyCore", "WebSocket"]),
 
         .testTarget(name: "ComfyCoreTests", dependencies: ["ComfyCore"]),
-        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "TestSupport"]),
+        .testTarget(name: "ComfyClientTests", dependencies: ["ComfyClient", "TestSupport"]),
         .testTarget(name: "QueueStoreTests", dependencies: ["QueueStore"]),
         .testTarget(name: "HooksTests", dependencies: ["Hooks"]),
-        .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore"]),
+        .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

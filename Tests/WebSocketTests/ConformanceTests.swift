@@ -1,9 +1,12 @@
 import Foundation
 import Testing
+import TestSupport
 import WebSocket
 
 /// Our client against an independent implementation: Python's `websockets`.
 @Suite(.serialized) struct ConformanceTests {
+    static let script = Support.path("Support/ws_server.py", besides: #filePath)
+
     static func connect(_ server: PythonServer, path: String = "/ws", options: WebSocketOptions = WebSocketOptions()) async throws -> WebSocketClient {
         try await WebSocketClient.connect(to: WebSocketURL("ws://127.0.0.1:\(server.port)\(path)"), options: options)
     }
@@ -13,7 +16,7 @@ import WebSocket
     }
 
     @Test func textBinaryFragmentedAndLarge() async throws {
-        let server = try PythonServer(script: "ws_server.py")
+        let server = try PythonServer(script: Self.script)
         defer { server.stop() }
         let client = try await Self.connect(server)
         var messages = client.messages.makeAsyncIterator()
@@ -44,7 +47,7 @@ import WebSocket
     }
 
     @Test func answersTheServersPing() async throws {
-        let server = try PythonServer(script: "ws_server.py")
+        let server = try PythonServer(script: Self.script)
         defer { server.stop() }
         let client = try await Self.connect(server)
         var messages = client.messages.makeAsyncIterator()
@@ -57,7 +60,7 @@ import WebSocket
     }
 
     @Test func serverInitiatedClose() async throws {
-        let server = try PythonServer(script: "ws_server.py")
+        let server = try PythonServer(script: Self.script)
         defer { server.stop() }
         let client = try await Self.connect(server)
         var messages = client.messages.makeAsyncIterator()
@@ -69,7 +72,7 @@ import WebSocket
     }
 
     @Test func serverVanishingMidFrame() async throws {
-        let server = try PythonServer(script: "ws_server.py")
+        let server = try PythonServer(script: Self.script)
         defer { server.stop() }
         let client = try await Self.connect(server)
         var messages = client.messages.makeAsyncIterator()
@@ -80,7 +83,7 @@ import WebSocket
     }
 
     @Test func extraHeadersAndPathReachTheServer() async throws {
-        let server = try PythonServer(script: "ws_server.py")
+        let server = try PythonServer(script: Self.script)
         defer { server.stop() }
         var options = WebSocketOptions()
         options.headers = [("Authorization", "Bearer secret"), ("Cookie", "a=b")]

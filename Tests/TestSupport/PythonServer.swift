@@ -1,21 +1,18 @@
 import Foundation
 
 /// A helper server written in Python, started for one test and stopped after it.
-final class PythonServer: @unchecked Sendable {
+public final class PythonServer: @unchecked Sendable {
     let process = Process()
-    let port: Int
+    public let port: Int
     private var stopped = false
 
     /// Debian's interpreter, which has `python3-websockets` (installed by scripts/setup.sh).
-    static let interpreter = "/usr/bin/python3"
+    public static let interpreter = "/usr/bin/python3"
 
-    static func script(_ name: String) -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(name).path
-    }
-
-    init(script: String, arguments: [String] = []) throws {
+    /// Starts `script` (a path; see `Support.path(_:from:)`) and waits for its "PORT <n>" line.
+    public init(script: String, arguments: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: Self.interpreter)
-        process.arguments = [Self.script(script)] + arguments
+        process.arguments = [script] + arguments
         let output = Pipe()
         process.standardOutput = output
         try process.run()
@@ -37,7 +34,7 @@ final class PythonServer: @unchecked Sendable {
 
     /// Stops the server and reaps it (`waitUntilExit()` can hang on Linux when called from a task
     /// on the cooperative pool).
-    func stop() {
+    public func stop() {
         let pid = process.processIdentifier
         guard pid > 0, !stopped else { return }
         stopped = true
@@ -48,4 +45,12 @@ final class PythonServer: @unchecked Sendable {
     }
 
     deinit { stop() }
+}
+
+/// Locating files that sit beside a test's source.
+public enum Support {
+    /// `name` in the folder of the file `file` (pass `#filePath`).
+    public static func path(_ name: String, besides file: String) -> String {
+        URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent(name).path
+    }
 }

@@ -1,0 +1,79 @@
+import ComfyClient
+import ComfyCore
+import Foundation
+import WebSocket
+
+/// `comfyq doctor [--server URL…] [--json]`
+enum DoctorCommand {
+    static let defaultServer = "http://127.0.0.1:8188"
+
+    static let spec = CommandSpec(
+        name: "doctor",
+        abstract: "Check that ComfyUI servers are reachable and speak the protocol comfyq needs.",
+        discussion: """
+            For each server: HTTP reachable, a ComfyUI at all, its version, devices and free VRAM,
+            queue length, the WebSocket handshake, the first status message and its sid, and the
+            round-trip latency. Exits 0 only when every check on every server passes.
+            """,
+        options: [
+            .value("server", name: "url", help: "A ComfyUI server (default \(defaultServer)).", repeatable: true),
+            .value("header", name: "name:value", help: "An extra HTTP header for servers behind a proxy.", repeatable: true),
+            .flag("json", help: "Print one JSON document (schema 1) instead of text."),
+        ],
+        run: run)
+
+    static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
+        let servers = arguments.values("server").isEmpty ? [defaultServer] : arguments.values("server")
+        var headers: [String: String] = [:]
+        for header in arguments.values("header") {
+            guard let colon = header.firstIndex(of: ":") else {
+                throw UsageError("--header must be name:value, got '\(header)'", command: spec)
+            }
+            headers[String(header[..<colon])] = header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        var reports: [DoctorReport] = []
+        for server in servers {
+            guard let url = ComfyAPI.serverURL(server) else {
+                throw UsageError("--server must be an http:// or https:// URL, got '\(server)'", command: spec)
+            }
+            var options = WebSocketOptions()
+            options.headers = headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            options.connectTimeout = .seconds(5)
+            let api = ComfyAPI(baseURL: url, headers: headers, timeout: 10)
+            let report = await Doctor.examine(api, webSocket: options)
+            reports.append(report)
+            if !arguments.flag("json") { console.writeOut(text(report, color: console.usesColor)) }
+        }
+        if arguments.flag("json") { console.print(json(reports).serialized(pretty: true)) }
+        return reports.allSatisfy(\.passed) ? .success : .failure
+    }
+
+    static func text(_ report: DoctorReport, color: Bool) -> String {
+        var out = "\(report.server)\n"
+        for check in report.checks {
+            let mark: String
+            switch check.status {
+            case .passed: mark = color ? "\u{1B}[32m✓\u{1B}[0m" : "✓"
+            case .failed: mark = color ? "\u{1B}[31m✗\u{1B}[0m" : "✗"
+            case .skipped: mark = "-"
+            }
+            out += "  \(mark) \(check.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(check.detail)\n"
+            if let hint = check.hint, check.status == .failed { out += "    hint: \(hint)\n" }
+        }
+        return out
+    }
+
+    static func json(_ reports: [DoctorReport]) -> JSONValue {
+        let servers: [JSONValue] = reports.map { report in
+            let checks: [JSONValue] = report.checks.map { check in
+                var object: JSONObject = [
+                    "name": .string(check.name), "status": .string(check.status.rawValue), "detail": .string(check.detail),
+                ]
+                object["hint"] = check.hint.map { .string($0) } ?? .null
+                return .object(object)
+            }
+            return ["server": .string(report.server), "ok": .bool(report.passed), "checks": .array(checks)]
+        }
+        return ["schema": 1, "ok": .bool(reports.allSatisfy(\.passed)), "servers": .array(servers)]
+    }
+}
