@@ -251,10 +251,14 @@ public final class WebSocketClient: Sendable {
             do {
                 chunk = try stream.read(maximum: 64 * 1024, timeout: options.readTimeout)
             } catch {
+                stream.shutdown()
                 continuation.finish(throwing: WebSocketError.socket(error))
                 return
             }
             if chunk.isEmpty {
+                // Shut down before the stream ends, so whoever reconnects on that signal never
+                // overlaps this socket (ComfyUI mishandles two sockets with one clientId).
+                stream.shutdown()
                 let closed = shared.withLock { $0.machine.isClosed }
                 if closed {
                     continuation.finish()

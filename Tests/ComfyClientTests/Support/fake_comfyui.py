@@ -2,7 +2,10 @@
 
 HTTP/1.1 and the WebSocket upgrade on one port, written on asyncio streams with the standard
 library only. Prints "PORT <n>" when ready. Modes (argv): --wrong-accept (answer the upgrade with
-a bad Sec-WebSocket-Accept), --not-comfyui (answer everything with an HTML page), --slow-view.
+a bad Sec-WebSocket-Accept), --not-comfyui (answer everything with an HTML page), --slow-view,
+--hold-history (a prompt's history appears only on POST /sim/finish). Test controls:
+POST /sim/drop (abort every WebSocket), POST /sim/finish {"prompt_id"} (write its success
+history), POST /sim/forget {"prompt_id"} (lose it, as a restarted server does).
 Shapes follow shared/comfyui/protocol.md.
 """
 import asyncio
@@ -17,7 +20,9 @@ MODES = set(sys.argv[1:])
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PNG = bytes.fromhex("89504e470d0a1a0a") + b"\x00" * 2000
 history = {}
+held = {}
 pending = []
+sockets = []
 number = 0
 
 SYSTEM_STATS = {
@@ -57,6 +62,7 @@ async def websocket(reader, writer, headers, query):
     sid = query.get("clientId", ["generated0123"])[0]
     writer.write(frame(json.dumps({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": len(pending)}}, "sid": sid}})))
     await writer.drain()
+    sockets.append(writer)
     try:
         while True:
             head = await reader.readexactly(2)
@@ -126,12 +132,29 @@ async def handle(reader, writer):
                 pending.append((number, pid))
                 writer.write(response(200, {"prompt_id": pid, "number": number, "node_errors": {}}))
                 number += 1
-                history[pid] = {"prompt": [number, pid, request["prompt"], {}, ["9"]],
+                target = held if "--hold-history" in MODES else history
+                target[pid] = {"prompt": [number, pid, request["prompt"], {}, ["9"]],
                                 "outputs": {"9": {"images": [{"filename": "out_00001_.png", "subfolder": "", "type": "output"}]}},
                                 "status": {"status_str": "success", "completed": True, "messages": [["execution_success", {"prompt_id": pid}]]}, "meta": {}}
             elif method == "POST" and path == "/queue":
                 request = json.loads(body or b"{}")
                 pending[:] = [p for p in pending if p[1] not in request.get("delete", [])]
+                writer.write(response(200))
+            elif method == "POST" and path == "/sim/drop":
+                for socket in sockets:
+                    socket.transport.abort()
+                sockets.clear()
+                writer.write(response(200))
+            elif method == "POST" and path == "/sim/finish":
+                pid = json.loads(body)["prompt_id"]
+                history[pid] = held.pop(pid)
+                pending[:] = [p for p in pending if p[1] != pid]
+                writer.write(response(200))
+            elif method == "POST" and path == "/sim/forget":
+                pid = json.loads(body)["prompt_id"]
+                history.pop(pid, None)
+                held.pop(pid, None)
+                pending[:] = [p for p in pending if p[1] != pid]
                 writer.write(response(200))
             elif method == "POST" and path == "/interrupt":
                 writer.write(response(200))

@@ -1,0 +1,191 @@
+import ComfyCore
+import Foundation
+import WebSocket
+
+/// What a server connection reports to its owner (the runner).
+public enum ConnectionEvent: Sendable, Equatable {
+    /// A followed prompt changed.
+    case progress(ProgressUpdate)
+    /// After a reconnect the server knows nothing of this prompt (it restarted and lost its
+    /// queue): the owner decides whether to submit it again.
+    case lost(promptID: String)
+    case connected(attempt: Int)
+    /// The WebSocket failed or dropped; the next attempt comes after `retryIn` seconds.
+    case disconnected(reason: String, retryIn: Double)
+}
+
+/// One ComfyUI server: the WebSocket, kept alive, feeding one `ProgressEngine` for every prompt
+/// submitted through it. The shell around `ConnectionSupervisor` and the engine.
+///
+/// It keeps one clientId for its whole life and reconnects only after the old socket is fully
+/// closed (ComfyUI drops a new socket whose predecessor with the same clientId closes after it).
+/// After a reconnect it resyncs every followed prompt from `/queue` and `/history`, and it polls
+/// `/history` for prompts that go silent, so a completion the WebSocket missed is still seen.
+public actor ServerConnection {
+    public let api: ComfyAPI
+    public let clientID: String
+    public nonisolated let events: AsyncStream<ConnectionEvent>
+
+    private let continuation: AsyncStream<ConnectionEvent>.Continuation
+    private let options: WebSocketOptions
+    private var supervisor: ConnectionSupervisor
+    private var engine = ProgressEngine()
+    private var decoder = EventStreamDecoder()
+    private var socket: WebSocketClient?
+    private var tasks: [Task<Void, Never>] = []
+    private let epoch = ContinuousClock.now
+    private var stopped = false
+
+    public init(
+        api: ComfyAPI, clientID: String = UUID().uuidString.lowercased(),
+        policy: ConnectionSupervisor.Policy = ConnectionSupervisor.Policy(), webSocket options: WebSocketOptions = WebSocketOptions()
+    ) {
+        self.api = api
+        self.clientID = clientID
+        self.options = options
+        supervisor = ConnectionSupervisor(policy: policy)
+        (events, continuation) = AsyncStream.makeStream(of: ConnectionEvent.self)
+    }
+
+    /// Seconds since this connection was made: the engine's and the supervisor's clock.
+    private var now: Double {
+        let elapsed = ContinuousClock.now - epoch
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+
+    /// Connects and keeps the connection alive until `stop()`.
+    public func start() {
+        perform(supervisor.start())
+        let interval = max(0.05, min(supervisor.policy.pollInterval, supervisor.policy.silenceBeforePolling) / 2)
+        tasks.append(
+            Task { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(interval))
+                    await self?.tick()
+                }
+            })
+    }
+
+    /// Starts following a prompt submitted to this server.
+    @discardableResult
+    public func track(_ promptID: String, plan: PromptPlan, weights: PhaseWeights = .default) -> ProgressSnapshot {
+        supervisor.track(promptID, at: now)
+        return engine.track(promptID, plan: plan, weights: weights, at: now)
+    }
+
+    /// Stops following a prompt (its item was given up or handled elsewhere).
+    public func forget(_ promptID: String) {
+        engine.forget(promptID)
+        supervisor.forget(promptID)
+    }
+
+    /// The prompt was removed from the server's queue before it ran.
+    public func cancelled(_ promptID: String) {
+        if let update = engine.cancel(promptID, at: now) { emit(update) }
+    }
+
+    public func snapshot(of promptID: String) -> ProgressSnapshot? { engine.snapshot(of: promptID) }
+
+    public var isConnected: Bool { supervisor.isOpen }
+
+    /// Closes the WebSocket and ends `events`.
+    public func stop() {
+        stopped = true
+        supervisor.stop()
+        for task in tasks { task.cancel() }
+        tasks.removeAll()
+        socket?.close()
+        socket = nil
+        continuation.finish()
+    }
+
+    // MARK: Actions
+
+    private func perform(_ actions: [ConnectionSupervisor.Action]) {
+        for action in actions {
+            switch action {
+            case .connect(let attempt):
+                tasks.append(Task { await self.connectAndRead(attempt: attempt) })
+            case .scheduleReconnect(let delay):
+                tasks.append(
+                    Task {
+                        try? await Task.sleep(for: .seconds(delay))
+                        await self.reconnectTimerFired()
+                    })
+            case .resync:
+                tasks.append(Task { await self.resync() })
+            case .pollHistory(let ids):
+                tasks.append(Task { await self.poll(ids) })
+            }
+        }
+        tasks.removeAll { $0.isCancelled }
+    }
+
+    private func connectAndRead(attempt: Int) async {
+        guard !stopped else { return }
+        let reason: String
+        do {
+            let url = try api.webSocketURL(clientID: clientID)
+            let socket = try await WebSocketClient.connect(to: url, options: options)
+            guard !stopped else {
+                socket.close()
+                return
+            }
+            self.socket = socket
+            decoder.reset()
+            continuation.yield(.connected(attempt: attempt))
+            perform(supervisor.connected(at: now))
+            for try await message in socket.messages { receive(message) }
+            reason = "the server closed the WebSocket"
+        } catch {
+            reason = "\(api.name): WebSocket: \(error)"
+        }
+        socket = nil
+        guard !stopped else { return }
+        let actions = supervisor.disconnected(at: now, random: Double.random(in: 0...1))
+        for case .scheduleReconnect(let delay) in actions {
+            continuation.yield(.disconnected(reason: reason, retryIn: delay))
+        }
+        perform(actions)
+    }
+
+    private func reconnectTimerFired() { perform(supervisor.timerFired(at: now)) }
+
+    private func tick() { perform(supervisor.tick(at: now)) }
+
+    private func receive(_ message: WebSocketMessage) {
+        guard case .text(let text) = message else { return }  // previews: not needed for progress
+        guard let event = try? decoder.decode(text) else { return }  // a malformed message is skipped
+        let time = now
+        if let id = event.promptID ?? engine.runningPromptID { supervisor.heard(id, at: time) }
+        if let update = engine.receive(event, at: time) { emit(update) }
+    }
+
+    private func emit(_ update: ProgressUpdate) {
+        if update.snapshot.phase.isTerminal { supervisor.forget(update.snapshot.promptID) }
+        continuation.yield(.progress(update))
+    }
+
+    /// After a reconnect: what happened to each prompt while we were away?
+    private func resync() async {
+        // The queue first: ComfyUI writes history before it takes a prompt off the queue, so a
+        // prompt in neither place, checked in this order, is really gone.
+        guard let queue = try? await api.queue() else { return }
+        for id in engine.trackedPromptIDs.sorted() {
+            if let record = try? await api.history(id), let outcome = record.outcome {
+                if let update = engine.receive(.history(promptID: id, outcome: outcome), at: now) { emit(update) }
+            } else if !queue.contains(id), engine.isTracking(id) {
+                engine.forget(id)
+                supervisor.forget(id)
+                continuation.yield(.lost(promptID: id))
+            }
+        }
+    }
+
+    private func poll(_ ids: [String]) async {
+        for id in ids where engine.isTracking(id) {
+            guard let record = try? await api.history(id), let outcome = record.outcome else { continue }
+            if let update = engine.receive(.history(promptID: id, outcome: outcome), at: now) { emit(update) }
+        }
+    }
+}

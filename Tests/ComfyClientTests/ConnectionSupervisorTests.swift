@@ -1,0 +1,60 @@
+import ComfyClient
+import Testing
+
+@Suite struct ConnectionSupervisorTests {
+    @Test func backoffDoublesToTheCapWithBoundedJitter() {
+        let supervisor = ConnectionSupervisor()
+        let delays = (1...10).map { supervisor.delay(forAttempt: $0, random: 0.5) }
+        #expect(delays == [0.5, 1, 2, 4, 8, 16, 30, 30, 30, 30])
+        for attempt in 1...10 {
+            let low = supervisor.delay(forAttempt: attempt, random: 0)
+            let high = supervisor.delay(forAttempt: attempt, random: 1)
+            let middle = supervisor.delay(forAttempt: attempt, random: 0.5)
+            #expect(low >= middle * 0.8 - 1e-9 && high <= min(30, middle * 1.2) + 1e-9)
+        }
+    }
+
+    @Test func connectDropWaitReconnectResync() {
+        var supervisor = ConnectionSupervisor()
+        #expect(supervisor.start() == [.connect(attempt: 1)])
+        #expect(supervisor.start().isEmpty)
+        #expect(supervisor.connected(at: 0).isEmpty)  // first connection, nothing tracked: no resync
+        supervisor.track("P", at: 1)
+        #expect(supervisor.disconnected(at: 10, random: 0.5) == [.scheduleReconnect(after: 0.5)])
+        #expect(supervisor.timerFired(at: 10.2).isEmpty)  // too early
+        #expect(supervisor.timerFired(at: 10.5) == [.connect(attempt: 1)])
+        // That attempt fails: the next waits longer.
+        #expect(supervisor.disconnected(at: 11, random: 0.5) == [.scheduleReconnect(after: 1)])
+        #expect(supervisor.timerFired(at: 12) == [.connect(attempt: 2)])
+        #expect(supervisor.connected(at: 12) == [.resync])
+        #expect(supervisor.isOpen)
+    }
+
+    @Test func silentPromptsArePolledAtALowRate() {
+        var policy = ConnectionSupervisor.Policy()
+        policy.silenceBeforePolling = 30
+        policy.pollInterval = 15
+        var supervisor = ConnectionSupervisor(policy: policy)
+        supervisor.track("A", at: 0)
+        supervisor.track("B", at: 0)
+        #expect(supervisor.tick(at: 20).isEmpty)
+        supervisor.heard("B", at: 25)
+        #expect(supervisor.tick(at: 31) == [.pollHistory(["A"])])
+        #expect(supervisor.tick(at: 40).isEmpty)  // polled 9 s ago
+        #expect(supervisor.tick(at: 46) == [.pollHistory(["A"])])
+        #expect(supervisor.tick(at: 56) == [.pollHistory(["B"])])
+        supervisor.forget("A")
+        supervisor.forget("B")
+        #expect(supervisor.tick(at: 1000).isEmpty)
+    }
+
+    @Test func stoppedSupervisorDoesNothing() {
+        var supervisor = ConnectionSupervisor()
+        _ = supervisor.start()
+        supervisor.stop()
+        #expect(supervisor.disconnected(at: 1, random: 0).isEmpty)
+        #expect(supervisor.timerFired(at: 100).isEmpty)
+        supervisor.track("A", at: 0)
+        #expect(supervisor.tick(at: 1000).isEmpty)
+    }
+}
