@@ -43,7 +43,7 @@ let package = Package(
         // Entry point only.
         .executableTarget(name: "comfyq", dependencies: ["ComfyCLI"]),
         // Benchmarks (run in release).
-        .executableTarget(name: "comfyq-bench", dependencies: ["ComfyCore", "WebSocket"]),
+        .executableTarget(name: "comfyq-bench", dependencies: ["ComfyCore", "ComfyClient", "WebSocket"]),
 
         .testTarget(name: "ComfyCoreTests", dependencies: ["ComfyCore"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),

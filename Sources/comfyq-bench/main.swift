@@ -1,12 +1,14 @@
 // comfyq-bench: the figures quoted in README.md. Build and run in release:
 //
-//     swift run -c release comfyq-bench [engine|decode|graph300|memory|all]
+//     swift run -c release comfyq-bench [engine|decode|graph300|memory|codec|loopback|http|all]
 //
 // Each benchmark runs several rounds and reports the median, so one noisy round on a shared
 // 2-core machine does not decide the figure.
 
+import ComfyClient
 import ComfyCore
 import Foundation
+import WebSocket
 
 #if canImport(Glibc)
 import Glibc
@@ -221,6 +223,128 @@ func residentBytes() -> Int {
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 
+// MARK: WebSocket and HTTP
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// Starts one of the tests' Python peers and returns it with its port.
+func startPython(_ script: String, _ arguments: [String] = []) -> (Process, Int)? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+    process.arguments = [repositoryRoot.appendingPathComponent(script).path] + arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    guard (try? process.run()) != nil else { return nil }
+    var line = Data()
+    while !line.contains(UInt8(ascii: "\n")) {
+        let chunk = pipe.fileHandleForReading.availableData
+        if chunk.isEmpty { break }
+        line.append(chunk)
+    }
+    let text = String(decoding: line, as: UTF8.self)
+    guard text.hasPrefix("PORT "), let port = Int(text.dropFirst(5).prefix { $0.isNumber }) else { return nil }
+    return (process, port)
+}
+
+func stopPython(_ process: Process) {
+    kill(process.processIdentifier, SIGKILL)
+    var status: Int32 = 0
+    waitpid(process.processIdentifier, &status, 0)
+}
+
+/// Frames through our parser and message layer, from our own encoder (no network).
+func benchmarkCodec() {
+    let small = FrameEncoder.encode(
+        Frame(opcode: .text, payload: Array(#"{"type":"progress","data":{"value":3,"max":20,"prompt_id":"9348a74d-67da-4ac1-ba44-41a92de8f6ed","node":"3"}}"#.utf8)),
+        maskKey: nil)
+    let smallCount = 200_000
+    let stream = Array([[UInt8]](repeating: small, count: smallCount).joined())
+    let smallSeconds = measure(rounds: 5) {
+        var parser = FrameParser(role: .client)
+        var machine = WebSocketStateMachine()
+        var offset = 0
+        var delivered = 0
+        while offset < stream.count {
+            let end = min(stream.count, offset + 64 * 1024)
+            parser.append(stream[offset..<end])
+            offset = end
+            while let frame = try? parser.nextFrame() { delivered += machine.received(frame).count }
+        }
+        precondition(delivered == smallCount)
+    }
+    let big = FrameEncoder.encode(Frame(opcode: .binary, payload: [UInt8](repeating: 7, count: 1 << 20)), maskKey: nil)
+    let bigCount = 200
+    let bigSeconds = measure(rounds: 5) {
+        var parser = FrameParser(role: .client)
+        var machine = WebSocketStateMachine()
+        for _ in 0..<bigCount {
+            var offset = 0
+            while offset < big.count {
+                let end = min(big.count, offset + 64 * 1024)
+                parser.append(big[offset..<end])
+                offset = end
+                while let frame = try? parser.nextFrame() { _ = machine.received(frame) }
+            }
+        }
+    }
+    print("websocket codec (our encoder → our parser + message layer, 64 KiB reads): \(format(Double(smallCount) / smallSeconds / 1e6, 2)) M small text frames/s (\(small.count) B each); 1 MiB binary frames: \(format(Double(bigCount) / bigSeconds, 0)) MiB/s")
+}
+
+/// Our client receiving from Python's `websockets` over loopback.
+func benchmarkLoopback() async {
+    guard let (process, port) = startPython("Tests/WebSocketTests/Support/ws_server.py") else {
+        print("websocket loopback: skipped (needs /usr/bin/python3 with python3-websockets)")
+        return
+    }
+    defer { stopPython(process) }
+    func flood(_ command: String, count: Int) async -> Double? {
+        guard let url = try? WebSocketURL("ws://127.0.0.1:\(port)/ws"),
+            let client = try? await WebSocketClient.connect(to: url)
+        else { return nil }
+        defer { client.close() }
+        let start = ContinuousClock.now
+        try? client.send(.text(command))
+        var received = 0
+        var iterator = client.messages.makeAsyncIterator()
+        while let message = try? await iterator.next(), message != .text("flood-done") { received += 1 }
+        let elapsed = ContinuousClock.now - start
+        guard received == count else { return nil }
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+    let smallCount = 50_000
+    let bigCount = 200
+    guard let small = await flood("flood:\(smallCount),120", count: smallCount),
+        let big = await flood("floodbin:\(bigCount),1048576", count: bigCount)
+    else {
+        print("websocket loopback: failed")
+        return
+    }
+    print("websocket loopback from Python websockets 10.4: \(format(Double(smallCount) / small / 1000, 1)) k small text frames/s, \(format(Double(bigCount) / big, 0)) MiB/s of 1 MiB binary frames (the Python sender is the limit; compare the codec line)")
+}
+
+/// Median and p99 of 1,000 small HTTP requests (GET /prompt) through URLSession.
+func benchmarkHTTP() async {
+    guard let (process, port) = startPython("Tests/ComfyClientTests/Support/fake_comfyui.py") else {
+        print("http: skipped (needs /usr/bin/python3)")
+        return
+    }
+    defer { stopPython(process) }
+    let api = ComfyAPI(baseURL: URL(string: "http://127.0.0.1:\(port)")!)
+    var samples: [Double] = []
+    for index in 0..<1_050 {
+        let start = ContinuousClock.now
+        guard (try? await api.queueRemaining()) != nil else {
+            print("http: request failed")
+            return
+        }
+        let elapsed = ContinuousClock.now - start
+        if index >= 50 { samples.append(Double(elapsed.components.attoseconds) * 1e-15 + Double(elapsed.components.seconds) * 1e3) }
+    }
+    samples.sort()
+    print("http: GET /prompt through URLSession to a local server: median \(format(samples[samples.count / 2], 2)) ms, p99 \(format(samples[samples.count * 99 / 100], 2)) ms (1,000 requests, reused connection)")
+}
+
 extension String {
     func leftPad(_ width: Int, _ pad: Character = " ") -> String {
         String(repeating: pad, count: max(0, width - count)) + self
@@ -236,3 +360,6 @@ if all || arguments.contains("engine") { benchmarkEngine() }
 if all || arguments.contains("decode") { benchmarkDecode() }
 if all || arguments.contains("graph300") { benchmarkGraph300() }
 if all || arguments.contains("memory") { benchmarkMemory() }
+if all || arguments.contains("codec") { benchmarkCodec() }
+if all || arguments.contains("loopback") { await benchmarkLoopback() }
+if all || arguments.contains("http") { await benchmarkHTTP() }

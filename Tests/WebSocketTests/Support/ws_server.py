@@ -10,6 +10,8 @@ is a command:
   close:<code>       close the connection with that code and reason "bye"
   vanish             write half a frame, then drop the TCP connection
   headers            answer the request headers we sent, as JSON
+  flood:<n>,<size>   send n text messages of <size> bytes (JSON-like), then "flood-done"
+  floodbin:<n>,<size> send n binary messages of <size> bytes, then "flood-done"
 Binary messages are echoed.
 """
 import asyncio
@@ -45,6 +47,15 @@ async def handler(ws, path):
             return
         elif command == "headers":
             await ws.send(json.dumps({k.lower(): v for k, v in ws.request_headers.raw_items()}))
+        elif command in ("flood", "floodbin"):
+            count, size = (int(x) for x in argument.split(","))
+            if command == "flood":
+                body = '{"type":"progress","data":{"value":1,"max":20,"prompt_id":"' + "x" * max(0, size - 70) + '"}}'
+            else:
+                body = bytes(size)
+            for _ in range(count):
+                await ws.send(body)
+            await ws.send("flood-done")
         elif command == "path":
             await ws.send(path)
 
