@@ -3,7 +3,7 @@
 // comfyq: durable, phase-aware batch runner for ComfyUI.
 //
 // No package dependencies: only the toolchain plus system C libraries
-// (Lua 5.4, SQLite 3), reached through system-library targets.
+// (Lua 5.4, SQLite 3, OpenSSL 3 for wss://), reached through system-library targets.
 
 import PackageDescription
 
@@ -28,10 +28,16 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
         ),
 
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
+        ),
+
         // Pure core: graph model, server events, wire decoding, the progress engine.
         .target(name: "ComfyCore", linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
         // RFC 6455: the pure codec (frames, messages, handshake, SHA-1) and the socket shell.
-        .target(name: "WebSocket"),
+        .target(name: "WebSocket", dependencies: ["COpenSSL"]),
         // The ComfyUI API over HTTP (URLSession) and the WebSocket.
         .target(name: "ComfyClient", dependencies: ["ComfyCore", "WebSocket"]),
         // Storage: SQLite wrapper and migrations.

@@ -11,6 +11,8 @@ public enum SocketError: Error, Sendable, Equatable, CustomStringConvertible {
     case connectFailed(host: String, port: Int, reason: String)
     case timedOut(String)
     case io(String)
+    /// TLS failed: certificate or host-name verification, or the handshake itself.
+    case tls(String)
     case closed
 
     public var description: String {
@@ -20,6 +22,7 @@ public enum SocketError: Error, Sendable, Equatable, CustomStringConvertible {
         case .connectFailed(let host, let port, let reason): "cannot connect to \(host):\(port): \(reason)"
         case .timedOut(let what): "timed out \(what)"
         case .io(let reason): reason
+        case .tls(let reason): "TLS: \(reason)"
         case .closed: "the connection is closed"
         }
     }
@@ -42,7 +45,8 @@ public protocol ByteStream: AnyObject, Sendable {
 public final class TCPSocket: ByteStream, @unchecked Sendable {
     // Thread safety: `descriptor` is immutable after init; `shutdown` and `write` are safe on a
     // socket from any thread; `close` is only called by the reading thread.
-    private let descriptor: Int32
+    /// The socket's file descriptor (TLS runs on top of it).
+    let descriptor: Int32
 
     private init(descriptor: Int32) { self.descriptor = descriptor }
 

@@ -9,8 +9,6 @@ public enum WebSocketError: Error, Sendable, Equatable, CustomStringConvertible 
     case protocolViolation(WebSocketProtocolError)
     /// The peer went away without a close handshake (close code 1006).
     case connectionLost(String)
-    /// `wss://` needs TLS, which this build cannot do.
-    case tlsUnavailable
     case notOpen
 
     public var description: String {
@@ -20,7 +18,6 @@ public enum WebSocketError: Error, Sendable, Equatable, CustomStringConvertible 
         case .handshake(let error): "\(error)"
         case .protocolViolation(let error): "protocol error: \(error)"
         case .connectionLost(let detail): "connection lost: \(detail)"
-        case .tlsUnavailable: "wss:// is not supported by this build"
         case .notOpen: "the WebSocket is not open"
         }
     }
@@ -71,10 +68,8 @@ public struct WebSocketOptions: Sendable {
     /// How long to wait for the peer's close frame after sending ours.
     public var closeTimeout: Duration = .seconds(5)
     public var maximumMessageSize = 64 << 20
-    /// Opens the byte stream (plain TCP by default; TLS for wss:// is provided by the caller).
-    public var connector: @Sendable (WebSocketURL, Duration) throws(SocketError) -> any ByteStream = { url, timeout throws(SocketError) in
-        try TCPSocket.connect(host: url.host, port: url.port, timeout: timeout)
-    }
+    /// Certificate checks for `wss://`.
+    public var tls = TLSOptions()
 
     public init() {}
 }
@@ -114,7 +109,10 @@ public final class WebSocketClient: Sendable {
                 let client: WebSocketClient
                 let leftover: [UInt8]
                 do {
-                    let stream = try options.connector(url, options.connectTimeout)
+                    let stream: any ByteStream =
+                        url.secure
+                        ? try TLSStream.connect(host: url.host, port: url.port, timeout: options.connectTimeout, options: options.tls)
+                        : try TCPSocket.connect(host: url.host, port: url.port, timeout: options.connectTimeout)
                     client = WebSocketClient(url: url, stream: stream, options: options)
                     do {
                         leftover = try client.handshake()

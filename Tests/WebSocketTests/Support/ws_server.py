@@ -12,10 +12,11 @@ is a command:
   headers            answer the request headers we sent, as JSON
   flood:<n>,<size>   send n text messages of <size> bytes (JSON-like), then "flood-done"
   floodbin:<n>,<size> send n binary messages of <size> bytes, then "flood-done"
-Binary messages are echoed.
+Binary messages are echoed. With `--tls CERT KEY` it serves wss:// instead.
 """
 import asyncio
 import json
+import ssl
 import sys
 
 import websockets
@@ -61,7 +62,12 @@ async def handler(ws, path):
 
 
 async def main():
-    async with websockets.serve(handler, "127.0.0.1", 0, max_size=2**26) as server:
+    context = None
+    if "--tls" in sys.argv:
+        index = sys.argv.index("--tls")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[index + 1], sys.argv[index + 2])
+    async with websockets.serve(handler, "127.0.0.1", 0, max_size=2**26, ssl=context) as server:
         port = server.sockets[0].getsockname()[1]
         print(f"PORT {port}", flush=True)
         await asyncio.Future()

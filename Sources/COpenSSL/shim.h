@@ -1,0 +1,19 @@
+#ifndef COMFYQ_COPENSSL_SHIM_H
+#define COMFYQ_COPENSSL_SHIM_H
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+/* Macros Swift cannot import, as static inline functions. */
+
+static inline long comfyq_ssl_set_tlsext_host_name(SSL *ssl, const char *name) {
+    return SSL_set_tlsext_host_name(ssl, name);
+}
+
+static inline long comfyq_ssl_ctx_set_min_proto_version(SSL_CTX *ctx, int version) {
+    return SSL_CTX_set_min_proto_version(ctx, version);
+}
+
+static inline int comfyq_tls1_2_version(void) { return TLS1_2_VERSION; }
+
+#endif
