@@ -7,10 +7,10 @@ import Testing
 @Suite struct DoctorCommandTests {
     static let script = Paths.packageRoot.appendingPathComponent("Tests/ComfyClientTests/Support/fake_comfyui.py").path
 
-    @Test func binaryJSONReportAndExitCodes() throws {
+    @Test func binaryJSONReportAndExitCodes() async throws {
         let server = try PythonServer(script: Self.script)
         defer { server.stop() }
-        let good = try runBinary(["doctor", "--server", "http://127.0.0.1:\(server.port)", "--server", "127.0.0.1:1", "--json"])
+        let good = try await runBinary(["doctor", "--server", "http://127.0.0.1:\(server.port)", "--server", "127.0.0.1:1", "--json"])
         #expect(good.status == .failure)  // the second server is down
         let report = try JSONValue(parsing: good.stdout)
         #expect(report["schema"] == 1)
@@ -18,7 +18,7 @@ import Testing
         #expect(report["servers"]?.arrayValue?.last?["checks"]?.arrayValue?.first?["hint"]
             == "is ComfyUI running, and listening on this address? (--listen)")
 
-        let text = try runBinary(["doctor", "--server", "http://127.0.0.1:\(server.port)"])
+        let text = try await runBinary(["doctor", "--server", "http://127.0.0.1:\(server.port)"])
         #expect(text.status == .success)
         #expect(text.stdout.contains("✓ websocket"))
         #expect(!text.stdout.contains("\u{1B}["))  // no colour when not a terminal

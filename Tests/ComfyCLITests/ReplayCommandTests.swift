@@ -58,11 +58,11 @@ import Testing
     }
 
     /// The real binary, as a user runs it.
-    @Test func binaryReplaysATrace() throws {
-        let run = try runBinary(["replay", "--json", Paths.trace("txt2img.jsonl")])
+    @Test func binaryReplaysATrace() async throws {
+        let run = try await runBinary(["replay", "--json", Paths.trace("txt2img.jsonl")])
         #expect(run.status == .success, "\(run.stderr)")
         #expect(run.stdout.contains(#""to":"done""#))
-        let usage = try runBinary(["replay"])
+        let usage = try await runBinary(["replay"])
         #expect(usage.status == .usage)
         #expect(usage.stderr.hasPrefix("Error: missing expected argument '<trace>'"))
     }

@@ -2,6 +2,18 @@ import ComfyClient
 import ComfyCore
 import Foundation
 import TestSupport
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A private session per test server: a shared one can keep a pooled connection to an earlier
+/// test's server whose port the system has since handed to this one.
+func isolatedSession() -> URLSession { URLSession(configuration: .ephemeral) }
+
+/// The API for a local test server.
+func localAPI(_ port: Int, timeout: TimeInterval = 5) -> ComfyAPI {
+    ComfyAPI(baseURL: URL(string: "http://127.0.0.1:\(port)")!, session: isolatedSession(), timeout: timeout)
+}
 import Testing
 
 /// The API client against an independent ComfyUI look-alike (Python, standard library only).
@@ -11,7 +23,7 @@ import Testing
     static func withServer(_ arguments: [String] = [], _ body: (ComfyAPI) async throws -> Void) async throws {
         let server = try PythonServer(script: script, arguments: arguments)
         defer { server.stop() }
-        try await body(ComfyAPI(baseURL: URL(string: "http://127.0.0.1:\(server.port)/")!, timeout: 5))
+        try await body(localAPI(server.port))
     }
 
     static let workflow = Workflow([
@@ -123,7 +135,7 @@ import Testing
     @Test func healthyServerPassesEveryCheck() async throws {
         let server = try PythonServer(script: ComfyAPITests.script)
         defer { server.stop() }
-        let report = await Doctor.examine(ComfyAPI(baseURL: URL(string: "http://127.0.0.1:\(server.port)")!), clientID: "doctor-1")
+        let report = await Doctor.examine(localAPI(server.port), clientID: "doctor-1")
         #expect(report.checks.map(\.name) == Doctor.checkNames)
         #expect(report.passed, "\(report.checks.filter { $0.status != .passed })")
         #expect(report.checks.first { $0.name == "version" }?.detail.hasPrefix("ComfyUI 0.3.64") == true)
@@ -133,7 +145,7 @@ import Testing
     @Test func wrongAcceptIsReported() async throws {
         let server = try PythonServer(script: ComfyAPITests.script, arguments: ["--wrong-accept"])
         defer { server.stop() }
-        let report = await Doctor.examine(ComfyAPI(baseURL: URL(string: "http://127.0.0.1:\(server.port)")!))
+        let report = await Doctor.examine(localAPI(server.port))
         let check = try #require(report.checks.first { $0.name == "websocket" })
         #expect(check.status == .failed)
         #expect(check.detail.hasPrefix("wrong Sec-WebSocket-Accept"))
@@ -152,7 +164,7 @@ import Testing
     @Test func notComfyUIFailsTheComfyUICheck() async throws {
         let server = try PythonServer(script: ComfyAPITests.script, arguments: ["--not-comfyui"])
         defer { server.stop() }
-        let report = await Doctor.examine(ComfyAPI(baseURL: URL(string: "http://127.0.0.1:\(server.port)")!))
+        let report = await Doctor.examine(localAPI(server.port))
         #expect(report.checks[0].status == .passed)
         #expect(report.checks[1].status == .failed)
         #expect(report.checks[1].name == "comfyui")

@@ -13,7 +13,7 @@ import Testing
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = "POST"
         request.httpBody = Data(body.utf8)
-        _ = try await URLSession.shared.data(for: request)
+        _ = try await isolatedSession().data(for: request)
     }
 
     /// Waits for the first event that matches, failing after `seconds`.
@@ -45,7 +45,7 @@ import Testing
 
     static func setUp(_ arguments: [String], polling: Bool = false) async throws -> (PythonServer, ComfyAPI, ServerConnection) {
         let server = try PythonServer(script: ComfyAPITests.script, arguments: arguments)
-        let api = ComfyAPI(baseURL: URL(string: "http://127.0.0.1:\(server.port)")!, timeout: 5)
+        let api = localAPI(server.port)
         let connection = ServerConnection(api: api, policy: fastPolicy(polling: polling))
         await connection.start()
         return (server, api, connection)

@@ -20,7 +20,8 @@ import WebSocket
         process.standardError = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        while process.isRunning { usleep(10_000) }
+        var status: Int32 = 0
+        waitpid(process.processIdentifier, &status, 0)  // Process.isRunning may never turn false here
         guard FileManager.default.fileExists(atPath: cert) else { throw CocoaError(.fileNoSuchFile) }
         return (cert, key)
     }

@@ -18,6 +18,8 @@ enum DoctorCommand {
         options: [
             .value("server", name: "url", help: "A ComfyUI server (default \(defaultServer)).", repeatable: true),
             .value("header", name: "name:value", help: "An extra HTTP header for servers behind a proxy.", repeatable: true),
+            .value("ca-file", name: "path", help: "Trust the PEM certificates in this file for wss:// (a private CA)."),
+            .flag("insecure", help: "Do not verify wss:// certificates (self-signed test setups only)."),
             .flag("json", help: "Print one JSON document (schema 1) instead of text."),
         ],
         run: run)
@@ -39,6 +41,7 @@ enum DoctorCommand {
             var options = WebSocketOptions()
             options.headers = headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             options.connectTimeout = .seconds(5)
+            options.tls = TLSOptions(verifyPeer: !arguments.flag("insecure"), caFile: arguments.value("ca-file"))
             let api = ComfyAPI(baseURL: url, headers: headers, timeout: 10)
             let report = await Doctor.examine(api, webSocket: options)
             reports.append(report)

@@ -50,8 +50,9 @@ enum Paths {
     }
 }
 
-/// Runs the real binary and waits for it.
-func runBinary(_ arguments: [String], environment: [String: String] = [:]) throws -> CapturedRun {
+/// Runs the real binary and waits for it without blocking the cooperative pool on the exit
+/// (`waitUntilExit()` can hang there on Linux).
+func runBinary(_ arguments: [String], environment: [String: String] = [:]) async throws -> CapturedRun {
     let process = Process()
     process.executableURL = Paths.binary
     process.arguments = arguments
@@ -60,11 +61,13 @@ func runBinary(_ arguments: [String], environment: [String: String] = [:]) throw
     let err = Pipe()
     process.standardOutput = out
     process.standardError = err
-    try process.run()
+    let exit = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
+        process.terminationHandler = { finished in continuation.resume(returning: finished.terminationStatus) }
+        do { try process.run() } catch { continuation.resume(throwing: error) }
+    }
     let stdout = out.fileHandleForReading.readDataToEndOfFile()
     let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
     return CapturedRun(
-        status: ExitCode(rawValue: process.terminationStatus), stdout: String(decoding: stdout, as: UTF8.self),
+        status: ExitCode(rawValue: exit), stdout: String(decoding: stdout, as: UTF8.self),
         stderr: String(decoding: stderr, as: UTF8.self))
 }
