@@ -16,4 +16,9 @@ static inline long comfyq_ssl_ctx_set_min_proto_version(SSL_CTX *ctx, int versio
 
 static inline int comfyq_tls1_2_version(void) { return TLS1_2_VERSION; }
 
+/* Writes may complete in parts and be retried from a different buffer position. */
+static inline long comfyq_ssl_ctx_set_partial_write_modes(SSL_CTX *ctx) {
+    return SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+}
+
 #endif

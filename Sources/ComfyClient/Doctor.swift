@@ -144,6 +144,10 @@ public enum Doctor {
         case .timedOut: "is the server up, and is a firewall dropping the connection?"
         case .notComfyUI: "is this the ComfyUI port (8188 by default)?"
         case .httpStatus(let status, _) where status >= 500: "ComfyUI reported an internal error; check its log"
+        case .transport(let detail) where detail.contains("SSL") || detail.contains("certificate"):
+            "the server's certificate is not trusted: for HTTPS, install its CA in the system store "
+                + "(update-ca-certificates); --ca-file and --insecure reach wss:// only, since Foundation's "
+                + "URLSession on Linux takes no per-request trust settings"
         default: nil
         }
     }

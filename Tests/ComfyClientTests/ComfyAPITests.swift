@@ -161,6 +161,17 @@ import Testing
         #expect(report.checks.count == Doctor.checkNames.count)
     }
 
+    @Test func untrustedHTTPSIsAClearErrorWithAHint() async throws {
+        let pair = try TestCertificate.make("IP:127.0.0.1")
+        let server = try PythonServer(script: ComfyAPITests.script, arguments: ["--tls", pair.cert, pair.key])
+        defer { server.stop() }
+        let api = ComfyAPI(baseURL: URL(string: "https://127.0.0.1:\(server.port)")!, session: isolatedSession(), timeout: 5)
+        let report = await Doctor.examine(api)
+        #expect(report.checks[0].status == .failed)
+        #expect(report.checks[0].detail.contains("SSL certificate problem"))
+        #expect(report.checks[0].hint?.contains("update-ca-certificates") == true)
+    }
+
     @Test func notComfyUIFailsTheComfyUICheck() async throws {
         let server = try PythonServer(script: ComfyAPITests.script, arguments: ["--not-comfyui"])
         defer { server.stop() }

@@ -54,3 +54,27 @@ public enum Support {
         URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent(name).path
     }
 }
+
+/// Self-signed certificates made with the `openssl` tool, for TLS tests.
+public enum TestCertificate {
+    /// A certificate for `names` (subjectAltName entries like "IP:127.0.0.1") and its key.
+    public static func make(_ names: String) throws -> (cert: String, key: String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-tls-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let cert = directory.appendingPathComponent("cert.pem").path
+        let key = directory.appendingPathComponent("key.pem").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+            "-subj", "/CN=comfyq-test", "-addext", "subjectAltName=\(names)",
+        ]
+        process.standardError = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        var status: Int32 = 0
+        waitpid(process.processIdentifier, &status, 0)  // Process.isRunning may never turn false here
+        guard FileManager.default.fileExists(atPath: cert) else { throw CocoaError(.fileNoSuchFile) }
+        return (cert, key)
+    }
+}

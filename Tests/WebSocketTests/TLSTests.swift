@@ -5,27 +5,6 @@ import WebSocket
 
 /// `wss://` through OpenSSL against Python's TLS server, with certificates made by the test.
 @Suite(.serialized) struct TLSTests {
-    /// A self-signed certificate for `names` (subjectAltName entries like "IP:127.0.0.1").
-    static func certificate(_ names: String) throws -> (cert: String, key: String) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-tls-\(UUID())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let cert = directory.appendingPathComponent("cert.pem").path
-        let key = directory.appendingPathComponent("key.pem").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = [
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
-            "-subj", "/CN=comfyq-test", "-addext", "subjectAltName=\(names)",
-        ]
-        process.standardError = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        var status: Int32 = 0
-        waitpid(process.processIdentifier, &status, 0)  // Process.isRunning may never turn false here
-        guard FileManager.default.fileExists(atPath: cert) else { throw CocoaError(.fileNoSuchFile) }
-        return (cert, key)
-    }
-
     static func server(_ pair: (cert: String, key: String)) throws -> PythonServer {
         try PythonServer(script: ConformanceTests.script, arguments: ["--tls", pair.cert, pair.key])
     }
@@ -37,7 +16,7 @@ import WebSocket
     }
 
     @Test func untrustedCertificateIsRefusedWithAClearError() async throws {
-        let server = try Self.server(try Self.certificate("IP:127.0.0.1"))
+        let server = try Self.server(try TestCertificate.make("IP:127.0.0.1"))
         defer { server.stop() }
         await #expect(throws: WebSocketError.socket(.tls("certificate verify failed for 127.0.0.1: self-signed certificate"))) {
             _ = try await Self.connect(server.port, TLSOptions())
@@ -45,7 +24,7 @@ import WebSocket
     }
 
     @Test func trustedCertificateWorks() async throws {
-        let pair = try Self.certificate("IP:127.0.0.1")
+        let pair = try TestCertificate.make("IP:127.0.0.1")
         let server = try Self.server(pair)
         defer { server.stop() }
         let client = try await Self.connect(server.port, TLSOptions(caFile: pair.cert))
@@ -60,7 +39,7 @@ import WebSocket
     }
 
     @Test func wrongHostIsRefusedEvenWhenTheCertificateIsTrusted() async throws {
-        let pair = try Self.certificate("DNS:other.example")
+        let pair = try TestCertificate.make("DNS:other.example")
         let server = try Self.server(pair)
         defer { server.stop() }
         await #expect {
@@ -72,7 +51,7 @@ import WebSocket
     }
 
     @Test func insecureSkipsVerification() async throws {
-        let server = try Self.server(try Self.certificate("DNS:other.example"))
+        let server = try Self.server(try TestCertificate.make("DNS:other.example"))
         defer { server.stop() }
         let client = try await Self.connect(server.port, TLSOptions(verifyPeer: false))
         var messages = client.messages.makeAsyncIterator()

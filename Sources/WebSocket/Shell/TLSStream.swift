@@ -46,6 +46,7 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
             throw .tls("cannot create an OpenSSL context: \(lastError())")
         }
         _ = comfyq_ssl_ctx_set_min_proto_version(context, comfyq_tls1_2_version())
+        _ = comfyq_ssl_ctx_set_partial_write_modes(context)
         if options.verifyPeer {
             SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
             let loaded =
@@ -114,10 +115,14 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
                 sent += Int(result)
                 continue
             }
-            switch SSL_get_error(ssl, result) {
+            let error = SSL_get_error(ssl, result)
+            let systemError = errno
+            switch error {
             case SSL_ERROR_WANT_WRITE: _ = wait(Int16(POLLOUT), timeout: nil)
             case SSL_ERROR_WANT_READ: _ = wait(Int16(POLLIN), timeout: nil)
-            default: throw .io("TLS write failed: \(Self.lastError())")
+            case SSL_ERROR_SYSCALL where systemError == EAGAIN || systemError == EINTR:
+                _ = wait(Int16(POLLOUT), timeout: nil)
+            default: throw .io("TLS write failed: \(Self.describe(error, systemError))")
             }
         }
     }
@@ -145,8 +150,10 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
                 return []  // the peer closed TLS cleanly
             case SSL_ERROR_SYSCALL where systemError == 0 || systemError == ECONNRESET || systemError == EPIPE:
                 return []  // the TCP connection ended (or we shut it down)
+            case SSL_ERROR_SYSCALL where systemError == EAGAIN || systemError == EINTR:
+                continue
             default:
-                throw .io("TLS read failed: \(Self.lastError())")
+                throw .io("TLS read failed: \(Self.describe(error, systemError))")
             }
         }
     }
@@ -172,6 +179,14 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
     }
 
     private func lastError() -> String { Self.lastError() }
+
+    /// An SSL_get_error code with OpenSSL's queued reason, or the system error behind it.
+    static func describe(_ error: Int32, _ systemError: Int32) -> String {
+        if error == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 {
+            return systemError == 0 ? "connection closed" : String(cString: strerror(systemError))
+        }
+        return "\(lastError()) (SSL error \(error))"
+    }
 
     /// The oldest queued OpenSSL error, in its own words.
     static func lastError() -> String {

@@ -182,7 +182,13 @@ async def handle(reader, writer):
 
 
 async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    context = None
+    if "--tls" in sys.argv:  # --tls CERT KEY: serve https:// and wss://
+        import ssl
+        index = sys.argv.index("--tls")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[index + 1], sys.argv[index + 2])
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
