@@ -35,6 +35,11 @@ import Testing
         }
     }
 
+    @Sendable static func isDone(_ event: ConnectionEvent) -> Bool {
+        if case .progress(let update) = event { return update.snapshot.phase == .done }
+        return false
+    }
+
     static func fastPolicy(polling: Bool) -> ConnectionSupervisor.Policy {
         var policy = ConnectionSupervisor.Policy()
         policy.initialDelay = 0.05
@@ -60,10 +65,7 @@ import Testing
 
         try await Self.post(server.port, "/sim/drop")
         try await Self.post(server.port, "/sim/finish", #"{"prompt_id": "p-1"}"#)
-        let done = await Self.next(connection.events) { event in
-            if case .progress(let update) = event { return update.snapshot.phase == .done }
-            return false
-        }
+        let done = await Self.next(connection.events, where: Self.isDone)
         guard case .progress(let update)? = done else {
             Issue.record("no completion after the reconnect")
             return
@@ -92,11 +94,7 @@ import Testing
         _ = try await api.submit(ComfyAPITests.workflow, promptID: "p-3", clientID: connection.clientID)
         await connection.track("p-3", plan: PromptPlan(ComfyAPITests.workflow))
         try await Self.post(server.port, "/sim/finish", #"{"prompt_id": "p-3"}"#)
-        let done = await Self.next(connection.events) { event in
-            if case .progress(let update) = event { return update.snapshot.phase == .done }
-            return false
-        }
-        #expect(done != nil)
+        #expect(await Self.next(connection.events, where: Self.isDone) != nil)
         await connection.stop()
     }
 
