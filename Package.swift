@@ -40,21 +40,24 @@ let package = Package(
         .target(name: "WebSocket", dependencies: ["COpenSSL"]),
         // The ComfyUI API over HTTP (URLSession) and the WebSocket.
         .target(name: "ComfyClient", dependencies: ["ComfyCore", "WebSocket"]),
+        // The fake ComfyUI server: HTTP/1.1 + WebSocket server role, prompts, outputs, faults.
+        .target(name: "Simulator", dependencies: ["ComfyCore", "WebSocket"]),
         // Storage: SQLite wrapper and migrations.
         .target(name: "QueueStore", dependencies: ["CSQLite"]),
         // The Lua host.
         .target(name: "Hooks", dependencies: ["CLua", "CLuaShim"]),
         // The command router and commands (the shell around the libraries).
-        .target(name: "ComfyCLI", dependencies: ["ComfyCore", "ComfyClient", "WebSocket", "QueueStore", "Hooks"]),
+        .target(name: "ComfyCLI", dependencies: ["ComfyCore", "ComfyClient", "Simulator", "WebSocket", "QueueStore", "Hooks"]),
         // Entry point only.
         .executableTarget(name: "comfyq", dependencies: ["ComfyCLI"]),
         // Benchmarks (run in release).
-        .executableTarget(name: "comfyq-bench", dependencies: ["ComfyCore", "ComfyClient", "WebSocket"]),
+        .executableTarget(name: "comfyq-bench", dependencies: ["ComfyCore", "ComfyClient", "Simulator", "WebSocket"]),
 
         .testTarget(name: "ComfyCoreTests", dependencies: ["ComfyCore"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "TestSupport"]),
         .testTarget(name: "ComfyClientTests", dependencies: ["ComfyClient", "TestSupport"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ComfyClient", "ComfyCore", "TestSupport"]),
         .testTarget(name: "QueueStoreTests", dependencies: ["QueueStore"]),
         .testTarget(name: "HooksTests", dependencies: ["Hooks"]),
         .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore", "TestSupport"]),

@@ -4,7 +4,7 @@ public enum ComfyQ {
 
     /// Every command, in the order `comfyq help` lists them.
     static var commands: [CommandSpec] {
-        [DoctorCommand.spec, ReplayCommand.spec, helpSpec]
+        [SimulateCommand.spec, DoctorCommand.spec, ReplayCommand.spec, helpSpec]
     }
 
     static let helpSpec = CommandSpec(

@@ -50,6 +50,9 @@ public final class TCPSocket: ByteStream, @unchecked Sendable {
 
     private init(descriptor: Int32) { self.descriptor = descriptor }
 
+    /// Wraps a connected descriptor (one a listening socket accepted).
+    package init(accepted descriptor: Int32) { self.descriptor = descriptor }
+
     /// Resolves `host` (name, IPv4 or IPv6 literal) and connects to the first address that answers.
     public static func connect(host: String, port: Int, timeout: Duration) throws(SocketError) -> TCPSocket {
         var hints = addrinfo()

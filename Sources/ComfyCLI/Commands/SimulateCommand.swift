@@ -1,0 +1,122 @@
+import Dispatch
+import Foundation
+import Simulator
+
+/// `comfyq simulate`: a local fake ComfyUI for demos, tests, benchmarks and hook authors.
+enum SimulateCommand {
+    static let spec = CommandSpec(
+        name: "simulate",
+        abstract: "Run a simulated ComfyUI server (no GPU needed) until Ctrl-C.",
+        discussion: """
+            Speaks ComfyUI's HTTP and WebSocket protocol: prompts run one at a time with ComfyUI's
+            messages, outputs are real PNG files, identical nodes are cached between prompts, and
+            faults can be injected through /sim/ endpoints (see README.md). Durations take a unit:
+            50ms, 1s, 0.5s, 0.
+            """,
+        options: [
+            .value("host", name: "address", help: "Address to listen on (default 127.0.0.1)."),
+            .value("port", name: "port", help: "Port to listen on; 0 picks a free one (default 8188)."),
+            .value("output", name: "dir", help: "Where outputs are written (default: a folder in the state directory)."),
+            .value("step-time", name: "duration", help: "Time per sampler step (default 50ms)."),
+            .value("load-time", name: "duration", help: "First load of a checkpoint or LoRA (default 1s)."),
+            .value("node-time", name: "duration", help: "Any other node (default 10ms)."),
+            .value("warm-up", name: "duration", help: "A sampler's silence before its first step (default 100ms)."),
+            .value("latency", name: "duration", help: "Delay added to every answer and message (default 0)."),
+            .value("models", name: "names", help: "Comma-separated checkpoint names to accept (default: any)."),
+        ],
+        run: run)
+
+    static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
+        let options = try options(from: arguments, environment: console.environment)
+        let simulator: Simulator
+        do {
+            simulator = try Simulator(options: options)
+        } catch {
+            throw CommandFailure("cannot start the simulator: \(error)")
+        }
+        console.print("comfyq simulator listening on \(simulator.url)")
+        console.print("outputs in \(options.outputDirectory)")
+        await waitForInterrupt()
+        simulator.stop()
+        console.printError("simulator stopped after \(String(format: "%.1f", simulator.busySeconds)) s of simulated work")
+        return .success
+    }
+
+    static func options(from arguments: ParsedArguments, environment: [String: String]) throws -> SimulatorOptions {
+        let state = environment["XDG_STATE_HOME"].map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".local/state")
+        var options = SimulatorOptions(
+            outputDirectory: arguments.value("output") ?? state.appendingPathComponent("comfyq/simulator/output").path)
+        if let host = arguments.value("host") { options.host = host }
+        if let port = arguments.value("port") {
+            guard let number = Int(port), (0...65535).contains(number) else {
+                throw UsageError("--port must be a number from 0 to 65535, got '\(port)'", command: spec)
+            }
+            options.port = number
+        }
+        func duration(_ name: String) throws -> Double? {
+            guard let text = arguments.value(name) else { return nil }
+            guard let seconds = parseDuration(text) else {
+                throw UsageError("--\(name) must be a duration such as 50ms or 1.5s, got '\(text)'", command: spec)
+            }
+            return seconds
+        }
+        if let value = try duration("step-time") { options.stepTime = value }
+        if let value = try duration("load-time") { options.loadTime = value }
+        if let value = try duration("node-time") { options.nodeTime = value }
+        if let value = try duration("warm-up") { options.warmUpTime = value }
+        if let value = try duration("latency") { options.latency = value }
+        if let models = arguments.value("models") {
+            options.models = Set(models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        }
+        return options
+    }
+
+    /// `50ms`, `1s`, `1.5s`, `2m`, `0`: seconds, or nil.
+    static func parseDuration(_ text: String) -> Double? {
+        let units: [(String, Double)] = [("ms", 0.001), ("us", 0.000_001), ("s", 1), ("m", 60)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            guard let value = Double(text.dropLast(suffix.count)), value >= 0 else { return nil }
+            return value * scale
+        }
+        guard let value = Double(text), value == 0 else { return nil }  // a bare number only for 0
+        return 0
+    }
+
+    /// Returns on SIGINT or SIGTERM.
+    static func waitForInterrupt() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let once = OnceFlag()
+            var sources: [DispatchSourceSignal] = []
+            for signalNumber in [SIGINT, SIGTERM] {
+                signal(signalNumber, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+                source.setEventHandler {
+                    if once.claim() { continuation.resume() }
+                }
+                source.resume()
+                sources.append(source)
+            }
+            SignalSources.keep(sources)
+        }
+    }
+}
+
+/// Keeps the signal sources alive for the life of the process.
+enum SignalSources {
+    nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
+    static func keep(_ list: [DispatchSourceSignal]) { sources += list }
+}
+
+/// True exactly once.
+final class OnceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var claimed = false
+    func claim() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if claimed { return false }
+        claimed = true
+        return true
+    }
+}

@@ -1,0 +1,77 @@
+import Dispatch
+import Foundation
+import Synchronization
+import WebSocket
+
+/// One accepted connection. Writes go through a queue drained by its own thread, so the worker
+/// never blocks on a slow client and `--latency` can hold every message back without reordering.
+final class ClientConnection: Sendable {
+    let socket: TCPSocket
+    let latency: Double
+    private let outbox = Mutex<(items: [(due: ContinuousClock.Instant, bytes: [UInt8])], closed: Bool)>(([], false))
+    private let ready = DispatchSemaphore(value: 0)
+    private let writerDone = DispatchSemaphore(value: 0)
+    /// The WebSocket client id, once upgraded.
+    let clientID = Mutex<String?>(nil)
+
+    init(socket: TCPSocket, latency: Double) {
+        self.socket = socket
+        self.latency = latency
+        let thread = Thread { [self] in sendLoop() }
+        thread.name = "comfyq-sim writer"
+        thread.start()
+    }
+
+    /// Queues bytes to go out after the configured latency.
+    func send(_ bytes: [UInt8]) {
+        let due = ContinuousClock.now + .milliseconds(Int(latency * 1000))
+        let accepted = outbox.withLock { box -> Bool in
+            guard !box.closed else { return false }
+            box.items.append((due, bytes))
+            return true
+        }
+        if accepted { ready.signal() }
+    }
+
+    /// Sends a text message as an unmasked WebSocket frame (the server role).
+    func sendText(_ text: String) { send(FrameEncoder.encode(Frame(opcode: .text, payload: Array(text.utf8)), maskKey: nil)) }
+
+    func sendBinary(_ bytes: [UInt8]) { send(FrameEncoder.encode(Frame(opcode: .binary, payload: bytes), maskKey: nil)) }
+
+    /// Cuts the connection now (a dropped WebSocket, a crashed server).
+    func drop() {
+        outbox.withLock { box in
+            box.closed = true
+            box.items.removeAll()
+        }
+        ready.signal()
+        socket.shutdown()
+    }
+
+    /// Drops the connection, waits for the writer thread, then releases the descriptor. Called
+    /// once, by the thread that reads the connection, when it is done.
+    func close() {
+        drop()
+        writerDone.wait()
+        socket.close()
+    }
+
+    private func sendLoop() {
+        defer { writerDone.signal() }
+        while true {
+            ready.wait()
+            let next = outbox.withLock { box -> (due: ContinuousClock.Instant, bytes: [UInt8])?? in
+                if box.items.isEmpty { return box.closed ? .some(nil) : nil }
+                return box.items.removeFirst()
+            }
+            guard let item = next else { continue }
+            guard let (due, bytes) = item else { return }
+            let wait = due - ContinuousClock.now
+            if wait > .zero { Thread.sleep(forTimeInterval: Double(wait.components.attoseconds) * 1e-18 + Double(wait.components.seconds)) }
+            do { try socket.write(bytes) } catch {
+                drop()
+                return
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import WebSocket
+
+/// A listening TCP socket (IPv4 or IPv6), opened with `SOCK_CLOEXEC`.
+final class Listener: @unchecked Sendable {
+    let descriptor: Int32
+    let port: Int
+
+    init(host: String, port: Int) throws(SocketError) {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        #if canImport(Glibc)
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        #else
+        hints.ai_socktype = SOCK_STREAM
+        #endif
+        hints.ai_flags = AI_PASSIVE
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &list)
+        guard status == 0, let address = list else {
+            throw .resolutionFailed(host: host, reason: String(cString: gai_strerror(status)))
+        }
+        defer { freeaddrinfo(list) }
+        #if canImport(Glibc)
+        let descriptor = socket(address.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        #else
+        let descriptor = socket(address.pointee.ai_family, SOCK_STREAM, 0)
+        #endif
+        guard descriptor >= 0 else { throw .io("cannot open a socket: \(String(cString: strerror(errno)))") }
+        var yes: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        guard bind(descriptor, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0 else {
+            let reason = String(cString: strerror(errno))
+            _ = close(descriptor)
+            throw .io("cannot listen on \(host):\(port): \(reason)")
+        }
+        guard listen(descriptor, 128) == 0 else {
+            _ = close(descriptor)
+            throw .io("cannot listen on \(host):\(port): \(String(cString: strerror(errno)))")
+        }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(descriptor, $0, &length) }
+        }
+        let bound: UInt16 =
+            storage.ss_family == sa_family_t(AF_INET6)
+            ? withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_port } }
+            : withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_port } }
+        self.descriptor = descriptor
+        self.port = Int(UInt16(bigEndian: bound))
+    }
+
+    /// The next connection, or nil once the listener is shut down.
+    func accept() -> TCPSocket? {
+        while true {
+            // accept4 is not exported to Swift; set close-on-exec right after accepting.
+            #if canImport(Glibc)
+            let client = Glibc.accept(descriptor, nil, nil)
+            #else
+            let client = Darwin.accept(descriptor, nil, nil)
+            #endif
+            if client >= 0 {
+                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                var yes: Int32 = 1
+                setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
+                return TCPSocket(accepted: client)
+            }
+            if errno == EINTR || errno == ECONNABORTED { continue }
+            return nil
+        }
+    }
+
+    func shutdown() {
+        #if canImport(Glibc)
+        _ = Glibc.shutdown(descriptor, Int32(SHUT_RDWR))
+        #else
+        _ = Darwin.shutdown(descriptor, SHUT_RDWR)
+        #endif
+        _ = close(descriptor)
+    }
+}

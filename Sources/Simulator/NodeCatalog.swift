@@ -1,0 +1,243 @@
+import ComfyCore
+
+/// A node class the simulator knows: what it needs, what it makes, how it behaves.
+public struct NodeClass: Sendable {
+    public enum Behaviour: Sendable, Equatable {
+        case loader
+        case sampler
+        /// The test node of the recordings: a sampler that can fail at a step and send text frames.
+        case fakeSampler
+        case decoder
+        case output(save: Bool)
+        case plain
+    }
+
+    public var name: String
+    /// Required inputs with their types, in ComfyUI's order.
+    public var required: [(name: String, type: String)]
+    public var outputs: [String]
+    public var behaviour: Behaviour
+    public var category: String
+
+    public var isOutput: Bool { if case .output = behaviour { true } else { false } }
+}
+
+/// The classes of the example workflows and the recordings, with ComfyUI's input names and types.
+public enum NodeCatalog {
+    public static let classes: [String: NodeClass] = {
+        let list: [NodeClass] = [
+            NodeClass(
+                name: "CheckpointLoaderSimple", required: [("ckpt_name", "COMBO")], outputs: ["MODEL", "CLIP", "VAE"],
+                behaviour: .loader, category: "loaders"),
+            NodeClass(
+                name: "LoraLoader",
+                required: [("model", "MODEL"), ("clip", "CLIP"), ("lora_name", "COMBO"), ("strength_model", "FLOAT"), ("strength_clip", "FLOAT")],
+                outputs: ["MODEL", "CLIP"], behaviour: .loader, category: "loaders"),
+            NodeClass(
+                name: "CLIPTextEncode", required: [("text", "STRING"), ("clip", "CLIP")], outputs: ["CONDITIONING"],
+                behaviour: .plain, category: "conditioning"),
+            NodeClass(
+                name: "EmptyLatentImage", required: [("width", "INT"), ("height", "INT"), ("batch_size", "INT")],
+                outputs: ["LATENT"], behaviour: .plain, category: "latent"),
+            NodeClass(
+                name: "KSampler",
+                required: [
+                    ("model", "MODEL"), ("seed", "INT"), ("steps", "INT"), ("cfg", "FLOAT"), ("sampler_name", "COMBO"),
+                    ("scheduler", "COMBO"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
+                    ("latent_image", "LATENT"), ("denoise", "FLOAT"),
+                ],
+                outputs: ["LATENT"], behaviour: .sampler, category: "sampling"),
+            NodeClass(
+                name: "KSamplerAdvanced",
+                required: [
+                    ("model", "MODEL"), ("add_noise", "COMBO"), ("noise_seed", "INT"), ("steps", "INT"), ("cfg", "FLOAT"),
+                    ("sampler_name", "COMBO"), ("scheduler", "COMBO"), ("positive", "CONDITIONING"),
+                    ("negative", "CONDITIONING"), ("latent_image", "LATENT"), ("start_at_step", "INT"),
+                    ("end_at_step", "INT"), ("return_with_leftover_noise", "COMBO"),
+                ],
+                outputs: ["LATENT"], behaviour: .sampler, category: "sampling"),
+            NodeClass(
+                name: "FakeSampler",
+                required: [("samples", "LATENT"), ("steps", "INT"), ("seconds_per_step", "FLOAT"), ("fail_at_step", "INT"), ("send_text", "BOOLEAN")],
+                outputs: ["LATENT"], behaviour: .fakeSampler, category: "testing"),
+            NodeClass(
+                name: "LatentUpscale",
+                required: [("samples", "LATENT"), ("upscale_method", "COMBO"), ("width", "INT"), ("height", "INT"), ("crop", "COMBO")],
+                outputs: ["LATENT"], behaviour: .plain, category: "latent"),
+            NodeClass(
+                name: "VAEDecode", required: [("samples", "LATENT"), ("vae", "VAE")], outputs: ["IMAGE"], behaviour: .decoder,
+                category: "latent"),
+            NodeClass(
+                name: "SaveImage", required: [("images", "IMAGE"), ("filename_prefix", "STRING")], outputs: [],
+                behaviour: .output(save: true), category: "image"),
+            NodeClass(
+                name: "PreviewImage", required: [("images", "IMAGE")], outputs: [], behaviour: .output(save: false),
+                category: "image"),
+        ]
+        return Dictionary(uniqueKeysWithValues: list.map { ($0.name, $0) })
+    }()
+
+    /// Inputs that may be left out (ComfyUI gives them defaults).
+    static let defaults: Set<String> = [
+        "denoise", "crop", "upscale_method", "seconds_per_step", "fail_at_step", "send_text", "filename_prefix",
+        "add_noise", "return_with_leftover_noise", "start_at_step", "end_at_step",
+    ]
+
+    /// `GET /object_info` in ComfyUI's shape (inputs, order, outputs, output_node, category).
+    public static func objectInfo() -> JSONValue {
+        var object = JSONObject()
+        for name in classes.keys.sorted() {
+            let node = classes[name]!
+            var required = JSONObject()
+            for input in node.required { required[input.name] = [.string(input.type), [:]] }
+            object[name] = [
+                "input": ["required": .object(required)],
+                "input_order": ["required": .array(node.required.map { .string($0.name) })],
+                "output": .array(node.outputs.map { .string($0) }),
+                "output_is_list": .array(node.outputs.map { _ in false }),
+                "output_name": .array(node.outputs.map { .string($0) }),
+                "name": .string(name), "display_name": .string(name), "description": "", "python_module": "nodes",
+                "category": .string(node.category), "output_node": .bool(node.isOutput),
+            ]
+        }
+        return .object(object)
+    }
+}
+
+/// Why the simulator refuses a prompt: ComfyUI's 400 body.
+struct ValidationFailure: Error {
+    var body: JSONValue
+}
+
+/// A prompt checked against the catalog and ready to run.
+struct ValidatedPrompt: Sendable {
+    var workflow: Workflow
+    /// Output node ids to execute.
+    var outputs: [String]
+    /// Nodes to run, in a topological order (each after what it reads).
+    var order: [String]
+}
+
+enum PromptValidator {
+    static func validate(_ json: JSONValue?, knownModels: Set<String>?) throws(ValidationFailure) -> ValidatedPrompt {
+        func failure(_ type: String, _ message: String, _ details: String, nodeErrors: JSONObject = [:]) -> ValidationFailure {
+            ValidationFailure(body: [
+                "error": ["type": .string(type), "message": .string(message), "details": .string(details), "extra_info": [:]],
+                "node_errors": .object(nodeErrors),
+            ])
+        }
+        guard let json, case .object(let graph) = json else { throw failure("no_prompt", "No prompt provided", "No prompt provided") }
+        for (id, node) in graph {
+            guard let classType = node["class_type"]?.stringValue else {
+                throw failure(
+                    "invalid_prompt", "Cannot execute because a node is missing the class_type property.", "Node ID '#\(id)'")
+            }
+            guard NodeCatalog.classes[classType] != nil else {
+                throw failure("invalid_prompt", "Cannot execute because node \(classType) does not exist.", "Node ID '#\(id)'")
+            }
+        }
+        let workflow: Workflow
+        do { workflow = try Workflow(json: json) } catch {
+            throw failure("invalid_prompt", "Cannot execute because the prompt is malformed.", "\(error)")
+        }
+        let outputs = workflow.orderedNodes.filter { NodeCatalog.classes[$0.classType]!.isOutput }.map(\.id)
+        guard !outputs.isEmpty else { throw failure("prompt_no_outputs", "Prompt has no outputs", "") }
+
+        var nodeErrors = JSONObject()
+        for node in workflow.orderedNodes {
+            let errors = problems(node, in: workflow, knownModels: knownModels)
+            guard !errors.isEmpty else { continue }
+            let dependents = outputs.filter { ancestors(of: $0, in: workflow).contains(node.id) || $0 == node.id }
+            nodeErrors[node.id] = [
+                "errors": .array(errors), "dependent_outputs": .array(dependents.map { .string($0) }),
+                "class_type": .string(node.classType),
+            ]
+        }
+        if !nodeErrors.isEmpty {
+            throw failure("prompt_outputs_failed_validation", "Prompt outputs failed validation", "", nodeErrors: nodeErrors)
+        }
+        var order: [String] = []
+        var seen: Set<String> = []
+        for output in outputs { visit(output, workflow, &seen, &order) }
+        return ValidatedPrompt(workflow: workflow, outputs: outputs, order: order)
+    }
+
+    /// One node's input problems, as ComfyUI reports them.
+    static func problems(_ node: WorkflowNode, in workflow: Workflow, knownModels: Set<String>?) -> [JSONValue] {
+        let nodeClass = NodeCatalog.classes[node.classType]!
+        var errors: [JSONValue] = []
+        func error(_ type: String, _ message: String, _ details: String, _ input: String, _ extra: JSONObject = [:]) {
+            var info: JSONObject = ["input_name": .string(input)]
+            for (key, value) in extra { info[key] = value }
+            errors.append(["type": .string(type), "message": .string(message), "details": .string(details), "extra_info": .object(info)])
+        }
+        for input in nodeClass.required {
+            guard let value = node.inputs[input.name] else {
+                if !NodeCatalog.defaults.contains(input.name) {
+                    error("required_input_missing", "Required input is missing", input.name, input.name)
+                }
+                continue
+            }
+            if let link = Workflow.link(in: value) {
+                guard let source = workflow[link.node], let sourceClass = NodeCatalog.classes[source.classType] else {
+                    error("bad_linked_input", "Bad linked input, the linked node does not exist", "\(input.name): node \(link.node)", input.name)
+                    continue
+                }
+                let produced = link.slot >= 0 && link.slot < sourceClass.outputs.count ? sourceClass.outputs[link.slot] : "?"
+                if produced != input.type {
+                    error(
+                        "return_type_mismatch", "Return type mismatch between linked nodes",
+                        "\(input.name), received_type(\(produced)) mismatch input_type(\(input.type))", input.name,
+                        ["received_type": .string(produced), "linked_node": value])
+                }
+                continue
+            }
+            if ["steps", "width", "height", "batch_size"].contains(input.name), let number = value.numberValue?.int, number < 1 {
+                error("value_smaller_than_min", "Value \(number) smaller than min of 1", input.name, input.name, ["received_value": value])
+            }
+            if input.name == "ckpt_name", let knownModels, let name = value.stringValue, !knownModels.contains(name) {
+                let list = knownModels.sorted().map { "'\($0)'" }.joined(separator: ", ")
+                error("value_not_in_list", "Value not in list", "ckpt_name: '\(name)' not in [\(list)]", input.name, ["received_value": value])
+            }
+        }
+        return errors
+    }
+
+    static func ancestors(of id: String, in workflow: Workflow) -> Set<String> {
+        var found: Set<String> = []
+        var stack = [id]
+        while let next = stack.popLast() {
+            for source in workflow[next]?.linkedNodeIDs ?? [] where found.insert(source).inserted { stack.append(source) }
+        }
+        return found
+    }
+
+    private static func visit(_ id: String, _ workflow: Workflow, _ seen: inout Set<String>, _ order: inout [String]) {
+        guard seen.insert(id).inserted, let node = workflow[id] else { return }
+        for source in node.linkedNodeIDs { visit(source, workflow, &seen, &order) }
+        order.append(id)
+    }
+
+    /// A node's cache key: its class, its literal inputs and, recursively, the keys of what it
+    /// reads (ComfyUI reuses a node's output when this is unchanged since the last prompt).
+    static func signatures(_ workflow: Workflow) -> [String: String] {
+        var memo: [String: String] = [:]
+        func signature(_ id: String, depth: Int) -> String {
+            if let known = memo[id] { return known }
+            guard let node = workflow[id], depth < 1000 else { return "?" }
+            var parts = [node.classType]
+            for (name, value) in node.inputs {
+                if let link = Workflow.link(in: value) {
+                    parts.append("\(name)=<\(signature(link.node, depth: depth + 1))>.\(link.slot)")
+                } else {
+                    parts.append("\(name)=\(value.serialized())")
+                }
+            }
+            let result = parts.joined(separator: ";")
+            memo[id] = result
+            return result
+        }
+        for id in workflow.order { _ = signature(id, depth: 0) }
+        return memo
+    }
+}

@@ -1,0 +1,315 @@
+import ComfyCore
+import Foundation
+import WebSocket
+
+extension Simulator {
+    /// Serves one connection: HTTP requests until it closes, or a WebSocket after an upgrade.
+    func serve(_ connection: ClientConnection) {
+        defer {
+            state.withLock { $0.httpConnections.removeAll { $0 === connection } }
+            connection.close()
+        }
+        var parser = HTTPRequestParser()
+        while true {
+            let request: HTTPRequest?
+            do {
+                request = try parser.nextRequest()
+            } catch {
+                connection.send(HTTPResponse(status: 400, body: Array("bad request: \(error)".utf8)).serialized(keepAlive: false))
+                return
+            }
+            if let request {
+                if request.wantsWebSocket && route(request.path) == "/ws" {
+                    serveWebSocket(connection, request: request, leftover: parser.takeRemainder())
+                    return
+                }
+                let response = respond(to: request)
+                connection.send(response.serialized(keepAlive: request.keepAlive))
+                if !request.keepAlive { return }
+                continue
+            }
+            guard let chunk = try? connection.socket.read(maximum: 64 * 1024, timeout: nil), !chunk.isEmpty else { return }
+            parser.append(chunk)
+        }
+    }
+
+    /// `/api/x` and `/x` are the same route, as in ComfyUI.
+    func route(_ path: String) -> String { path.hasPrefix("/api/") ? String(path.dropFirst(4)) : path }
+
+    func json(_ value: JSONValue, status: Int = 200) -> HTTPResponse {
+        HTTPResponse(status: status, body: Array(value.serialized().utf8))
+    }
+
+    func respond(to request: HTTPRequest) -> HTTPResponse {
+        let path = route(request.path)
+        let body = request.body.isEmpty ? nil : try? JSONValue(parsing: request.body)
+        switch (request.method, path) {
+        case ("POST", "/prompt"): return submit(body)
+        case ("GET", "/prompt"):
+            return json(["exec_info": ["queue_remaining": .int(state.withLock { $0.queueRemaining })]])
+        case ("GET", "/queue"): return json(queueJSON())
+        case ("POST", "/queue"):
+            let delete = Set((body?["delete"]?.arrayValue ?? []).compactMap(\.stringValue))
+            let clear = body?["clear"]?.boolValue == true
+            let remaining = state.withLock { state -> Int in
+                state.queue.removeAll { clear || delete.contains($0.promptID) }
+                return state.queueRemaining
+            }
+            if clear || !delete.isEmpty { broadcastStatus(remaining) }
+            return HTTPResponse(status: 200, contentType: "text/plain")
+        case ("POST", "/interrupt"):
+            let target = body?["prompt_id"]?.stringValue
+            state.withLock { state in
+                if let running = state.running, target == nil || target == running.promptID { state.interruptRequested = true }
+            }
+            return HTTPResponse(status: 200, contentType: "text/plain")
+        case ("GET", "/history"): return json(historyJSON(limit: Int(request.query["max_items"] ?? "")))
+        case ("GET", _) where path.hasPrefix("/history/"):
+            let id = String(path.dropFirst("/history/".count))
+            return json(state.withLock { state in state.history[id].map { .object([id: $0]) } ?? [:] })
+        case ("POST", "/history"):
+            state.withLock { state in
+                if body?["clear"]?.boolValue == true {
+                    state.history.removeAll()
+                    state.historyOrder.removeAll()
+                }
+                for id in (body?["delete"]?.arrayValue ?? []).compactMap(\.stringValue) {
+                    state.history[id] = nil
+                    state.historyOrder.removeAll { $0 == id }
+                }
+            }
+            return HTTPResponse(status: 200, contentType: "text/plain")
+        case ("GET", "/view"): return view(request.query)
+        case ("GET", "/system_stats"): return json(systemStats())
+        case ("GET", "/object_info"): return json(NodeCatalog.objectInfo())
+        case ("GET", _) where path.hasPrefix("/object_info/"):
+            let name = String(path.dropFirst("/object_info/".count))
+            return json(NodeCatalog.objectInfo()[name].map { .object([name: $0]) } ?? [:])
+        case ("GET", "/features"): return json(["supports_preview_metadata": true, "max_upload_size": 104_857_600])
+        case (_, _) where path.hasPrefix("/sim/"): return control(path, body, request.query)
+        default: return json(["error": "not found"], status: 404)
+        }
+    }
+
+    // MARK: Routes
+
+    private func submit(_ body: JSONValue?) -> HTTPResponse {
+        let failing = state.withLock { state -> Bool in
+            guard state.failingSubmits > 0 else { return false }
+            state.failingSubmits -= 1
+            return true
+        }
+        if failing { return HTTPResponse(status: 500, contentType: "text/plain", body: Array("500 Internal Server Error".utf8)) }
+        let prompt: ValidatedPrompt
+        do {
+            prompt = try PromptValidator.validate(body?["prompt"], knownModels: options.models)
+        } catch {
+            // ComfyUI counts a number even for a prompt that then fails validation.
+            state.withLock { $0.nextNumber += 1 }
+            return json(error.body, status: 400)
+        }
+        let clientID = body?["client_id"]?.stringValue
+        let (id, number, remaining) = state.withLock { state -> (String, Int, Int) in
+            let number = state.nextNumber
+            state.nextNumber += 1
+            let id = body?["prompt_id"].map { $0.stringValue ?? $0.serialized() } ?? UUID().uuidString.lowercased()
+            let front = body?["front"]?.boolValue == true
+            let explicit = body?["number"]?.numberValue?.double
+            var extra = body?["extra_data"]?.objectValue ?? JSONObject()
+            if let clientID { extra["client_id"] = .string(clientID) }
+            state.queue.append(
+                SimulatorState.Queued(
+                    number: explicit ?? Double(front ? -number : number), promptID: id, prompt: prompt,
+                    promptJSON: body?["prompt"] ?? [:], extraData: .object(extra), clientID: clientID))
+            state.queue.sort { $0.number < $1.number }
+            return (id, front ? -number : number, state.queueRemaining)
+        }
+        broadcastStatus(remaining)
+        work.signal()
+        return json(["prompt_id": .string(id), "number": .int(number), "node_errors": [:]])
+    }
+
+    private func queueJSON() -> JSONValue {
+        state.withLock { state in
+            func item(_ queued: SimulatorState.Queued) -> JSONValue {
+                [
+                    .number(JSONNumber(queued.number)), .string(queued.promptID), queued.promptJSON, queued.extraData,
+                    .array(queued.prompt.outputs.map { .string($0) }),
+                ]
+            }
+            return ["queue_running": .array(state.runningEntry.map { [item($0)] } ?? []), "queue_pending": .array(state.queue.map(item))]
+        }
+    }
+
+    private func historyJSON(limit: Int?) -> JSONValue {
+        state.withLock { state in
+            var object = JSONObject()
+            let ids = limit.map { Array(state.historyOrder.suffix($0)) } ?? state.historyOrder
+            for id in ids { object[id] = state.history[id] }
+            return .object(object)
+        }
+    }
+
+    private func view(_ query: [String: String]) -> HTTPResponse {
+        let delay = state.withLock { $0.viewDelay }
+        if delay > 0 { Thread.sleep(forTimeInterval: delay) }
+        guard var name = query["filename"], !name.isEmpty else { return HTTPResponse(status: 400, contentType: "text/plain") }
+        if let bracket = name.range(of: " [") { name = String(name[..<bracket.lowerBound]) }  // "name.png [output]"
+        let subfolder = query["subfolder"] ?? ""
+        let type = query["type"] ?? "output"
+        guard !name.contains(".."), !name.hasPrefix("/"), ["output", "temp", "input"].contains(type) else {
+            return HTTPResponse(status: 400, contentType: "text/plain")
+        }
+        guard !subfolder.contains(".."), !subfolder.hasPrefix("/") else { return HTTPResponse(status: 403, contentType: "text/plain") }
+        var url = URL(fileURLWithPath: options.outputDirectory)
+        if type != "output" { url.appendPathComponent(type) }
+        if !subfolder.isEmpty { url.appendPathComponent(subfolder) }
+        url.appendPathComponent(name)
+        guard let data = FileManager.default.contents(atPath: url.path) else { return HTTPResponse(status: 404, contentType: "text/plain") }
+        return HTTPResponse(
+            status: 200, contentType: name.hasSuffix(".png") ? "image/png" : "application/octet-stream", body: Array(data),
+            headers: [("Content-Disposition", "filename=\"\(name)\"")])
+    }
+
+    private func systemStats() -> JSONValue {
+        [
+            "system": [
+                "os": "posix", "ram_total": 25_276_510_208, "ram_free": 19_960_414_208, "comfyui_version": "0.3.64",
+                "required_frontend_version": "1.27.10", "python_version": "3.11.2 (comfyq simulator)",
+                "pytorch_version": "simulated", "embedded_python": false, "argv": ["comfyq", "simulate"],
+            ],
+            "devices": [
+                [
+                    "name": "sim:0 comfyq simulator", "type": "sim", "index": 0, "vram_total": 85_899_345_920,
+                    "vram_free": 85_899_345_920, "torch_vram_total": 0, "torch_vram_free": 0,
+                ]
+            ],
+        ]
+    }
+
+    /// The fault and inspection endpoints under `/sim/`.
+    private func control(_ path: String, _ body: JSONValue?, _ query: [String: String]) -> HTTPResponse {
+        func number(_ key: String) -> Double? { body?[key]?.numberValue?.double ?? query[key].flatMap(Double.init) }
+        switch path {
+        case "/sim/drop":
+            let clients = state.withLock { state -> [ClientConnection] in
+                defer { state.clients.removeAll() }
+                return Array(state.clients.values)
+            }
+            for client in clients { client.drop() }
+            return json(["dropped": .int(clients.count)])
+        case "/sim/restart":
+            let clients = state.withLock { state -> [ClientConnection] in
+                state.queue.removeAll()
+                state.history.removeAll()
+                state.historyOrder.removeAll()
+                state.cache.removeAll()
+                state.cachedUI.removeAll()
+                state.loadedModels.removeAll()
+                state.running = nil
+                state.runningEntry = nil
+                state.generation += 1
+                defer { state.clients.removeAll() }
+                return Array(state.clients.values)
+            }
+            for client in clients { client.drop() }
+            return json(["restarted": true])
+        case "/sim/stall":
+            let seconds = number("seconds") ?? 5
+            state.withLock { $0.stallUntil = now + seconds }
+            return json(["stalled_for": .double(seconds)])
+        case "/sim/fail-node":
+            let failure = SimulatorState.NodeFailure(
+                classType: body?["class_type"]?.stringValue ?? query["class_type"], nodeID: body?["node"]?.stringValue ?? query["node"],
+                atStep: Int(number("at_step") ?? 1), exceptionType: body?["exception_type"]?.stringValue ?? "RuntimeError",
+                message: body?["message"]?.stringValue ?? "simulated failure", remaining: Int(number("count") ?? 1))
+            state.withLock { $0.nodeFailure = failure }
+            return json(["armed": true])
+        case "/sim/fail-submit":
+            let count = Int(number("count") ?? 1)
+            state.withLock { $0.failingSubmits = count }
+            return json(["failing_submits": .int(count)])
+        case "/sim/slow-view":
+            let seconds = number("seconds") ?? 1
+            state.withLock { $0.viewDelay = seconds }
+            return json(["view_delay": .double(seconds)])
+        case "/sim/stats":
+            return json(
+                state.withLock { state in
+                    [
+                        "busy_seconds": .double(state.busySeconds), "completed": .int(state.completed), "failed": .int(state.failed),
+                        "queue_remaining": .int(state.queueRemaining), "clients": .int(state.clients.count),
+                    ]
+                })
+        default:
+            return json(["error": .string("unknown simulator control \(path)")], status: 404)
+        }
+    }
+
+    // MARK: WebSocket
+
+    private func serveWebSocket(_ connection: ClientConnection, request: HTTPRequest, leftover: [UInt8]) {
+        guard let key = request.headers["sec-websocket-key"] else {
+            connection.send(HTTPResponse(status: 400, contentType: "text/plain").serialized(keepAlive: false))
+            return
+        }
+        let sid = request.query["clientId"].flatMap { $0.isEmpty ? nil : $0 } ?? UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let accept = Handshake.acceptValue(for: key)
+        connection.send(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: \(accept)\r\n\r\n".utf8))
+        connection.clientID.withLock { $0 = sid }
+        let (previous, remaining, replay) = state.withLock { state -> (ClientConnection?, Int, String?) in
+            state.httpConnections.removeAll { $0 === connection }
+            let previous = state.clients[sid]
+            state.clients[sid] = connection
+            let replay = state.running.flatMap { $0.clientID == sid ? $0.node : nil }
+            return (previous, state.queueRemaining, replay)
+        }
+        previous?.drop()
+        connection.sendText(message("status", ["status": ["exec_info": ["queue_remaining": .int(remaining)]], "sid": .string(sid)]))
+        // A reconnecting client of the running prompt learns which node runs, without prompt_id.
+        if let replay { connection.sendText(message("executing", ["node": .string(replay)])) }
+
+        var parser = FrameParser(role: .server)
+        var machine = WebSocketStateMachine()
+        parser.append(leftover)
+        var first = true
+        defer {
+            // As ComfyUI does (server.py:243-245): the handler's cleanup removes whatever socket is
+            // registered under this sid, even a newer one. Clients must close the old socket first.
+            state.withLock { $0.clients[sid] = nil }
+        }
+        while true {
+            do {
+                while let frame = try parser.nextFrame() {
+                    for action in machine.received(frame) {
+                        switch action {
+                        case .deliver(.text(let text)):
+                            if first, (try? JSONValue(parsing: text))?["type"] == "feature_flags" {
+                                connection.sendText(message("feature_flags", ["supports_preview_metadata": true, "max_upload_size": 104_857_600]))
+                            }
+                            first = false
+                        case .deliver(.binary): first = false
+                        case .send(let frame): connection.send(FrameEncoder.encode(frame, maskKey: nil))
+                        case .closeConnection: return
+                        }
+                    }
+                }
+            } catch {
+                for case .send(let frame) in machine.fail(error) { connection.send(FrameEncoder.encode(frame, maskKey: nil)) }
+                return
+            }
+            guard let chunk = try? connection.socket.read(maximum: 64 * 1024, timeout: nil), !chunk.isEmpty else { return }
+            parser.append(chunk)
+        }
+    }
+
+    /// `{"type": type, "data": data}` as text.
+    func message(_ type: String, _ data: JSONValue) -> String {
+        JSONValue.object(["type": .string(type), "data": data]).serialized()
+    }
+
+    func broadcastStatus(_ remaining: Int) {
+        let text = message("status", ["status": ["exec_info": ["queue_remaining": .int(remaining)]]])
+        for client in state.withLock({ Array($0.clients.values) }) { client.sendText(text) }
+    }
+}

@@ -1,0 +1,328 @@
+import ComfyCore
+import Foundation
+
+extension Simulator {
+    /// Runs queued prompts one at a time, in queue order, until the simulator stops.
+    func workerLoop() {
+        while true {
+            work.wait()
+            while let (item, generation) = takeNext() { run(item, generation: generation) }
+            if state.withLock({ $0.stopped }) { return }
+        }
+    }
+
+    private func takeNext() -> (SimulatorState.Queued, Int)? {
+        state.withLock { state in
+            guard !state.stopped, state.running == nil, !state.queue.isEmpty else { return nil }
+            let item = state.queue.removeFirst()
+            state.running = (item.promptID, item.clientID, nil)
+            state.runningEntry = item
+            state.interruptRequested = false  // an interrupt never carries over to the next prompt
+            return (item, state.generation)
+        }
+    }
+
+    /// What ended a prompt early.
+    private enum Stop: Error {
+        case interrupted(node: String, classType: String)
+        case failed(node: String, classType: String, type: String, message: String)
+        case abandoned  // a restart or shutdown: nothing more is sent
+    }
+
+    private func run(_ item: SimulatorState.Queued, generation: Int) {
+        let id = item.promptID
+        let prompt = item.prompt
+        let start = now
+        func send(_ type: String, _ data: JSONValue) throws(Stop) {
+            try waitWhileStalled(generation)
+            let target = state.withLock { state in item.clientID.flatMap { state.clients[$0] } }
+            target?.sendText(message(type, data))
+        }
+        func timestamp() -> JSONValue { .int(Int(Date().timeIntervalSince1970 * 1000)) }
+
+        let signatures = PromptValidator.signatures(prompt.workflow)
+        let (cachedIDs, cachedUI) = state.withLock { state -> ([String], [String: JSONValue]) in
+            let ids = prompt.order.filter { state.cache[$0] != nil && state.cache[$0] == signatures[$0] }
+            return (ids, state.cachedUI)
+        }
+        let cached = Set(cachedIDs)
+        var touched = JSONObject()
+        var executed: [String] = []
+        var outputs = JSONObject()
+        var messages: [JSONValue] = []
+
+        func entry(_ node: String, _ value: Double, _ max: Double, _ running: Bool) -> JSONValue {
+            [
+                "value": .double(value), "max": .double(max), "state": .string(running ? "running" : "finished"),
+                "node_id": .string(node), "prompt_id": .string(id), "display_node_id": .string(node),
+                "parent_node_id": nil, "real_node_id": .string(node),
+            ]
+        }
+        func progressState() throws(Stop) { try send("progress_state", ["prompt_id": .string(id), "nodes": .object(touched)]) }
+
+        do throws(Stop) {
+            broadcastStatus(state.withLock { $0.queueRemaining })
+            let started: JSONValue = ["prompt_id": .string(id), "timestamp": timestamp()]
+            try send("execution_start", started)
+            let cachedMessage: JSONValue = ["nodes": .array(cachedIDs.map { .string($0) }), "prompt_id": .string(id), "timestamp": timestamp()]
+            try send("execution_cached", cachedMessage)
+            messages += [["execution_start", started], ["execution_cached", cachedMessage]]
+
+            for nodeID in prompt.order {
+                guard let node = prompt.workflow[nodeID], let nodeClass = NodeCatalog.classes[node.classType] else { continue }
+                if cached.contains(nodeID) {
+                    if nodeClass.isOutput {
+                        let ui = cachedUI[nodeID] ?? .null
+                        try send("executed", ["node": .string(nodeID), "display_node": .string(nodeID), "output": ui, "prompt_id": .string(id)])
+                        touched[nodeID] = entry(nodeID, 1, 1, false)
+                        try progressState()
+                        outputs[nodeID] = ui
+                    }
+                    continue
+                }
+                try checkInterrupt(nodeID, node.classType, generation)
+                touched[nodeID] = entry(nodeID, 0, 1, true)
+                try progressState()
+                state.withLock { state in state.running?.node = nodeID }
+                try send("executing", ["node": .string(nodeID), "display_node": .string(nodeID), "prompt_id": .string(id)])
+                var finalMax = 1.0
+                switch nodeClass.behaviour {
+                case .loader:
+                    let model = node.inputs["ckpt_name"]?.stringValue ?? node.inputs["lora_name"]?.stringValue ?? node.classType
+                    let loaded = state.withLock { !$0.loadedModels.insert(model).inserted }
+                    try pause(loaded ? options.nodeTime : options.loadTime, generation)
+                    try checkFailure(nodeID, node.classType, step: 0)
+                case .sampler, .fakeSampler:
+                    let steps = Self.steps(of: node)
+                    finalMax = Double(steps)
+                    try pause(options.warmUpTime, generation)
+                    let isFake = nodeClass.behaviour == .fakeSampler
+                    for step in 1...steps {
+                        try checkInterrupt(nodeID, node.classType, generation)
+                        if isFake, node.inputs["send_text"]?.boolValue == true {
+                            let text = Array("fake step \(step)/\(steps)".utf8)
+                            let idBytes = Array(nodeID.utf8)
+                            let frame = Self.be32(3) + Self.be32(UInt32(idBytes.count)) + idBytes + text
+                            try waitWhileStalled(generation)
+                            // TEXT frames are broadcast, as ComfyUI's send_progress_text does.
+                            for client in state.withLock({ Array($0.clients.values) }) { client.sendBinary(frame) }
+                        }
+                        if isFake, let failAt = node.inputs["fail_at_step"]?.numberValue?.int, failAt == step {
+                            throw Stop.failed(
+                                node: nodeID, classType: node.classType, type: "RuntimeError",
+                                message: "FakeSampler failed on purpose at step \(step)\n")
+                        }
+                        try checkFailure(nodeID, node.classType, step: step)
+                        touched[nodeID] = entry(nodeID, Double(step), Double(steps), true)
+                        try progressState()
+                        try send("progress", ["value": .int(step), "max": .int(steps), "prompt_id": .string(id), "node": .string(nodeID)])
+                        try pause(options.stepTime, generation)
+                    }
+                case .output(let save):
+                    try pause(options.nodeTime, generation)
+                    try checkFailure(nodeID, node.classType, step: 0)
+                    let images = writeImages(for: node, in: prompt.workflow, save: save)
+                    let ui: JSONValue = ["images": .array(images)]
+                    try send("executed", ["node": .string(nodeID), "display_node": .string(nodeID), "output": ui, "prompt_id": .string(id)])
+                    outputs[nodeID] = ui
+                case .decoder, .plain:
+                    try pause(options.nodeTime, generation)
+                    try checkFailure(nodeID, node.classType, step: 0)
+                }
+                touched[nodeID] = entry(nodeID, finalMax, finalMax, false)
+                try progressState()
+                executed.append(nodeID)
+            }
+            let success: JSONValue = ["prompt_id": .string(id), "timestamp": timestamp()]
+            try send("execution_success", success)
+            messages.append(["execution_success", success])
+            finish(item, generation: generation, status: "success", completed: true, messages: messages, outputs: outputs,
+                   keepCache: prompt.order, signatures: signatures, start: start)
+        } catch {
+            conclude(error)
+        }
+
+        func conclude(_ stop: Stop) {
+            switch stop {
+            case .abandoned: return
+            case .interrupted(let node, let classType): interrupted(node, classType)
+            case .failed(let node, let classType, let type, let text): failed(node, classType, type, text)
+            }
+        }
+
+        func interrupted(_ node: String, _ classType: String) {
+            let data: JSONValue = [
+                "prompt_id": .string(id), "node_id": .string(node), "node_type": .string(classType),
+                "executed": .array(executed.map { .string($0) }), "timestamp": timestamp(),
+            ]
+            guard (try? send("execution_interrupted", data)) != nil else { return }
+            messages.append(["execution_interrupted", data])
+            finish(item, generation: generation, status: "error", completed: false, messages: messages, outputs: outputs,
+                   keepCache: executed + cachedIDs, signatures: signatures, start: start)
+        }
+
+        func failed(_ node: String, _ classType: String, _ type: String, _ text: String) {
+            let data: JSONValue = [
+                "prompt_id": .string(id), "node_id": .string(node), "node_type": .string(classType),
+                "executed": .array(executed.map { .string($0) }), "exception_message": .string(text), "exception_type": .string(type),
+                "traceback": ["  File \"comfyq simulator\", in execute\n"], "current_inputs": [:],
+                "current_outputs": .array((executed + cachedIDs).map { .string($0) }), "timestamp": timestamp(),
+            ]
+            guard (try? send("execution_error", data)) != nil else { return }
+            messages.append(["execution_error", data])
+            finish(item, generation: generation, status: "error", completed: false, messages: messages, outputs: outputs,
+                   keepCache: executed + cachedIDs, signatures: signatures, start: start)
+        }
+    }
+
+    /// Writes history, updates the cache, then `status` and `executing` with node null, in
+    /// ComfyUI's order (history exists before the client hears the end).
+    private func finish(
+        _ item: SimulatorState.Queued, generation: Int, status: String, completed: Bool, messages: [JSONValue], outputs: JSONObject,
+        keepCache: [String], signatures: [String: String], start: Double
+    ) {
+        let id = item.promptID
+        var meta = JSONObject()
+        for node in outputs.keys {
+            meta[node] = ["node_id": .string(node), "display_node": .string(node), "parent_node": nil, "real_node_id": .string(node)]
+        }
+        let entry: JSONValue = [
+            "prompt": [.number(JSONNumber(item.number)), .string(id), item.promptJSON, item.extraData, .array(item.prompt.outputs.map { .string($0) })],
+            "outputs": .object(outputs),
+            "status": ["status_str": .string(status), "completed": .bool(completed), "messages": .array(messages)],
+            "meta": .object(meta),
+        ]
+        let elapsed = now - start
+        let (remaining, current) = state.withLock { state -> (Int, Bool) in
+            guard state.generation == generation else { return (0, false) }
+            state.history[id] = entry
+            state.historyOrder.append(id)
+            if state.historyOrder.count > 10_000 { state.history[state.historyOrder.removeFirst()] = nil }
+            var cache: [String: String] = [:]
+            for node in keepCache { cache[node] = signatures[node] }
+            state.cache = cache
+            for (node, ui) in outputs { state.cachedUI[node] = ui }
+            state.busySeconds += elapsed
+            if completed { state.completed += 1 } else { state.failed += 1 }
+            state.running = nil
+            state.runningEntry = nil
+            return (state.queueRemaining, true)
+        }
+        guard current else { return }
+        broadcastStatus(remaining)
+        let target = state.withLock { state in item.clientID.flatMap { state.clients[$0] } }
+        target?.sendText(message("executing", ["node": nil, "prompt_id": .string(id)]))
+    }
+
+    // MARK: Helpers
+
+    private func checkInterrupt(_ node: String, _ classType: String, _ generation: Int) throws(Stop) {
+        let (interrupt, gone) = state.withLock { ($0.interruptRequested, $0.generation != generation || $0.stopped) }
+        if gone { throw .abandoned }
+        if interrupt { throw .interrupted(node: node, classType: classType) }
+    }
+
+    private func checkFailure(_ node: String, _ classType: String, step: Int) throws(Stop) {
+        let failure = state.withLock { state -> SimulatorState.NodeFailure? in
+            guard var armed = state.nodeFailure, armed.remaining > 0,
+                armed.nodeID == node || armed.classType == classType || (armed.nodeID == nil && armed.classType == nil),
+                step == 0 || armed.atStep == step
+            else { return nil }
+            armed.remaining -= 1
+            state.nodeFailure = armed.remaining > 0 ? armed : nil
+            return armed
+        }
+        if let failure { throw .failed(node: node, classType: classType, type: failure.exceptionType, message: failure.message) }
+    }
+
+    /// Sleeps, as a node's work would take.
+    private func pause(_ seconds: Double, _ generation: Int) throws(Stop) {
+        if seconds > 0 { Thread.sleep(forTimeInterval: seconds) }
+        if state.withLock({ $0.generation != generation || $0.stopped }) { throw .abandoned }
+    }
+
+    /// Holds everything back while a `/sim/stall` lasts.
+    private func waitWhileStalled(_ generation: Int) throws(Stop) {
+        while true {
+            let (until, gone) = state.withLock { ($0.stallUntil, $0.generation != generation || $0.stopped) }
+            if gone { throw .abandoned }
+            let remaining = until - now
+            if remaining <= 0 { return }
+            Thread.sleep(forTimeInterval: min(remaining, 0.05))
+        }
+    }
+
+    static func steps(of node: WorkflowNode) -> Int {
+        let steps = node.inputs["steps"]?.numberValue?.int ?? 20
+        if node.classType == "KSamplerAdvanced" {
+            let start = node.inputs["start_at_step"]?.numberValue?.int ?? 0
+            let end = min(steps, node.inputs["end_at_step"]?.numberValue?.int ?? steps)
+            return max(1, end - start)
+        }
+        return max(1, steps)
+    }
+
+    static func be32(_ value: UInt32) -> [UInt8] {
+        [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
+    }
+
+    /// Writes the images an output node saves: PNG noise from the seed, the latent's size.
+    private func writeImages(for node: WorkflowNode, in workflow: Workflow, save: Bool) -> [JSONValue] {
+        let (width, height, batch, seed) = Self.imageShape(from: node, in: workflow)
+        var prefix = save ? (node.inputs["filename_prefix"]?.stringValue ?? "ComfyUI") : "ComfyUI_temp"
+        prefix = prefix.replacingOccurrences(of: "..", with: "_")
+        var subfolder = ""
+        if let slash = prefix.lastIndex(of: "/") {
+            subfolder = String(prefix[..<slash]).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            prefix = String(prefix[prefix.index(after: slash)...])
+        }
+        let type = save ? "output" : "temp"
+        var directory = URL(fileURLWithPath: options.outputDirectory)
+        if !save { directory.appendPathComponent("temp") }
+        if !subfolder.isEmpty { directory.appendPathComponent(subfolder) }
+        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var images: [JSONValue] = []
+        for index in 0..<batch {
+            let counter = state.withLock { state -> Int in
+                let key = "\(type)/\(subfolder)/\(prefix)"
+                state.fileCounters[key, default: 0] += 1
+                return state.fileCounters[key]!
+            }
+            let name = "\(prefix)_\(String(repeating: "0", count: max(0, 5 - String(counter).count)))\(counter)_.png"
+            let png = PNG.noise(width: width, height: height, seed: seed &+ UInt64(index))
+            FileManager.default.createFile(atPath: directory.appendingPathComponent(name).path, contents: Data(png))
+            images.append(["filename": .string(name), "subfolder": .string(subfolder), "type": .string(type)])
+        }
+        return images
+    }
+
+    /// Walks up from an output node to the latent that sized it, and the sampler seed behind it.
+    static func imageShape(from node: WorkflowNode, in workflow: Workflow) -> (Int, Int, Int, UInt64) {
+        var width = 64
+        var height = 64
+        var batch = 1
+        var seed: UInt64?
+        var sized = false
+        var current: WorkflowNode? = node
+        var visited = 0
+        while let this = current, visited < 100 {
+            visited += 1
+            if seed == nil, let value = this.inputs["seed"] ?? this.inputs["noise_seed"], let literal = value.numberValue {
+                seed = UInt64(literal.literal) ?? UInt64(max(0, literal.double))
+            }
+            if (this.classType == "EmptyLatentImage" || this.classType == "LatentUpscale") && !sized {
+                // The latent nearest the output sizes the image (a hires fix upscales it).
+                width = this.inputs["width"]?.numberValue?.int ?? width
+                height = this.inputs["height"]?.numberValue?.int ?? height
+                sized = true
+            }
+            if this.classType == "EmptyLatentImage" {
+                batch = this.inputs["batch_size"]?.numberValue?.int ?? batch
+                break
+            }
+            let next = ["images", "samples", "latent_image"].lazy.compactMap { this.inputs[$0].flatMap(Workflow.link(in:)) }.first
+            current = next.flatMap { workflow[$0.node] }
+        }
+        return (min(max(width, 8), 4096), min(max(height, 8), 4096), min(max(batch, 1), 16), seed ?? 0)
+    }
+}

@@ -1,0 +1,154 @@
+import ComfyCore
+import Dispatch
+import Foundation
+import Synchronization
+import WebSocket
+
+/// How the simulated ComfyUI behaves.
+public struct SimulatorOptions: Sendable {
+    public var host = "127.0.0.1"
+    /// 0 picks a free port.
+    public var port = 8188
+    /// Where SaveImage writes (PreviewImage writes to `temp` inside it).
+    public var outputDirectory: String
+    /// Per sampler step.
+    public var stepTime: Double = 0.05
+    /// A checkpoint or LoRA the first time it is loaded (later loads are fast, as in ComfyUI).
+    public var loadTime: Double = 1
+    /// Any other node.
+    public var nodeTime: Double = 0.01
+    /// A sampler's silence before its first step (the model moving to the device).
+    public var warmUpTime: Double = 0.1
+    /// Added to every HTTP answer and WebSocket message, as if the server were across a network.
+    public var latency: Double = 0
+    /// When set, `ckpt_name` must be one of these (ComfyUI's value_not_in_list otherwise).
+    public var models: Set<String>?
+
+    public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
+
+    /// Every duration set to zero: as fast as the machine goes.
+    public mutating func instant() {
+        stepTime = 0
+        loadTime = 0
+        nodeTime = 0
+        warmUpTime = 0
+    }
+}
+
+/// A fake ComfyUI server that speaks the real protocol: HTTP/1.1 and the WebSocket on one port,
+/// prompts run one at a time in queue order with ComfyUI's messages in ComfyUI's order, real PNG
+/// outputs, node caching, and faults on demand (`/sim/…`). See README.md for the endpoints.
+public final class Simulator: Sendable {
+    public let options: SimulatorOptions
+    let state: Mutex<SimulatorState>
+    let work = DispatchSemaphore(value: 0)
+    private let listener: Listener
+    let epoch = ContinuousClock.now
+
+    /// The port it listens on.
+    public var port: Int { listener.port }
+    public var url: String {
+        let host = options.host.contains(":") ? "[\(options.host)]" : options.host
+        return "http://\(host):\(port)"
+    }
+
+    /// Binds the port and starts serving (accept thread, worker thread).
+    public init(options: SimulatorOptions) throws {
+        self.options = options
+        try FileManager.default.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
+        listener = try Listener(host: options.host, port: options.port)
+        state = Mutex(SimulatorState())
+        let accept = Thread { [self] in acceptLoop() }
+        accept.name = "comfyq-sim accept"
+        accept.start()
+        let worker = Thread { [self] in workerLoop() }
+        worker.name = "comfyq-sim worker"
+        worker.start()
+    }
+
+    /// Stops listening, drops every connection and ends the worker.
+    public func stop() {
+        let connections = state.withLock { state -> [ClientConnection] in
+            state.stopped = true
+            state.generation += 1
+            return Array(state.clients.values) + state.httpConnections
+        }
+        listener.shutdown()
+        for connection in connections { connection.drop() }
+        work.signal()
+    }
+
+    /// Seconds the simulated GPU spent executing prompts (sampling, loading, decoding, saving).
+    public var busySeconds: Double { state.withLock { $0.busySeconds } }
+
+    var now: Double {
+        let elapsed = ContinuousClock.now - epoch
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+
+    private func acceptLoop() {
+        while let socket = listener.accept() {
+            let connection = ClientConnection(socket: socket, latency: options.latency)
+            let stopped = state.withLock { state -> Bool in
+                if !state.stopped { state.httpConnections.append(connection) }
+                return state.stopped
+            }
+            if stopped {
+                connection.drop()
+                return
+            }
+            let thread = Thread { [self] in serve(connection) }
+            thread.name = "comfyq-sim connection"
+            thread.start()
+        }
+    }
+}
+
+/// Everything the simulated server remembers, behind one lock.
+struct SimulatorState: ~Copyable {
+    struct Queued {
+        var number: Double
+        var promptID: String
+        var prompt: ValidatedPrompt
+        var promptJSON: JSONValue
+        var extraData: JSONValue
+        var clientID: String?
+    }
+
+    var queue: [Queued] = []
+    var nextNumber = 0
+    var running: (promptID: String, clientID: String?, node: String?)?
+    var runningEntry: Queued?
+    var interruptRequested = false
+    var history: [String: JSONValue] = [:]
+    var historyOrder: [String] = []
+    /// Node id → cache key of its output from the last prompt, and the UI of cached outputs.
+    var cache: [String: String] = [:]
+    var cachedUI: [String: JSONValue] = [:]
+    var loadedModels: Set<String> = []
+    var fileCounters: [String: Int] = [:]
+    var clients: [String: ClientConnection] = [:]
+    var httpConnections: [ClientConnection] = []
+    var busySeconds = 0.0
+    var completed = 0
+    var failed = 0
+    /// Bumped by a restart: the worker abandons what it was doing.
+    var generation = 0
+    var stopped = false
+    // Faults.
+    var stallUntil = 0.0
+    var failingSubmits = 0
+    var viewDelay = 0.0
+    var nodeFailure: NodeFailure?
+
+    struct NodeFailure {
+        var classType: String?
+        var nodeID: String?
+        var atStep: Int
+        var exceptionType: String
+        var message: String
+        var remaining: Int
+    }
+
+    var queueRemaining: Int { queue.count + (running == nil ? 0 : 1) }
+}
