@@ -46,7 +46,13 @@ extension Simulator {
             return (ids, state.cachedUI)
         }
         let cached = Set(cachedIDs)
-        var touched = JSONObject()
+        // The growing progress_state map, kept serialized entry by entry (it is resent whole on
+        // every change, as ComfyUI does).
+        var touched: [(id: String, json: String)] = []
+        func touch(_ node: String, _ value: JSONValue) {
+            let text = value.serialized()
+            if let index = touched.firstIndex(where: { $0.id == node }) { touched[index].json = text } else { touched.append((node, text)) }
+        }
         var executed: [String] = []
         var outputs = JSONObject()
         var messages: [JSONValue] = []
@@ -58,7 +64,21 @@ extension Simulator {
                 "parent_node_id": nil, "real_node_id": .string(node),
             ]
         }
-        func progressState() throws(Stop) { try send("progress_state", ["prompt_id": .string(id), "nodes": .object(touched)]) }
+        let promptIDJSON = JSONValue.string(id).serialized()
+        func progressState() throws(Stop) {
+            var text = "{\"type\":\"progress_state\",\"data\":{\"prompt_id\":" + promptIDJSON + ",\"nodes\":{"
+            for (offset, entry) in touched.enumerated() {
+                if offset > 0 { text += "," }
+                text += JSONValue.string(entry.id).serialized() + ":" + entry.json
+            }
+            text += "}}}"
+            try sendRaw(text)
+        }
+        func sendRaw(_ text: String) throws(Stop) {
+            try waitWhileStalled(generation)
+            let target = state.withLock { state in item.clientID.flatMap { state.clients[$0] } }
+            target?.sendText(text)
+        }
 
         do throws(Stop) {
             broadcastStatus(state.withLock { $0.queueRemaining })
@@ -74,14 +94,14 @@ extension Simulator {
                     if nodeClass.isOutput {
                         let ui = cachedUI[nodeID] ?? .null
                         try send("executed", ["node": .string(nodeID), "display_node": .string(nodeID), "output": ui, "prompt_id": .string(id)])
-                        touched[nodeID] = entry(nodeID, 1, 1, false)
+                        touch(nodeID, entry(nodeID, 1, 1, false))
                         try progressState()
                         outputs[nodeID] = ui
                     }
                     continue
                 }
                 try checkInterrupt(nodeID, node.classType, generation)
-                touched[nodeID] = entry(nodeID, 0, 1, true)
+                touch(nodeID, entry(nodeID, 0, 1, true))
                 try progressState()
                 state.withLock { state in state.running?.node = nodeID }
                 try send("executing", ["node": .string(nodeID), "display_node": .string(nodeID), "prompt_id": .string(id)])
@@ -99,6 +119,11 @@ extension Simulator {
                     let isFake = nodeClass.behaviour == .fakeSampler
                     for step in 1...steps {
                         try checkInterrupt(nodeID, node.classType, generation)
+                        if isFake, let failAt = node.inputs["fail_at_step"]?.numberValue?.int, failAt == step {
+                            throw Stop.failed(
+                                node: nodeID, classType: node.classType, type: "RuntimeError",
+                                message: "FakeSampler failed on purpose at step \(step)\n")
+                        }
                         if isFake, node.inputs["send_text"]?.boolValue == true {
                             let text = Array("fake step \(step)/\(steps)".utf8)
                             let idBytes = Array(nodeID.utf8)
@@ -107,15 +132,15 @@ extension Simulator {
                             // TEXT frames are broadcast, as ComfyUI's send_progress_text does.
                             for client in state.withLock({ Array($0.clients.values) }) { client.sendBinary(frame) }
                         }
-                        if isFake, let failAt = node.inputs["fail_at_step"]?.numberValue?.int, failAt == step {
-                            throw Stop.failed(
-                                node: nodeID, classType: node.classType, type: "RuntimeError",
-                                message: "FakeSampler failed on purpose at step \(step)\n")
-                        }
                         try checkFailure(nodeID, node.classType, step: step)
-                        touched[nodeID] = entry(nodeID, Double(step), Double(steps), true)
+                        touch(nodeID, entry(nodeID, Double(step), Double(steps), true))
                         try progressState()
                         try send("progress", ["value": .int(step), "max": .int(steps), "prompt_id": .string(id), "node": .string(nodeID)])
+                        if options.previews && !isFake {
+                            // A latent preview after each step (event 1, JPEG), as with --preview-method.
+                            let target = state.withLock { state in item.clientID.flatMap { state.clients[$0] } }
+                            target?.sendBinary(Self.be32(1) + Self.be32(1) + Self.previewJPEG)
+                        }
                         try pause(options.stepTime, generation)
                     }
                 case .output(let save):
@@ -129,7 +154,7 @@ extension Simulator {
                     try pause(options.nodeTime, generation)
                     try checkFailure(nodeID, node.classType, step: 0)
                 }
-                touched[nodeID] = entry(nodeID, finalMax, finalMax, false)
+                touch(nodeID, entry(nodeID, finalMax, finalMax, false))
                 try progressState()
                 executed.append(nodeID)
             }
@@ -262,6 +287,9 @@ extension Simulator {
         return max(1, steps)
     }
 
+    /// A small stand-in preview: JPEG start/end markers around a JFIF header.
+    static let previewJPEG: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10] + Array("JFIF".utf8) + [0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xFF, 0xD9]
+
     static func be32(_ value: UInt32) -> [UInt8] {
         [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
     }
@@ -290,7 +318,8 @@ extension Simulator {
             }
             let name = "\(prefix)_\(String(repeating: "0", count: max(0, 5 - String(counter).count)))\(counter)_.png"
             let png = PNG.noise(width: width, height: height, seed: seed &+ UInt64(index))
-            FileManager.default.createFile(atPath: directory.appendingPathComponent(name).path, contents: Data(png))
+            // A plain write: createFile would go through a temporary file and a rename.
+            try? Data(png).write(to: directory.appendingPathComponent(name))
             images.append(["filename": .string(name), "subfolder": .string(subfolder), "type": .string(type)])
         }
         return images

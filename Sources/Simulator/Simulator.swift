@@ -23,6 +23,8 @@ public struct SimulatorOptions: Sendable {
     public var latency: Double = 0
     /// When set, `ckpt_name` must be one of these (ComfyUI's value_not_in_list otherwise).
     public var models: Set<String>?
+    /// Send a binary preview after every sampler step, like ComfyUI with `--preview-method`.
+    public var previews = false
 
     public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
 

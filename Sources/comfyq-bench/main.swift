@@ -1,6 +1,6 @@
 // comfyq-bench: the figures quoted in README.md. Build and run in release:
 //
-//     swift run -c release comfyq-bench [engine|decode|graph300|memory|codec|loopback|http|all]
+//     swift run -c release comfyq-bench [engine|decode|graph300|memory|codec|loopback|http|simulator|all]
 //
 // Each benchmark runs several rounds and reports the median, so one noisy round on a shared
 // 2-core machine does not decide the figure.
@@ -8,6 +8,7 @@
 import ComfyClient
 import ComfyCore
 import Foundation
+import Simulator
 import WebSocket
 
 #if canImport(Glibc)
@@ -35,17 +36,17 @@ func format(_ value: Double, _ decimals: Int = 2) -> String { String(format: "%.
 func txt2img(steps: Int) -> Workflow {
     Workflow([
         WorkflowNode(id: "4", classType: "CheckpointLoaderSimple", inputs: ["ckpt_name": "m.safetensors"]),
-        WorkflowNode(id: "5", classType: "EmptyLatentImage", inputs: ["width": 512, "height": 512]),
+        WorkflowNode(id: "5", classType: "EmptyLatentImage", inputs: ["width": 64, "height": 64, "batch_size": 1]),
         WorkflowNode(id: "6", classType: "CLIPTextEncode", inputs: ["text": "a", "clip": ["4", 1]]),
         WorkflowNode(id: "7", classType: "CLIPTextEncode", inputs: ["text": "b", "clip": ["4", 1]]),
         WorkflowNode(
             id: "3", classType: "KSampler",
             inputs: [
-                "steps": .int(steps), "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
-                "latent_image": ["5", 0],
+                "seed": 1, "steps": .int(steps), "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
+                "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0],
             ]),
         WorkflowNode(id: "8", classType: "VAEDecode", inputs: ["samples": ["3", 0], "vae": ["4", 2]]),
-        WorkflowNode(id: "9", classType: "SaveImage", inputs: ["images": ["8", 0]]),
+        WorkflowNode(id: "9", classType: "SaveImage", inputs: ["filename_prefix": "bench", "images": ["8", 0]]),
     ])
 }
 
@@ -345,6 +346,64 @@ func benchmarkHTTP() async {
     print("http: GET /prompt through URLSession to a local server: median \(format(samples[samples.count / 2], 2)) ms, p99 \(format(samples[samples.count * 99 / 100], 2)) ms (1,000 requests, reused connection)")
 }
 
+/// Prompts per second through the simulator with zero simulated time: HTTP submits from one
+/// client, every message over its WebSocket, until the last prompt's end.
+func benchmarkSimulator() async {
+    let output = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-bench-sim-\(UUID())").path
+    defer { try? FileManager.default.removeItem(atPath: output) }
+    var options = SimulatorOptions(outputDirectory: output)
+    options.port = 0
+    options.instant()
+    guard let simulator = try? Simulator(options: options) else {
+        print("simulator: cannot start")
+        return
+    }
+    defer { simulator.stop() }
+    let api = ComfyAPI(baseURL: URL(string: simulator.url)!)
+    let count = 2_000
+    let workflow = txt2img(steps: 4)
+    guard let socket = try? await WebSocketClient.connect(to: api.webSocketURL(clientID: "bench")) else {
+        print("simulator: no WebSocket")
+        return
+    }
+    let start = ContinuousClock.now
+    let finished = Task {
+        var ends = 0
+        var messages = 0
+        var iterator = socket.messages.makeAsyncIterator()
+        while ends < count, let message = try? await iterator.next() {
+            messages += 1
+            if case .text(let text) = message, case .executing(_, nil, _)? = try? ServerEventDecoder.decode(text) { ends += 1 }
+        }
+        return messages
+    }
+    // Four submitters, as a runner keeps several prompts in flight.
+    let failed = await withTaskGroup(of: Bool.self) { group in
+        for lane in 0..<4 {
+            group.addTask {
+                var graph = workflow
+                for index in stride(from: lane, to: count, by: 4) {
+                    graph.set(node: "3", input: "seed", to: .int(index))  // a new seed: the sampler really runs
+                    do {
+                        _ = try await api.submit(graph, promptID: "bench-\(index)", clientID: "bench")
+                    } catch {
+                        print("simulator: submit failed: \(error)")
+                        return true
+                    }
+                }
+                return false
+            }
+        }
+        return await group.contains(true)
+    }
+    guard !failed else { return }
+    let messages = await finished.value
+    let elapsed = ContinuousClock.now - start
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    socket.close()
+    print("simulator: \(count) prompts (7 nodes, 4 steps, 64×64 PNG each) submitted by 4 concurrent clients over HTTP, every message over the WebSocket, zero simulated time: \(format(Double(count) / seconds, 0)) prompts/s, \(format(Double(messages) / seconds / 1000, 1)) k messages/s  [target ≥ 1,000 prompts/s]")
+}
+
 extension String {
     func leftPad(_ width: Int, _ pad: Character = " ") -> String {
         String(repeating: pad, count: max(0, width - count)) + self
@@ -363,3 +422,4 @@ if all || arguments.contains("memory") { benchmarkMemory() }
 if all || arguments.contains("codec") { benchmarkCodec() }
 if all || arguments.contains("loopback") { await benchmarkLoopback() }
 if all || arguments.contains("http") { await benchmarkHTTP() }
+if all || arguments.contains("simulator") { await benchmarkSimulator() }

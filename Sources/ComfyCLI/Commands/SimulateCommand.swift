@@ -23,6 +23,7 @@ enum SimulateCommand {
             .value("warm-up", name: "duration", help: "A sampler's silence before its first step (default 100ms)."),
             .value("latency", name: "duration", help: "Delay added to every answer and message (default 0)."),
             .value("models", name: "names", help: "Comma-separated checkpoint names to accept (default: any)."),
+            .flag("previews", help: "Send a binary preview frame after every sampler step."),
         ],
         run: run)
 
@@ -66,6 +67,7 @@ enum SimulateCommand {
         if let value = try duration("node-time") { options.nodeTime = value }
         if let value = try duration("warm-up") { options.warmUpTime = value }
         if let value = try duration("latency") { options.latency = value }
+        options.previews = arguments.flag("previews")
         if let models = arguments.value("models") {
             options.models = Set(models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         }

@@ -52,6 +52,12 @@ extension JSONValue {
     /// Appends `string` as a JSON string literal.
     public static func writeString(_ string: String, to out: inout String) {
         out += "\""
+        // Most strings need no escaping: append them whole.
+        if !string.utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 < 0x20 }) {
+            out += string
+            out += "\""
+            return
+        }
         for scalar in string.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
