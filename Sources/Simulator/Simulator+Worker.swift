@@ -110,7 +110,7 @@ extension Simulator {
                 case .loader:
                     let model = node.inputs["ckpt_name"]?.stringValue ?? node.inputs["lora_name"]?.stringValue ?? node.classType
                     let loaded = state.withLock { !$0.loadedModels.insert(model).inserted }
-                    try pause(loaded ? options.nodeTime : options.loadTime, generation)
+                    try pause(loaded ? options.nodeTime : options.classTimes[node.classType] ?? options.loadTime, generation)
                     try checkFailure(nodeID, node.classType, step: 0)
                 case .sampler, .fakeSampler:
                     let steps = Self.steps(of: node)
@@ -141,17 +141,17 @@ extension Simulator {
                             let target = state.withLock { state in item.clientID.flatMap { state.clients[$0] } }
                             target?.sendBinary(Self.be32(1) + Self.be32(1) + Self.previewJPEG)
                         }
-                        try pause(options.stepTime, generation)
+                        try pause(options.classTimes[node.classType] ?? options.stepTime, generation)
                     }
                 case .output(let save):
-                    try pause(options.nodeTime, generation)
+                    try pause(options.classTimes[node.classType] ?? options.nodeTime, generation)
                     try checkFailure(nodeID, node.classType, step: 0)
                     let images = writeImages(for: node, in: prompt.workflow, save: save)
                     let ui: JSONValue = ["images": .array(images)]
                     try send("executed", ["node": .string(nodeID), "display_node": .string(nodeID), "output": ui, "prompt_id": .string(id)])
                     outputs[nodeID] = ui
                 case .decoder, .plain:
-                    try pause(options.nodeTime, generation)
+                    try pause(options.classTimes[node.classType] ?? options.nodeTime, generation)
                     try checkFailure(nodeID, node.classType, step: 0)
                 }
                 touch(nodeID, entry(nodeID, finalMax, finalMax, false))

@@ -25,6 +25,9 @@ public struct SimulatorOptions: Sendable {
     public var models: Set<String>?
     /// Send a binary preview after every sampler step, like ComfyUI with `--preview-method`.
     public var previews = false
+    /// Per-class durations that override the above: a sampler's is per step, a loader's is its
+    /// first load, any other node's is its run time.
+    public var classTimes: [String: Double] = [:]
 
     public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
 

@@ -3,7 +3,7 @@ import Foundation
 import Simulator
 
 /// `comfyq simulate`: a local fake ComfyUI for demos, tests, benchmarks and hook authors.
-enum SimulateCommand {
+package enum SimulateCommand {
     static let spec = CommandSpec(
         name: "simulate",
         abstract: "Run a simulated ComfyUI server (no GPU needed) until Ctrl-C.",
@@ -23,6 +23,10 @@ enum SimulateCommand {
             .value("warm-up", name: "duration", help: "A sampler's silence before its first step (default 100ms)."),
             .value("latency", name: "duration", help: "Delay added to every answer and message (default 0)."),
             .value("models", name: "names", help: "Comma-separated checkpoint names to accept (default: any)."),
+            .value(
+                "time", name: "class=duration",
+                help: "Duration for one node class, e.g. VAEDecode=200ms (per step for samplers,\nfirst load for loaders).",
+                repeatable: true),
             .flag("previews", help: "Send a binary preview frame after every sampler step."),
         ],
         run: run)
@@ -68,6 +72,17 @@ enum SimulateCommand {
         if let value = try duration("warm-up") { options.warmUpTime = value }
         if let value = try duration("latency") { options.latency = value }
         options.previews = arguments.flag("previews")
+        for entry in arguments.values("time") {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let seconds = parseDuration(parts[1]) else {
+                throw UsageError("--time must be CLASS=DURATION such as VAEDecode=200ms, got '\(entry)'", command: spec)
+            }
+            guard NodeCatalog.classes[parts[0]] != nil else {
+                let known = NodeCatalog.classes.keys.sorted().joined(separator: ", ")
+                throw UsageError("--time: the simulator has no node class '\(parts[0])' (classes: \(known))", command: spec)
+            }
+            options.classTimes[parts[0]] = seconds
+        }
         if let models = arguments.value("models") {
             options.models = Set(models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         }
@@ -75,7 +90,7 @@ enum SimulateCommand {
     }
 
     /// `50ms`, `1s`, `1.5s`, `2m`, `0`: seconds, or nil.
-    static func parseDuration(_ text: String) -> Double? {
+    package static func parseDuration(_ text: String) -> Double? {
         let units: [(String, Double)] = [("ms", 0.001), ("us", 0.000_001), ("s", 1), ("m", 60)]
         for (suffix, scale) in units where text.hasSuffix(suffix) {
             guard let value = Double(text.dropLast(suffix.count)), value >= 0 else { return nil }

@@ -1,0 +1,92 @@
+import ComfyClient
+import ComfyCore
+import Foundation
+import Simulator
+import Testing
+
+/// The fault controls and the simulated network, measured.
+@Suite struct SimulatorFaultTests {
+    static func seconds(_ body: () async throws -> Void) async rethrows -> Double {
+        let start = ContinuousClock.now
+        try await body()
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+
+    @Test func latencyDelaysAnswersAndMessages() async throws {
+        let fixture = try SimulatorFixture { options in
+            options.instant()
+            options.latency = 0.2
+        }
+        let answer = try await Self.seconds { _ = try await fixture.api.queueRemaining() }
+        #expect(answer >= 0.2)
+        let listener = try await fixture.listen(clientID: "c")
+        var messages: [JSONValue] = []
+        let run = try await Self.seconds {
+            _ = try await fixture.api.submit(SimulatorProtocolTests.txt2img(), promptID: "p", clientID: "c")
+            messages = await listener.until(end: "p")
+        }
+        #expect(messages.compactMap { $0["type"]?.stringValue }.suffix(3) == ["execution_success", "status", "executing"])
+        // Every message is held back 0.2 s, once each and without reordering: the run's last
+        // message comes 0.2 s after the server sent it, and nothing is lost.
+        #expect(run >= 0.2)
+        #expect(run < 3)
+        listener.close()
+    }
+
+    @Test func stallHoldsEverythingBack() async throws {
+        let fixture = try SimulatorFixture()
+        let listener = try await fixture.listen(clientID: "c")
+        _ = try await fixture.post("/sim/stall", ["seconds": 0.6])
+        let run = try await Self.seconds {
+            _ = try await fixture.api.submit(SimulatorProtocolTests.txt2img(), promptID: "p", clientID: "c")
+            _ = await listener.until(end: "p")
+        }
+        #expect(run >= 0.5)
+        listener.close()
+    }
+
+    @Test func dropClosesEveryWebSocket() async throws {
+        let fixture = try SimulatorFixture()
+        let a = try await fixture.listen(clientID: "a")
+        let b = try await fixture.listen(clientID: "b")
+        #expect(try await fixture.post("/sim/drop")["dropped"] == 2)
+        for listener in [a, b] {
+            var iterator = listener.socket.messages.makeAsyncIterator()
+            _ = try? await iterator.next()  // the status sent at connect
+            await #expect(throws: (any Error).self) { while try await iterator.next() != nil {} }
+        }
+    }
+
+    @Test func slowViewAndClassTimes() async throws {
+        let fixture = try SimulatorFixture { options in
+            options.instant()
+            options.classTimes = ["VAEDecode": 0.3]
+        }
+        let listener = try await fixture.listen(clientID: "c")
+        let run = try await Self.seconds {
+            _ = try await fixture.api.submit(SimulatorProtocolTests.txt2img(), promptID: "p", clientID: "c")
+            _ = await listener.until(end: "p")
+        }
+        #expect(run >= 0.3)
+        let stats = try await fixture.post("/sim/stats")
+        #expect((stats["busy_seconds"]?.numberValue?.double ?? 0) >= 0.3)
+        _ = try await fixture.post("/sim/slow-view", ["seconds": 0.4])
+        let file = try #require(try await fixture.api.history("p")?.outputs.first)
+        let destination = FileManager.default.temporaryDirectory.appendingPathComponent("slow-\(UUID()).png")
+        defer { try? FileManager.default.removeItem(at: destination) }
+        let download = try await Self.seconds { _ = try await fixture.api.download(file, to: destination) }
+        #expect(download >= 0.4)
+        listener.close()
+    }
+
+    @Test func viewRefusesPathsOutsideTheOutputFolder() async throws {
+        let fixture = try SimulatorFixture()
+        for (name, subfolder) in [("../secret.png", ""), ("/etc/passwd", ""), ("x.png", "../..")] {
+            await #expect(throws: ComfyAPIError.self) {
+                _ = try await fixture.api.download(
+                    OutputFile(filename: name, subfolder: subfolder), to: URL(fileURLWithPath: "/tmp/never-\(UUID())"))
+            }
+        }
+    }
+}
