@@ -43,7 +43,7 @@ let package = Package(
         // The fake ComfyUI server: HTTP/1.1 + WebSocket server role, prompts, outputs, faults.
         .target(name: "Simulator", dependencies: ["ComfyCore", "WebSocket"]),
         // Storage: SQLite wrapper and migrations.
-        .target(name: "QueueStore", dependencies: ["CSQLite"]),
+        .target(name: "QueueStore", dependencies: ["CSQLite", "ComfyCore"]),
         // The Lua host.
         .target(name: "Hooks", dependencies: ["CLua", "CLuaShim"]),
         // The command router and commands (the shell around the libraries).
@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "TestSupport"]),
         .testTarget(name: "ComfyClientTests", dependencies: ["ComfyClient", "TestSupport"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ComfyClient", "ComfyCore", "TestSupport"]),
-        .testTarget(name: "QueueStoreTests", dependencies: ["QueueStore"]),
+        .testTarget(name: "QueueStoreTests", dependencies: ["QueueStore", "ComfyCore"]),
         .testTarget(name: "HooksTests", dependencies: ["Hooks"]),
         .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore", "TestSupport"]),
     ],

@@ -4,7 +4,7 @@ public enum ComfyQ {
 
     /// Every command, in the order `comfyq help` lists them.
     static var commands: [CommandSpec] {
-        [SimulateCommand.spec, DoctorCommand.spec, ReplayCommand.spec, helpSpec]
+        [ValidateCommand.spec, AddCommand.spec, StatusCommand.spec, QueueEditCommands.cancel, QueueEditCommands.retry, QueueEditCommands.remove, SimulateCommand.spec, DoctorCommand.spec, ReplayCommand.spec, helpSpec]
     }
 
     static let helpSpec = CommandSpec(
@@ -60,7 +60,8 @@ public enum ComfyQ {
 
     /// `Error: …`, then for usage errors the usage and where to read more.
     static func report(_ error: any Error, console: Console) -> ExitCode {
-        console.printError("Error: \(error)")
+        // One line per problem (job files report every problem at once).
+        for line in "\(error)".split(separator: "\n", omittingEmptySubsequences: false) { console.printError("Error: \(line)") }
         if let usage = error as? UsageError {
             if let line = usage.usage, let name = usage.commandName {
                 console.printError("Usage: \(line)")

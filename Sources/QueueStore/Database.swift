@@ -62,32 +62,10 @@ public final class Database {
     @discardableResult
     public func query(_ sql: String, _ parameters: [SQLValue] = []) throws(DatabaseError) -> [[SQLValue]] {
         var statement: OpaquePointer?
-        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else { throw lastError() }
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else { throw lastError() }
         defer { sqlite3_finalize(statement) }
-        for (offset, parameter) in parameters.enumerated() {
-            let position = Int32(offset + 1)
-            let status: Int32
-            switch parameter {
-            case .null: status = sqlite3_bind_null(statement, position)
-            case .integer(let value): status = sqlite3_bind_int64(statement, position, value)
-            case .real(let value): status = sqlite3_bind_double(statement, position, value)
-            case .text(let value): status = sqlite3_bind_text(statement, position, value, -1, Self.transient)
-            case .blob(let bytes):
-                status = bytes.withUnsafeBytes { buffer in
-                    sqlite3_bind_blob(statement, position, buffer.baseAddress, Int32(buffer.count), Self.transient)
-                }
-            }
-            guard status == SQLITE_OK else { throw lastError() }
-        }
-        var rows: [[SQLValue]] = []
-        while true {
-            let status = sqlite3_step(statement)
-            if status == SQLITE_DONE { break }
-            guard status == SQLITE_ROW else { throw lastError() }
-            let columns = sqlite3_column_count(statement)
-            rows.append((0..<columns).map { column in Self.value(statement, column) })
-        }
-        return rows
+        try bind(parameters, to: statement)
+        return try rows(statement)
     }
 
     /// Runs `body` in one `BEGIN IMMEDIATE` transaction (taking the write lock up front, so two
@@ -112,6 +90,71 @@ public final class Database {
         }
     }
 
+    /// Prepares a statement to run many times (bulk inserts).
+    public func prepare(_ sql: String) throws(DatabaseError) -> Statement {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else { throw lastError() }
+        return Statement(database: self, handle: statement)
+    }
+
+    /// The row id of the last insert on this connection.
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    /// Rows changed by the last statement.
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// A prepared statement: bind, run, reset, again.
+    public final class Statement {
+        let database: Database
+        let handle: OpaquePointer
+
+        init(database: Database, handle: OpaquePointer) {
+            self.database = database
+            self.handle = handle
+        }
+
+        deinit { sqlite3_finalize(handle) }
+
+        /// Runs with these parameters and returns every row.
+        @discardableResult
+        public func run(_ parameters: [SQLValue]) throws(DatabaseError) -> [[SQLValue]] {
+            sqlite3_reset(handle)
+            sqlite3_clear_bindings(handle)
+            try database.bind(parameters, to: handle)
+            return try database.rows(handle)
+        }
+    }
+
+    func bind(_ parameters: [SQLValue], to statement: OpaquePointer) throws(DatabaseError) {
+        for (offset, parameter) in parameters.enumerated() {
+            let position = Int32(offset + 1)
+            let status: Int32
+            switch parameter {
+            case .null: status = sqlite3_bind_null(statement, position)
+            case .integer(let value): status = sqlite3_bind_int64(statement, position, value)
+            case .real(let value): status = sqlite3_bind_double(statement, position, value)
+            case .text(let value): status = sqlite3_bind_text(statement, position, value, -1, Self.transient)
+            case .blob(let bytes):
+                status = bytes.withUnsafeBytes { buffer in
+                    sqlite3_bind_blob(statement, position, buffer.baseAddress, Int32(buffer.count), Self.transient)
+                }
+            }
+            guard status == SQLITE_OK else { throw lastError() }
+        }
+    }
+
+    func rows(_ statement: OpaquePointer) throws(DatabaseError) -> [[SQLValue]] {
+        var rows: [[SQLValue]] = []
+        while true {
+            let status = sqlite3_step(statement)
+            if status == SQLITE_DONE { break }
+            guard status == SQLITE_ROW else { throw lastError() }
+            let columns = sqlite3_column_count(statement)
+            rows.append((0..<columns).map { column in Self.value(statement, column) })
+        }
+        return rows
+    }
+
     private static func value(_ statement: OpaquePointer?, _ column: Int32) -> SQLValue {
         switch sqlite3_column_type(statement, column) {
         case SQLITE_INTEGER: return .integer(sqlite3_column_int64(statement, column))
@@ -125,14 +168,14 @@ public final class Database {
         }
     }
 
-    private func lastError() -> DatabaseError {
+    func lastError() -> DatabaseError {
         DatabaseError(code: sqlite3_errcode(handle), message: "\(path): \(String(cString: sqlite3_errmsg(handle)))")
     }
 }
 
 /// Numbered, append-only schema migrations: migration N runs once, in a transaction, when the
 /// database's `user_version` is below N.
-public struct Migrator {
+public struct Migrator: Sendable {
     public var migrations: [String]
 
     public init(_ migrations: [String]) { self.migrations = migrations }
@@ -154,4 +197,20 @@ public struct Migrator {
         }
         return migrations.count
     }
+}
+
+extension SQLValue {
+    public var int: Int64? { if case .integer(let value) = self { value } else { nil } }
+    public var double: Double? {
+        switch self {
+        case .real(let value): value
+        case .integer(let value): Double(value)
+        default: nil
+        }
+    }
+    public var text: String? { if case .text(let value) = self { value } else { nil } }
+
+    public init(_ value: String?) { self = value.map { .text($0) } ?? .null }
+    public init(_ value: Int?) { self = value.map { .integer(Int64($0)) } ?? .null }
+    public init(_ value: Double?) { self = value.map { .real($0) } ?? .null }
 }

@@ -257,17 +257,21 @@ extension Simulator {
         let accept = Handshake.acceptValue(for: key)
         connection.send(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: \(accept)\r\n\r\n".utf8))
         connection.clientID.withLock { $0 = sid }
-        let (previous, remaining, replay) = state.withLock { state -> (ClientConnection?, Int, String?) in
+        let previous = state.withLock { state -> ClientConnection? in
             state.httpConnections.removeAll { $0 === connection }
             let previous = state.clients[sid]
             state.clients[sid] = connection
-            let replay = state.running.flatMap { $0.clientID == sid ? $0.node : nil }
-            return (previous, state.queueRemaining, replay)
+            // Queued under the lock, so no worker message can come first (ComfyUI sends these two
+            // from the connect handler before anything else reaches the socket).
+            let status: JSONValue = ["status": ["exec_info": ["queue_remaining": .int(state.queueRemaining)]], "sid": .string(sid)]
+            connection.sendText(message("status", status))
+            // A reconnecting client of the running prompt learns which node runs, without prompt_id.
+            if let replay = state.running.flatMap({ $0.clientID == sid ? $0.node : nil }) {
+                connection.sendText(message("executing", ["node": .string(replay)]))
+            }
+            return previous
         }
         previous?.drop()
-        connection.sendText(message("status", ["status": ["exec_info": ["queue_remaining": .int(remaining)]], "sid": .string(sid)]))
-        // A reconnecting client of the running prompt learns which node runs, without prompt_id.
-        if let replay { connection.sendText(message("executing", ["node": .string(replay)])) }
 
         var parser = FrameParser(role: .server)
         var machine = WebSocketStateMachine()

@@ -8,7 +8,7 @@ import Testing
     static let script = Paths.packageRoot.appendingPathComponent("Tests/ComfyClientTests/Support/fake_comfyui.py").path
 
     @Test func binaryJSONReportAndExitCodes() async throws {
-        let server = try PythonServer(script: Self.script)
+        let server = try await PythonServer.start(script: Self.script)
         defer { server.stop() }
         let good = try await runBinary(["doctor", "--server", "http://127.0.0.1:\(server.port)", "--server", "127.0.0.1:1", "--json"])
         #expect(good.status == .failure)  // the second server is down

@@ -1,6 +1,7 @@
 import ComfyCLI
 import ComfyCore
 import Foundation
+import TestSupport
 import Testing
 
 @Suite struct SimulateCommandTests {
@@ -21,11 +22,15 @@ import Testing
                 do { try process.run() } catch { continuation.resume(throwing: error) }
             }
         }
-        var text = ""
-        while !text.contains("\n") {
-            let chunk = pipe.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
+        let handle = pipe.fileHandleForReading
+        let text = try await offPool {
+            var text = ""
+            while !text.contains("\n") {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return text
         }
         #expect(text.hasPrefix("comfyq simulator listening on http://127.0.0.1:"))
         let url = String(text.split(separator: "\n")[0].split(separator: " ").last ?? "")

@@ -21,7 +21,7 @@ import Testing
     static let script = Support.path("Support/fake_comfyui.py", besides: #filePath)
 
     static func withServer(_ arguments: [String] = [], _ body: (ComfyAPI) async throws -> Void) async throws {
-        let server = try PythonServer(script: script, arguments: arguments)
+        let server = try await PythonServer.start(script: script, arguments: arguments)
         defer { server.stop() }
         try await body(localAPI(server.port))
     }
@@ -133,7 +133,7 @@ import Testing
 
 @Suite struct DoctorTests {
     @Test func healthyServerPassesEveryCheck() async throws {
-        let server = try PythonServer(script: ComfyAPITests.script)
+        let server = try await PythonServer.start(script: ComfyAPITests.script)
         defer { server.stop() }
         let report = await Doctor.examine(localAPI(server.port), clientID: "doctor-1")
         #expect(report.checks.map(\.name) == Doctor.checkNames)
@@ -143,7 +143,7 @@ import Testing
     }
 
     @Test func wrongAcceptIsReported() async throws {
-        let server = try PythonServer(script: ComfyAPITests.script, arguments: ["--wrong-accept"])
+        let server = try await PythonServer.start(script: ComfyAPITests.script, arguments: ["--wrong-accept"])
         defer { server.stop() }
         let report = await Doctor.examine(localAPI(server.port))
         let check = try #require(report.checks.first { $0.name == "websocket" })
@@ -162,8 +162,8 @@ import Testing
     }
 
     @Test func untrustedHTTPSIsAClearErrorWithAHint() async throws {
-        let pair = try TestCertificate.make("IP:127.0.0.1")
-        let server = try PythonServer(script: ComfyAPITests.script, arguments: ["--tls", pair.cert, pair.key])
+        let pair = try await TestCertificate.generate("IP:127.0.0.1")
+        let server = try await PythonServer.start(script: ComfyAPITests.script, arguments: ["--tls", pair.cert, pair.key])
         defer { server.stop() }
         let api = ComfyAPI(baseURL: URL(string: "https://127.0.0.1:\(server.port)")!, session: isolatedSession(), timeout: 5)
         let report = await Doctor.examine(api)
@@ -173,7 +173,7 @@ import Testing
     }
 
     @Test func notComfyUIFailsTheComfyUICheck() async throws {
-        let server = try PythonServer(script: ComfyAPITests.script, arguments: ["--not-comfyui"])
+        let server = try await PythonServer.start(script: ComfyAPITests.script, arguments: ["--not-comfyui"])
         defer { server.stop() }
         let report = await Doctor.examine(localAPI(server.port))
         #expect(report.checks[0].status == .passed)

@@ -49,7 +49,7 @@ import Testing
     }
 
     static func setUp(_ arguments: [String], polling: Bool = false) async throws -> (PythonServer, ComfyAPI, ServerConnection) {
-        let server = try PythonServer(script: ComfyAPITests.script, arguments: arguments)
+        let server = try await PythonServer.start(script: ComfyAPITests.script, arguments: arguments)
         let api = localAPI(server.port)
         let connection = ServerConnection(api: api, policy: fastPolicy(polling: polling))
         await connection.start()

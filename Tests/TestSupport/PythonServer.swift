@@ -78,3 +78,29 @@ public enum TestCertificate {
         return (cert, key)
     }
 }
+
+/// Runs blocking work (waiting for a child process, reading its pipe) on a thread of its own,
+/// so tests never tie up the two threads of the cooperative pool.
+public func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+        }
+        thread.start()
+    }
+}
+
+extension PythonServer {
+    /// Starts the server without blocking the cooperative pool while it boots.
+    public static func start(script: String, arguments: [String] = []) async throws -> PythonServer {
+        try await offPool { try PythonServer(script: script, arguments: arguments) }
+    }
+}
+
+extension TestCertificate {
+    /// Makes a certificate without blocking the cooperative pool on `openssl`.
+    public static func generate(_ names: String) async throws -> (cert: String, key: String) {
+        let pair = try await offPool { try make(names) }
+        return pair
+    }
+}

@@ -16,7 +16,7 @@ import WebSocket
     }
 
     @Test func textBinaryFragmentedAndLarge() async throws {
-        let server = try PythonServer(script: Self.script)
+        let server = try await PythonServer.start(script: Self.script)
         defer { server.stop() }
         let client = try await Self.connect(server)
         var messages = client.messages.makeAsyncIterator()
@@ -47,7 +47,7 @@ import WebSocket
     }
 
     @Test func answersTheServersPing() async throws {
-        let server = try PythonServer(script: Self.script)
+        let server = try await PythonServer.start(script: Self.script)
         defer { server.stop() }
         let client = try await Self.connect(server)
         var messages = client.messages.makeAsyncIterator()
@@ -60,7 +60,7 @@ import WebSocket
     }
 
     @Test func serverInitiatedClose() async throws {
-        let server = try PythonServer(script: Self.script)
+        let server = try await PythonServer.start(script: Self.script)
         defer { server.stop() }
         let client = try await Self.connect(server)
         var messages = client.messages.makeAsyncIterator()
@@ -72,7 +72,7 @@ import WebSocket
     }
 
     @Test func serverVanishingMidFrame() async throws {
-        let server = try PythonServer(script: Self.script)
+        let server = try await PythonServer.start(script: Self.script)
         defer { server.stop() }
         let client = try await Self.connect(server)
         var messages = client.messages.makeAsyncIterator()
@@ -83,7 +83,7 @@ import WebSocket
     }
 
     @Test func extraHeadersAndPathReachTheServer() async throws {
-        let server = try PythonServer(script: Self.script)
+        let server = try await PythonServer.start(script: Self.script)
         defer { server.stop() }
         var options = WebSocketOptions()
         options.headers = [("Authorization", "Bearer secret"), ("Cookie", "a=b")]

@@ -5,8 +5,8 @@ import WebSocket
 
 /// `wss://` through OpenSSL against Python's TLS server, with certificates made by the test.
 @Suite(.serialized) struct TLSTests {
-    static func server(_ pair: (cert: String, key: String)) throws -> PythonServer {
-        try PythonServer(script: ConformanceTests.script, arguments: ["--tls", pair.cert, pair.key])
+    static func server(_ pair: (cert: String, key: String)) async throws -> PythonServer {
+        try await PythonServer.start(script: ConformanceTests.script, arguments: ["--tls", pair.cert, pair.key])
     }
 
     static func connect(_ port: Int, _ tls: TLSOptions) async throws -> WebSocketClient {
@@ -16,7 +16,7 @@ import WebSocket
     }
 
     @Test func untrustedCertificateIsRefusedWithAClearError() async throws {
-        let server = try Self.server(try TestCertificate.make("IP:127.0.0.1"))
+        let server = try await Self.server(try await TestCertificate.generate("IP:127.0.0.1"))
         defer { server.stop() }
         await #expect(throws: WebSocketError.socket(.tls("certificate verify failed for 127.0.0.1: self-signed certificate"))) {
             _ = try await Self.connect(server.port, TLSOptions())
@@ -24,8 +24,8 @@ import WebSocket
     }
 
     @Test func trustedCertificateWorks() async throws {
-        let pair = try TestCertificate.make("IP:127.0.0.1")
-        let server = try Self.server(pair)
+        let pair = try await TestCertificate.generate("IP:127.0.0.1")
+        let server = try await Self.server(pair)
         defer { server.stop() }
         let client = try await Self.connect(server.port, TLSOptions(caFile: pair.cert))
         var messages = client.messages.makeAsyncIterator()
@@ -39,8 +39,8 @@ import WebSocket
     }
 
     @Test func wrongHostIsRefusedEvenWhenTheCertificateIsTrusted() async throws {
-        let pair = try TestCertificate.make("DNS:other.example")
-        let server = try Self.server(pair)
+        let pair = try await TestCertificate.generate("DNS:other.example")
+        let server = try await Self.server(pair)
         defer { server.stop() }
         await #expect {
             _ = try await Self.connect(server.port, TLSOptions(caFile: pair.cert))
@@ -51,7 +51,7 @@ import WebSocket
     }
 
     @Test func insecureSkipsVerification() async throws {
-        let server = try Self.server(try TestCertificate.make("DNS:other.example"))
+        let server = try await Self.server(try await TestCertificate.generate("DNS:other.example"))
         defer { server.stop() }
         let client = try await Self.connect(server.port, TLSOptions(verifyPeer: false))
         var messages = client.messages.makeAsyncIterator()

@@ -20,6 +20,22 @@ public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
         self.offset = offset
     }
 
+    /// The 1-based line and column of `offset` in `text`.
+    public func location(in text: String) -> (line: Int, column: Int) {
+        var line = 1
+        var column = 1
+        for (position, byte) in text.utf8.enumerated() {
+            if position >= offset { break }
+            if byte == 0x0A {
+                line += 1
+                column = 1
+            } else {
+                column += 1
+            }
+        }
+        return (line, column)
+    }
+
     public var description: String {
         switch reason {
         case .unexpectedEnd: "unexpected end of JSON at byte \(offset)"
@@ -46,6 +62,9 @@ public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
 package struct JSONReader: ~Copyable {
     package let bytes: UnsafeBufferPointer<UInt8>
     package var index: Int
+    /// Accept the JSON5 conveniences people write by hand: `//` and `/* */` comments, trailing
+    /// commas, unquoted keys and single-quoted strings.
+    package var json5 = false
     /// Nesting limit for untrusted input, so a hostile server cannot overflow the stack.
     package static let maximumDepth = 256
 
@@ -61,6 +80,18 @@ package struct JSONReader: ~Copyable {
         while index < bytes.count {
             switch bytes[index] {
             case 0x20, 0x0A, 0x0D, 0x09: index += 1
+            case UInt8(ascii: "/") where json5 && index + 1 < bytes.count:
+                if bytes[index + 1] == UInt8(ascii: "/") {
+                    while index < bytes.count && bytes[index] != 0x0A { index += 1 }
+                } else if bytes[index + 1] == UInt8(ascii: "*") {
+                    index += 2
+                    while index + 1 < bytes.count && !(bytes[index] == UInt8(ascii: "*") && bytes[index + 1] == UInt8(ascii: "/")) {
+                        index += 1
+                    }
+                    index = min(bytes.count, index + 2)
+                } else {
+                    return
+                }
             default: return
             }
         }
@@ -107,10 +138,22 @@ package struct JSONReader: ~Copyable {
             guard next == UInt8(ascii: ",") else { throw JSONError(.unexpectedByte(next), at: index) }
             index += 1
             next = try peek()
+            if json5 && next == UInt8(ascii: "}") {  // a trailing comma
+                index += 1
+                return nil
+            }
         }
         first = false
-        guard next == UInt8(ascii: "\"") else { throw JSONError(.unexpectedByte(next), at: index) }
-        let range = try rawStringRange()
+        let range: Range<Int>
+        if next == UInt8(ascii: "\"") || (json5 && next == UInt8(ascii: "'")) {
+            range = try rawStringRange()
+        } else if json5 && isIdentifierByte(next) {
+            let start = index
+            while index < bytes.count && isIdentifierByte(bytes[index]) { index += 1 }
+            range = start..<index
+        } else {
+            throw JSONError(.unexpectedByte(next), at: index)
+        }
         try expect(UInt8(ascii: ":"))
         return range
     }
@@ -125,6 +168,10 @@ package struct JSONReader: ~Copyable {
         if !first {
             guard next == UInt8(ascii: ",") else { throw JSONError(.unexpectedByte(next), at: index) }
             index += 1
+            if json5, try peek() == UInt8(ascii: "]") {  // a trailing comma
+                index += 1
+                return false
+            }
         }
         first = false
         return true
@@ -248,13 +295,18 @@ package struct JSONReader: ~Copyable {
     /// Skips a string and returns the range of its raw bytes (between the quotes, escapes
     /// unresolved). Validates escapes but not UTF-8.
     package mutating func rawStringRange() throws(JSONError) -> Range<Int> {
-        try expect(UInt8(ascii: "\""))
+        let quote: UInt8 = json5 && (try? peek()) == UInt8(ascii: "'") ? UInt8(ascii: "'") : UInt8(ascii: "\"")
+        try expect(quote)
         let start = index
         while index < bytes.count {
-            index = Self.nextSpecialByte(in: bytes, from: index)
+            index = quote == UInt8(ascii: "\"") ? Self.nextSpecialByte(in: bytes, from: index) : index
             guard index < bytes.count else { break }
             let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") {
+            if quote != UInt8(ascii: "\"") && byte != quote && byte != UInt8(ascii: "\\") && byte >= 0x20 {
+                index += 1
+                continue
+            }
+            if byte == quote {
                 index += 1
                 return start..<(index - 1)
             }
@@ -262,6 +314,7 @@ package struct JSONReader: ~Copyable {
                 index += 1
                 guard index < bytes.count else { break }
                 switch bytes[index] {
+                case UInt8(ascii: "'") where json5: index += 1
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
                     UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                     index += 1
@@ -395,6 +448,12 @@ package struct JSONReader: ~Copyable {
         default: _ = try readNumberRange()
         }
     }
+}
+
+@inline(__always)
+private func isIdentifierByte(_ byte: UInt8) -> Bool {
+    (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+        || isDigit(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "$")
 }
 
 @inline(__always)

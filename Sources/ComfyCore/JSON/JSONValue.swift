@@ -121,6 +121,22 @@ extension JSONValue {
         try reader.expectEnd()
     }
 
+    /// Parses a hand-written document: JSON plus comments, trailing commas, unquoted keys and
+    /// single-quoted strings (the JSON5 conveniences job files use).
+    public init(parsingJSON5 text: String) throws(JSONError) {
+        var text = text
+        let result = text.withUTF8 { bytes in
+            Result { () throws(JSONError) in
+                var reader = JSONReader(bytes)
+                reader.json5 = true
+                let value = try reader.readValue()
+                try reader.expectEnd()
+                return value
+            }
+        }
+        self = try result.get()
+    }
+
     /// Parses one JSON document from UTF-8 bytes.
     public init(parsing bytes: [UInt8]) throws(JSONError) {
         let result = bytes.withUnsafeBufferPointer { buffer in
@@ -152,6 +168,7 @@ extension JSONReader {
             while try nextElement(first: &first) { array.append(try readValue(depth: depth + 1)) }
             return .array(array)
         case UInt8(ascii: "\""): return .string(try readString())
+        case UInt8(ascii: "'") where json5: return .string(try readString())
         case UInt8(ascii: "t"), UInt8(ascii: "f"): return .bool(try readBool())
         case UInt8(ascii: "n"):
             _ = try consumeNull()

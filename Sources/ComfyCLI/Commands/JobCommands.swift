@@ -1,0 +1,145 @@
+import ComfyCore
+import Foundation
+import QueueStore
+
+/// Job files invalid: every problem already printed, one per line (exit 65, EX_DATAERR).
+struct InvalidJobFiles: Error, CustomStringConvertible, ExitCodeProviding {
+    var error: JobValidationError
+    var description: String { error.description }
+    var exitCode: ExitCode { .dataError }
+}
+
+/// Shared by the commands that read job files or open the queue.
+enum JobFiles {
+    static let dbOption = OptionSpec.value("db", name: "path", help: "The queue database (default $COMFYQ_DB or $XDG_STATE_HOME/comfyq/queue.db).")
+
+    static var loader: JobLoader {
+        JobLoader(
+            readFile: { path in
+                do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
+                    throw LoadFailure(reason: FileManager.default.fileExists(atPath: path) ? "cannot read it" : "no such file")
+                }
+            },
+            fileExists: { FileManager.default.fileExists(atPath: $0) })
+    }
+
+    struct LoadFailure: Error, CustomStringConvertible {
+        var reason: String
+        var description: String { reason }
+    }
+
+    /// Loads every file; all problems in all files are reported together.
+    static func load(_ paths: [String]) throws -> [JobSpec] {
+        var specs: [JobSpec] = []
+        var problems: [JobProblem] = []
+        for path in paths {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                problems.append(JobProblem(file: path, location: "", reason: FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file"))
+                continue
+            }
+            do { specs.append(try loader.load(text: text, path: path)) } catch { problems += error.problems }
+        }
+        if !problems.isEmpty { throw InvalidJobFiles(error: JobValidationError(problems: problems)) }
+        return specs
+    }
+
+    static func openQueue(_ arguments: ParsedArguments, _ console: Console) throws -> Queue {
+        let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: NSHomeDirectory())
+        let folder = (path as NSString).deletingLastPathComponent
+        if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        do { return try Queue(path: path) } catch { throw CommandFailure("cannot open the queue: \(error)") }
+    }
+
+    static var now: Double { Date().timeIntervalSince1970 }
+
+    static func random() -> UInt64 { UInt64.random(in: 0...UInt64.max) }
+}
+
+/// `comfyq validate JOB…`
+enum ValidateCommand {
+    static let spec = CommandSpec(
+        name: "validate", abstract: "Check job files without queueing anything.",
+        discussion: "Prints every problem, one line each (file, where, why), and exits 65 if there is any.",
+        arguments: [ArgumentSpec("job", help: "Job files (JSON with comments and trailing commas).", variadic: true)],
+        options: []
+    ) { arguments, console in
+        let specs = try JobFiles.load(arguments.positionals)
+        for spec in specs {
+            console.print("\(spec.file): ok, \(spec.itemCount) item\(spec.itemCount == 1 ? "" : "s") (\(spec.name))")
+        }
+        return .success
+    }
+}
+
+/// `comfyq add JOB… [--dry-run]`
+enum AddCommand {
+    static let spec = CommandSpec(
+        name: "add", abstract: "Validate job files, expand their sweeps and add the items to the queue.",
+        discussion: "All files are checked first; nothing is queued unless every one is valid. Each job goes in with one transaction.",
+        arguments: [ArgumentSpec("job", help: "Job files to add.", variadic: true)],
+        options: [
+            .flag("dry-run", help: "List the items that would be added, and add nothing."),
+            JobFiles.dbOption,
+        ]
+    ) { arguments, console in
+        let specs = try JobFiles.load(arguments.positionals)
+        if arguments.flag("dry-run") {
+            for spec in specs {
+                let items = spec.expand(random: JobFiles.random)
+                console.print("\(spec.name): \(items.count) item\(items.count == 1 ? "" : "s") (dry run, nothing added)")
+                for item in items { console.print("  \(spec.name)/\(item.index)  \(item.parametersJSON.serialized())") }
+            }
+            return .success
+        }
+        let queue = try JobFiles.openQueue(arguments, console)
+        for spec in specs {
+            let items = spec.expand(random: JobFiles.random)
+            let id = try queue.add(spec, items: items, now: JobFiles.now)
+            console.print("added job \(spec.name) (#\(id)): \(items.count) item\(items.count == 1 ? "" : "s")")
+        }
+        return .success
+    }
+}
+
+/// `comfyq cancel JOB|JOB/INDEX`, `comfyq retry JOB|JOB/INDEX`, `comfyq remove JOB`
+enum QueueEditCommands {
+    static let cancel = CommandSpec(
+        name: "cancel", abstract: "Cancel a job's unfinished items, or one item (JOB/INDEX).",
+        arguments: [ArgumentSpec("target", help: "A job name or #id, or JOB/INDEX for one item.")], options: [JobFiles.dbOption]
+    ) { arguments, console in
+        let queue = try JobFiles.openQueue(arguments, console)
+        let target = try resolve(queue, arguments.positionals[0])
+        let count = try queue.cancel(target, now: JobFiles.now)
+        console.print("cancelled \(count) item\(count == 1 ? "" : "s")")
+        return .success
+    }
+
+    static let retry = CommandSpec(
+        name: "retry", abstract: "Put failed or cancelled items back in the queue (a job, or JOB/INDEX).",
+        arguments: [ArgumentSpec("target", help: "A job name or #id, or JOB/INDEX for one item.")], options: [JobFiles.dbOption]
+    ) { arguments, console in
+        let queue = try JobFiles.openQueue(arguments, console)
+        let target = try resolve(queue, arguments.positionals[0])
+        let count = try queue.retry(target, now: JobFiles.now)
+        console.print("queued \(count) item\(count == 1 ? "" : "s") again")
+        return .success
+    }
+
+    static let remove = CommandSpec(
+        name: "remove", abstract: "Delete a finished job and its items from the queue.",
+        arguments: [ArgumentSpec("job", help: "A job name or #id.")], options: [JobFiles.dbOption]
+    ) { arguments, console in
+        let queue = try JobFiles.openQueue(arguments, console)
+        let job: JobSummary
+        do { job = try queue.job(named: arguments.positionals[0]) } catch { throw CommandFailure("\(error)") }
+        do { try queue.remove(jobID: job.id) } catch let error as QueueError { throw CommandFailure(error.message) }
+        console.print("removed job \(job.name) (#\(job.id)) and its \(job.total) item\(job.total == 1 ? "" : "s")")
+        return .success
+    }
+
+    static func resolve(_ queue: Queue, _ reference: String) throws -> Queue.Target {
+        do { return try queue.target(reference.hasPrefix("#") ? String(reference.dropFirst()) : reference) } catch let error as QueueError {
+            throw CommandFailure(error.message)
+        }
+    }
+}

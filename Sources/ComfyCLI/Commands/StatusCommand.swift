@@ -1,0 +1,160 @@
+import ComfyCore
+import Foundation
+import QueueStore
+
+/// `comfyq status [JOB] [--failed] [--running] [--json] [--watch]`
+enum StatusCommand {
+    static let spec = CommandSpec(
+        name: "status", abstract: "Show the queue: jobs, running items, failures.",
+        discussion: """
+            Without a job: one line per job (counts, progress, ETA) and one per running item. With a
+            job: its items. --json prints one document (schema 1); --watch redraws until Ctrl-C.
+            """,
+        arguments: [ArgumentSpec("job", help: "Show this job's items (name or #id).", optional: true)],
+        options: [
+            .flag("failed", help: "Only failed items."),
+            .flag("running", help: "Only running items."),
+            .flag("json", help: "Print one JSON document (schema 1)."),
+            .flag("watch", help: "Redraw every second until Ctrl-C (plain snapshots when not a terminal)."),
+            JobFiles.dbOption,
+        ],
+        run: run)
+
+    static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
+        let queue = try JobFiles.openQueue(arguments, console)
+        if arguments.flag("watch") && !arguments.flag("json") {
+            while !Task.isCancelled {
+                let text = try render(queue, arguments, console)
+                if console.outputIsTerminal {
+                    console.writeOut("\u{1B}[H\u{1B}[2J" + text)
+                } else {
+                    console.writeOut(text + "\n")
+                }
+                try await Task.sleep(for: .seconds(console.outputIsTerminal ? 1 : 2))
+            }
+            return .success
+        }
+        if arguments.flag("json") {
+            console.print(try json(queue, arguments).serialized(pretty: true))
+        } else {
+            console.writeOut(try render(queue, arguments, console))
+        }
+        return .success
+    }
+
+    static func states(_ arguments: ParsedArguments) -> [ItemState] {
+        var states: [ItemState] = []
+        if arguments.flag("failed") { states.append(.failed) }
+        if arguments.flag("running") { states += [.submitting, .running] }
+        return states
+    }
+
+    static func selectedJob(_ queue: Queue, _ arguments: ParsedArguments) throws -> JobSummary? {
+        guard let reference = arguments.positionals.first else { return nil }
+        do { return try queue.job(named: reference.hasPrefix("#") ? String(reference.dropFirst()) : reference) } catch {
+            throw CommandFailure("\(error)")
+        }
+    }
+
+    // MARK: Text
+
+    static func render(_ queue: Queue, _ arguments: ParsedArguments, _ console: Console) throws -> String {
+        let color = console.usesColor
+        let now = JobFiles.now
+        if let job = try selectedJob(queue, arguments) {
+            var out = summaryLine(job, color: color) + "\n"
+            for item in try queue.items(states: states(arguments), jobID: job.id) { out += itemLine(item, now: now) + "\n" }
+            return out
+        }
+        let jobs = try queue.jobs()
+        if jobs.isEmpty { return "the queue is empty\n" }
+        var out = "JOB                      PENDING RUNNING    DONE  FAILED CANCEL  PROGRESS                   ETA\n"
+        let filter = states(arguments)
+        for job in jobs { out += summaryLine(job, color: color) + "\n" }
+        let running = try queue.items(states: filter.isEmpty ? [.submitting, .running] : filter.filter { !$0.isFinished }, limit: 200)
+        for item in running { out += itemLine(item, now: now) + "\n" }
+        if filter.isEmpty || filter.contains(.failed) {
+            let failed = try queue.items(states: [.failed], limit: filter.contains(.failed) ? nil : 20)
+            for item in failed { out += itemLine(item, now: now) + "\n" }
+        }
+        return out
+    }
+
+    static func summaryLine(_ job: JobSummary, color: Bool) -> String {
+        let done = job.counts[.done] ?? 0
+        let fraction = job.total == 0 ? 0 : Double(job.finished) / Double(job.total)
+        let width = 20
+        let filled = Int((fraction * Double(width)).rounded(.down))
+        var bar = "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "]"
+        if color { bar = (job.counts[.failed] ?? 0) > 0 ? "\u{1B}[33m\(bar)\u{1B}[0m" : "\u{1B}[32m\(bar)\u{1B}[0m" }
+        let remaining = (job.counts[.pending] ?? 0) + job.running
+        var eta = job.isFinished ? "done" : "-"
+        if let average = job.averageItemSeconds, remaining > 0 { eta = duration(average * Double(remaining)) }
+        let name = ProgressFormat.pad("\(job.name) (#\(job.id))", 24)
+        func count(_ state: ItemState) -> String { ProgressFormat.pad(String(job.counts[state] ?? 0), 7, right: true) }
+        _ = done
+        return "\(name) \(count(.pending)) \(ProgressFormat.pad(String(job.running), 7, right: true)) \(count(.done)) \(count(.failed)) \(count(.cancelled))  \(bar) \(ProgressFormat.pad("\(Int(fraction * 100))%", 4, right: true))  \(eta)"
+    }
+
+    static func itemLine(_ item: ItemRow, now: Double) -> String {
+        let name = "\(item.jobName)/\(item.index)"
+        switch item.state {
+        case .failed:
+            return "  \(ProgressFormat.pad(name, 22)) failed after \(item.attempts) attempt\(item.attempts == 1 ? "" : "s"): \(item.error ?? "unknown error")"
+        case .running, .submitting:
+            var line = "  \(ProgressFormat.pad(name, 22)) \(ProgressFormat.pad(item.server ?? "-", 22)) \(ProgressFormat.pad(item.phase ?? item.state.rawValue, 9))"
+            if let step = item.step, let steps = item.steps, item.phase == "sampling" { line += " step \(step)/\(steps)" }
+            if let fraction = item.fraction { line += " \(Int(fraction * 100))%" }
+            if let started = item.startedAt { line += " \(duration(now - started))" }
+            return line
+        default:
+            return "  \(ProgressFormat.pad(name, 22)) \(item.state.rawValue)  \(item.parameters)"
+        }
+    }
+
+    /// `42s`, `3m05s`, `2h14m`.
+    static func duration(_ seconds: Double) -> String {
+        let total = Int(max(0, seconds).rounded())
+        if total < 60 { return "\(total)s" }
+        if total < 3600 { return "\(total / 60)m\(String(format: "%02d", total % 60))s" }
+        return "\(total / 3600)h\(String(format: "%02d", (total % 3600) / 60))m"
+    }
+
+    // MARK: JSON
+
+    static func json(_ queue: Queue, _ arguments: ParsedArguments) throws -> JSONValue {
+        let selected = try selectedJob(queue, arguments)
+        let jobs = try selected.map { [$0] } ?? queue.jobs()
+        let now = JobFiles.now
+        let jobValues: [JSONValue] = jobs.map { job in
+            var counts = JSONObject()
+            for state in ItemState.allCases { counts[state.rawValue] = .int(job.counts[state] ?? 0) }
+            let remaining = (job.counts[.pending] ?? 0) + job.running
+            return [
+                "id": .int(Int(job.id)), "name": .string(job.name), "file": .string(job.file), "priority": .int(job.priority),
+                "total": .int(job.total), "counts": .object(counts),
+                "fraction": .double(job.total == 0 ? 0 : Double(job.finished) / Double(job.total)),
+                "eta_seconds": job.averageItemSeconds.map { .double($0 * Double(remaining)) } ?? .null,
+            ]
+        }
+        let filter = states(arguments)
+        let items: [ItemRow]
+        if let selected {
+            items = try queue.items(states: filter, jobID: selected.id)
+        } else {
+            items = try queue.items(states: filter.isEmpty ? [.submitting, .running, .failed] : filter)
+        }
+        let itemValues: [JSONValue] = items.map { item in
+            [
+                "job": .string(item.jobName), "job_id": .int(Int(item.jobID)), "index": .int(item.index), "state": .string(item.state.rawValue),
+                "phase": item.phase.map { .string($0) } ?? .null, "step": item.step.map { .int($0) } ?? .null,
+                "steps": item.steps.map { .int($0) } ?? .null, "fraction": item.fraction.map { .double($0) } ?? .null,
+                "attempts": .int(item.attempts), "server": item.server.map { .string($0) } ?? .null,
+                "prompt_id": item.promptID.map { .string($0) } ?? .null, "error": item.error.map { .string($0) } ?? .null,
+                "elapsed_seconds": item.startedAt.map { .double((item.finishedAt ?? now) - $0) } ?? .null,
+                "parameters": (try? JSONValue(parsing: item.parameters)) ?? [:],
+            ]
+        }
+        return ["schema": 1, "jobs": .array(jobValues), "items": .array(itemValues)]
+    }
+}

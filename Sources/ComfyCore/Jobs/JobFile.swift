@@ -1,0 +1,112 @@
+/// One problem in a job file: the file, where in it, and why. Printed as one line,
+/// `jobs/night.json: matrix["KSampler.sede"]: KSampler has no input "sede" (inputs: seed, steps, …)`.
+public struct JobProblem: Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    /// A path inside the document, such as `matrix["KSampler.seed"]`, or a line:column.
+    public var location: String
+    public var reason: String
+
+    public init(file: String, location: String, reason: String) {
+        self.file = file
+        self.location = location
+        self.reason = reason
+    }
+
+    public var description: String { location.isEmpty ? "\(file): \(reason)" : "\(file): \(location): \(reason)" }
+}
+
+/// All the problems found in one or more job files (reported together, nothing queued).
+public struct JobValidationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var problems: [JobProblem]
+
+    public init(problems: [JobProblem]) { self.problems = problems }
+
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
+
+/// Where a parameter lives: a node of the graph and one of its inputs.
+public struct ParameterAddress: Sendable, Hashable, CustomStringConvertible {
+    public var nodeID: String
+    public var input: String
+    /// As the user wrote it (`KSampler.seed`, `Positive prompt.text`, `6.text`).
+    public var written: String
+
+    public var description: String { written }
+}
+
+/// How outputs are named and where they go.
+public struct OutputSpec: Sendable, Equatable {
+    public var folder: String
+    /// Tokens: `{job}`, `{index}`, `{seed}`, `{date}`, `{n}` (the output's number within the
+    /// item), and any parameter by its address or its input name.
+    public var template: String
+
+    public static let defaultTemplate = "{job}_{index}"
+}
+
+/// A job file read and checked: the graph, what to vary, and how to run it.
+public struct JobSpec: Sendable, Equatable {
+    public var name: String
+    /// The file it came from (for messages).
+    public var file: String
+    public var workflow: Workflow
+    public var fixed: [(address: ParameterAddress, value: JSONValue)]
+    /// Cartesian product of these lists.
+    public var matrix: [(address: ParameterAddress, values: [JSONValue])]
+    /// Lists advanced together (all the same length).
+    public var zip: [(address: ParameterAddress, values: [JSONValue])]
+    public var seeds: SeedSweep?
+    public var repeatCount: Int
+    public var priority: Int
+    public var output: OutputSpec
+    public var servers: [String]
+    public var retries: Int
+    /// Seconds without any message before a prompt counts as stalled.
+    public var stallTimeout: Double
+    public var hooks: [String]
+
+    public static func == (lhs: JobSpec, rhs: JobSpec) -> Bool {
+        lhs.name == rhs.name && lhs.file == rhs.file && lhs.workflow == rhs.workflow
+            && lhs.fixed.map { "\($0.address)=\($0.value.serialized())" } == rhs.fixed.map { "\($0.address)=\($0.value.serialized())" }
+            && lhs.matrix.map { "\($0.address)" } == rhs.matrix.map { "\($0.address)" } && lhs.seeds == rhs.seeds
+            && lhs.repeatCount == rhs.repeatCount && lhs.priority == rhs.priority && lhs.output == rhs.output
+    }
+}
+
+/// Which seeds to sweep, and into which input.
+public struct SeedSweep: Sendable, Equatable {
+    public var address: ParameterAddress
+    public enum Values: Sendable, Equatable {
+        case range(start: UInt64, count: Int)
+        /// `count` seeds drawn when the job is added (then stored, so retries reuse them).
+        case random(count: Int)
+    }
+    public var values: Values
+
+    public var count: Int {
+        switch values {
+        case .range(_, let count), .random(let count): count
+        }
+    }
+}
+
+/// One queue item: a complete parameter set.
+public struct JobItem: Sendable, Equatable {
+    /// 0-based position within the job.
+    public var index: Int
+    /// Every parameter this item sets, by address, in the order the job declares them.
+    public var parameters: [(address: String, value: JSONValue)]
+    public var seed: UInt64?
+
+    public static func == (lhs: JobItem, rhs: JobItem) -> Bool {
+        lhs.index == rhs.index && lhs.seed == rhs.seed
+            && lhs.parameters.map { "\($0.address)=\($0.value.serialized())" } == rhs.parameters.map { "\($0.address)=\($0.value.serialized())" }
+    }
+
+    /// The parameters as one JSON object (stored with the item, shown by status, given to hooks).
+    public var parametersJSON: JSONValue {
+        var object = JSONObject()
+        for (address, value) in parameters { object[address] = value }
+        return .object(object)
+    }
+}

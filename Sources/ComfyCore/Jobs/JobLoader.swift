@@ -1,0 +1,318 @@
+/// Reads and checks job files. Pure: files are read through the closures it is given, so every
+/// problem in a file is found and reported together before anything is queued.
+public struct JobLoader {
+    /// Reads a file (a workflow next to the job file); throws with a reason when it cannot.
+    public var readFile: (String) throws -> String
+    /// Whether a file exists (hook scripts).
+    public var fileExists: (String) -> Bool
+
+    public init(readFile: @escaping (String) throws -> String, fileExists: @escaping (String) -> Bool) {
+        self.readFile = readFile
+        self.fileExists = fileExists
+    }
+
+    static let fields = [
+        "name", "workflow", "set", "matrix", "zip", "seeds", "repeat", "priority", "output", "servers", "retries", "timeouts", "hooks",
+    ]
+    /// The largest job one file may expand to.
+    public static let maximumItems = 1_000_000
+
+    /// Parses and validates `text`, the contents of the job file at `path`.
+    public func load(text: String, path: String) throws(JobValidationError) -> JobSpec {
+        var problems: [JobProblem] = []
+        func problem(_ location: String, _ reason: String) { problems.append(JobProblem(file: path, location: location, reason: reason)) }
+        let directory = Self.directory(of: path)
+
+        let document: JSONValue
+        do {
+            document = try JSONValue(parsingJSON5: text)
+        } catch {
+            let (line, column) = error.location(in: text)
+            throw JobValidationError(problems: [JobProblem(file: path, location: "line \(line), column \(column)", reason: "\(error)")])
+        }
+        guard let object = document.objectValue else {
+            throw JobValidationError(problems: [JobProblem(file: path, location: "", reason: "a job file must be a JSON object")])
+        }
+        for key in object.keys where !Self.fields.contains(key) {
+            problem(key, "unknown field (fields: \(Self.fields.joined(separator: ", ")))")
+        }
+
+        // The workflow, from a file beside the job or inline.
+        var workflow: Workflow?
+        switch object["workflow"] {
+        case nil: problem("workflow", "required: a path to an API-format workflow, or the workflow itself")
+        case .string(let relative)?:
+            let workflowPath = Self.resolve(relative, against: directory)
+            do {
+                let content = try readFile(workflowPath)
+                let json: JSONValue
+                do { json = try JSONValue(parsingJSON5: content) } catch {
+                    let (line, column) = error.location(in: content)
+                    throw WorkflowFileError("\(workflowPath): line \(line), column \(column): \(error)")
+                }
+                do { workflow = try Workflow(json: json) } catch { throw WorkflowFileError("\(workflowPath): \(error)") }
+            } catch let error as WorkflowFileError {
+                problem("workflow", error.message)
+            } catch {
+                problem("workflow", "cannot read \(workflowPath): \(error)")
+            }
+        case .object?:
+            do { workflow = try Workflow(json: object["workflow"]!) } catch { problem("workflow", "\(error)") }
+        case let other?:
+            problem("workflow", "must be a path or an object, not \(other.kindName)")
+        }
+
+        let name = object["name"]?.stringValue ?? Self.baseName(path)
+        if let value = object["name"], value.stringValue == nil { problem("name", "must be a string") }
+        if name.isEmpty { problem("name", "must not be empty") }
+
+        // Without a graph nothing else can be resolved; report what we have.
+        guard let workflow else { throw JobValidationError(problems: problems) }
+        let resolver = AddressResolver(workflow: workflow)
+
+        func address(_ written: String, at location: String) -> ParameterAddress? {
+            switch resolver.resolve(written) {
+            case .success(let address): return address
+            case .failure(let reason):
+                problem(location, reason.message)
+                return nil
+            }
+        }
+        func check(_ value: JSONValue, for address: ParameterAddress, at location: String) {
+            if let reason = resolver.typeProblem(value, for: address) { problem(location, reason) }
+        }
+
+        var fixed: [(ParameterAddress, JSONValue)] = []
+        if let set = object["set"] {
+            if let entries = set.objectValue {
+                for (key, value) in entries {
+                    let location = "set[\(Self.quoted(key))]"
+                    guard let resolved = address(key, at: location) else { continue }
+                    check(value, for: resolved, at: location)
+                    fixed.append((resolved, value))
+                }
+            } else {
+                problem("set", "must be an object of \"NODE.input\": value")
+            }
+        }
+
+        func sweeps(_ field: String) -> [(ParameterAddress, [JSONValue])] {
+            guard let value = object[field] else { return [] }
+            guard let entries = value.objectValue else {
+                problem(field, "must be an object of \"NODE.input\": [values]")
+                return []
+            }
+            var result: [(ParameterAddress, [JSONValue])] = []
+            for (key, list) in entries {
+                let location = "\(field)[\(Self.quoted(key))]"
+                guard let resolved = address(key, at: location) else { continue }
+                guard let values = list.arrayValue else {
+                    problem(location, "must be a list of values")
+                    continue
+                }
+                guard !values.isEmpty else {
+                    problem(location, "empty sweep: give at least one value")
+                    continue
+                }
+                for (offset, value) in values.enumerated() { check(value, for: resolved, at: "\(location)[\(offset)]") }
+                result.append((resolved, values))
+            }
+            return result
+        }
+        let matrix = sweeps("matrix")
+        let zip = sweeps("zip")
+        if let first = zip.first, let other = zip.first(where: { $0.1.count != first.1.count }) {
+            problem("zip", "lists must have the same length: \(first.0) has \(first.1.count), \(other.0) has \(other.1.count)")
+        }
+
+        var seeds: SeedSweep?
+        if let value = object["seeds"] {
+            seeds = seedSweep(value, resolver: resolver, problem: problem)
+        }
+
+        func integer(_ key: String, default fallback: Int, minimum: Int) -> Int {
+            guard let value = object[key] else { return fallback }
+            guard let number = value.numberValue, number.isInteger, let int = number.int else {
+                problem(key, "must be a whole number, not \(value.kindName)")
+                return fallback
+            }
+            guard int >= minimum else {
+                problem(key, "must be at least \(minimum)")
+                return fallback
+            }
+            return int
+        }
+        let repeatCount = integer("repeat", default: 1, minimum: 1)
+        let priority = integer("priority", default: 0, minimum: Int.min)
+        let retries = integer("retries", default: 2, minimum: 0)
+
+        var servers: [String] = []
+        if let value = object["servers"] {
+            let list = value.arrayValue ?? []
+            if value.arrayValue == nil { problem("servers", "must be a list of server URLs") }
+            for (offset, entry) in list.enumerated() {
+                guard let text = entry.stringValue, Self.isServerURL(text) else {
+                    problem("servers[\(offset)]", "must be an http:// or https:// URL, or host:port")
+                    continue
+                }
+                servers.append(text)
+            }
+        }
+
+        var stallTimeout = 600.0
+        if let value = object["timeouts"] {
+            if let entries = value.objectValue {
+                for (key, entry) in entries {
+                    guard key == "stall" else {
+                        problem("timeouts[\(Self.quoted(key))]", "unknown timeout (timeouts: stall)")
+                        continue
+                    }
+                    guard let text = entry.stringValue, let seconds = Durations.parse(text), seconds > 0 else {
+                        problem("timeouts[\"stall\"]", "must be a duration such as \"10m\" or \"90s\"")
+                        continue
+                    }
+                    stallTimeout = seconds
+                }
+            } else {
+                problem("timeouts", "must be an object such as {\"stall\": \"10m\"}")
+            }
+        }
+
+        var hooks: [String] = []
+        if let value = object["hooks"] {
+            for (offset, entry) in (value.arrayValue ?? []).enumerated() {
+                guard let relative = entry.stringValue else {
+                    problem("hooks[\(offset)]", "must be a path to a Lua script")
+                    continue
+                }
+                let hookPath = Self.resolve(relative, against: directory)
+                if !fileExists(hookPath) { problem("hooks[\(offset)]", "no such file: \(hookPath)") }
+                hooks.append(hookPath)
+            }
+            if value.arrayValue == nil { problem("hooks", "must be a list of Lua script paths") }
+        }
+
+        // Output naming: tokens known, nothing that could leave the folder.
+        var output = OutputSpec(folder: Self.resolve("outputs/\(name)", against: directory), template: OutputSpec.defaultTemplate)
+        if let value = object["output"] {
+            if let entries = value.objectValue {
+                for key in entries.keys where key != "folder" && key != "name" {
+                    problem("output[\(Self.quoted(key))]", "unknown field (fields: folder, name)")
+                }
+                if let folder = entries["folder"] {
+                    if let text = folder.stringValue, !text.isEmpty { output.folder = Self.resolve(text, against: directory) } else {
+                        problem("output[\"folder\"]", "must be a folder path")
+                    }
+                }
+                if let template = entries["name"] {
+                    if let text = template.stringValue { output.template = text } else { problem("output[\"name\"]", "must be a file-name template") }
+                }
+            } else {
+                problem("output", "must be an object such as {\"folder\": \"out\", \"name\": \"{job}_{index}\"}")
+            }
+        }
+        let addresses = fixed.map(\.0) + matrix.map(\.0) + zip.map(\.0) + (seeds.map { [$0.address] } ?? [])
+        for reason in OutputTemplate.problems(output.template, parameters: addresses) { problem("output[\"name\"]", reason) }
+
+        let combinations = matrix.reduce(1) { $0.multipliedReportingOverflow(by: $1.1.count).partialValue }
+        let total = [combinations, zip.first?.1.count ?? 1, seeds?.count ?? 1, repeatCount].reduce(1) {
+            let (product, overflow) = $0.multipliedReportingOverflow(by: $1)
+            return overflow ? Int.max : product
+        }
+        if total > Self.maximumItems { problem("", "expands to \(total) items; the limit is \(Self.maximumItems) per job") }
+
+        guard problems.isEmpty else { throw JobValidationError(problems: problems) }
+        return JobSpec(
+            name: name, file: path, workflow: workflow, fixed: fixed, matrix: matrix, zip: zip, seeds: seeds, repeatCount: repeatCount,
+            priority: priority, output: output, servers: servers, retries: retries, stallTimeout: stallTimeout, hooks: hooks)
+    }
+
+    private func seedSweep(
+        _ value: JSONValue, resolver: AddressResolver, problem: (String, String) -> Void
+    ) -> SeedSweep? {
+        guard let object = value.objectValue else {
+            problem("seeds", "must be {\"start\": 1, \"count\": 100} or {\"random\": 100}")
+            return nil
+        }
+        let target: ParameterAddress
+        if let written = object["input"]?.stringValue {
+            switch resolver.resolve(written) {
+            case .success(let address): target = address
+            case .failure(let reason):
+                problem("seeds[\"input\"]", reason.message)
+                return nil
+            }
+        } else {
+            switch resolver.seedInput() {
+            case .success(let address): target = address
+            case .failure(let reason):
+                problem("seeds", reason.message)
+                return nil
+            }
+        }
+        func count(_ key: String) -> Int? {
+            guard let number = object[key]?.numberValue?.int, number >= 1 else {
+                problem("seeds[\(Self.quoted(key))]", "must be a whole number of at least 1")
+                return nil
+            }
+            return number
+        }
+        if object["random"] != nil {
+            guard let random = count("random") else { return nil }
+            return SeedSweep(address: target, values: .random(count: random))
+        }
+        guard let start = object["start"]?.numberValue, let first = UInt64(start.literal) else {
+            problem("seeds[\"start\"]", "must be a whole number from 0 (or use {\"random\": count})")
+            return nil
+        }
+        guard let total = count("count") else { return nil }
+        return SeedSweep(address: target, values: .range(start: first, count: total))
+    }
+
+    // MARK: Paths
+
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "" }
+        return String(path[..<slash])
+    }
+
+    static func baseName(_ path: String) -> String {
+        let file = path.split(separator: "/").last.map(String.init) ?? path
+        guard let dot = file.lastIndex(of: "."), dot != file.startIndex else { return file }
+        return String(file[..<dot])
+    }
+
+    static func resolve(_ relative: String, against directory: String) -> String {
+        if relative.hasPrefix("/") || directory.isEmpty { return relative }
+        return directory + "/" + relative
+    }
+
+    static func quoted(_ key: String) -> String {
+        var text = ""
+        JSONValue.writeString(key, to: &text)
+        return text
+    }
+
+    static func isServerURL(_ text: String) -> Bool {
+        if text.hasPrefix("http://") || text.hasPrefix("https://") { return text.split(separator: "/").count >= 2 }
+        let parts = text.split(separator: ":")
+        return parts.count == 2 && !parts[0].isEmpty && Int(parts[1]) != nil
+    }
+}
+
+private struct WorkflowFileError: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
+}
+
+/// `50ms`, `1s`, `1.5s`, `10m`, `2h`, `0`: seconds.
+public enum Durations {
+    public static func parse(_ text: String) -> Double? {
+        let units: [(String, Double)] = [("ms", 0.001), ("us", 0.000_001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            guard let value = Double(text.dropLast(suffix.count)), value >= 0, value.isFinite else { return nil }
+            return value * scale
+        }
+        return text == "0" ? 0 : nil
+    }
+}

@@ -1,0 +1,272 @@
+import ComfyCore
+
+/// An item's life in the queue.
+public enum ItemState: String, Sendable, CaseIterable {
+    case pending, submitting, running, done, failed, cancelled
+
+    public var isFinished: Bool { self == .done || self == .failed || self == .cancelled }
+}
+
+/// A job as `status` shows it.
+public struct JobSummary: Sendable, Equatable {
+    public var id: Int64
+    public var name: String
+    public var file: String
+    public var priority: Int
+    public var counts: [ItemState: Int]
+    /// Seconds per finished item so far (nil before the first).
+    public var averageItemSeconds: Double?
+
+    public var total: Int { counts.values.reduce(0, +) }
+    public var finished: Int { (counts[.done] ?? 0) + (counts[.failed] ?? 0) + (counts[.cancelled] ?? 0) }
+    public var running: Int { (counts[.running] ?? 0) + (counts[.submitting] ?? 0) }
+    public var isFinished: Bool { finished == total }
+}
+
+/// One item as `status` shows it.
+public struct ItemRow: Sendable, Equatable {
+    public var id: Int64
+    public var jobID: Int64
+    public var jobName: String
+    public var index: Int
+    public var state: ItemState
+    public var phase: String?
+    public var step: Int?
+    public var steps: Int?
+    public var fraction: Double?
+    public var attempts: Int
+    public var server: String?
+    public var promptID: String?
+    public var error: String?
+    public var parameters: String
+    public var startedAt: Double?
+    public var finishedAt: Double?
+}
+
+/// Why a queue command cannot do what it was asked.
+public struct QueueError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The durable queue: jobs and their items in SQLite (WAL, busy timeout, `BEGIN IMMEDIATE` for
+/// every write), safe for `add` and `status` in other processes while `run` works.
+public final class Queue {
+    public let database: Database
+
+    /// Schema migrations, in order; never edit one that has shipped, add the next.
+    public static let migrations = Migrator([
+        """
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            file TEXT NOT NULL,
+            workflow TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE items (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            params TEXT NOT NULL,
+            seed TEXT,
+            state TEXT NOT NULL DEFAULT 'pending',
+            phase TEXT,
+            step INTEGER,
+            steps INTEGER,
+            fraction REAL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            server TEXT,
+            prompt_id TEXT,
+            error TEXT,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL,
+            updated_at REAL,
+            timings TEXT,
+            outputs TEXT,
+            UNIQUE (job_id, idx)
+        );
+        CREATE INDEX items_by_state ON items (state, job_id, idx);
+        CREATE INDEX items_by_job ON items (job_id, state);
+        """
+    ])
+
+    /// `$COMFYQ_DB`, else `$XDG_STATE_HOME/comfyq/queue.db`, else `~/.local/state/comfyq/queue.db`.
+    public static func defaultPath(environment: [String: String], home: String) -> String {
+        if let path = environment["COMFYQ_DB"], !path.isEmpty { return path }
+        let state = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.local/state"
+        return state + "/comfyq/queue.db"
+    }
+
+    /// Opens (creating and migrating) the queue at `path`.
+    public init(path: String) throws {
+        database = try Database(path: path)
+        try Self.migrations.migrate(database)
+    }
+
+    // MARK: Adding
+
+    /// Adds a job and all its items in one transaction; returns the job id.
+    @discardableResult
+    public func add(_ spec: JobSpec, items: [JobItem], now: Double) throws -> Int64 {
+        try database.transaction {
+            var specJSON = JSONObject()
+            specJSON["output_folder"] = .string(spec.output.folder)
+            specJSON["output_template"] = .string(spec.output.template)
+            specJSON["servers"] = .array(spec.servers.map { .string($0) })
+            specJSON["retries"] = .int(spec.retries)
+            specJSON["stall_timeout"] = .double(spec.stallTimeout)
+            specJSON["hooks"] = .array(spec.hooks.map { .string($0) })
+            var addresses = JSONObject()
+            for (written, address) in spec.addresses { addresses[written] = [.string(address.nodeID), .string(address.input)] }
+            specJSON["addresses"] = .object(addresses)
+            try database.query(
+                "INSERT INTO jobs (name, file, workflow, spec, priority, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [.text(spec.name), .text(spec.file), .text(spec.workflow.json.serialized()), .text(JSONValue.object(specJSON).serialized()),
+                 .integer(Int64(spec.priority)), .real(now)])
+            let jobID = database.lastInsertRowID
+            let insert = try database.prepare(
+                "INSERT INTO items (job_id, idx, params, seed, created_at) VALUES (?, ?, ?, ?, ?)")
+            for item in items {
+                try insert.run([
+                    .integer(jobID), .integer(Int64(item.index)), .text(item.parametersJSON.serialized()),
+                    item.seed.map { .text(String($0)) } ?? .null, .real(now),
+                ])
+            }
+            return jobID
+        }
+    }
+
+    // MARK: Reading
+
+    /// Every job with its counts, in run order (priority, then age).
+    public func jobs() throws -> [JobSummary] {
+        var summaries: [Int64: JobSummary] = [:]
+        var order: [Int64] = []
+        for row in try database.query("SELECT id, name, file, priority FROM jobs ORDER BY priority DESC, id") {
+            guard let id = row[0].int else { continue }
+            order.append(id)
+            summaries[id] = JobSummary(
+                id: id, name: row[1].text ?? "", file: row[2].text ?? "", priority: Int(row[3].int ?? 0), counts: [:],
+                averageItemSeconds: nil)
+        }
+        for row in try database.query("SELECT job_id, state, count(*) FROM items GROUP BY job_id, state") {
+            guard let id = row[0].int, let state = row[1].text.flatMap(ItemState.init(rawValue:)) else { continue }
+            summaries[id]?.counts[state] = Int(row[2].int ?? 0)
+        }
+        for row in try database.query(
+            "SELECT job_id, avg(finished_at - started_at) FROM items WHERE state = 'done' AND started_at IS NOT NULL GROUP BY job_id")
+        {
+            guard let id = row[0].int else { continue }
+            summaries[id]?.averageItemSeconds = row[1].double
+        }
+        return order.compactMap { summaries[$0] }
+    }
+
+    static let itemColumns = """
+        items.id, items.job_id, jobs.name, items.idx, items.state, items.phase, items.step, items.steps, items.fraction,
+        items.attempts, items.server, items.prompt_id, items.error, items.params, items.started_at, items.finished_at
+        """
+
+    /// Items in `states` (all when empty), optionally of one job, in job and item order.
+    public func items(states: [ItemState] = [], jobID: Int64? = nil, limit: Int? = nil) throws -> [ItemRow] {
+        var conditions: [String] = []
+        var parameters: [SQLValue] = []
+        if !states.isEmpty {
+            conditions.append("items.state IN (\(states.map { _ in "?" }.joined(separator: ", ")))")
+            parameters += states.map { .text($0.rawValue) }
+        }
+        if let jobID {
+            conditions.append("items.job_id = ?")
+            parameters.append(.integer(jobID))
+        }
+        var sql = "SELECT \(Self.itemColumns) FROM items JOIN jobs ON jobs.id = items.job_id"
+        if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+        sql += " ORDER BY items.job_id, items.idx"
+        if let limit { sql += " LIMIT \(limit)" }
+        return try database.query(sql, parameters).map(Self.itemRow)
+    }
+
+    static func itemRow(_ row: [SQLValue]) -> ItemRow {
+        ItemRow(
+            id: row[0].int ?? 0, jobID: row[1].int ?? 0, jobName: row[2].text ?? "", index: Int(row[3].int ?? 0),
+            state: row[4].text.flatMap(ItemState.init(rawValue:)) ?? .pending, phase: row[5].text, step: row[6].int.map(Int.init),
+            steps: row[7].int.map(Int.init), fraction: row[8].double, attempts: Int(row[9].int ?? 0), server: row[10].text,
+            promptID: row[11].text, error: row[12].text, parameters: row[13].text ?? "{}", startedAt: row[14].double,
+            finishedAt: row[15].double)
+    }
+
+    /// A job by id or name (the newest with that name).
+    public func job(named reference: String) throws -> JobSummary {
+        let all = try jobs()
+        if let id = Int64(reference), let job = all.first(where: { $0.id == id }) { return job }
+        if let job = all.filter({ $0.name == reference }).max(by: { $0.id < $1.id }) { return job }
+        throw QueueError(message: "no job \"\(reference)\" (jobs: \(all.map { "\($0.name) (#\($0.id))" }.joined(separator: ", ")))")
+    }
+
+    // MARK: Changing
+
+    /// What `cancel` and `retry` act on: a whole job, or one item written `JOB/INDEX`.
+    public enum Target: Sendable, Equatable {
+        case job(Int64)
+        case item(job: Int64, index: Int)
+    }
+
+    public func target(_ reference: String) throws -> Target {
+        if let slash = reference.lastIndex(of: "/"), let index = Int(reference[reference.index(after: slash)...]) {
+            let job = try job(named: String(reference[..<slash]))
+            guard index >= 0 && index < job.total else {
+                throw QueueError(message: "job \(job.name) has items 0 to \(job.total - 1), not \(index)")
+            }
+            return .item(job: job.id, index: index)
+        }
+        return .job(try job(named: reference).id)
+    }
+
+    /// Cancels pending items (running ones are cancelled by the runner when it sees this).
+    /// Returns how many items changed.
+    @discardableResult
+    public func cancel(_ target: Target, now: Double) throws -> Int {
+        try update(target, set: "state = 'cancelled', finished_at = ?, updated_at = ?", parameters: [.real(now), .real(now)],
+                   from: [.pending, .submitting, .running])
+    }
+
+    /// Puts failed or cancelled items back to pending. Returns how many items changed.
+    @discardableResult
+    public func retry(_ target: Target, now: Double) throws -> Int {
+        try update(
+            target, set: "state = 'pending', error = NULL, phase = NULL, step = NULL, steps = NULL, fraction = NULL, server = NULL, prompt_id = NULL, started_at = NULL, finished_at = NULL, updated_at = ?",
+            parameters: [.real(now)], from: [.failed, .cancelled])
+    }
+
+    /// Deletes a finished job and its items.
+    public func remove(jobID: Int64) throws {
+        try database.transaction {
+            let open = try database.query(
+                "SELECT count(*) FROM items WHERE job_id = ? AND state IN ('pending', 'submitting', 'running')", [.integer(jobID)])
+            if let count = open.first?.first?.int, count > 0 {
+                throw QueueError(message: "job #\(jobID) still has \(count) unfinished item\(count == 1 ? "" : "s"); cancel it first")
+            }
+            try database.query("DELETE FROM jobs WHERE id = ?", [.integer(jobID)])
+        }
+    }
+
+    private func update(_ target: Target, set: String, parameters: [SQLValue], from states: [ItemState]) throws -> Int {
+        try database.transaction {
+            let allowed = states.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+            switch target {
+            case .job(let id):
+                try database.query("UPDATE items SET \(set) WHERE job_id = ? AND state IN (\(allowed))", parameters + [.integer(id)])
+            case .item(let job, let index):
+                try database.query(
+                    "UPDATE items SET \(set) WHERE job_id = ? AND idx = ? AND state IN (\(allowed))",
+                    parameters + [.integer(job), .integer(Int64(index))])
+            }
+            return database.changes
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import ComfyCLI
+import ComfyCore
+import Foundation
+import Testing
+
+/// `validate`, `add`, `status`, `cancel`, `retry`, `remove` through the real binary.
+@Suite struct JobCommandTests {
+    static func job(_ name: String) -> String { Paths.packageRoot.appendingPathComponent("jobs/\(name)").path }
+
+    @Test func addStatusCancelRetryRemove() async throws {
+        let db = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-cli-\(UUID()).db").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) } }
+        let environment = ["COMFYQ_DB": db]
+        let added = try await runBinary(["add", Self.job("seed-sweep.json"), Self.job("prompt-matrix.json")], environment: environment)
+        #expect(added.status == .success, "\(added.stderr)")
+        #expect(added.stdout == "added job seed-sweep (#1): 8 items\nadded job prompt-matrix (#2): 12 items\n")
+
+        let status = try await runBinary(["status", "--json"], environment: environment)
+        let json = try JSONValue(parsing: status.stdout)
+        #expect(json["schema"] == 1)
+        #expect(json["jobs"]?.arrayValue?.map { $0["name"] } == ["prompt-matrix", "seed-sweep"])
+        #expect(json["jobs"]?.arrayValue?.first?["counts"]?["pending"] == 12)
+
+        #expect(try await runBinary(["cancel", "seed-sweep"], environment: environment).stdout == "cancelled 8 items\n")
+        #expect(try await runBinary(["retry", "seed-sweep/3"], environment: environment).stdout == "queued 1 item again\n")
+        let text = try await runBinary(["status", "seed-sweep"], environment: environment)
+        #expect(text.stdout.contains("seed-sweep/3           pending"))
+        let refused = try await runBinary(["remove", "seed-sweep"], environment: environment)
+        #expect(refused.status == .failure)
+        #expect(refused.stderr == "Error: job #1 still has 1 unfinished item; cancel it first\n")
+    }
+
+    @Test func invalidJobsExit65WithOneLinePerProblemAndQueueNothing() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-jobs-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let bad = directory.appendingPathComponent("night.json").path
+        try #"{workflow: "\#(Self.job("workflows/txt2img.json"))", matrix: {"KSampler.sede": [1]}, repeat: 0}"#
+            .write(toFile: bad, atomically: true, encoding: .utf8)
+        let db = directory.appendingPathComponent("q.db").path
+        let run = try await runBinary(["add", Self.job("seed-sweep.json"), bad], environment: ["COMFYQ_DB": db])
+        #expect(run.status == .dataError)
+        #expect(run.stderr.split(separator: "\n") == [
+            #"Error: \#(bad): matrix["KSampler.sede"]: KSampler has no input "sede" (inputs: seed, steps, cfg, sampler_name, scheduler, denoise)"#,
+            "Error: \(bad): repeat: must be at least 1",
+        ])
+        // The valid file was not added either: all or nothing.
+        let status = try await runBinary(["status", "--json"], environment: ["COMFYQ_DB": db])
+        #expect(try JSONValue(parsing: status.stdout)["jobs"] == [])
+    }
+
+    @Test func validateAndDryRun() async throws {
+        let valid = await comfyq("validate", Self.job("hires-fix.json"))
+        #expect(valid.status == .success)
+        #expect(valid.stdout.hasSuffix("hires-fix.json: ok, 6 items (hires-fix)\n"))
+        let dry = await comfyq("add", "--dry-run", Self.job("seed-sweep.json"))
+        #expect(dry.stdout.hasPrefix("seed-sweep: 8 items (dry run, nothing added)\n  seed-sweep/0  {"))
+        #expect(dry.stdout.contains(#""3.seed":1007"#))
+    }
+}

@@ -1,0 +1,76 @@
+import ComfyCore
+import Foundation
+import QueueStore
+import Testing
+
+@Suite struct QueueTests {
+    static func spec(name: String = "night", seeds: Int = 5, priority: Int = 0) throws -> JobSpec {
+        let workflow = Workflow([
+            WorkflowNode(id: "3", classType: "KSampler", inputs: ["seed": 1, "steps": 4, "latent_image": ["5", 0]]),
+            WorkflowNode(id: "5", classType: "EmptyLatentImage", inputs: ["width": 64]),
+            WorkflowNode(id: "9", classType: "SaveImage", inputs: ["images": ["3", 0]]),
+        ])
+        let text = #"{name: "\#(name)", workflow: "w.json", seeds: {start: 1, count: \#(seeds)}, priority: \#(priority)}"#
+        let loader = JobLoader(readFile: { _ in workflow.json.serialized() }, fileExists: { _ in true })
+        return try loader.load(text: text, path: "\(name).json")
+    }
+
+    static func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-queue-\(UUID()).db").path
+    }
+
+    @Test func addListCancelRetryRemove() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let queue = try Queue(path: path)
+        let night = try Self.spec()
+        let id = try queue.add(night, items: night.expand(random: { 0 }), now: 100)
+        let urgent = try Self.spec(name: "urgent", seeds: 2, priority: 9)
+        try queue.add(urgent, items: urgent.expand(random: { 0 }), now: 101)
+
+        let jobs = try queue.jobs()
+        #expect(jobs.map(\.name) == ["urgent", "night"])  // priority first
+        #expect(jobs.last?.counts == [.pending: 5])
+        #expect(try queue.items(jobID: id).map(\.parameters).first == #"{"3.seed":1}"#)
+
+        #expect(try queue.cancel(queue.target("night/2"), now: 102) == 1)
+        #expect(try queue.cancel(queue.target("night"), now: 103) == 4)
+        #expect(try queue.job(named: "night").counts == [.cancelled: 5])
+        #expect(try queue.retry(queue.target("night/2"), now: 104) == 1)
+        #expect(try queue.job(named: "night").counts == [.cancelled: 4, .pending: 1])
+        #expect(throws: QueueError.self) { try queue.remove(jobID: id) }  // one item is pending again
+        try queue.cancel(.job(id), now: 105)
+        try queue.remove(jobID: id)
+        #expect(try queue.jobs().map(\.name) == ["urgent"])
+        #expect(try queue.items(jobID: id).isEmpty)
+    }
+
+    @Test func referencesNameWhatIsWrong() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let queue = try Queue(path: path)
+        let night = try Self.spec()
+        try queue.add(night, items: night.expand(random: { 0 }), now: 1)
+        #expect(throws: QueueError(message: "no job \"day\" (jobs: night (#1))")) { try queue.target("day") }
+        #expect(throws: QueueError(message: "job night has items 0 to 4, not 9")) { try queue.target("night/9") }
+        #expect(try queue.target("1/4") == .item(job: 1, index: 4))
+    }
+
+    @Test func twoProcessesShareTheQueue() throws {
+        // Two connections stand in for `add` and `status` running beside `run`.
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try Queue(path: path)
+        let reader = try Queue(path: path)
+        let night = try Self.spec(seeds: 1000)
+        try writer.add(night, items: night.expand(random: { 0 }), now: 1)
+        #expect(try reader.jobs().first?.total == 1000)
+        #expect(try reader.database.query("PRAGMA journal_mode") == [[.text("wal")]])
+    }
+
+    @Test func defaultPathFollowsTheEnvironment() {
+        #expect(Queue.defaultPath(environment: ["COMFYQ_DB": "/x/q.db"], home: "/home/u") == "/x/q.db")
+        #expect(Queue.defaultPath(environment: ["XDG_STATE_HOME": "/s"], home: "/home/u") == "/s/comfyq/queue.db")
+        #expect(Queue.defaultPath(environment: [:], home: "/home/u") == "/home/u/.local/state/comfyq/queue.db")
+    }
+}
