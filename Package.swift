@@ -51,7 +51,7 @@ let package = Package(
         // Entry point only.
         .executableTarget(name: "comfyq", dependencies: ["ComfyCLI"]),
         // Benchmarks (run in release).
-        .executableTarget(name: "comfyq-bench", dependencies: ["ComfyCore", "ComfyClient", "Simulator", "WebSocket"]),
+        .executableTarget(name: "comfyq-bench", dependencies: ["ComfyCore", "ComfyClient", "Simulator", "WebSocket", "QueueStore"]),
 
         .testTarget(name: "ComfyCoreTests", dependencies: ["ComfyCore"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),

@@ -1,6 +1,6 @@
 // comfyq-bench: the figures quoted in README.md. Build and run in release:
 //
-//     swift run -c release comfyq-bench [engine|decode|graph300|memory|codec|loopback|http|simulator|all]
+//     swift run -c release comfyq-bench [engine|decode|graph300|memory|codec|loopback|http|simulator|queue|all]
 //
 // Each benchmark runs several rounds and reports the median, so one noisy round on a shared
 // 2-core machine does not decide the figure.
@@ -8,6 +8,7 @@
 import ComfyClient
 import ComfyCore
 import Foundation
+import QueueStore
 import Simulator
 import WebSocket
 
@@ -404,6 +405,52 @@ func benchmarkSimulator() async {
     print("simulator: \(count) prompts (7 nodes, 4 steps, 64×64 PNG each) submitted by 4 concurrent clients over HTTP, every message over the WebSocket, zero simulated time: \(format(Double(count) / seconds, 0)) prompts/s, \(format(Double(messages) / seconds / 1000, 1)) k messages/s  [target ≥ 1,000 prompts/s]")
 }
 
+/// `add` of a 10,000-item job into an empty queue and into one holding 100,000 items, and
+/// `status` (job summaries plus running and failed items) with 100,000 items.
+func benchmarkQueue() {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-bench-queue-\(UUID())")
+    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let workflowText = txt2img(steps: 20).json.serialized()
+    let loader = JobLoader(readFile: { _ in workflowText }, fileExists: { _ in true })
+    func spec(_ count: Int) -> JobSpec {
+        try! loader.load(
+            text: #"{workflow: "w.json", matrix: {"6.text": ["a", "b"]}, seeds: {start: 1, count: \#(count / 2)}}"#, path: "bench.json")
+    }
+    let job = spec(10_000)
+    let items = job.expand(random: { 0 })
+    func timeAdd(into queue: Queue) -> Double {
+        let start = ContinuousClock.now
+        try! queue.add(job, items: items, now: 0)
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+    var empty: [Double] = []
+    for round in 0..<3 {
+        let queue = try! Queue(path: directory.appendingPathComponent("empty-\(round).db").path)
+        empty.append(timeAdd(into: queue))
+    }
+    let full = try! Queue(path: directory.appendingPathComponent("full.db").path)
+    let big = spec(100_000)
+    try! full.add(big, items: big.expand(random: { 0 }), now: 0)
+    // Some running and failed items, as a real night has.
+    try! full.database.execute("UPDATE items SET state = 'running', phase = 'sampling', started_at = 1 WHERE id % 5000 = 1")
+    try! full.database.execute("UPDATE items SET state = 'failed', error = 'node 3 (KSampler): RuntimeError' WHERE id % 7000 = 2")
+    try! full.database.execute("UPDATE items SET state = 'done', started_at = 0, finished_at = 3 WHERE id < 30000")
+    var loaded: [Double] = []
+    for _ in 0..<3 { loaded.append(timeAdd(into: full)) }
+    let status = measure(rounds: 7) {
+        _ = try! full.jobs()
+        _ = try! full.items(states: [.submitting, .running], limit: 200)
+        _ = try! full.items(states: [.failed], limit: 20)
+    }
+    let total = try! full.jobs().reduce(0) { $0 + $1.total }
+    let emptyMedian = empty.sorted()[1]
+    let loadedMedian = loaded.sorted()[1]
+    print("queue: add of a 10,000-item job: \(format(emptyMedian * 1000, 0)) ms into an empty queue, \(format(loadedMedian * 1000, 0)) ms into one with 100,000+ items (\(format(loadedMedian / emptyMedian, 2))×)  [target < 1 s, not growing]")
+    print("queue: status (job summaries, running and failed items) with \(total) items: \(format(status * 1000, 1)) ms  [target < 200 ms]")
+}
+
 extension String {
     func leftPad(_ width: Int, _ pad: Character = " ") -> String {
         String(repeating: pad, count: max(0, width - count)) + self
@@ -423,3 +470,4 @@ if all || arguments.contains("codec") { benchmarkCodec() }
 if all || arguments.contains("loopback") { await benchmarkLoopback() }
 if all || arguments.contains("http") { await benchmarkHTTP() }
 if all || arguments.contains("simulator") { await benchmarkSimulator() }
+if all || arguments.contains("queue") { benchmarkQueue() }
