@@ -1,6 +1,7 @@
 import ComfyCLI
 import ComfyCore
 import Foundation
+import TestSupport
 import Testing
 
 /// `validate`, `add`, `status`, `cancel`, `retry`, `remove` through the real binary.
@@ -56,5 +57,33 @@ import Testing
         let dry = await comfyq("add", "--dry-run", Self.job("seed-sweep.json"))
         #expect(dry.stdout.hasPrefix("seed-sweep: 8 items (dry run, nothing added)\n  seed-sweep/0  {"))
         #expect(dry.stdout.contains(#""3.seed":1007"#))
+    }
+}
+
+@Suite struct StatusWatchTests {
+    /// Not on a terminal, `--watch` prints a plain snapshot every 2 s (no escape codes) until stopped.
+    @Test func watchPrintsPlainSnapshots() async throws {
+        let db = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-watch-\(UUID()).db").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) } }
+        _ = try await runBinary(["add", JobCommandTests.job("seed-sweep.json")], environment: ["COMFYQ_DB": db])
+        let process = Process()
+        process.executableURL = Paths.binary
+        process.arguments = ["status", "--watch", "--db", db]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let handle = pipe.fileHandleForReading
+        let text = try await offPool {
+            var text = ""
+            while text.components(separatedBy: "seed-sweep (#1)").count < 3 {  // two snapshots
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return text
+        }
+        kill(process.processIdentifier, SIGTERM)
+        #expect(text.components(separatedBy: "seed-sweep (#1)").count == 3)
+        #expect(!text.contains("\u{1B}["))
     }
 }
