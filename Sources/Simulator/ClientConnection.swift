@@ -11,8 +11,6 @@ final class ClientConnection: Sendable {
     private let outbox = Mutex<(items: [(due: ContinuousClock.Instant, bytes: [UInt8])], closed: Bool)>(([], false))
     private let ready = DispatchSemaphore(value: 0)
     private let writerDone = DispatchSemaphore(value: 0)
-    /// The WebSocket client id, once upgraded.
-    let clientID = Mutex<String?>(nil)
 
     init(socket: TCPSocket, latency: Double) {
         self.socket = socket

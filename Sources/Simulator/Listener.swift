@@ -11,36 +11,22 @@ final class Listener: @unchecked Sendable {
     let port: Int
 
     init(host: String, port: Int) throws(SocketError) {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        #if canImport(Glibc)
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        #else
-        hints.ai_socktype = SOCK_STREAM
-        #endif
-        hints.ai_flags = AI_PASSIVE
-        var list: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(host, String(port), &hints, &list)
-        guard status == 0, let address = list else {
-            throw .resolutionFailed(host: host, reason: String(cString: gai_strerror(status)))
-        }
-        defer { freeaddrinfo(list) }
-        #if canImport(Glibc)
-        let descriptor = socket(address.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        #else
-        let descriptor = socket(address.pointee.ai_family, SOCK_STREAM, 0)
-        #endif
-        guard descriptor >= 0 else { throw .io("cannot open a socket: \(String(cString: strerror(errno)))") }
-        var yes: Int32 = 1
-        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        guard bind(descriptor, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0 else {
-            let reason = String(cString: strerror(errno))
-            _ = close(descriptor)
-            throw .io("cannot listen on \(host):\(port): \(reason)")
-        }
-        guard listen(descriptor, 128) == 0 else {
-            _ = close(descriptor)
-            throw .io("cannot listen on \(host):\(port): \(String(cString: strerror(errno)))")
+        let descriptor = try TCPSocket.withAddresses(host: host, port: port, passive: true) { (addresses) throws(SocketError) -> Int32 in
+            guard let address = addresses.first else { throw .io("cannot listen on \(host):\(port): no address") }
+            #if canImport(Glibc)
+            let descriptor = socket(address.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            #else
+            let descriptor = socket(address.ai_family, SOCK_STREAM, 0)
+            #endif
+            guard descriptor >= 0 else { throw .io("cannot open a socket: \(String(cString: strerror(errno)))") }
+            var yes: Int32 = 1
+            setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+            guard bind(descriptor, address.ai_addr, address.ai_addrlen) == 0, listen(descriptor, 128) == 0 else {
+                let reason = String(cString: strerror(errno))
+                _ = close(descriptor)
+                throw .io("cannot listen on \(host):\(port): \(reason)")
+            }
+            return descriptor
         }
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)

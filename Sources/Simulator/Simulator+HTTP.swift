@@ -256,7 +256,6 @@ extension Simulator {
         let sid = request.query["clientId"].flatMap { $0.isEmpty ? nil : $0 } ?? UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let accept = Handshake.acceptValue(for: key)
         connection.send(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: \(accept)\r\n\r\n".utf8))
-        connection.clientID.withLock { $0 = sid }
         let previous = state.withLock { state -> ClientConnection? in
             state.httpConnections.removeAll { $0 === connection }
             let previous = state.clients[sid]

@@ -20,18 +20,9 @@ import Testing
     static func next(
         _ events: AsyncStream<ConnectionEvent>, within seconds: Double = 10, where match: @escaping @Sendable (ConnectionEvent) -> Bool
     ) async -> ConnectionEvent? {
-        await withTaskGroup(of: ConnectionEvent?.self) { group in
-            group.addTask {
-                for await event in events where match(event) { return event }
-                return nil
-            }
-            group.addTask {
-                try? await Task.sleep(for: .seconds(seconds))
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
+        await within(seconds) {
+            for await event in events where match(event) { return event }
+            return nil
         }
     }
 

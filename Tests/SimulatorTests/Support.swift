@@ -2,6 +2,7 @@ import ComfyClient
 import ComfyCore
 import Foundation
 import Simulator
+import TestSupport
 import WebSocket
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -50,33 +51,23 @@ final class Listener: Sendable {
 
     /// Messages until (and including) `executing` with node null for `promptID`, or a timeout.
     func until(end promptID: String, timeout: Double = 20, onMessage: @escaping @Sendable (JSONValue) async -> Void = { _ in }) async -> [JSONValue] {
-        await withTaskGroup(of: [JSONValue]?.self) { group in
-            group.addTask {
-                var collected: [JSONValue] = []
-                var iterator = self.socket.messages.makeAsyncIterator()
-                while let message = try? await iterator.next() {
-                    let value: JSONValue
-                    switch message {
-                    case .text(let text): value = (try? JSONValue(parsing: text)) ?? .null
-                    case .binary(let bytes):
-                        value = ["binary": .int(bytes.count >= 4 ? Int(bytes[3]) : -1)]
-                    }
-                    collected.append(value)
-                    await onMessage(value)
-                    if value["type"] == "executing", value["data"]?["node"] == .null, value["data"]?["prompt_id"]?.stringValue == promptID {
-                        return collected
-                    }
+        await within(timeout) {
+            var collected: [JSONValue] = []
+            var iterator = self.socket.messages.makeAsyncIterator()
+            while let message = try? await iterator.next() {
+                let value: JSONValue
+                switch message {
+                case .text(let text): value = (try? JSONValue(parsing: text)) ?? .null
+                case .binary(let bytes): value = ["binary": .int(bytes.count >= 4 ? Int(bytes[3]) : -1)]
                 }
-                return collected
+                collected.append(value)
+                await onMessage(value)
+                if value["type"] == "executing", value["data"]?["node"] == .null, value["data"]?["prompt_id"]?.stringValue == promptID {
+                    return collected
+                }
             }
-            group.addTask {
-                try? await Task.sleep(for: .seconds(timeout))
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first ?? []
-        }
+            return collected
+        } ?? []
     }
 
     func close() { socket.close() }

@@ -104,3 +104,17 @@ extension TestCertificate {
         return pair
     }
 }
+
+/// The result of `body`, or nil if it takes longer than `seconds` (the body is then cancelled).
+public func within<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async -> T?) async -> T? {
+    await withTaskGroup(of: T?.self) { group in
+        group.addTask { await body() }
+        group.addTask {
+            try? await Task.sleep(for: .seconds(seconds))
+            return nil
+        }
+        let first = await group.next() ?? nil
+        group.cancelAll()
+        return first
+    }
+}

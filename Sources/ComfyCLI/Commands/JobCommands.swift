@@ -103,26 +103,29 @@ enum AddCommand {
 
 /// `comfyq cancel JOB|JOB/INDEX`, `comfyq retry JOB|JOB/INDEX`, `comfyq remove JOB`
 enum QueueEditCommands {
-    static let cancel = CommandSpec(
-        name: "cancel", abstract: "Cancel a job's unfinished items, or one item (JOB/INDEX).",
-        arguments: [ArgumentSpec("target", help: "A job name or #id, or JOB/INDEX for one item.")], options: [JobFiles.dbOption]
-    ) { arguments, console in
-        let queue = try JobFiles.openQueue(arguments, console)
-        let target = try resolve(queue, arguments.positionals[0])
-        let count = try queue.cancel(target, now: JobFiles.now)
-        console.print("cancelled \(count) item\(count == 1 ? "" : "s")")
-        return .success
-    }
+    static let cancel = edit(
+        "cancel", abstract: "Cancel a job's unfinished items, or one item (JOB/INDEX).", done: "cancelled"
+    ) { queue, target in try queue.cancel(target, now: JobFiles.now) }
 
-    static let retry = CommandSpec(
-        name: "retry", abstract: "Put failed or cancelled items back in the queue (a job, or JOB/INDEX).",
-        arguments: [ArgumentSpec("target", help: "A job name or #id, or JOB/INDEX for one item.")], options: [JobFiles.dbOption]
-    ) { arguments, console in
-        let queue = try JobFiles.openQueue(arguments, console)
-        let target = try resolve(queue, arguments.positionals[0])
-        let count = try queue.retry(target, now: JobFiles.now)
-        console.print("queued \(count) item\(count == 1 ? "" : "s") again")
-        return .success
+    static let retry = edit(
+        "retry", abstract: "Put failed or cancelled items back in the queue (a job, or JOB/INDEX).", done: "queued",
+        after: " again"
+    ) { queue, target in try queue.retry(target, now: JobFiles.now) }
+
+    /// A command that changes the items of a job or of one `JOB/INDEX` and says how many.
+    private static func edit(
+        _ name: String, abstract: String, done: String, after: String = "",
+        _ change: @escaping @Sendable (Queue, Queue.Target) throws -> Int
+    ) -> CommandSpec {
+        CommandSpec(
+            name: name, abstract: abstract,
+            arguments: [ArgumentSpec("target", help: "A job name or #id, or JOB/INDEX for one item.")], options: [JobFiles.dbOption]
+        ) { arguments, console in
+            let queue = try JobFiles.openQueue(arguments, console)
+            let count = try change(queue, try resolve(queue, arguments.positionals[0]))
+            console.print("\(done) \(count) item\(count == 1 ? "" : "s")\(after)")
+            return .success
+        }
     }
 
     static let remove = CommandSpec(

@@ -81,7 +81,6 @@ enum StatusCommand {
     }
 
     static func summaryLine(_ job: JobSummary, color: Bool) -> String {
-        let done = job.counts[.done] ?? 0
         let fraction = job.total == 0 ? 0 : Double(job.finished) / Double(job.total)
         let width = 20
         let filled = Int((fraction * Double(width)).rounded(.down))
@@ -92,7 +91,6 @@ enum StatusCommand {
         if let average = job.averageItemSeconds, remaining > 0 { eta = duration(average * Double(remaining)) }
         let name = ProgressFormat.pad("\(job.name) (#\(job.id))", 24)
         func count(_ state: ItemState) -> String { ProgressFormat.pad(String(job.counts[state] ?? 0), 7, right: true) }
-        _ = done
         return "\(name) \(count(.pending)) \(ProgressFormat.pad(String(job.running), 7, right: true)) \(count(.done)) \(count(.failed)) \(count(.cancelled))  \(bar) \(ProgressFormat.pad("\(Int(fraction * 100))%", 4, right: true))  \(eta)"
     }
 

@@ -55,6 +55,24 @@ public final class TCPSocket: ByteStream, @unchecked Sendable {
 
     /// Resolves `host` (name, IPv4 or IPv6 literal) and connects to the first address that answers.
     public static func connect(host: String, port: Int, timeout: Duration) throws(SocketError) -> TCPSocket {
+        try withAddresses(host: host, port: port, passive: false) { (addresses) throws(SocketError) -> TCPSocket in
+            var lastError: SocketError = .connectFailed(host: host, port: port, reason: "no address")
+            for address in addresses {
+                do throws(SocketError) {
+                    return try connect(address, host: host, port: port, timeout: timeout)
+                } catch {
+                    lastError = error
+                }
+            }
+            throw lastError
+        }
+    }
+
+    /// Resolves `host` and `port` for a stream socket (names, IPv4 and IPv6 literals) and hands
+    /// the addresses to `body` while they are valid. `passive` is for binding a listener.
+    package static func withAddresses<T>(
+        host: String, port: Int, passive: Bool, _ body: ([addrinfo]) throws(SocketError) -> T
+    ) throws(SocketError) -> T {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         #if canImport(Glibc)
@@ -62,24 +80,20 @@ public final class TCPSocket: ByteStream, @unchecked Sendable {
         #else
         hints.ai_socktype = SOCK_STREAM
         #endif
+        if passive { hints.ai_flags = AI_PASSIVE }
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host, String(port), &hints, &list)
-        guard status == 0, let first = list else {
+        guard status == 0, list != nil else {
             throw .resolutionFailed(host: host, reason: String(cString: gai_strerror(status)))
         }
         defer { freeaddrinfo(list) }
-
-        var lastError: SocketError = .connectFailed(host: host, port: port, reason: "no address")
-        var entry: UnsafeMutablePointer<addrinfo>? = first
+        var addresses: [addrinfo] = []
+        var entry = list
         while let address = entry {
+            addresses.append(address.pointee)
             entry = address.pointee.ai_next
-            do {
-                return try connect(address.pointee, host: host, port: port, timeout: timeout)
-            } catch {
-                lastError = error
-            }
         }
-        throw lastError
+        return try body(addresses)
     }
 
     private static func connect(_ address: addrinfo, host: String, port: Int, timeout: Duration) throws(SocketError) -> TCPSocket {
