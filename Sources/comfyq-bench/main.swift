@@ -449,6 +449,18 @@ func benchmarkQueue() {
     let loadedMedian = loaded.sorted()[1]
     print("queue: add of a 10,000-item job: \(format(emptyMedian * 1000, 0)) ms into an empty queue, \(format(loadedMedian * 1000, 0)) ms into one with 100,000+ items (\(format(loadedMedian / emptyMedian, 2))×)  [target < 1 s, not growing]")
     print("queue: status (job summaries, running and failed items) with \(total) items: \(format(status * 1000, 1)) ms  [target < 200 ms]")
+    // What the runner pays per prompt: claim an item, mark it running, finish it.
+    let rounds = 1_000
+    let start = ContinuousClock.now
+    for index in 0..<rounds {
+        let promptID = "bench-\(index)"
+        guard let claimed = try! full.claimNext(server: "s", promptID: promptID, now: 1) else { break }
+        try! full.markRunning(claimed.item.id, promptID: promptID, now: 2)
+        try! full.finish(claimed.item.id, promptID: promptID, state: .done, now: 3)
+    }
+    let elapsed = ContinuousClock.now - start
+    let perItem = (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18) / Double(rounds)
+    print("queue: claim + running + finish with \(total) items queued: \(format(perItem * 1e6, 0)) µs per item (\(format(1 / perItem, 0)) items/s)")
 }
 
 extension String {

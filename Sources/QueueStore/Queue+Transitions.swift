@@ -1,0 +1,96 @@
+import ComfyCore
+
+/// An item taken from the queue to run, with what is needed to build its prompt.
+public struct ClaimedItem: Sendable, Equatable {
+    public var item: ItemRow
+    /// The job's API-format graph and its stored settings (output, retries, addresses…), as JSON.
+    public var workflow: String
+    public var spec: String
+}
+
+/// The item transitions the runner makes. Each is one `BEGIN IMMEDIATE` transaction guarded by
+/// the state it expects, so an item can never be claimed twice or finished twice, whichever
+/// process asks.
+extension Queue {
+    /// Takes the next pending item (highest priority, then oldest job, then item order), marks it
+    /// `submitting` on `server` with `promptID` and one more attempt, and returns it. Nil when
+    /// nothing is pending (in `jobIDs`, when given).
+    public func claimNext(server: String, promptID: String, now: Double, jobIDs: Set<Int64>? = nil) throws -> ClaimedItem? {
+        try database.transaction {
+            let candidates = try database.query(
+                """
+                SELECT id FROM jobs WHERE EXISTS (SELECT 1 FROM items WHERE items.job_id = jobs.id AND items.state = 'pending')
+                ORDER BY priority DESC, id
+                """)
+            guard let jobID = candidates.compactMap({ $0[0].int }).first(where: { jobIDs?.contains($0) ?? true }) else { return nil }
+            guard let itemID = try database.query(
+                "SELECT id FROM items WHERE state = 'pending' AND job_id = ? ORDER BY idx LIMIT 1", [.integer(jobID)]
+            ).first?.first?.int else { return nil }
+            try database.query(
+                """
+                UPDATE items SET state = 'submitting', server = ?, prompt_id = ?, attempts = attempts + 1, error = NULL,
+                    phase = 'queued', step = NULL, steps = NULL, fraction = 0, started_at = ?, finished_at = NULL, updated_at = ?
+                WHERE id = ? AND state = 'pending'
+                """, [.text(server), .text(promptID), .real(now), .real(now), .integer(itemID)])
+            guard database.changes == 1 else { return nil }
+            let row = try database.query(
+                "SELECT \(Self.itemColumns), jobs.workflow, jobs.spec FROM items JOIN jobs ON jobs.id = items.job_id WHERE items.id = ?",
+                [.integer(itemID)])[0]
+            return ClaimedItem(item: Self.itemRow(row), workflow: row[16].text ?? "{}", spec: row[17].text ?? "{}")
+        }
+    }
+
+    /// The server accepted the prompt.
+    @discardableResult
+    public func markRunning(_ itemID: Int64, promptID: String, now: Double) throws -> Bool {
+        try change(itemID, promptID: promptID, from: [.submitting], set: "state = 'running', updated_at = ?", [.real(now)])
+    }
+
+    /// Progress for the live view and `status` (only while the item is in flight).
+    @discardableResult
+    public func recordProgress(
+        _ itemID: Int64, promptID: String, phase: String, step: Int?, steps: Int?, fraction: Double, now: Double
+    ) throws -> Bool {
+        try change(
+            itemID, promptID: promptID, from: [.submitting, .running],
+            set: "phase = ?, step = ?, steps = ?, fraction = ?, updated_at = ?",
+            [.text(phase), SQLValue(step), SQLValue(steps), .real(fraction), .real(now)])
+    }
+
+    /// The item ended: `done` with its outputs, or `failed` with its error. Only an item still in
+    /// flight with this prompt id can end, and only once.
+    @discardableResult
+    public func finish(
+        _ itemID: Int64, promptID: String, state: ItemState, error: String? = nil, outputs: JSONValue = [], timings: JSONValue = [:],
+        now: Double
+    ) throws -> Bool {
+        precondition(state == .done || state == .failed, "finish ends an item as done or failed")
+        return try change(
+            itemID, promptID: promptID, from: [.submitting, .running],
+            set: "state = ?, error = ?, outputs = ?, timings = ?, fraction = ?, phase = ?, finished_at = ?, updated_at = ?",
+            [.text(state.rawValue), SQLValue(error), .text(outputs.serialized()), .text(timings.serialized()),
+             .real(state == .done ? 1 : 0), .text(state == .done ? "done" : "failed"), .real(now), .real(now)])
+    }
+
+    /// Back to pending for another attempt (a transient failure, a prompt the server lost).
+    @discardableResult
+    public func requeue(_ itemID: Int64, promptID: String, error: String, now: Double) throws -> Bool {
+        try change(
+            itemID, promptID: promptID, from: [.submitting, .running],
+            set: "state = 'pending', error = ?, server = NULL, prompt_id = NULL, phase = NULL, step = NULL, steps = NULL, fraction = NULL, updated_at = ?",
+            [.text(error), .real(now)])
+    }
+
+    /// Items a previous run left in flight, to reconcile with their servers.
+    public func inFlight() throws -> [ItemRow] { try items(states: [.submitting, .running]) }
+
+    private func change(_ itemID: Int64, promptID: String, from states: [ItemState], set: String, _ parameters: [SQLValue]) throws -> Bool {
+        try database.transaction {
+            let allowed = states.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+            try database.query(
+                "UPDATE items SET \(set) WHERE id = ? AND prompt_id = ? AND state IN (\(allowed))",
+                parameters + [.integer(itemID), .text(promptID)])
+            return database.changes == 1
+        }
+    }
+}
