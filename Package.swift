@@ -46,8 +46,10 @@ let package = Package(
         .target(name: "QueueStore", dependencies: ["CSQLite", "ComfyCore"]),
         // The Lua host.
         .target(name: "Hooks", dependencies: ["CLua", "CLuaShim"]),
+        // Scheduling, reconciliation, outputs: the queue run against ComfyUI servers.
+        .target(name: "Runner", dependencies: ["ComfyCore", "ComfyClient", "QueueStore", "WebSocket"]),
         // The command router and commands (the shell around the libraries).
-        .target(name: "ComfyCLI", dependencies: ["ComfyCore", "ComfyClient", "Simulator", "WebSocket", "QueueStore", "Hooks"]),
+        .target(name: "ComfyCLI", dependencies: ["ComfyCore", "ComfyClient", "Runner", "Simulator", "WebSocket", "QueueStore", "Hooks"]),
         // Entry point only.
         .executableTarget(name: "comfyq", dependencies: ["ComfyCLI"]),
         // Benchmarks (run in release).
@@ -59,6 +61,7 @@ let package = Package(
         .testTarget(name: "ComfyClientTests", dependencies: ["ComfyClient", "TestSupport"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ComfyClient", "ComfyCore", "TestSupport"]),
         .testTarget(name: "QueueStoreTests", dependencies: ["QueueStore", "ComfyCore"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "Simulator", "QueueStore", "ComfyCore", "ComfyClient", "TestSupport"]),
         .testTarget(name: "HooksTests", dependencies: ["Hooks"]),
         .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore", "TestSupport"]),
     ],

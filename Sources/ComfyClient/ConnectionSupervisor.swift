@@ -39,8 +39,9 @@ public struct ConnectionSupervisor: Sendable {
     public let policy: Policy
     private var state: State = .idle
     private var everConnected = false
-    /// Per tracked prompt: when we last heard of it, and when we last polled its history.
-    private var prompts: [String: (heard: Double, polled: Double)] = [:]
+    /// Per tracked prompt: when we last heard of it, when we last polled its history, and, for a
+    /// prompt whose messages go to another client, how often to poll instead of waiting.
+    private var prompts: [String: (heard: Double, polled: Double, quietInterval: Double?)] = [:]
 
     public init(policy: Policy = Policy()) { self.policy = policy }
 
@@ -90,7 +91,11 @@ public struct ConnectionSupervisor: Sendable {
         return max(0, min(policy.maximumDelay, base + spread))
     }
 
-    public mutating func track(_ promptID: String, at now: Double) { prompts[promptID] = (now, now) }
+    /// Follows a prompt. `quietInterval` is for a prompt whose messages go to another client (one
+    /// submitted by a run that crashed): its history is polled at that interval from the start.
+    public mutating func track(_ promptID: String, at now: Double, quietInterval: Double? = nil) {
+        prompts[promptID] = (now, quietInterval == nil ? now : -.infinity, quietInterval)
+    }
     public mutating func forget(_ promptID: String) { prompts[promptID] = nil }
 
     /// A message about `promptID` arrived.
@@ -102,8 +107,9 @@ public struct ConnectionSupervisor: Sendable {
     public mutating func tick(at now: Double) -> [Action] {
         guard state != .stopped else { return [] }
         var due: [String] = []
-        for (id, times) in prompts
-        where now - times.heard >= policy.silenceBeforePolling && now - times.polled >= policy.pollInterval {
+        for (id, times) in prompts {
+            let quietEnough = times.quietInterval != nil || now - times.heard >= policy.silenceBeforePolling
+            guard quietEnough && now - times.polled >= (times.quietInterval ?? policy.pollInterval) else { continue }
             due.append(id)
             prompts[id]!.polled = now
         }

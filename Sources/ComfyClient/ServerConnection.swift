@@ -30,6 +30,9 @@ public actor ServerConnection {
     private let options: WebSocketOptions
     private var supervisor: ConnectionSupervisor
     private var engine = ProgressEngine()
+    /// Prompts the server has accepted (their POST answered). Only these can be declared lost:
+    /// a prompt tracked while its POST is still on the way is in neither /queue nor /history yet.
+    private var confirmed: Set<String> = []
     private var decoder = EventStreamDecoder()
     private var socket: WebSocketClient?
     private var tasks: [Task<Void, Never>] = []
@@ -56,7 +59,7 @@ public actor ServerConnection {
     /// Connects and keeps the connection alive until `stop()`.
     public func start() {
         perform(supervisor.start())
-        let interval = max(0.05, min(supervisor.policy.pollInterval, supervisor.policy.silenceBeforePolling) / 2)
+        let interval = max(0.05, min(0.5, supervisor.policy.pollInterval, supervisor.policy.silenceBeforePolling) / 2)
         tasks.append(
             Task { [weak self] in
                 while !Task.isCancelled {
@@ -66,17 +69,27 @@ public actor ServerConnection {
             })
     }
 
-    /// Starts following a prompt submitted to this server.
+    /// Starts following a prompt submitted to this server. `expectsMessages` is false for a
+    /// prompt another client submitted (a run that crashed): its messages go to that client, so
+    /// it is followed by polling `/history` every half second.
     @discardableResult
-    public func track(_ promptID: String, plan: PromptPlan, weights: PhaseWeights = .default) -> ProgressSnapshot {
-        supervisor.track(promptID, at: now)
+    public func track(
+        _ promptID: String, plan: PromptPlan, weights: PhaseWeights = .default, expectsMessages: Bool = true
+    ) -> ProgressSnapshot {
+        supervisor.track(promptID, at: now, quietInterval: expectsMessages ? nil : 0.5)
         return engine.track(promptID, plan: plan, weights: weights, at: now)
+    }
+
+    /// The server accepted the prompt (`POST /prompt` answered 200), or it is known to be there.
+    public func confirm(_ promptID: String) {
+        if engine.isTracking(promptID) { confirmed.insert(promptID) }
     }
 
     /// Stops following a prompt (its item was given up or handled elsewhere).
     public func forget(_ promptID: String) {
         engine.forget(promptID)
         supervisor.forget(promptID)
+        confirmed.remove(promptID)
     }
 
     /// The prompt was removed from the server's queue before it ran.
@@ -162,21 +175,25 @@ public actor ServerConnection {
     }
 
     private func emit(_ update: ProgressUpdate) {
-        if update.snapshot.phase.isTerminal { supervisor.forget(update.snapshot.promptID) }
+        if update.snapshot.phase.isTerminal {
+            supervisor.forget(update.snapshot.promptID)
+            confirmed.remove(update.snapshot.promptID)
+        }
         continuation.yield(.progress(update))
     }
 
     /// After a reconnect: what happened to each prompt while we were away?
     private func resync() async {
+        // Only prompts accepted before the queue is read can be missing from it for real.
+        let candidates = confirmed
         // The queue first: ComfyUI writes history before it takes a prompt off the queue, so a
         // prompt in neither place, checked in this order, is really gone.
         guard let queue = try? await api.queue() else { return }
         for id in engine.trackedPromptIDs.sorted() {
             if let record = try? await api.history(id), let outcome = record.outcome {
                 if let update = engine.receive(.history(promptID: id, outcome: outcome), at: now) { emit(update) }
-            } else if !queue.contains(id), engine.isTracking(id) {
-                engine.forget(id)
-                supervisor.forget(id)
+            } else if !queue.contains(id), candidates.contains(id), engine.isTracking(id) {
+                forget(id)
                 continuation.yield(.lost(promptID: id))
             }
         }

@@ -6,6 +6,12 @@ public struct ClaimedItem: Sendable, Equatable {
     /// The job's API-format graph and its stored settings (output, retries, addresses…), as JSON.
     public var workflow: String
     public var spec: String
+
+    public init(item: ItemRow, workflow: String, spec: String) {
+        self.item = item
+        self.workflow = workflow
+        self.spec = spec
+    }
 }
 
 /// The item transitions the runner makes. Each is one `BEGIN IMMEDIATE` transaction guarded by

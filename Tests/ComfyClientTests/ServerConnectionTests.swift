@@ -72,10 +72,24 @@ import Testing
         #expect(await Self.next(connection.events) { $0 == .connected(attempt: 1) } != nil)
         _ = try await api.submit(ComfyAPITests.workflow, promptID: "p-2", clientID: connection.clientID)
         await connection.track("p-2", plan: PromptPlan(ComfyAPITests.workflow))
+        await connection.confirm("p-2")
         try await Self.post(server.port, "/sim/forget", #"{"prompt_id": "p-2"}"#)
         try await Self.post(server.port, "/sim/drop")
         #expect(await Self.next(connection.events) { $0 == .lost(promptID: "p-2") } != nil)
         #expect(await connection.snapshot(of: "p-2") == nil)
+        await connection.stop()
+    }
+
+    /// A prompt tracked while its POST is still on the way is in neither /queue nor /history:
+    /// a resync then must not call it lost (that would run it twice).
+    @Test func unconfirmedPromptIsNeverLost() async throws {
+        let (server, _, connection) = try await Self.setUp(["--hold-history"])
+        defer { server.stop() }
+        #expect(await Self.next(connection.events) { $0 == .connected(attempt: 1) } != nil)
+        await connection.track("not-posted-yet", plan: PromptPlan(ComfyAPITests.workflow))
+        try await Self.post(server.port, "/sim/drop")
+        #expect(await Self.next(connection.events, within: 1.5) { $0 == .lost(promptID: "not-posted-yet") } == nil)
+        #expect(await connection.snapshot(of: "not-posted-yet") != nil)
         await connection.stop()
     }
 

@@ -31,6 +31,12 @@ public struct ParameterAddress: Sendable, Hashable, CustomStringConvertible {
     /// As the user wrote it (`KSampler.seed`, `Positive prompt.text`, `6.text`).
     public var written: String
 
+    public init(nodeID: String, input: String, written: String) {
+        self.nodeID = nodeID
+        self.input = input
+        self.written = written
+    }
+
     public var description: String { written }
 }
 

@@ -1,0 +1,263 @@
+import ComfyClient
+import ComfyCore
+import Dispatch
+import Foundation
+import QueueStore
+import Runner
+import Simulator
+import WebSocket
+
+/// `comfyq run [JOB…]`
+enum RunCommand {
+    static let spec = CommandSpec(
+        name: "run",
+        abstract: "Run the queue on ComfyUI servers until it is empty (adding JOB files first).",
+        discussion: """
+            Each server gets up to --concurrency prompts in flight; the next item goes to a server
+            with a free slot. Ctrl-C once: finish what is in flight and submit nothing new; twice:
+            interrupt in-flight prompts, put them back in the queue, and stop. Safe to kill at any
+            moment: the next run reconciles what was in flight and runs nothing twice.
+            """,
+        arguments: [ArgumentSpec("job", help: "Job files to add before running.", optional: true, variadic: true)],
+        options: [
+            .value("server", name: "url", help: "A ComfyUI server (default: the jobs' servers, else http://127.0.0.1:8188).", repeatable: true),
+            .value("concurrency", name: "n", help: "Prompts in flight per server (default 2)."),
+            .flag("watch", help: "Keep running and pick up items added later."),
+            .flag("simulate", help: "Start a simulated ComfyUI on a free port and use it."),
+            .flag("overwrite", help: "Replace existing output files instead of adding -1, -2."),
+            .flag("json-events", help: "Print every transition and completion as one JSON object a line (schema 1)."),
+            .value("header", name: "name:value", help: "An extra HTTP header for servers behind a proxy.", repeatable: true),
+            .value("ca-file", name: "path", help: "Trust the PEM certificates in this file for wss://."),
+            .flag("insecure", help: "Do not verify wss:// certificates (self-signed test setups only)."),
+            JobFiles.dbOption,
+        ],
+        run: run)
+
+    static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
+        let specs = try JobFiles.load(arguments.positionals)
+        let queue = try JobFiles.openQueue(arguments, console)
+        var added: Set<Int64> = []
+        for spec in specs {
+            let items = spec.expand(random: JobFiles.random)
+            added.insert(try queue.add(spec, items: items, now: JobFiles.now))
+            console.printError("added job \(spec.name): \(items.count) item\(items.count == 1 ? "" : "s")")
+        }
+        let concurrency = Int(arguments.value("concurrency") ?? "2") ?? 0
+        guard concurrency >= 1 else { throw UsageError("--concurrency must be a whole number of at least 1", command: spec) }
+
+        var simulator: Simulator?
+        var serverTexts = arguments.values("server")
+        if arguments.flag("simulate") {
+            var options = SimulatorOptions(
+                outputDirectory: FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-simulator-\(getpid())").path)
+            options.port = 0
+            options.stepTime = 0.02
+            options.loadTime = 0.3
+            options.warmUpTime = 0.05
+            let started = try Simulator(options: options)
+            simulator = started
+            serverTexts = [started.url]
+            console.printError("simulated ComfyUI at \(started.url)")
+        }
+        if serverTexts.isEmpty { serverTexts = specs.flatMap(\.servers) }
+        if serverTexts.isEmpty { serverTexts = [DoctorCommand.defaultServer] }
+        var urls: [URL] = []
+        for text in serverTexts {
+            guard let url = ComfyAPI.serverURL(text) else { throw UsageError("--server must be an http:// or https:// URL, got '\(text)'", command: spec) }
+            if !urls.contains(url) { urls.append(url) }
+        }
+        var headers: [String: String] = [:]
+        for header in arguments.values("header") {
+            guard let colon = header.firstIndex(of: ":") else { throw UsageError("--header must be name:value, got '\(header)'", command: spec) }
+            headers[String(header[..<colon])] = header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+
+        var options = RunnerOptions(servers: urls)
+        options.concurrency = concurrency
+        options.watch = arguments.flag("watch")
+        options.overwrite = arguments.flag("overwrite")
+        options.headers = headers
+        options.tls = TLSOptions(verifyPeer: !arguments.flag("insecure"), caFile: arguments.value("ca-file"))
+        let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: NSHomeDirectory())
+        let runner = try Runner(queuePath: path, options: options)
+
+        let display = RunDisplay(console: console, json: arguments.flag("json-events"))
+        let printer = Task { for await event in runner.events { display.show(event) } }
+        let signals = interrupts(runner, console: console)
+        let summary = await runner.run()
+        await printer.value
+        for source in signals { source.cancel() }
+        simulator?.stop()
+        if let reason = summary.stopReason, reason == "no server answers" {
+            throw CommandFailure("no server answers: \(urls.map(\.absoluteString).joined(separator: ", ")) (see comfyq doctor)")
+        }
+        return summary.failed == 0 && summary.stopReason == nil ? .success : .failure
+    }
+
+    /// Ctrl-C once drains, twice stops.
+    static func interrupts(_ runner: Runner, console: Console) -> [DispatchSourceSignal] {
+        let count = InterruptCounter()
+        var sources: [DispatchSourceSignal] = []
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                let presses = count.increment()
+                Task {
+                    if presses == 1 { await runner.drain() } else { await runner.stop() }
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        return sources
+    }
+}
+
+final class InterruptCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func increment() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value += 1
+        return value
+    }
+}
+
+/// Shows a run: a live block redrawn in place on a terminal, one line per event otherwise, or
+/// JSON lines with `--json-events`.
+final class RunDisplay: @unchecked Sendable {
+    let console: Console
+    let json: Bool
+    private var live: [String: (server: String, snapshot: ProgressSnapshot)] = [:]
+    private var done = 0
+    private var failed = 0
+    private var drawnLines = 0
+    private var lastDraw = ContinuousClock.now - .seconds(1)
+    private let started = ContinuousClock.now
+
+    init(console: Console, json: Bool) {
+        self.console = console
+        self.json = json
+    }
+
+    func show(_ event: RunnerEvent) {
+        if json {
+            if let line = jsonLine(event) { console.print(line) }
+            if case .finished(let summary) = event { console.printError(Self.summaryLine(summary)) }
+            return
+        }
+        switch event {
+        case .transition(let item, let server, let update):
+            live[item] = update.snapshot.phase.isTerminal ? nil : (server, update.snapshot)
+            if !console.outputIsTerminal, let transition = update.transition {
+                var line = "\(item)  \(transition.from) → \(transition.to)  (\(server))"
+                if case .failed(let failure)? = update.snapshot.outcome { line += "  \(failure)" }
+                log(line)
+            }
+        case .progress(let item, let server, let update):
+            live[item] = (server, update.snapshot)
+        case .completed(let item, _, let outputs, let seconds):
+            live[item] = nil
+            done += 1
+            log("\(item)  done in \(String(format: "%.1f", seconds)) s: \(outputs.joined(separator: ", "))")
+        case .failed(let item, _, let error, let willRetry):
+            live[item] = nil
+            if !willRetry { failed += 1 }
+            log("\(item)  \(willRetry ? "will retry" : "failed"): \(error)")
+        case .submitted(let item, let server, let attempt):
+            if !console.outputIsTerminal { log("\(item)  submitted to \(server)\(attempt > 1 ? " (attempt \(attempt))" : "")") }
+        case .serverState(let server, let state): log("\(server): \(state)")
+        case .message(let text): log(text)
+        case .started(let pending, let servers):
+            log("running \(pending) pending item\(pending == 1 ? "" : "s") on \(servers.joined(separator: ", "))")
+        case .finished(let summary):
+            clearLive()
+            console.printError(Self.summaryLine(summary))
+            return
+        }
+        redraw()
+    }
+
+    static func summaryLine(_ summary: RunSummary) -> String {
+        var line = "finished: \(summary.done) done, \(summary.failed) failed"
+        if summary.retried > 0 { line += ", \(summary.retried) retried" }
+        line += " in \(String(format: "%.1f", summary.seconds)) s"
+        if let reason = summary.stopReason { line += " (\(reason))" }
+        return line
+    }
+
+    /// A line above the live block.
+    private func log(_ line: String) {
+        if console.outputIsTerminal {
+            clearLive()
+            console.print(line)
+        } else {
+            console.print(line)
+        }
+    }
+
+    private func clearLive() {
+        guard console.outputIsTerminal, drawnLines > 0 else { return }
+        console.writeOut(String(repeating: "\u{1B}[1A\u{1B}[2K", count: drawnLines))
+        drawnLines = 0
+    }
+
+    private func redraw() {
+        guard console.outputIsTerminal, ContinuousClock.now - lastDraw > .milliseconds(100) else { return }
+        lastDraw = ContinuousClock.now
+        clearLive()
+        var lines: [String] = []
+        for (item, entry) in live.sorted(by: { $0.key < $1.key }) {
+            let snapshot = entry.snapshot
+            let width = 20
+            let filled = Int(snapshot.fraction * Double(width))
+            var line = "  \(ProgressFormat.pad(item, 20)) \(ProgressFormat.pad(entry.server, 24)) \(ProgressFormat.pad(snapshot.phase.rawValue, 9))"
+            if snapshot.phase == .sampling { line += " sampler \(snapshot.sampler)/\(snapshot.samplers) step \(snapshot.step)/\(snapshot.steps)" }
+            line += " [" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "] \(snapshot.percent)%"
+            lines.append(line)
+        }
+        let elapsed = ContinuousClock.now - started
+        let minutes = max(1e-9, Double(elapsed.components.seconds) / 60)
+        lines.append("  done \(done), failed \(failed), in flight \(live.count), \(String(format: "%.1f", Double(done) / minutes)) items/min")
+        console.writeOut(lines.joined(separator: "\n") + "\n")
+        drawnLines = lines.count
+    }
+
+    private func jsonLine(_ event: RunnerEvent) -> String? {
+        var object: JSONObject = ["schema": 1]
+        switch event {
+        case .transition(let item, let server, let update):
+            object["event"] = "transition"
+            object["item"] = .string(item)
+            object["server"] = .string(server)
+            object["prompt_id"] = .string(update.snapshot.promptID)
+            object["from"] = .string(update.transition?.from.rawValue ?? "")
+            object["to"] = .string(update.snapshot.phase.rawValue)
+            object["fraction"] = .double(update.snapshot.fraction)
+            if case .failed(let failure)? = update.snapshot.outcome { object["error"] = .string("\(failure)") }
+        case .completed(let item, let server, let outputs, let seconds):
+            object["event"] = "completed"
+            object["item"] = .string(item)
+            object["server"] = .string(server)
+            object["outputs"] = .array(outputs.map { .string($0) })
+            object["seconds"] = .double(seconds)
+        case .failed(let item, let server, let error, let willRetry):
+            object["event"] = "failed"
+            object["item"] = .string(item)
+            object["server"] = server.map { .string($0) } ?? .null
+            object["error"] = .string(error)
+            object["will_retry"] = .bool(willRetry)
+        case .finished(let summary):
+            object["event"] = "finished"
+            object["done"] = .int(summary.done)
+            object["failed"] = .int(summary.failed)
+            object["retried"] = .int(summary.retried)
+            object["seconds"] = .double(summary.seconds)
+        default:
+            return nil
+        }
+        return JSONValue.object(object).serialized()
+    }
+}

@@ -1,0 +1,447 @@
+import ComfyClient
+import ComfyCore
+import Foundation
+import QueueStore
+import WebSocket
+
+/// Runs the queue: takes pending items, submits them to ComfyUI servers with bounded
+/// concurrency, follows each through the progress engine, downloads outputs, and records every
+/// step durably, so a crash at any moment loses nothing and runs nothing twice.
+///
+/// Every queue change is a guarded transition (`Queue.claimNext`, `finish`, …). On start, items
+/// a previous run left in flight are reconciled with their servers: finished there → collected,
+/// still queued or running → followed again, unknown → submitted again.
+public actor Runner {
+    public nonisolated let events: AsyncStream<RunnerEvent>
+    private let continuation: AsyncStream<RunnerEvent>.Continuation
+    private let options: RunnerOptions
+    private let queue: Queue
+    private var servers: [ServerSlot] = []
+    private var inFlight: [String: InFlight] = [:]
+    private var draining = false
+    private var stopped = false
+    private var done = 0
+    private var failed = 0
+    private var retried = 0
+    private let clock = ContinuousClock.now
+    private var finish: CheckedContinuation<RunSummary, Never>?
+    private var tasks: [Task<Void, Never>] = []
+
+    struct ServerSlot {
+        var name: String
+        var api: ComfyAPI
+        var connection: ServerConnection
+        var healthy: Bool
+        var retryHealthAt: Double
+        var coolDownUntil: Double
+    }
+
+    public init(queuePath: String, options: RunnerOptions) throws {
+        self.options = options
+        queue = try Queue(path: queuePath)
+        (events, continuation) = AsyncStream.makeStream(of: RunnerEvent.self)
+    }
+
+    private var now: Double {
+        let elapsed = ContinuousClock.now - clock
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+
+    private var wallClock: Double { Date().timeIntervalSince1970 }
+
+    // MARK: Life
+
+    /// Runs until the queue is empty (or forever with `watch`), then returns what happened.
+    public func run() async -> RunSummary {
+        var webSocket = WebSocketOptions()
+        webSocket.headers = options.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        webSocket.tls = options.tls
+        for url in options.servers {
+            let api = ComfyAPI(baseURL: url, headers: options.headers, timeout: 60)
+            let connection = ServerConnection(api: api, policy: options.policy, webSocket: webSocket)
+            servers.append(ServerSlot(name: api.name, api: api, connection: connection, healthy: false, retryHealthAt: 0, coolDownUntil: 0))
+        }
+        // Health first: a server that does not answer gets nothing until it does.
+        for index in servers.indices { await checkHealth(index) }
+        guard servers.contains(where: \.healthy) else {
+            let summary = RunSummary(done: 0, failed: 0, retried: 0, seconds: now, stopReason: "no server answers")
+            continuation.yield(.finished(summary))
+            continuation.finish()
+            return summary
+        }
+        for (index, slot) in servers.enumerated() {
+            await slot.connection.start()
+            let events = slot.connection.events
+            tasks.append(Task { [weak self] in
+                for await event in events { await self?.handle(event, server: index) }
+            })
+        }
+        let pending = (try? queue.jobs().reduce(0) { $0 + ($1.counts[.pending] ?? 0) }) ?? 0
+        continuation.yield(.started(pending: pending, servers: servers.map(\.name)))
+        await reconcile()
+        tasks.append(Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(self?.options.tick ?? 0.5))
+                await self?.tick()
+            }
+        })
+        refill()
+        let summary = await withCheckedContinuation { (continuation: CheckedContinuation<RunSummary, Never>) in
+            self.finish = continuation
+            self.checkFinished()
+        }
+        for task in tasks { task.cancel() }
+        for slot in servers { await slot.connection.stop() }
+        continuation.yield(.finished(summary))
+        continuation.finish()
+        return summary
+    }
+
+    /// Ctrl-C once: finish what is in flight, submit nothing new.
+    public func drain() {
+        draining = true
+        continuation.yield(.message("draining: finishing \(inFlight.count) prompt\(inFlight.count == 1 ? "" : "s") in flight, submitting nothing new (Ctrl-C again to stop now)"))
+        checkFinished()
+    }
+
+    /// Ctrl-C twice: interrupt what runs on the servers, put it back in the queue, stop.
+    public func stop() async {
+        stopped = true
+        draining = true
+        for (promptID, flight) in inFlight {
+            let api = servers[flight.server].api
+            try? await api.delete([promptID])
+            try? await api.interrupt(promptID)
+            record { try queue.requeue(flight.itemID, promptID: promptID, error: "stopped by the user", now: wallClock) }
+            await servers[flight.server].connection.forget(promptID)
+        }
+        inFlight.removeAll()
+        checkFinished(reason: "stopped by the user")
+    }
+
+    private func checkFinished(reason: String? = nil) {
+        guard let finish else { return }
+        let idle = inFlight.isEmpty
+        let nothingLeft = stopped || draining || (!options.watch && !hasPending())
+        guard idle && nothingLeft else { return }
+        self.finish = nil
+        finish.resume(returning: RunSummary(done: done, failed: failed, retried: retried, seconds: now, stopReason: reason ?? (stopped ? "stopped by the user" : nil)))
+    }
+
+    private func hasPending() -> Bool {
+        let jobs = (try? queue.jobs()) ?? []
+        return jobs.contains { job in (options.jobIDs?.contains(job.id) ?? true) && (job.counts[.pending] ?? 0) > 0 }
+    }
+
+    // MARK: Submitting
+
+    /// Fills every healthy server's free slots from the queue.
+    private func refill() {
+        guard !draining else { return }
+        var anyClaimed = true
+        while anyClaimed {
+            anyClaimed = false
+            // The server with the most free slots first: a faster server frees more and takes more.
+            let order = servers.indices.filter { servers[$0].healthy && servers[$0].coolDownUntil <= now }
+                .sorted { freeSlots($0) > freeSlots($1) }
+            for index in order where freeSlots(index) > 0 {
+                guard let claimed = try? queue.claimNext(server: servers[index].name, promptID: UUID().uuidString.lowercased(), now: wallClock, jobIDs: options.jobIDs)
+                else { return }
+                start(claimed, on: index)
+                anyClaimed = true
+            }
+        }
+    }
+
+    private func freeSlots(_ server: Int) -> Int {
+        options.concurrency - inFlight.values.filter { $0.server == server }.count
+    }
+
+    private func start(_ claimed: ClaimedItem, on server: Int) {
+        let item = claimed.item
+        guard let promptID = item.promptID else { return }
+        let spec = (try? JSONValue(parsing: claimed.spec)) ?? [:]
+        let parameters = (try? JSONValue(parsing: item.parameters)) ?? [:]
+        let label = "\(item.jobName)/\(item.index)"
+        guard let graph = try? Workflow(json: JSONValue(parsing: claimed.workflow)) else {
+            record { try queue.finish(item.id, promptID: promptID, state: .failed, error: "the stored workflow cannot be read", now: wallClock) }
+            failed += 1
+            return
+        }
+        let workflow = graph.applying(parameters, addresses: Self.addresses(spec))
+        inFlight[promptID] = InFlight(
+            itemID: item.id, promptID: promptID, label: label, jobName: item.jobName, index: item.index, attempts: item.attempts,
+            retries: spec["retries"]?.numberValue?.int ?? 2, server: server, parameters: parameters,
+            outputFolder: spec["output_folder"]?.stringValue ?? "outputs", template: spec["output_template"]?.stringValue ?? "{job}_{index}",
+            workflowText: workflow.json.serialized(), startedAt: now, lastHeard: now,
+            stallTimeout: spec["stall_timeout"]?.numberValue?.double ?? 600, phaseSince: now)
+        continuation.yield(.submitted(item: label, server: servers[server].name, attempt: item.attempts))
+        let slot = servers[server]
+        tasks.append(Task {
+            await slot.connection.track(promptID, plan: PromptPlan(workflow))
+            do {
+                _ = try await slot.api.submit(workflow, promptID: promptID, clientID: slot.connection.clientID)
+                await slot.connection.confirm(promptID)
+                await self.submitted(promptID)  // hops back to the runner
+            } catch {
+                await self.submitFailed(promptID, error)
+            }
+        })
+    }
+
+    static func addresses(_ spec: JSONValue) -> [String: ParameterAddress] {
+        var result: [String: ParameterAddress] = [:]
+        for (written, pair) in spec["addresses"]?.objectValue ?? JSONObject() {
+            guard let parts = pair.arrayValue, parts.count == 2, let node = parts[0].stringValue, let input = parts[1].stringValue else { continue }
+            result[written] = ParameterAddress(nodeID: node, input: input, written: written)
+        }
+        return result
+    }
+
+    private func submitted(_ promptID: String) {
+        guard var flight = inFlight[promptID] else { return }
+        flight.accepted = true
+        inFlight[promptID] = flight
+        record { try queue.markRunning(flight.itemID, promptID: promptID, now: wallClock) }
+    }
+
+    private func submitFailed(_ promptID: String, _ error: any Error) async {
+        guard let flight = inFlight[promptID] else { return }
+        await servers[flight.server].connection.forget(promptID)
+        if let api = error as? ComfyAPIError, case .rejected = api.kind {
+            // Validation errors fail at once: retrying the same prompt cannot help.
+            end(promptID, failure: "\(api)", transient: false)
+        } else {
+            // Connection errors, 5xx: cool the server down a little and try again.
+            servers[flight.server].coolDownUntil = now + min(30, pow(2, Double(flight.attempts)))
+            end(promptID, failure: "\(error)", transient: true)
+        }
+    }
+
+    /// Ends a prompt that did not succeed: back to the queue while retries last, else failed.
+    private func end(_ promptID: String, failure: String, transient: Bool) {
+        guard let flight = inFlight.removeValue(forKey: promptID) else { return }
+        let retry = transient && flight.attempts <= flight.retries && !stopped
+        if retry {
+            record { try queue.requeue(flight.itemID, promptID: promptID, error: failure, now: wallClock) }
+            retried += 1
+        } else {
+            record { try queue.finish(flight.itemID, promptID: promptID, state: .failed, error: failure, timings: timingsJSON(flight), now: wallClock) }
+            failed += 1
+        }
+        continuation.yield(.failed(item: flight.label, server: servers[flight.server].name, error: failure, willRetry: retry))
+        refill()
+        checkFinished()
+    }
+
+    // MARK: Following
+
+    private func handle(_ event: ConnectionEvent, server: Int) async {
+        switch event {
+        case .connected:
+            servers[server].healthy = true
+            continuation.yield(.serverState(server: servers[server].name, state: "connected"))
+            refill()
+        case .disconnected(let reason, let retryIn):
+            continuation.yield(.serverState(server: servers[server].name, state: "disconnected (\(reason)); reconnecting in \(String(format: "%.1f", retryIn)) s"))
+        case .lost(let promptID):
+            end(promptID, failure: "\(servers[server].name) no longer knows the prompt (did it restart?)", transient: true)
+        case .progress(let update):
+            await progress(update, server: server)
+        }
+    }
+
+    private func progress(_ update: ProgressUpdate, server: Int) async {
+        let promptID = update.snapshot.promptID
+        guard var flight = inFlight[promptID], !flight.collecting else { return }
+        flight.lastHeard = now
+        if let transition = update.transition {
+            flight.timings[transition.from.rawValue, default: 0] += transition.duration
+            flight.phaseSince = now
+            continuation.yield(.transition(item: flight.label, server: servers[server].name, update: update))
+        } else {
+            continuation.yield(.progress(item: flight.label, server: servers[server].name, update: update))
+        }
+        let snapshot = update.snapshot
+        if update.transition != nil || now - flight.lastProgressWrite >= 0.5 {
+            flight.lastProgressWrite = now
+            record {
+                try queue.recordProgress(
+                    flight.itemID, promptID: promptID, phase: snapshot.phase.rawValue, step: snapshot.steps > 0 ? snapshot.step : nil,
+                    steps: snapshot.steps > 0 ? snapshot.steps : nil, fraction: snapshot.fraction, now: wallClock)
+            }
+        }
+        inFlight[promptID] = flight
+        switch snapshot.outcome {
+        case .success?:
+            flight.collecting = true
+            inFlight[promptID] = flight
+            let api = servers[server].api
+            tasks.append(Task { await self.collect(promptID, api: api) })
+            refill()  // the GPU is free: the next prompt may already be waiting there
+        case .failed(let failure)?:
+            end(promptID, failure: "\(failure)", transient: false)
+        case .interrupted?:
+            end(promptID, failure: flight.interruptedByUs ? "stalled: no message for \(Int(flight.stallTimeout)) s" : "interrupted on the server", transient: true)
+        case .cancelled?:
+            end(promptID, failure: "removed from the server's queue", transient: true)
+        case nil:
+            break
+        }
+    }
+
+    /// A finished prompt: wait for its history (written just before the end message), download
+    /// every output, write the sidecars, then mark the item done.
+    private func collect(_ promptID: String, api: ComfyAPI) async {
+        var history: HistoryRecord?
+        for attempt in 0..<20 {
+            if let found = try? await api.history(promptID), found.outcome != nil {
+                history = found
+                break
+            }
+            try? await Task.sleep(for: .milliseconds(min(1000, 50 * (attempt + 1))))
+        }
+        guard let flight = inFlight[promptID] else { return }
+        guard let history, case .success(let files)? = history.outcome else {
+            end(promptID, failure: "\(api.name) reported success but its history has no result for \(promptID)", transient: true)
+            return
+        }
+        do {
+            let saved = try await OutputWriter.save(files, for: flight, api: api, overwrite: options.overwrite, server: api.name)
+            guard let current = inFlight.removeValue(forKey: promptID) else { return }
+            let outputs: [JSONValue] = saved.map { ["path": .string($0.path), "size": .int(Int($0.size))] }
+            record { try queue.finish(current.itemID, promptID: promptID, state: .done, outputs: .array(outputs), timings: timingsJSON(current), now: wallClock) }
+            done += 1
+            continuation.yield(.completed(item: current.label, server: api.name, outputs: saved.map(\.path), seconds: now - current.startedAt))
+        } catch {
+            // A failed download fails the item with the path and the reason; the others go on.
+            end(promptID, failure: "\(error)", transient: false)
+            return
+        }
+        refill()
+        checkFinished()
+    }
+
+    /// Runs a queue write; a failure (a full disk, a locked database) is reported, not hidden.
+    private func record(_ write: () throws -> Bool) {
+        do {
+            _ = try write()
+        } catch {
+            continuation.yield(.message("queue: \(error)"))
+        }
+    }
+
+    private func timingsJSON(_ flight: InFlight) -> JSONValue {
+        var object = JSONObject()
+        for (phase, seconds) in flight.timings.sorted(by: { $0.key < $1.key }) { object[phase] = .double((seconds * 1000).rounded() / 1000) }
+        return .object(object)
+    }
+
+    // MARK: Clock
+
+    private func tick() async {
+        // Stalls: no message for the job's stall timeout → interrupt on the server, retry.
+        for (promptID, flight) in inFlight where !flight.collecting && now - flight.lastHeard > flight.stallTimeout {
+            var marked = flight
+            marked.interruptedByUs = true
+            inFlight[promptID] = marked
+            let api = servers[flight.server].api
+            try? await api.interrupt(promptID)
+            try? await api.delete([promptID])
+            await servers[flight.server].connection.forget(promptID)
+            end(promptID, failure: "stalled: no message for \(Int(flight.stallTimeout)) s; interrupted on \(api.name)", transient: true)
+        }
+        // Unhealthy servers: ask again.
+        for index in servers.indices where !servers[index].healthy && now >= servers[index].retryHealthAt {
+            await checkHealth(index)
+        }
+        refill()
+        checkFinished()
+    }
+
+    private func checkHealth(_ index: Int) async {
+        do {
+            _ = try await servers[index].api.systemStats()
+            if !servers[index].healthy { continuation.yield(.serverState(server: servers[index].name, state: "healthy")) }
+            servers[index].healthy = true
+        } catch {
+            if servers[index].healthy || servers[index].retryHealthAt == 0 {
+                continuation.yield(.serverState(server: servers[index].name, state: "unhealthy: \(error)"))
+            }
+            servers[index].healthy = false
+            servers[index].retryHealthAt = now + 5
+        }
+    }
+
+    // MARK: Reconciling
+
+    /// Items a previous run left in flight: ask their servers what became of them.
+    private func reconcile() async {
+        guard let left = try? queue.inFlight(), !left.isEmpty else { return }
+        continuation.yield(.message("reconciling \(left.count) item\(left.count == 1 ? "" : "s") left in flight by a previous run"))
+        for item in left {
+            guard let promptID = item.promptID else { continue }
+            let index = servers.firstIndex { $0.name == item.server }
+            let api = index.map { servers[$0].api } ?? item.server.flatMap { URL(string: $0) }.map { ComfyAPI(baseURL: $0) }
+            guard let api else {
+                record { try queue.requeue(item.id, promptID: promptID, error: "its server is unknown", now: wallClock) }
+                continue
+            }
+            let history: HistoryRecord?
+            let queued: QueueSnapshot?
+            do {
+                queued = try await api.queue()
+                history = try await api.history(promptID)
+            } catch {
+                // The server is not there: the prompt goes to whichever server can take it.
+                record { try queue.requeue(item.id, promptID: promptID, error: "\(error)", now: wallClock) }
+                continue
+            }
+            guard let claimedSpec = try? queue.database.query(
+                "SELECT jobs.workflow, jobs.spec FROM jobs JOIN items ON items.job_id = jobs.id WHERE items.id = ?", [.integer(item.id)]
+            ).first, let index else {
+                record { try queue.requeue(item.id, promptID: promptID, error: "reconciled", now: wallClock) }
+                continue
+            }
+            let claimed = ClaimedItem(item: item, workflow: claimedSpec[0].text ?? "{}", spec: claimedSpec[1].text ?? "{}")
+            switch history?.outcome {
+            case .success?:
+                // Finished while we were away: collect it, do not run it again.
+                adopt(claimed, on: index, accepted: true)
+                inFlight[promptID]?.collecting = true
+                tasks.append(Task { await self.collect(promptID, api: api) })
+            case .failed(let failure)?:
+                record { try queue.finish(item.id, promptID: promptID, state: .failed, error: "\(failure)", now: wallClock) }
+                failed += 1
+            case .interrupted?:
+                record { try queue.requeue(item.id, promptID: promptID, error: "interrupted on the server", now: wallClock) }
+            case nil where queued?.contains(promptID) == true:
+                // Still queued or running there: follow it again.
+                adopt(claimed, on: index, accepted: true)
+                let plan = (try? Workflow(json: JSONValue(parsing: inFlight[promptID]?.workflowText ?? "{}"))).map(PromptPlan.init)
+                if let plan {
+                    await servers[index].connection.track(promptID, plan: plan, expectsMessages: false)
+                    await servers[index].connection.confirm(promptID)
+                }
+            case nil:
+                record { try queue.requeue(item.id, promptID: promptID, error: "unknown to \(api.name): submitting again", now: wallClock) }
+            }
+        }
+    }
+
+    private func adopt(_ claimed: ClaimedItem, on server: Int, accepted: Bool) {
+        let item = claimed.item
+        guard let promptID = item.promptID else { return }
+        let spec = (try? JSONValue(parsing: claimed.spec)) ?? [:]
+        let parameters = (try? JSONValue(parsing: item.parameters)) ?? [:]
+        let graph = (try? Workflow(json: JSONValue(parsing: claimed.workflow))) ?? Workflow([])
+        let workflow = graph.applying(parameters, addresses: Self.addresses(spec))
+        inFlight[promptID] = InFlight(
+            itemID: item.id, promptID: promptID, label: "\(item.jobName)/\(item.index)", jobName: item.jobName, index: item.index,
+            attempts: item.attempts, retries: spec["retries"]?.numberValue?.int ?? 2, server: server, parameters: parameters,
+            outputFolder: spec["output_folder"]?.stringValue ?? "outputs", template: spec["output_template"]?.stringValue ?? "{job}_{index}",
+            workflowText: workflow.json.serialized(), startedAt: now, lastHeard: now,
+            stallTimeout: spec["stall_timeout"]?.numberValue?.double ?? 600, phaseSince: now, accepted: accepted)
+        if accepted { record { try queue.markRunning(item.id, promptID: promptID, now: wallClock) } }
+    }
+}

@@ -1,0 +1,77 @@
+import ComfyClient
+import ComfyCore
+import Foundation
+import WebSocket
+
+/// How a run behaves.
+public struct RunnerOptions: Sendable {
+    /// Servers to use (`http(s)://…`).
+    public var servers: [URL]
+    /// Prompts in flight per server (running or waiting in its queue).
+    public var concurrency = 2
+    /// Keep running and pick up items added later.
+    public var watch = false
+    /// Replace existing output files instead of adding `-1`, `-2`.
+    public var overwrite = false
+    public var headers: [String: String] = [:]
+    public var tls = TLSOptions()
+    /// Only these jobs (all when nil).
+    public var jobIDs: Set<Int64>?
+    /// The WebSocket supervision policy (tests shorten it).
+    public var policy = ConnectionSupervisor.Policy()
+    /// How often the runner looks at the clock (stalls, health checks, `--watch`).
+    public var tick: Double = 0.5
+
+    public init(servers: [URL]) { self.servers = servers }
+}
+
+/// What a run reports as it goes, for the live view, logs and `--json-events`.
+public enum RunnerEvent: Sendable {
+    case started(pending: Int, servers: [String])
+    case serverState(server: String, state: String)
+    case submitted(item: String, server: String, attempt: Int)
+    case transition(item: String, server: String, update: ProgressUpdate)
+    case progress(item: String, server: String, update: ProgressUpdate)
+    case completed(item: String, server: String, outputs: [String], seconds: Double)
+    case failed(item: String, server: String?, error: String, willRetry: Bool)
+    case message(String)
+    case finished(RunSummary)
+}
+
+/// How a run ended.
+public struct RunSummary: Sendable, Equatable {
+    public var done: Int
+    public var failed: Int
+    public var retried: Int
+    public var seconds: Double
+    /// Set when the run stopped early (Ctrl-C twice, no server reachable).
+    public var stopReason: String?
+}
+
+/// One prompt the runner follows.
+struct InFlight: Sendable {
+    var itemID: Int64
+    var promptID: String
+    var label: String
+    var jobName: String
+    var index: Int
+    var attempts: Int
+    var retries: Int
+    var server: Int
+    var parameters: JSONValue
+    var outputFolder: String
+    var template: String
+    var workflowText: String
+    var startedAt: Double
+    var lastHeard: Double
+    var stallTimeout: Double
+    var phaseSince: Double
+    var timings: [String: Double] = [:]
+    var lastProgressWrite: Double = 0
+    /// The prompt has been submitted (its POST answered).
+    var accepted = false
+    /// Results are being collected (history, downloads): the engine's job is done.
+    var collecting = false
+    /// We asked the server to interrupt it (stall, stop): requeue rather than fail.
+    var interruptedByUs = false
+}

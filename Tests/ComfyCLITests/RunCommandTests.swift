@@ -1,0 +1,116 @@
+import ComfyCLI
+import ComfyCore
+import Foundation
+import TestSupport
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `comfyq run` as a user runs it, against `comfyq simulate` in another process.
+@Suite(.serialized) struct RunCommandTests {
+    static let workflow = Paths.packageRoot.appendingPathComponent("jobs/workflows/txt2img.json").path
+
+    /// Starts `comfyq simulate` and returns the process with its URL.
+    static func startSimulator(_ output: String) async throws -> (Process, String) {
+        let process = Process()
+        process.executableURL = Paths.binary
+        process.arguments = ["simulate", "--port", "0", "--output", output, "--step-time", "30ms", "--load-time", "0", "--node-time", "0", "--warm-up", "0"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let handle = pipe.fileHandleForReading
+        let line = try await offPool { () -> String in
+            var text = ""
+            while !text.contains("\n") {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return text
+        }
+        // "comfyq simulator listening on URL" (the next line may have arrived in the same read).
+        let first = line.split(separator: "\n").first ?? ""
+        return (process, String(first.split(separator: " ").last ?? ""))
+    }
+
+    static func done(_ db: String) async throws -> Int {
+        let status = try await runBinary(["status", "--json", "--db", db])
+        return (try? JSONValue(parsing: status.stdout))?["jobs"]?.arrayValue?.first?["counts"]?["done"]?.numberValue?.int ?? 0
+    }
+
+    @Test func killedMidBatchTheNextRunFinishesEveryItemOnce() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-kill-\(UUID())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (simulator, url) = try await Self.startSimulator(root.appendingPathComponent("sim").path)
+        defer { kill(simulator.processIdentifier, SIGKILL) }
+        let db = root.appendingPathComponent("queue.db").path
+        let job = root.appendingPathComponent("night.json").path
+        try """
+            {name: "night", workflow: "\(Self.workflow)", seeds: {start: 1, count: 24},
+             set: {"KSampler.steps": 4, "Empty Latent Image.width": 64, "Empty Latent Image.height": 64},
+             output: {folder: "out", name: "{job}_{index}"}}
+            """.write(toFile: job, atomically: true, encoding: .utf8)
+        #expect(try await runBinary(["add", job, "--db", db]).status == .success)
+
+        // The first run dies with SIGKILL once a few items are done and others are in flight.
+        let first = Process()
+        first.executableURL = Paths.binary
+        first.arguments = ["run", "--server", url, "--db", db, "--concurrency", "3"]
+        first.standardOutput = FileHandle.nullDevice
+        first.standardError = FileHandle.nullDevice
+        try first.run()
+        var doneBefore = 0
+        for _ in 0..<200 where doneBefore < 5 {
+            try await Task.sleep(for: .milliseconds(50))
+            doneBefore = try await Self.done(db)
+        }
+        kill(first.processIdentifier, SIGKILL)
+        #expect(doneBefore >= 5)
+        #expect(doneBefore < 24)
+
+        let second = try await runBinary(["run", "--server", url, "--db", db])
+        #expect(second.status == .success, "\(second.stdout)\(second.stderr)")
+        #expect(try await Self.done(db) == 24)
+
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("out").path)) ?? []
+        #expect(files.filter { $0.hasSuffix(".png") }.count == 24)
+        #expect(!files.contains { $0.contains("-1.") })  // no output written twice
+        #expect(!files.contains { $0.hasPrefix(".comfyq-partial") })
+        var request = URLRequest(url: URL(string: url + "/sim/stats")!)
+        request.httpMethod = "POST"
+        let (data, _) = try await URLSession(configuration: .ephemeral).data(for: request)
+        let stats = try JSONValue(parsing: Array(data))
+        // Prompts in flight at the kill were collected from the server, not run again.
+        #expect(stats["completed"] == 24, "\(stats.serialized())")
+    }
+
+    @Test func runSimulateRunsTheExampleJob() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-sim-run-\(UUID())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let job = root.appendingPathComponent("two.json").path
+        try """
+            {name: "two", workflow: "\(Self.workflow)", seeds: {start: 1, count: 2},
+             set: {"KSampler.steps": 3, "Empty Latent Image.width": 64, "Empty Latent Image.height": 64}, output: {folder: "out"}}
+            """.write(toFile: job, atomically: true, encoding: .utf8)
+        let run = try await runBinary(["run", "--simulate", "--json-events", job, "--db", root.appendingPathComponent("q.db").path])
+        #expect(run.status == .success, "\(run.stderr)")
+        let events = run.stdout.split(separator: "\n").compactMap { try? JSONValue(parsing: String($0)) }
+        #expect(events.filter { $0["event"] == "completed" }.count == 2)
+        #expect(events.last?["event"] == "finished")
+        #expect(events.contains { $0["event"] == "transition" && $0["to"] == "sampling" })
+        #expect(run.stderr.contains("finished: 2 done, 0 failed"))
+    }
+
+    @Test func noServerIsOneLineAndExit1() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-noserver-\(UUID())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let run = try await runBinary(["run", "--server", "http://127.0.0.1:1", "--db", root.appendingPathComponent("q.db").path])
+        #expect(run.status == .failure)
+        #expect(run.stderr.contains("Error: no server answers: http://127.0.0.1:1 (see comfyq doctor)"))
+    }
+}
