@@ -53,7 +53,7 @@ let package = Package(
         // Entry point only.
         .executableTarget(name: "comfyq", dependencies: ["ComfyCLI"]),
         // Benchmarks (run in release).
-        .executableTarget(name: "comfyq-bench", dependencies: ["ComfyCore", "ComfyClient", "Simulator", "WebSocket", "QueueStore"]),
+        .executableTarget(name: "comfyq-bench", dependencies: ["ComfyCore", "ComfyClient", "Simulator", "WebSocket", "QueueStore", "Runner"]),
 
         .testTarget(name: "ComfyCoreTests", dependencies: ["ComfyCore"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),

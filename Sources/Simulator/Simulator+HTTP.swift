@@ -237,7 +237,9 @@ extension Simulator {
             return json(
                 state.withLock { state in
                     [
-                        "busy_seconds": .double(state.busySeconds), "completed": .int(state.completed), "failed": .int(state.failed),
+                        "busy_seconds": .double(state.busySeconds),
+                        "active_seconds": .double(state.firstStartedAt.flatMap { first in state.lastFinishedAt.map { $0 - first } } ?? 0),
+                        "completed": .int(state.completed), "failed": .int(state.failed),
                         "queue_remaining": .int(state.queueRemaining), "clients": .int(state.clients.count),
                     ]
                 })

@@ -228,6 +228,8 @@ extension Simulator {
             state.cache = cache
             for (node, ui) in outputs { state.cachedUI[node] = ui }
             state.busySeconds += elapsed
+            if state.firstStartedAt == nil { state.firstStartedAt = start }
+            state.lastFinishedAt = now
             if completed { state.completed += 1 } else { state.failed += 1 }
             state.running = nil
             state.runningEntry = nil

@@ -86,6 +86,15 @@ public final class Simulator: Sendable {
     /// Seconds the simulated GPU spent executing prompts (sampling, loading, decoding, saving).
     public var busySeconds: Double { state.withLock { $0.busySeconds } }
 
+    /// Seconds from the start of the first prompt to the end of the last: the span in which idle
+    /// time between prompts is what a client's overhead costs.
+    public var activeSeconds: Double {
+        state.withLock { state in
+            guard let first = state.firstStartedAt, let last = state.lastFinishedAt else { return 0 }
+            return last - first
+        }
+    }
+
     var now: Double {
         let elapsed = ContinuousClock.now - epoch
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
@@ -135,6 +144,8 @@ struct SimulatorState: ~Copyable {
     var clients: [String: ClientConnection] = [:]
     var httpConnections: [ClientConnection] = []
     var busySeconds = 0.0
+    var firstStartedAt: Double?
+    var lastFinishedAt: Double?
     var completed = 0
     var failed = 0
     /// Bumped by a restart: the worker abandons what it was doing.
