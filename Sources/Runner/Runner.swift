@@ -125,7 +125,11 @@ public actor Runner {
         let nothingLeft = stopped || draining || (!options.watch && !hasPending())
         guard idle && nothingLeft else { return }
         self.finish = nil
-        finish.resume(returning: RunSummary(done: done, failed: failed, retried: retried, seconds: now, stopReason: reason ?? (stopped ? "stopped by the user" : nil)))
+        let drained = draining && hasPending() ? "drained by Ctrl-C; the rest is still queued" : nil
+        finish.resume(
+            returning: RunSummary(
+                done: done, failed: failed, retried: retried, seconds: now,
+                stopReason: reason ?? (stopped ? "stopped by the user" : drained)))
     }
 
     private func hasPending() -> Bool {

@@ -114,3 +114,60 @@ import FoundationNetworking
         #expect(run.stderr.contains("Error: no server answers: http://127.0.0.1:1 (see comfyq doctor)"))
     }
 }
+
+@Suite(.serialized) struct RunInterruptTests {
+    static func start(_ root: URL) throws -> (Process, String) {
+        let db = root.appendingPathComponent("q.db").path
+        let job = root.appendingPathComponent("many.json").path
+        try """
+            {name: "many", workflow: "\(RunCommandTests.workflow)", seeds: {start: 1, count: 40},
+             set: {"KSampler.steps": 20, "Empty Latent Image.width": 64, "Empty Latent Image.height": 64}, output: {folder: "out"}}
+            """.write(toFile: job, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = Paths.binary
+        process.arguments = ["run", "--simulate", job, "--db", db]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        return (process, db)
+    }
+
+    static func wait(_ process: Process) async throws -> Int32 {
+        try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+    }
+
+    static func counts(_ db: String) async throws -> JSONValue {
+        let status = try await runBinary(["status", "--json", "--db", db])
+        return try JSONValue(parsing: status.stdout)["jobs"]?.arrayValue?.first?["counts"] ?? [:]
+    }
+
+    @Test(arguments: [1, 2])
+    func ctrlCDrainsOnceAndStopsTwice(presses: Int) async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-int-\(UUID())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (process, db) = try Self.start(root)
+        let exit = Task { try await Self.wait(process) }
+        // Wait until prompts are in flight.
+        for _ in 0..<100 {
+            try await Task.sleep(for: .milliseconds(50))
+            if (try await Self.counts(db))["running"]?.numberValue?.int ?? 0 > 0 { break }
+        }
+        for _ in 0..<presses {
+            kill(process.processIdentifier, SIGINT)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await exit.value == 1)  // stopped early: not every item ran
+        let counts = try await Self.counts(db)
+        // Consistent either way: nothing left half-way, nothing lost.
+        #expect(counts["running"] == 0)
+        #expect(counts["submitting"] == 0)
+        let done = counts["done"]?.numberValue?.int ?? -1
+        let pending = counts["pending"]?.numberValue?.int ?? -1
+        #expect(done + pending == 40, "\(counts.serialized())")
+        #expect(pending > 0)
+        if presses == 1 { #expect(done > 0) }  // what was in flight finished
+    }
+}
