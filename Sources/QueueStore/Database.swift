@@ -1,4 +1,9 @@
 import CSQLite
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// An SQLite error with the database's own message.
 public struct DatabaseError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -39,7 +44,18 @@ public final class Database {
         }
         sqlite3_busy_timeout(handle, milliseconds)
         if path != ":memory:" {
-            try execute("PRAGMA journal_mode=WAL")
+            // Switching a new file to WAL can fail with SQLITE_BUSY without the busy handler being
+            // consulted, when several processes open it at once: retry for up to the timeout.
+            var waited: Int32 = 0
+            while true {
+                do {
+                    try execute("PRAGMA journal_mode=WAL")
+                    break
+                } catch where (error.code == SQLITE_BUSY || error.code == SQLITE_LOCKED) && waited < milliseconds {
+                    usleep(10_000)
+                    waited += 10
+                }
+            }
             try execute("PRAGMA synchronous=NORMAL")
         }
         try execute("PRAGMA foreign_keys=ON")
@@ -190,7 +206,10 @@ public struct Migrator: Sendable {
                 message: "\(database.path): schema version \(current) is newer than this comfyq knows (\(migrations.count))")
         }
         for (offset, sql) in migrations.enumerated().dropFirst(current) {
+            // The version is read again under the write lock: another process opening the same new
+            // database at the same moment may have applied this step already.
             try database.transaction {
+                guard try database.userVersion == offset else { return }
                 try database.execute(sql)
                 try database.execute("PRAGMA user_version = \(offset + 1)")
             }

@@ -36,51 +36,67 @@ enum OutputWriter {
             } catch {
                 throw OutputError(message: "\(directory.path): cannot create the folder (\(error.localizedDescription))")
             }
-            let partial = directory.appendingPathComponent(".comfyq-partial-\(UUID().uuidString)")
-            let size: Int64
-            do {
-                size = try await api.download(file, to: partial)
-            } catch {
-                try? FileManager.default.removeItem(at: partial)
-                throw OutputError(message: "\(target.path): download failed: \(error)")
-            }
-            let final = try place(partial, at: target, overwrite: overwrite)
-            try writeSidecar(for: final, flight: flight, file: file, server: server)
-            saved.append(Saved(path: final.path, size: size))
+            saved.append(try await store(file, at: target, for: flight, api: api, overwrite: overwrite, server: server))
         }
         return saved
     }
 
-    /// Renames the finished download into place: never over an existing file unless asked, but
-    /// beside it as `name-1.png`, `name-2.png`, ….
-    static func place(_ partial: URL, at target: URL, overwrite: Bool) throws -> URL {
-        var candidate = target
-        var counter = 0
+    /// Saves one output at `target`, or beside it as `name-1.png`, `name-2.png`, … when the name
+    /// is taken. Idempotent: the sidecar is written first and names the prompt, so collecting the
+    /// same prompt again (after a crash between saving and recording) finds and reuses its files.
+    static func store(
+        _ file: OutputFile, at target: URL, for flight: InFlight, api: ComfyAPI, overwrite: Bool, server: String
+    ) async throws -> Saved {
+        let manager = FileManager.default
         let base = target.deletingPathExtension().lastPathComponent
         let ext = target.pathExtension
-        let manager = FileManager.default
+        var candidate = target
+        var counter = 0
         while true {
-            if overwrite, counter == 0 { try? manager.removeItem(at: candidate) }
-            if !manager.fileExists(atPath: candidate.path) {
+            let sidecar = candidate.deletingPathExtension().appendingPathExtension("json")
+            let ours = Self.sidecar(sidecar, belongsTo: flight.promptID, file: file)
+            let free = !manager.fileExists(atPath: candidate.path) && !manager.fileExists(atPath: sidecar.path)
+            if ours || free || (overwrite && counter == 0) {
+                if ours, let size = (try? manager.attributesOfItem(atPath: candidate.path))?[.size] as? NSNumber {
+                    return Saved(path: candidate.path, size: size.int64Value)  // saved by an earlier attempt
+                }
+                if overwrite && counter == 0 && !ours {
+                    try? manager.removeItem(at: candidate)
+                    try? manager.removeItem(at: sidecar)
+                }
+                try writeSidecar(sidecar, flight: flight, file: file, server: server)
+                let partial = candidate.deletingLastPathComponent().appendingPathComponent(".comfyq-partial-\(UUID().uuidString)")
+                let size: Int64
                 do {
+                    size = try await api.download(file, to: partial)
                     // link + unlink: a rename that cannot replace a file someone else just made.
                     try manager.linkItem(at: partial, to: candidate)
                     try? manager.removeItem(at: partial)
-                    return candidate
-                } catch where manager.fileExists(atPath: candidate.path) {
-                    // Lost a race for the name: try the next one.
                 } catch {
                     try? manager.removeItem(at: partial)
+                    try? manager.removeItem(at: sidecar)  // do not keep the name reserved
+                    if manager.fileExists(atPath: candidate.path) && !ours {
+                        counter += 1  // lost a race for the name: take the next one
+                        candidate = target.deletingLastPathComponent().appendingPathComponent("\(base)-\(counter).\(ext)")
+                        continue
+                    }
+                    if error is ComfyAPIError { throw OutputError(message: "\(candidate.path): download failed: \(error)") }
                     throw OutputError(message: "\(candidate.path): cannot write (\(error.localizedDescription))")
                 }
+                return Saved(path: candidate.path, size: size)
             }
             counter += 1
             candidate = target.deletingLastPathComponent().appendingPathComponent("\(base)-\(counter).\(ext)")
         }
     }
 
-    static func writeSidecar(for output: URL, flight: InFlight, file: OutputFile, server: String) throws {
-        let sidecar = output.deletingPathExtension().appendingPathExtension("json")
+    /// Whether a sidecar records this prompt's copy of this file.
+    static func sidecar(_ url: URL, belongsTo promptID: String, file: OutputFile) -> Bool {
+        guard let text = try? String(contentsOf: url, encoding: .utf8), let json = try? JSONValue(parsing: text) else { return false }
+        return json["prompt_id"]?.stringValue == promptID && json["source"]?["filename"]?.stringValue == file.filename
+    }
+
+    static func writeSidecar(_ sidecar: URL, flight: InFlight, file: OutputFile, server: String) throws {
         var timings = JSONObject()
         for (phase, seconds) in flight.timings.sorted(by: { $0.key < $1.key }) { timings[phase] = .double((seconds * 1000).rounded() / 1000) }
         let document: JSONValue = [

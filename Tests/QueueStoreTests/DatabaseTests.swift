@@ -1,4 +1,5 @@
 import Foundation
+import ComfyCore
 import QueueStore
 import Testing
 
@@ -51,5 +52,31 @@ import Testing
             "\(error)".contains(":memory:") && "\(error)".contains("no such table: missing")
         }
         #expect(throws: DatabaseError.self) { try Database(path: "/nonexistent-dir/x/q.db") }
+    }
+}
+
+@Suite struct MigrationRaceTests {
+    /// Several processes opening the same new queue at once: each migration step runs once.
+    @Test func concurrentOpenersMigrateOnce() async throws {
+        for _ in 0..<5 {
+            let path = DatabaseTests.temporaryPath()
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let results = await withTaskGroup(of: Bool.self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        do {
+                            _ = try Queue(path: path)
+                            return true
+                        } catch {
+                            return false
+                        }
+                    }
+                }
+                var all: [Bool] = []
+                for await result in group { all.append(result) }
+                return all
+            }
+            #expect(results == [true, true, true, true])
+        }
     }
 }

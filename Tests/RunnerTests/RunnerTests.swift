@@ -191,6 +191,23 @@ func stats(_ simulator: Simulator) async -> JSONValue {
         #expect(summary.retried >= 1)
     }
 
+    /// A crash after an output was saved but before the item was recorded done: the next run
+    /// collects the prompt again from history and reuses the files (no `name-1.png`).
+    @Test func collectingAgainReusesSavedOutputs() async throws {
+        let workspace = try Workspace()
+        try workspace.addJob(count: 3)
+        let server = try simulator()
+        defer { server.stop() }
+        _ = try await Runner(queuePath: workspace.queuePath, options: fastOptions([server])).run()
+        #expect(workspace.files("png").count == 3)
+        try Queue(path: workspace.queuePath).database.execute("UPDATE items SET state = 'running', finished_at = NULL WHERE idx = 1")
+        let summary = try await Runner(queuePath: workspace.queuePath, options: fastOptions([server])).run()
+        #expect(summary.done == 1)
+        #expect(try workspace.counts() == [.done: 3])
+        #expect(workspace.files("png") == ["night_0.png", "night_1.png", "night_2.png"])
+        #expect((await stats(server))["completed"] == 3)  // not run again either
+    }
+
     @Test func deadServerFromTheStart() async throws {
         let workspace = try Workspace()
         try workspace.addJob(count: 1)
