@@ -171,3 +171,76 @@ import FoundationNetworking
         if presses == 1 { #expect(done > 0) }  // what was in flight finished
     }
 }
+
+@Suite(.serialized) struct RunModesTests {
+    static func job(_ root: URL, name: String, count: Int) throws -> String {
+        let path = root.appendingPathComponent("\(name).json").path
+        try """
+            {name: "\(name)", workflow: "\(RunCommandTests.workflow)", seeds: {start: 1, count: \(count)},
+             set: {"KSampler.steps": 3, "Empty Latent Image.width": 64, "Empty Latent Image.height": 64}, output: {folder: "out"}}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// `--watch` picks up a job added from another process, and Ctrl-C ends it cleanly.
+    @Test func watchPicksUpLaterJobs() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-watch-run-\(UUID())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let db = root.appendingPathComponent("q.db").path
+        let process = Process()
+        process.executableURL = Paths.binary
+        process.arguments = ["run", "--simulate", "--watch", "--db", db]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        let exit = Task { try await RunInterruptTests.wait(process) }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await runBinary(["add", try Self.job(root, name: "later", count: 3), "--db", db]).status == .success)
+        var done = 0
+        for _ in 0..<100 where done < 3 {
+            try await Task.sleep(for: .milliseconds(100))
+            done = try await RunInterruptTests.counts(db)["done"]?.numberValue?.int ?? 0
+        }
+        #expect(done == 3)
+        kill(process.processIdentifier, SIGINT)
+        #expect(try await exit.value == 0)  // nothing was left: drained with an empty queue
+    }
+
+    /// Outputs never overwrite unless asked: a second run of the same names adds `-1`.
+    @Test func overwriteOnlyWhenAsked() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-over-\(UUID())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let job = try Self.job(root, name: "same", count: 1)
+        for arguments in [[], [], ["--overwrite"]] {
+            let db = root.appendingPathComponent("q-\(UUID()).db").path
+            let run = try await runBinary(["run", "--simulate", job, "--db", db] + arguments)
+            #expect(run.status == .success)
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("out").path).filter { $0.hasSuffix(".png") }
+        #expect(files.sorted() == ["same_0-1.png", "same_0.png"])
+    }
+
+    /// On a terminal the run is drawn live (redrawn in place); `script` gives it a pseudo-terminal.
+    @Test func liveViewOnATerminal() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "script(1) from bsdutils gives the run a terminal")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-tty-\(UUID())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let job = try Self.job(root, name: "tty", count: 4)
+        let command = "\(Paths.binary.path) run --simulate \(job) --db \(root.appendingPathComponent("q.db").path)"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["-qec", command, "/dev/null"]
+        process.environment = ["TERM": "xterm", "PATH": "/usr/bin:/bin"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardInput = FileHandle.nullDevice
+        let status = try await RunInterruptTests.wait(process)
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(status == 0)
+        #expect(output.contains("\u{1B}[2K"))  // lines cleared and redrawn
+        #expect(output.contains("items/min"))
+        #expect(output.contains("finished: 4 done, 0 failed"))
+    }
+}
