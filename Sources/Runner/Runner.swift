@@ -164,21 +164,14 @@ public actor Runner {
     private func start(_ claimed: ClaimedItem, on server: Int) {
         let item = claimed.item
         guard let promptID = item.promptID else { return }
-        let spec = (try? JSONValue(parsing: claimed.spec)) ?? [:]
-        let parameters = (try? JSONValue(parsing: item.parameters)) ?? [:]
-        let label = "\(item.jobName)/\(item.index)"
-        guard let graph = try? Workflow(json: JSONValue(parsing: claimed.workflow)) else {
+        guard let flight = makeInFlight(claimed, on: server) else {
             record { try queue.finish(item.id, promptID: promptID, state: .failed, error: "the stored workflow cannot be read", now: wallClock) }
             failed += 1
             return
         }
-        let workflow = graph.applying(parameters, addresses: Self.addresses(spec))
-        inFlight[promptID] = InFlight(
-            itemID: item.id, promptID: promptID, label: label, jobName: item.jobName, index: item.index, attempts: item.attempts,
-            retries: spec["retries"]?.numberValue?.int ?? 2, server: server, parameters: parameters,
-            outputFolder: spec["output_folder"]?.stringValue ?? "outputs", template: spec["output_template"]?.stringValue ?? "{job}_{index}",
-            workflowText: workflow.json.serialized(), startedAt: now, lastHeard: now,
-            stallTimeout: spec["stall_timeout"]?.numberValue?.double ?? 600, phaseSince: now)
+        inFlight[promptID] = flight
+        let label = flight.label
+        let workflow = flight.workflow
         continuation.yield(.submitted(item: label, server: servers[server].name, attempt: item.attempts))
         let slot = servers[server]
         tasks.append(Task {
@@ -422,7 +415,7 @@ public actor Runner {
             case nil where queued?.contains(promptID) == true:
                 // Still queued or running there: follow it again.
                 adopt(claimed, on: index, accepted: true)
-                let plan = (try? Workflow(json: JSONValue(parsing: inFlight[promptID]?.workflowText ?? "{}"))).map(PromptPlan.init)
+                let plan = inFlight[promptID].map { PromptPlan($0.workflow) }
                 if let plan {
                     await servers[index].connection.track(promptID, plan: plan, expectsMessages: false)
                     await servers[index].connection.confirm(promptID)
@@ -434,18 +427,25 @@ public actor Runner {
     }
 
     private func adopt(_ claimed: ClaimedItem, on server: Int, accepted: Bool) {
+        guard let promptID = claimed.item.promptID, var flight = makeInFlight(claimed, on: server) else { return }
+        flight.accepted = accepted
+        inFlight[promptID] = flight
+        if accepted { record { try queue.markRunning(claimed.item.id, promptID: promptID, now: wallClock) } }
+    }
+
+    /// What the runner keeps about a claimed item: its graph with the item's parameters applied,
+    /// and the job's output and retry settings. Nil when the stored workflow cannot be read.
+    private func makeInFlight(_ claimed: ClaimedItem, on server: Int) -> InFlight? {
         let item = claimed.item
-        guard let promptID = item.promptID else { return }
+        guard let promptID = item.promptID, let graph = try? Workflow(json: JSONValue(parsing: claimed.workflow)) else { return nil }
         let spec = (try? JSONValue(parsing: claimed.spec)) ?? [:]
         let parameters = (try? JSONValue(parsing: item.parameters)) ?? [:]
-        let graph = (try? Workflow(json: JSONValue(parsing: claimed.workflow))) ?? Workflow([])
         let workflow = graph.applying(parameters, addresses: Self.addresses(spec))
-        inFlight[promptID] = InFlight(
+        return InFlight(
             itemID: item.id, promptID: promptID, label: "\(item.jobName)/\(item.index)", jobName: item.jobName, index: item.index,
             attempts: item.attempts, retries: spec["retries"]?.numberValue?.int ?? 2, server: server, parameters: parameters,
             outputFolder: spec["output_folder"]?.stringValue ?? "outputs", template: spec["output_template"]?.stringValue ?? "{job}_{index}",
-            workflowText: workflow.json.serialized(), startedAt: now, lastHeard: now,
-            stallTimeout: spec["stall_timeout"]?.numberValue?.double ?? 600, phaseSince: now, accepted: accepted)
-        if accepted { record { try queue.markRunning(item.id, promptID: promptID, now: wallClock) } }
+            workflow: workflow, startedAt: now, lastHeard: now,
+            stallTimeout: spec["stall_timeout"]?.numberValue?.double ?? 600, phaseSince: now)
     }
 }

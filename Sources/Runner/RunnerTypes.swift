@@ -61,7 +61,8 @@ struct InFlight: Sendable {
     var parameters: JSONValue
     var outputFolder: String
     var template: String
-    var workflowText: String
+    /// The graph as submitted (the job's workflow with the item's parameters applied).
+    var workflow: Workflow
     var startedAt: Double
     var lastHeard: Double
     var stallTimeout: Double

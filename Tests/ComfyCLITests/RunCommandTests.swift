@@ -20,18 +20,8 @@ import FoundationNetworking
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let handle = pipe.fileHandleForReading
-        let line = try await offPool { () -> String in
-            var text = ""
-            while !text.contains("\n") {
-                let chunk = handle.availableData
-                if chunk.isEmpty { break }
-                text += String(decoding: chunk, as: UTF8.self)
-            }
-            return text
-        }
-        // "comfyq simulator listening on URL" (the next line may have arrived in the same read).
-        let first = line.split(separator: "\n").first ?? ""
+        // "comfyq simulator listening on URL".
+        let first = try await firstLine(of: pipe.fileHandleForReading)
         return (process, String(first.split(separator: " ").last ?? ""))
     }
 

@@ -22,18 +22,9 @@ import Testing
                 do { try process.run() } catch { continuation.resume(throwing: error) }
             }
         }
-        let handle = pipe.fileHandleForReading
-        let text = try await offPool {
-            var text = ""
-            while !text.contains("\n") {
-                let chunk = handle.availableData
-                if chunk.isEmpty { break }
-                text += String(decoding: chunk, as: UTF8.self)
-            }
-            return text
-        }
+        let text = try await firstLine(of: pipe.fileHandleForReading)
         #expect(text.hasPrefix("comfyq simulator listening on http://127.0.0.1:"))
-        let url = String(text.split(separator: "\n")[0].split(separator: " ").last ?? "")
+        let url = String(text.split(separator: " ").last ?? "")
         let doctor = try await runBinary(["doctor", "--server", url])
         #expect(doctor.status == .success, "\(doctor.stdout)")
         kill(process.processIdentifier, SIGINT)

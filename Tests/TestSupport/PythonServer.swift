@@ -118,3 +118,16 @@ public func within<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable (
         return first
     }
 }
+
+/// The first line a child process writes to `handle`, read off the cooperative pool.
+public func firstLine(of handle: FileHandle) async throws -> String {
+    try await offPool {
+        var text = ""
+        while !text.contains("\n") {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        return String(text.split(separator: "\n").first ?? "")
+    }
+}

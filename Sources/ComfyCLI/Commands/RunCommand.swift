@@ -97,20 +97,12 @@ enum RunCommand {
     /// Ctrl-C once drains, twice stops.
     static func interrupts(_ runner: Runner, console: Console) -> [DispatchSourceSignal] {
         let count = InterruptCounter()
-        var sources: [DispatchSourceSignal] = []
-        for number in [SIGINT, SIGTERM] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                let presses = count.increment()
-                Task {
-                    if presses == 1 { await runner.drain() } else { await runner.stop() }
-                }
+        return Signals.handle { _ in
+            let presses = count.increment()
+            Task {
+                if presses == 1 { await runner.drain() } else { await runner.stop() }
             }
-            source.resume()
-            sources.append(source)
         }
-        return sources
     }
 }
 

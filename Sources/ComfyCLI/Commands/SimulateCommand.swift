@@ -104,17 +104,7 @@ package enum SimulateCommand {
     static func waitForInterrupt() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let once = OnceFlag()
-            var sources: [DispatchSourceSignal] = []
-            for signalNumber in [SIGINT, SIGTERM] {
-                signal(signalNumber, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-                source.setEventHandler {
-                    if once.claim() { continuation.resume() }
-                }
-                source.resume()
-                sources.append(source)
-            }
-            SignalSources.keep(sources)
+            SignalSources.keep(Signals.handle { _ in if once.claim() { continuation.resume() } })
         }
     }
 }
@@ -123,6 +113,20 @@ package enum SimulateCommand {
 enum SignalSources {
     nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
     static func keep(_ list: [DispatchSourceSignal]) { sources += list }
+}
+
+/// SIGINT and SIGTERM as events, instead of death.
+enum Signals {
+    /// Calls `handler` with each SIGINT or SIGTERM; cancel the returned sources to stop.
+    static func handle(_ handler: @escaping @Sendable (Int32) -> Void) -> [DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { handler(number) }
+            source.resume()
+            return source
+        }
+    }
 }
 
 /// True exactly once.
