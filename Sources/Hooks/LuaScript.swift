@@ -11,26 +11,37 @@ public struct LuaError: Error, Sendable, Equatable, CustomStringConvertible {
 /// created it. Every call into Lua is protected and gets a traceback; no Lua error ever unwinds
 /// through Swift frames.
 public final class LuaScript {
+    /// Per call and per script: how long one call may run, how much memory the script may hold.
+    public struct Limits: Sendable {
+        public var time: Double = 5
+        public var memory: Int = 64 << 20
+        public init(time: Double = 5, memory: Int = 64 << 20) {
+            self.time = time
+            self.memory = memory
+        }
+    }
+
     private let state: OpaquePointer
+    /// Counted by the C allocator and read by the count hook; lives as long as the state.
+    private let limits: UnsafeMutablePointer<comfyq_lua_limits>
+    public let limitSettings: Limits
     /// The file or chunk name, used in messages.
     public let name: String
 
     /// Loads and runs the script's top-level chunk.
-    public init(path: String) throws(LuaError) {
-        guard let state = luaL_newstate() else { throw LuaError(message: "\(path): cannot create a Lua state") }
-        self.state = state
+    public init(path: String, limits: Limits = Limits()) throws(LuaError) {
+        (state, self.limits) = try Self.makeState(path, limits)
+        limitSettings = limits
         self.name = path
-        luaL_openlibs(state)
         guard comfyq_lua_loadfile(state, path) == LUA_OK else { throw popError() }
         try callTop(arguments: 0)
     }
 
     /// Loads and runs `source` as a chunk named `name`.
-    public init(source: String, name: String) throws(LuaError) {
-        guard let state = luaL_newstate() else { throw LuaError(message: "\(name): cannot create a Lua state") }
-        self.state = state
+    public init(source: String, name: String, limits: Limits = Limits()) throws(LuaError) {
+        (state, self.limits) = try Self.makeState(name, limits)
+        limitSettings = limits
         self.name = name
-        luaL_openlibs(state)
         let status = source.withCString { pointer in
             comfyq_lua_loadstring(state, pointer, strlen(pointer), "=" + name)
         }
@@ -38,7 +49,24 @@ public final class LuaScript {
         try callTop(arguments: 0)
     }
 
-    deinit { lua_close(state) }
+    deinit {
+        lua_close(state)
+        limits.deallocate()
+    }
+
+    private static func makeState(_ name: String, _ settings: Limits) throws(LuaError) -> (OpaquePointer, UnsafeMutablePointer<comfyq_lua_limits>) {
+        let limits = UnsafeMutablePointer<comfyq_lua_limits>.allocate(capacity: 1)
+        limits.initialize(to: comfyq_lua_limits(used: 0, memory_limit: settings.memory, deadline: 0, time_limit: settings.time))
+        guard let state = comfyq_lua_newstate(limits) else {
+            limits.deallocate()
+            throw LuaError(message: "\(name): cannot create a Lua state")
+        }
+        luaL_openlibs(state)
+        return (state, limits)
+    }
+
+    /// Bytes the script holds now.
+    public var memoryInUse: Int { limits.pointee.used }
 
     /// Whether the script defines a global function with this name.
     public func hasFunction(_ name: String) -> Bool {
@@ -64,6 +92,9 @@ public final class LuaScript {
 
     /// Calls the function below its arguments on the stack under a traceback handler.
     private func callTop(arguments: Int32, results: Int32 = 0) throws(LuaError) {
+        limits.pointee.deadline = limitSettings.time > 0 ? comfyq_lua_now() + limitSettings.time : 0
+        comfyq_lua_arm(state)
+        defer { limits.pointee.deadline = 0 }
         let base = lua_gettop(state) - arguments
         comfyq_lua_push_traceback_handler(state)
         lua_rotate(state, base, 1)  // handler below the function

@@ -21,3 +21,21 @@ int comfyq_lua_loadfile(lua_State *L, const char *path);
 int comfyq_lua_loadstring(lua_State *L, const char *source, size_t length, const char *chunkname);
 
 #endif
+
+/* Limits for one Lua state: memory through our allocator, time through a count hook. */
+typedef struct comfyq_lua_limits {
+    size_t used;          /* bytes allocated now */
+    size_t memory_limit;  /* 0: none */
+    double deadline;      /* CLOCK_MONOTONIC seconds; 0: none */
+    double time_limit;    /* for the message */
+} comfyq_lua_limits;
+
+/* A new state whose allocations are counted against `limits`, with the time hook installed.
+   `limits` must outlive the state. */
+lua_State *comfyq_lua_newstate(comfyq_lua_limits *limits);
+
+/* Puts the time hook back to its normal interval (before each call). */
+void comfyq_lua_arm(lua_State *L);
+
+/* Seconds on the monotonic clock. */
+double comfyq_lua_now(void);
