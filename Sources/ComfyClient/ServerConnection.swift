@@ -35,7 +35,9 @@ public actor ServerConnection {
     private var confirmed: Set<String> = []
     private var decoder = EventStreamDecoder()
     private var socket: WebSocketClient?
-    private var tasks: [Task<Void, Never>] = []
+    /// The clock task; one-shot work (connects, reconnect timers, resyncs, polls) is not kept,
+    /// and checks `stopped` itself.
+    private var ticker: Task<Void, Never>?
     private let epoch = ContinuousClock.now
     private var stopped = false
 
@@ -60,13 +62,12 @@ public actor ServerConnection {
     public func start() {
         perform(supervisor.start())
         let interval = max(0.05, min(0.5, supervisor.policy.pollInterval, supervisor.policy.silenceBeforePolling) / 2)
-        tasks.append(
-            Task { [weak self] in
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(interval))
-                    await self?.tick()
-                }
-            })
+        ticker = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(interval))
+                await self?.tick()
+            }
+        }
     }
 
     /// Starts following a prompt submitted to this server. `expectsMessages` is false for a
@@ -105,8 +106,8 @@ public actor ServerConnection {
     public func stop() {
         stopped = true
         supervisor.stop()
-        for task in tasks { task.cancel() }
-        tasks.removeAll()
+        ticker?.cancel()
+        ticker = nil
         socket?.close()
         socket = nil
         continuation.finish()
@@ -118,20 +119,18 @@ public actor ServerConnection {
         for action in actions {
             switch action {
             case .connect(let attempt):
-                tasks.append(Task { await self.connectAndRead(attempt: attempt) })
+                Task { await self.connectAndRead(attempt: attempt) }
             case .scheduleReconnect(let delay):
-                tasks.append(
-                    Task {
-                        try? await Task.sleep(for: .seconds(delay))
-                        await self.reconnectTimerFired()
-                    })
+                Task {
+                    try? await Task.sleep(for: .seconds(delay))
+                    await self.reconnectTimerFired()
+                }
             case .resync:
-                tasks.append(Task { await self.resync() })
+                Task { await self.resync() }
             case .pollHistory(let ids):
-                tasks.append(Task { await self.poll(ids) })
+                Task { await self.poll(ids) }
             }
         }
-        tasks.removeAll { $0.isCancelled }
     }
 
     private func connectAndRead(attempt: Int) async {

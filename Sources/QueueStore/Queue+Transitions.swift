@@ -87,6 +87,13 @@ extension Queue {
             [.text(error), .real(now)])
     }
 
+    /// Whether any item (of `jobIDs`, when given) waits to run: one indexed lookup, not a count.
+    public func hasPending(jobIDs: Set<Int64>? = nil) throws -> Bool {
+        var sql = "SELECT 1 FROM items WHERE state = 'pending'"
+        if let jobIDs { sql += " AND job_id IN (\(jobIDs.map(String.init).joined(separator: ", ")))" }
+        return try !database.query(sql + " LIMIT 1").isEmpty
+    }
+
     /// Items a previous run left in flight, to reconcile with their servers.
     public func inFlight() throws -> [ItemRow] { try items(states: [.submitting, .running]) }
 

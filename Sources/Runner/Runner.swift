@@ -25,6 +25,8 @@ public actor Runner {
     private var retried = 0
     private let clock = ContinuousClock.now
     private var finish: CheckedContinuation<RunSummary, Never>?
+    /// Long-lived tasks (event forwarders, the clock), cancelled when the run ends. One-shot
+    /// work (a submit, a collection) is not kept: it checks `stopped` itself.
     private var tasks: [Task<Void, Never>] = []
 
     struct ServerSlot {
@@ -133,8 +135,7 @@ public actor Runner {
     }
 
     private func hasPending() -> Bool {
-        let jobs = (try? queue.jobs()) ?? []
-        return jobs.contains { job in (options.jobIDs?.contains(job.id) ?? true) && (job.counts[.pending] ?? 0) > 0 }
+        (try? queue.hasPending(jobIDs: options.jobIDs)) ?? false
     }
 
     // MARK: Submitting
@@ -174,7 +175,7 @@ public actor Runner {
         let workflow = flight.workflow
         continuation.yield(.submitted(item: label, server: servers[server].name, attempt: item.attempts))
         let slot = servers[server]
-        tasks.append(Task {
+        Task {
             await slot.connection.track(promptID, plan: PromptPlan(workflow))
             do {
                 _ = try await slot.api.submit(workflow, promptID: promptID, clientID: slot.connection.clientID)
@@ -183,7 +184,7 @@ public actor Runner {
             } catch {
                 await self.submitFailed(promptID, error)
             }
-        })
+        }
     }
 
     static func addresses(_ spec: JSONValue) -> [String: ParameterAddress] {
@@ -274,7 +275,7 @@ public actor Runner {
             flight.collecting = true
             inFlight[promptID] = flight
             let api = servers[server].api
-            tasks.append(Task { await self.collect(promptID, api: api) })
+            Task { await self.collect(promptID, api: api) }
             refill()  // the GPU is free: the next prompt may already be waiting there
         case .failed(let failure)?:
             end(promptID, failure: "\(failure)", transient: false)
@@ -406,7 +407,7 @@ public actor Runner {
                 // Finished while we were away: collect it, do not run it again.
                 adopt(claimed, on: index, accepted: true)
                 inFlight[promptID]?.collecting = true
-                tasks.append(Task { await self.collect(promptID, api: api) })
+                Task { await self.collect(promptID, api: api) }
             case .failed(let failure)?:
                 record { try queue.finish(item.id, promptID: promptID, state: .failed, error: "\(failure)", now: wallClock) }
                 failed += 1
