@@ -110,14 +110,20 @@ public actor Runner {
     public func stop() async {
         stopped = true
         draining = true
-        for (promptID, flight) in inFlight {
+        // Take every prompt out of flight and back into the queue before any await: while the
+        // server calls below are under way, its interrupted and failed events must find nothing
+        // to act on (an actor runs other messages at each await).
+        let flights = inFlight
+        inFlight.removeAll()
+        for (promptID, flight) in flights {
+            record { try queue.requeue(flight.itemID, promptID: promptID, error: "stopped by the user", now: wallClock) }
+        }
+        for (promptID, flight) in flights {
             let api = servers[flight.server].api
             try? await api.delete([promptID])
             try? await api.interrupt(promptID)
-            record { try queue.requeue(flight.itemID, promptID: promptID, error: "stopped by the user", now: wallClock) }
             await servers[flight.server].connection.forget(promptID)
         }
-        inFlight.removeAll()
         checkFinished(reason: "stopped by the user")
     }
 
