@@ -45,7 +45,7 @@ let package = Package(
         // Storage: SQLite wrapper and migrations.
         .target(name: "QueueStore", dependencies: ["CSQLite", "ComfyCore"]),
         // The Lua host.
-        .target(name: "Hooks", dependencies: ["CLua", "CLuaShim"]),
+        .target(name: "Hooks", dependencies: ["CLuaShim", "ComfyCore"]),
         // Scheduling, reconciliation, outputs: the queue run against ComfyUI servers.
         .target(name: "Runner", dependencies: ["ComfyCore", "ComfyClient", "QueueStore", "WebSocket"]),
         // The command router and commands (the shell around the libraries).
@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ComfyClient", "ComfyCore", "TestSupport"]),
         .testTarget(name: "QueueStoreTests", dependencies: ["QueueStore", "ComfyCore"]),
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "Simulator", "QueueStore", "ComfyCore", "ComfyClient", "TestSupport"]),
-        .testTarget(name: "HooksTests", dependencies: ["Hooks"]),
+        .testTarget(name: "HooksTests", dependencies: ["Hooks", "ComfyCore", "TestSupport"]),
         .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,160 @@
+import ComfyCore
+
+/// The hooks a script may define, one global function each (`on_` + the raw value).
+public enum HookEventKind: String, Sendable, CaseIterable {
+    case batchStart = "batch_start"
+    case submit
+    case phase
+    case progress
+    case complete
+    case error
+    case batchDone = "batch_done"
+    case idle
+
+    /// The Lua function that receives it: `on_batch_start`, `on_complete`, …
+    public var function: String { "on_" + rawValue }
+
+    /// Never coalesced or dropped when a script falls behind.
+    public var isProgress: Bool { self == .progress }
+}
+
+/// One event for the scripts: its kind and the table the script receives (API version 1; every
+/// field is documented in scripts/README.md). Keys that do not apply are absent (nil in Lua).
+public struct HookEvent: Sendable {
+    public var kind: HookEventKind
+    public var table: JSONObject
+    /// The job it concerns (a job's own hooks only see their job's events); nil for batch events.
+    public var job: String?
+    /// The prompt it concerns (progress coalesces per prompt).
+    public var promptID: String?
+
+    public init(kind: HookEventKind, table: JSONObject, job: String? = nil, promptID: String? = nil) {
+        self.kind = kind
+        self.table = table
+        self.job = job
+        self.promptID = promptID
+    }
+}
+
+/// What the runner knows about one prompt, for building its events.
+public struct HookPrompt: Sendable {
+    public var job: String
+    public var item: Int
+    public var promptID: String
+    public var server: String
+    /// The item's parameters by address (`{"KSampler.seed": 42}`).
+    public var params: JSONValue
+    /// 1 for the first attempt.
+    public var attempt: Int
+
+    public init(job: String, item: Int, promptID: String, server: String, params: JSONValue, attempt: Int) {
+        self.job = job
+        self.item = item
+        self.promptID = promptID
+        self.server = server
+        self.params = params
+        self.attempt = attempt
+    }
+}
+
+/// A failure as hooks see it.
+public struct HookFailure: Sendable, Equatable {
+    public var message: String
+    public var node: String?
+    public var classType: String?
+    public var exceptionType: String?
+
+    public init(message: String, node: String? = nil, classType: String? = nil, exceptionType: String? = nil) {
+        self.message = message
+        self.node = node
+        self.classType = classType
+        self.exceptionType = exceptionType
+    }
+
+    public init(_ failure: ExecutionFailure) {
+        self.init(message: failure.description, node: failure.nodeID, classType: failure.classType, exceptionType: failure.exceptionType)
+    }
+
+    var table: JSONValue {
+        var object: JSONObject = ["message": .string(message)]
+        if let node { object["node"] = .string(node) }
+        if let classType { object["class_type"] = .string(classType) }
+        if let exceptionType, !exceptionType.isEmpty { object["exception_type"] = .string(exceptionType) }
+        return .object(object)
+    }
+}
+
+extension HookEvent {
+    /// A prompt event (`submit`, `phase`, `progress`, `complete`, `error`).
+    public static func prompt(
+        _ kind: HookEventKind, _ prompt: HookPrompt, snapshot: ProgressSnapshot? = nil, previous: Phase? = nil, elapsed: Double,
+        outputs: [String]? = nil, failure: HookFailure? = nil, willRetry: Bool? = nil, timings: [String: Double]? = nil
+    ) -> HookEvent {
+        var table: JSONObject = [
+            "event": .string(kind.rawValue), "job": .string(prompt.job), "item": .int(prompt.item), "prompt_id": .string(prompt.promptID),
+            "server": .string(prompt.server), "params": prompt.params, "attempt": .int(prompt.attempt), "elapsed": .double(rounded(elapsed)),
+        ]
+        if let snapshot {
+            table["phase"] = .string(snapshot.phase.rawValue)
+            if let node = snapshot.node {
+                var object: JSONObject = ["id": .string(node.id)]
+                if let classType = node.classType { object["class_type"] = .string(classType) }
+                if let title = node.title { object["title"] = .string(title) }
+                table["node"] = .object(object)
+            }
+            table["sampler"] = .int(snapshot.sampler)
+            table["samplers"] = .int(snapshot.samplers)
+            table["step"] = .int(snapshot.step)
+            table["steps"] = .int(snapshot.steps)
+            table["fraction"] = .double(rounded(snapshot.fraction))
+        } else if kind == .submit {
+            table["phase"] = "queued"
+            table["fraction"] = .int(0)
+        }
+        if let previous { table["previous_phase"] = .string(previous.rawValue) }
+        if let outputs { table["outputs"] = .array(outputs.map { .string($0) }) }
+        if let failure { table["error"] = failure.table }
+        if let willRetry { table["will_retry"] = .bool(willRetry) }
+        if let timings {
+            var object = JSONObject()
+            for (phase, seconds) in timings.sorted(by: { $0.key < $1.key }) { object[phase] = .double(rounded(seconds)) }
+            table["timings"] = .object(object)
+        }
+        return HookEvent(kind: kind, table: table, job: prompt.job, promptID: prompt.promptID)
+    }
+
+    /// A batch event (`batch_start`, `batch_done`, `idle`) with whatever the runner reports.
+    public static func batch(_ kind: HookEventKind, _ fields: JSONObject) -> HookEvent {
+        var table: JSONObject = ["event": .string(kind.rawValue)]
+        for (key, value) in fields { table[key] = value }
+        return HookEvent(kind: kind, table: table)
+    }
+
+    static func rounded(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
+}
+
+/// What `on_submit` decided for one item.
+public struct SubmitDecision: Sendable, Equatable {
+    /// The parameters to submit (the item's own with every override applied).
+    public var params: JSONValue
+    /// Each script's overrides, in the order they were applied (recorded in the sidecar).
+    public var overrides: [Override]
+    /// The script that skipped the item (returned false).
+    public var skippedBy: String?
+
+    public struct Override: Sendable, Equatable {
+        public var script: String
+        public var values: JSONObject
+    }
+
+    public init(params: JSONValue, overrides: [Override] = [], skippedBy: String? = nil) {
+        self.params = params
+        self.overrides = overrides
+        self.skippedBy = skippedBy
+    }
+
+    /// `[{"script": "random-seed.lua", "overrides": {...}}]`, for the sidecar.
+    public var record: JSONValue {
+        .array(overrides.map { ["script": .string($0.script), "overrides": .object($0.values)] })
+    }
+}
