@@ -173,10 +173,15 @@ public final class HookScript: @unchecked Sendable {
         }
     }
 
-    private func enqueueBarrier(_ body: @escaping @Sendable () -> Void) {
+    /// Waits until every event queued so far has been handled.
+    public func flush() async {
+        await withCheckedContinuation { continuation in enqueueBarrier(discardingProgress: false) { continuation.resume() } }
+    }
+
+    private func enqueueBarrier(discardingProgress: Bool = true, _ body: @escaping @Sendable () -> Void) {
         condition.lock()
         defer { condition.unlock() }
-        discardProgress = true
+        if discardingProgress { discardProgress = true }
         append(.barrier(body))
     }
 
@@ -200,8 +205,7 @@ public final class HookScript: @unchecked Sendable {
         do {
             guard FileManager.default.fileExists(atPath: path) else { throw HookLoadError("\(path): no such file") }
             lua = try Self.makeState(path: path, settings: settings, host: host, options: options)
-            let hooks = try Self.checkNames(lua, path: path)
-            loaded(.success(hooks))
+            loaded(.success(Set(HookEventKind.allCases.filter { lua.globalFunctions().contains($0.function) })))
         } catch let error as HookLoadError {
             return loaded(.failure(error))
         } catch {
@@ -241,38 +245,37 @@ public final class HookScript: @unchecked Sendable {
         return entry
     }
 
-    static func makeState(path: String, settings: Settings, host: HostLibrary, options: JSONObject) throws -> LuaScript {
+    static func makeState(path: String, settings: Settings, host: HostLibrary, options: JSONObject) throws(HookLoadError) -> LuaScript {
+        let lua: LuaScript
+        let builtIn: Set<String>
         do {
-            let lua = try LuaScript(name: path, limits: settings.limits)
+            lua = try LuaScript(name: path, limits: settings.limits)
             try host.install(into: lua, options: options)
+            builtIn = Set(lua.globalFunctions())
             _ = try lua.run(path: path)
-            return lua
         } catch {
-            throw HookLoadError(error.summary)
+            // A script's error() at top level names no line (level 0): say which file.
+            throw HookLoadError(error.summary.hasPrefix(path) ? error.summary : "\(path): \(error.summary)")
         }
+        try checkNames(lua, path: path, ignoring: builtIn)
+        return lua
     }
 
-    /// The hook functions a script defines; a global function whose name looks like a hook but
-    /// is none (`on_compelte`, `onComplete`) is a load error.
-    static func checkNames(_ lua: LuaScript, path: String) throws(HookLoadError) -> Set<HookEventKind> {
-        var hooks: Set<HookEventKind> = []
+    /// A global function the script defines whose name looks like a hook but is none
+    /// (`on_compelte`, `onComplete`, `on_finish`) is a load error: it would never be called.
+    static func checkNames(_ lua: LuaScript, path: String, ignoring builtIn: Set<String>) throws(HookLoadError) {
         let known = HookEventKind.allCases.map(\.function)
-        for function in lua.globalFunctions() {
-            if let kind = HookEventKind.allCases.first(where: { $0.function == function }) {
-                hooks.insert(kind)
-                continue
-            }
-            let normalized = function.lowercased().replacingOccurrences(of: "_", with: "")
-            let closest = known.min { distance($0.replacingOccurrences(of: "_", with: ""), normalized) < distance($1.replacingOccurrences(of: "_", with: ""), normalized) }!
-            let near = distance(closest.replacingOccurrences(of: "_", with: ""), normalized) <= 2
-            if function.hasPrefix("on_") || near {
-                var message = "\(path): \(function) is not a hook function"
-                if near { message += " (did you mean \(closest)?)" }
-                message += "; hooks are \(known.joined(separator: ", ")), and other global names must not start with on_ (make helpers local)"
-                throw HookLoadError(message)
-            }
+        func normalized(_ name: String) -> String { name.lowercased().replacingOccurrences(of: "_", with: "") }
+        for function in lua.globalFunctions() where !builtIn.contains(function) && !known.contains(function) {
+            guard function.lowercased().hasPrefix("on") else { continue }
+            let closest = known.min { distance(normalized($0), normalized(function)) < distance(normalized($1), normalized(function)) }!
+            let near = distance(normalized(closest), normalized(function)) <= 2
+            guard function.hasPrefix("on_") || near else { continue }
+            var message = "\(path): \(function) is not a hook function"
+            if near { message += " (did you mean \(closest)?)" }
+            message += "; hooks are \(known.joined(separator: ", ")); make helper functions local"
+            throw HookLoadError(message)
         }
-        return hooks
     }
 
     /// Levenshtein distance.

@@ -70,12 +70,12 @@ extension Queue {
         _ itemID: Int64, promptID: String, state: ItemState, error: String? = nil, outputs: JSONValue = [], timings: JSONValue = [:],
         now: Double
     ) throws -> Bool {
-        precondition(state == .done || state == .failed, "finish ends an item as done or failed")
+        precondition(state.isFinished, "finish ends an item as done, failed or cancelled (skipped by a hook)")
         return try change(
             itemID, promptID: promptID, from: [.submitting, .running],
             set: "state = ?, error = ?, outputs = ?, timings = ?, fraction = ?, phase = ?, finished_at = ?, updated_at = ?",
             [.text(state.rawValue), SQLValue(error), .text(outputs.serialized()), .text(timings.serialized()),
-             .real(state == .done ? 1 : 0), .text(state == .done ? "done" : "failed"), .real(now), .real(now)])
+             .real(state == .done ? 1 : 0), .text(state.rawValue), .real(now), .real(now)])
     }
 
     /// Back to pending for another attempt (a transient failure, a prompt the server lost).

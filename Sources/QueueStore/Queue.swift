@@ -120,7 +120,7 @@ public final class Queue {
             specJSON["servers"] = .array(spec.servers.map { .string($0) })
             specJSON["retries"] = .int(spec.retries)
             specJSON["stall_timeout"] = .double(spec.stallTimeout)
-            specJSON["hooks"] = .array(spec.hooks.map { .string($0) })
+            specJSON["hooks"] = .array(spec.hooks.map(\.json))
             var addresses = JSONObject()
             for (written, address) in spec.addresses { addresses[written] = [.string(address.nodeID), .string(address.input)] }
             specJSON["addresses"] = .object(addresses)
@@ -144,6 +144,24 @@ public final class Queue {
     // MARK: Reading
 
     /// Every job with its counts, in run order (priority, then age).
+    /// The hook scripts named by jobs that still have work (pending or in flight), by job name.
+    public func hooksOfUnfinishedJobs(jobIDs: Set<Int64>? = nil) throws -> [(job: String, hooks: [HookReference])] {
+        let rows = try database.query(
+            """
+            SELECT id, name, spec FROM jobs WHERE EXISTS (
+                SELECT 1 FROM items WHERE items.job_id = jobs.id AND items.state IN ('pending', 'submitting', 'running'))
+            ORDER BY id
+            """)
+        var result: [(job: String, hooks: [HookReference])] = []
+        for row in rows {
+            guard let id = row[0].int, jobIDs?.contains(id) ?? true, let name = row[1].text else { continue }
+            let spec = (try? JSONValue(parsing: row[2].text ?? "{}")) ?? [:]
+            let hooks = (spec["hooks"]?.arrayValue ?? []).compactMap(HookReference.init(json:))
+            if !hooks.isEmpty { result.append((name, hooks)) }
+        }
+        return result
+    }
+
     public func jobs() throws -> [JobSummary] {
         var summaries: [Int64: JobSummary] = [:]
         var order: [Int64] = []

@@ -103,7 +103,7 @@ enum OutputWriter {
             "schema": 1, "job": .string(flight.jobName), "item": .int(flight.index), "prompt_id": .string(flight.promptID),
             "server": .string(server), "parameters": flight.parameters, "seed": seed(flight).map { .string($0) } ?? .null,
             "workflow_sha1": .string(SHA1.hash(Array(flight.workflow.json.serialized().utf8)).map { String(format: "%02x", $0) }.joined()),
-            "timings": .object(timings), "attempt": .int(flight.attempts),
+            "timings": .object(timings), "attempt": .int(flight.attempts), "hook_overrides": flight.hookOverrides,
             "source": ["filename": .string(file.filename), "subfolder": .string(file.subfolder), "type": .string(file.type)],
             "saved_at": .string(ISO8601DateFormatter().string(from: Date())),
         ]

@@ -1,6 +1,7 @@
 import ComfyClient
 import ComfyCore
 import Foundation
+import Hooks
 import QueueStore
 import WebSocket
 
@@ -23,6 +24,11 @@ public actor Runner {
     private var done = 0
     private var failed = 0
     private var retried = 0
+    private var skipped = 0
+    /// Failed items for `on_batch_done` (the first 100).
+    private var failures: [JSONValue] = []
+    /// `on_idle` was sent and nothing has been claimed since.
+    private var idleAnnounced = false
     private let clock = ContinuousClock.now
     private var finish: CheckedContinuation<RunSummary, Never>?
     /// Long-lived tasks (event forwarders, the clock), cancelled when the run ends. One-shot
@@ -80,6 +86,13 @@ public actor Runner {
         }
         let pending = (try? queue.jobs().reduce(0) { $0 + ($1.counts[.pending] ?? 0) }) ?? 0
         continuation.yield(.started(pending: pending, servers: servers.map(\.name)))
+        options.hooks?.deliver(
+            .batch(
+                .batchStart,
+                [
+                    "pending": .int(pending), "servers": .array(servers.map { .string($0.name) }), "concurrency": .int(options.concurrency),
+                    "watch": .bool(options.watch), "started_at": .double(wallClock),
+                ]))
         await reconcile()
         tasks.append(Task { [weak self] in
             while !Task.isCancelled {
@@ -94,6 +107,13 @@ public actor Runner {
         }
         for task in tasks { task.cancel() }
         for slot in servers { await slot.connection.stop() }
+        if let hooks = options.hooks {
+            hooks.deliver(.batch(.batchDone, batchTable(summary)))
+            let busy = await hooks.finish(timeout: options.hookDrainTimeout)
+            for name in busy {
+                continuation.yield(.message("hook \(name): still busy after \(Int(options.hookDrainTimeout)) s; its remaining events are dropped"))
+            }
+        }
         continuation.yield(.finished(summary))
         continuation.finish()
         return summary
@@ -130,13 +150,17 @@ public actor Runner {
     private func checkFinished(reason: String? = nil) {
         guard let finish else { return }
         let idle = inFlight.isEmpty
+        if idle, options.watch, !idleAnnounced, !draining, let hooks = options.hooks, hooks.wants(.idle), !hasPending() {
+            idleAnnounced = true
+            hooks.deliver(.batch(.idle, batchCounts()))
+        }
         let nothingLeft = stopped || draining || (!options.watch && !hasPending())
         guard idle && nothingLeft else { return }
         self.finish = nil
         let drained = draining && hasPending() ? "drained by Ctrl-C; the rest is still queued" : nil
         finish.resume(
             returning: RunSummary(
-                done: done, failed: failed, retried: retried, seconds: now,
+                done: done, failed: failed, retried: retried, skipped: skipped, seconds: now,
                 stopReason: reason ?? (stopped ? "stopped by the user" : drained)))
     }
 
@@ -159,6 +183,7 @@ public actor Runner {
                 guard let claimed = try? queue.claimNext(server: servers[index].name, promptID: UUID().uuidString.lowercased(), now: wallClock, jobIDs: options.jobIDs)
                 else { return }
                 start(claimed, on: index)
+                idleAnnounced = false
                 anyClaimed = true
             }
         }
@@ -181,16 +206,86 @@ public actor Runner {
         let workflow = flight.workflow
         continuation.yield(.submitted(item: label, server: servers[server].name, attempt: item.attempts))
         let slot = servers[server]
+        let hooks = options.hooks
+        let prompt = hookPrompt(flight)
         Task {
+            var workflow = workflow
+            if let hooks, hooks.wants(.submit) {
+                let resolver = AddressResolver(workflow: workflow)
+                let decision = await hooks.submit(.prompt(.submit, prompt, elapsed: 0)) { Self.problem(in: $0, resolver: resolver) }
+                if let script = decision.skippedBy {
+                    skip(promptID, by: script)
+                    return
+                }
+                if !decision.overrides.isEmpty {
+                    var merged = JSONObject()
+                    for override in decision.overrides { for (key, value) in override.values { merged[key] = value } }
+                    workflow = workflow.applying(.object(merged), addresses: [:])
+                    overridden(promptID, decision: decision, workflow: workflow)
+                }
+                // Ctrl-C may have put the item back in the queue while the hooks ran.
+                guard isInFlight(promptID) else { return }
+            }
             await slot.connection.track(promptID, plan: PromptPlan(workflow))
             do {
                 _ = try await slot.api.submit(workflow, promptID: promptID, clientID: slot.connection.clientID)
                 await slot.connection.confirm(promptID)
-                await self.submitted(promptID)  // hops back to the runner
+                submitted(promptID)  // the task runs on the runner's actor
             } catch {
                 await self.submitFailed(promptID, error)
             }
         }
+    }
+
+    // MARK: Hooks
+
+    private func hookPrompt(_ flight: InFlight) -> HookPrompt {
+        HookPrompt(
+            job: flight.jobName, item: flight.index, promptID: flight.promptID, server: servers[flight.server].name, params: flight.parameters,
+            attempt: flight.attempts)
+    }
+
+    /// Why a table of `on_submit` overrides cannot apply to the graph (nil when it can).
+    static func problem(in overrides: JSONObject, resolver: AddressResolver) -> String? {
+        for (written, value) in overrides {
+            switch resolver.resolve(written) {
+            case .failure(let problem): return "override \(JSONValue.string(written).serialized()): \(problem.message)"
+            case .success(let address):
+                if let reason = resolver.typeProblem(value, for: address) { return "override \(JSONValue.string(written).serialized()): \(reason)" }
+            }
+        }
+        return nil
+    }
+
+    private func isInFlight(_ promptID: String) -> Bool { inFlight[promptID] != nil }
+
+    private func overridden(_ promptID: String, decision: SubmitDecision, workflow: Workflow) {
+        inFlight[promptID]?.parameters = decision.params
+        inFlight[promptID]?.workflow = workflow
+        inFlight[promptID]?.hookOverrides = decision.record
+    }
+
+    /// `on_submit` returned false: the item is cancelled with the script's name, not run.
+    private func skip(_ promptID: String, by script: String) {
+        guard let flight = inFlight.removeValue(forKey: promptID) else { return }
+        record { try queue.finish(flight.itemID, promptID: promptID, state: .cancelled, error: "skipped by \(script) (on_submit returned false)", now: wallClock) }
+        skipped += 1
+        continuation.yield(.skipped(item: flight.label, by: script))
+        refill()
+        checkFinished()
+    }
+
+    private func batchCounts() -> JSONObject {
+        ["done": .int(done), "failed": .int(failed), "retried": .int(retried), "skipped": .int(skipped), "elapsed": .double(HookEvent.rounded(now))]
+    }
+
+    private func batchTable(_ summary: RunSummary) -> JSONObject {
+        var table = batchCounts()
+        table["failures"] = .array(failures)
+        table["servers"] = .array(servers.map { .string($0.name) })
+        table["finished_at"] = .double(wallClock)
+        if let reason = summary.stopReason { table["stop_reason"] = .string(reason) }
+        return table
     }
 
     static func addresses(_ spec: JSONValue) -> [String: ParameterAddress] {
@@ -223,7 +318,7 @@ public actor Runner {
     }
 
     /// Ends a prompt that did not succeed: back to the queue while retries last, else failed.
-    private func end(_ promptID: String, failure: String, transient: Bool) {
+    private func end(_ promptID: String, failure: String, transient: Bool, execution: ExecutionFailure? = nil) {
         guard let flight = inFlight.removeValue(forKey: promptID) else { return }
         let retry = transient && flight.attempts <= flight.retries && !stopped
         if retry {
@@ -232,6 +327,14 @@ public actor Runner {
         } else {
             record { try queue.finish(flight.itemID, promptID: promptID, state: .failed, error: failure, timings: timingsJSON(flight), now: wallClock) }
             failed += 1
+            if failures.count < 100 {
+                failures.append(["job": .string(flight.jobName), "item": .int(flight.index), "prompt_id": .string(promptID), "error": .string(failure)])
+            }
+        }
+        if let hooks = options.hooks, hooks.wants(.error) {
+            let hookFailure = execution.map(HookFailure.init) ?? HookFailure(message: failure)
+            hooks.deliver(
+                .prompt(.error, hookPrompt(flight), snapshot: flight.lastSnapshot, elapsed: now - flight.startedAt, failure: hookFailure, willRetry: retry))
         }
         continuation.yield(.failed(item: flight.label, server: servers[flight.server].name, error: failure, willRetry: retry))
         refill()
@@ -259,12 +362,19 @@ public actor Runner {
         let promptID = update.snapshot.promptID
         guard var flight = inFlight[promptID], !flight.collecting else { return }
         flight.lastHeard = now
+        flight.lastSnapshot = update.snapshot
         if let transition = update.transition {
             flight.timings[transition.from.rawValue, default: 0] += transition.duration
             flight.phaseSince = now
             continuation.yield(.transition(item: flight.label, server: servers[server].name, update: update))
+            if let hooks = options.hooks, hooks.wants(.phase) {
+                hooks.deliver(.prompt(.phase, hookPrompt(flight), snapshot: update.snapshot, previous: transition.from, elapsed: now - flight.startedAt, timings: flight.timings))
+            }
         } else {
             continuation.yield(.progress(item: flight.label, server: servers[server].name, update: update))
+            if let hooks = options.hooks, hooks.wants(.progress) {
+                hooks.deliver(.prompt(.progress, hookPrompt(flight), snapshot: update.snapshot, elapsed: now - flight.startedAt))
+            }
         }
         let snapshot = update.snapshot
         if update.transition != nil || now - flight.lastProgressWrite >= 0.5 {
@@ -284,7 +394,7 @@ public actor Runner {
             Task { await self.collect(promptID, api: api) }
             refill()  // the GPU is free: the next prompt may already be waiting there
         case .failed(let failure)?:
-            end(promptID, failure: "\(failure)", transient: false)
+            end(promptID, failure: "\(failure)", transient: false, execution: failure)
         case .interrupted?:
             end(promptID, failure: flight.interruptedByUs ? "stalled: no message for \(Int(flight.stallTimeout)) s" : "interrupted on the server", transient: true)
         case .cancelled?:
@@ -317,6 +427,12 @@ public actor Runner {
             record { try queue.finish(current.itemID, promptID: promptID, state: .done, outputs: .array(outputs), timings: timingsJSON(current), now: wallClock) }
             done += 1
             continuation.yield(.completed(item: current.label, server: api.name, outputs: saved.map(\.path), seconds: now - current.startedAt))
+            if let hooks = options.hooks, hooks.wants(.complete) {
+                hooks.deliver(
+                    .prompt(
+                        .complete, hookPrompt(current), snapshot: current.lastSnapshot, elapsed: now - current.startedAt, outputs: saved.map(\.path),
+                        timings: current.timings))
+            }
         } catch {
             // A failed download fails the item with the path and the reason; the others go on.
             end(promptID, failure: "\(error)", transient: false)

@@ -1,6 +1,7 @@
 import ComfyClient
 import ComfyCore
 import Foundation
+import Hooks
 import WebSocket
 
 /// How a run behaves.
@@ -21,6 +22,10 @@ public struct RunnerOptions: Sendable {
     public var policy = ConnectionSupervisor.Policy()
     /// How often the runner looks at the clock (stalls, health checks, `--watch`).
     public var tick: Double = 0.5
+    /// Lua hook scripts, already loaded; nil for none.
+    public var hooks: HookSet?
+    /// How long the run waits at the end for hook scripts to finish what they were sent.
+    public var hookDrainTimeout: Double = 60
 
     public init(servers: [URL]) { self.servers = servers }
 }
@@ -34,6 +39,8 @@ public enum RunnerEvent: Sendable {
     case progress(item: String, server: String, update: ProgressUpdate)
     case completed(item: String, server: String, outputs: [String], seconds: Double)
     case failed(item: String, server: String?, error: String, willRetry: Bool)
+    /// A hook's `on_submit` returned false: the item is cancelled, not run.
+    case skipped(item: String, by: String)
     case message(String)
     case finished(RunSummary)
 }
@@ -43,6 +50,8 @@ public struct RunSummary: Sendable, Equatable {
     public var done: Int
     public var failed: Int
     public var retried: Int
+    /// Items a hook skipped (`on_submit` returned false).
+    public var skipped: Int = 0
     public var seconds: Double
     /// Set when the run stopped early (Ctrl-C twice, no server reachable).
     public var stopReason: String?
@@ -75,4 +84,8 @@ struct InFlight: Sendable {
     var collecting = false
     /// We asked the server to interrupt it (stall, stop): requeue rather than fail.
     var interruptedByUs = false
+    /// What hooks changed with `on_submit` (recorded in the sidecar).
+    var hookOverrides: JSONValue = []
+    /// The engine's latest view of the prompt.
+    var lastSnapshot: ProgressSnapshot?
 }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// A helper server written in Python, started for one test and stopped after it.
 public final class PythonServer: @unchecked Sendable {
@@ -130,4 +133,25 @@ public func firstLine(of handle: FileHandle) async throws -> String {
         }
         return String(text.split(separator: "\n").first ?? "")
     }
+}
+
+/// A local HTTP listener that records requests (for hooks that post to webhooks).
+public struct HTTPListener: Sendable {
+    public let server: PythonServer
+    public var url: String { "http://127.0.0.1:\(server.port)" }
+
+    public static func start(status: Int = 204) async throws -> HTTPListener {
+        let script = Support.path("http_listener.py", besides: #filePath)
+        return HTTPListener(server: try await PythonServer.start(script: script, arguments: ["--status", String(status)]))
+    }
+
+    /// The requests recorded so far: method, path, headers, body.
+    public func requests() async throws -> [[String: Any]] {
+        let session = URLSession(configuration: .ephemeral)
+        defer { session.invalidateAndCancel() }
+        let (data, _) = try await session.data(from: URL(string: url + "/_requests")!)
+        return (try JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
+    }
+
+    public func stop() { server.stop() }
 }

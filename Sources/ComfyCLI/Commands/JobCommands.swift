@@ -1,5 +1,6 @@
 import ComfyCore
 import Foundation
+import Hooks
 import QueueStore
 
 /// Job files invalid: every problem already printed, one per line (exit 65, EX_DATAERR).
@@ -33,6 +34,21 @@ enum JobFiles {
         var specs: [JobSpec] = []
         var problems: [JobProblem] = []
         for path in paths {
+            if path.hasSuffix(".lua") {
+                guard FileManager.default.fileExists(atPath: path) else {
+                    problems.append(JobProblem(file: path, location: "", reason: "no such file"))
+                    continue
+                }
+                do {
+                    let document = try LuaJobFile.evaluate(path: path)
+                    specs.append(try loader.load(document: document, path: path))
+                } catch let error as LuaJobFile.Failure {
+                    problems.append(JobProblem(file: path, location: error.location, reason: error.reason))
+                } catch let error as JobValidationError {
+                    problems += error.problems
+                }
+                continue
+            }
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                 problems.append(JobProblem(file: path, location: "", reason: FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file"))
                 continue

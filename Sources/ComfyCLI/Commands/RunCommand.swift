@@ -2,6 +2,7 @@ import ComfyClient
 import ComfyCore
 import Dispatch
 import Foundation
+import Hooks
 import QueueStore
 import Runner
 import Simulator
@@ -30,12 +31,15 @@ enum RunCommand {
             .value("ca-file", name: "path", help: "Trust the PEM certificates in this file for wss://."),
             .flag("insecure", help: "Do not verify wss:// certificates (self-signed test setups only)."),
             JobFiles.dbOption,
-        ],
+        ] + HookFiles.options,
         run: run)
 
     static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
         let specs = try JobFiles.load(arguments.positionals)
         let queue = try JobFiles.openQueue(arguments, console)
+        let display = RunDisplay(console: console, json: arguments.flag("json-events"))
+        // Hooks load before anything is added or submitted: a broken script stops the run here.
+        let hooks = try await loadHooks(arguments, specs: specs, queue: queue, console: console, display: display)
         var added: Set<Int64> = []
         for spec in specs {
             let items = spec.expand(random: JobFiles.random)
@@ -78,10 +82,10 @@ enum RunCommand {
         options.overwrite = arguments.flag("overwrite")
         options.headers = headers
         options.tls = TLSOptions(verifyPeer: !arguments.flag("insecure"), caFile: arguments.value("ca-file"))
+        options.hooks = hooks
         let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: NSHomeDirectory())
         let runner = try Runner(queuePath: path, options: options)
 
-        let display = RunDisplay(console: console, json: arguments.flag("json-events"))
         let printer = Task { for await event in runner.events { display.show(event) } }
         let signals = interrupts(runner, console: console)
         let summary = await runner.run()
@@ -92,6 +96,34 @@ enum RunCommand {
             throw CommandFailure("no server answers: \(urls.map(\.absoluteString).joined(separator: ", ")) (see comfyq doctor)")
         }
         return summary.failed == 0 && summary.stopReason == nil ? .success : .failure
+    }
+
+    /// Every hook script for this run: the jobs' own (for their events only), `--hook` files and
+    /// the user's hooks folder (for every job). All load problems are reported together.
+    static func loadHooks(_ arguments: ParsedArguments, specs: [JobSpec], queue: Queue, console: Console, display: RunDisplay) async throws -> HookSet? {
+        var sources: [HookSet.Source] = []
+        var jobHooks: [(job: String, hooks: [HookReference])] = specs.map { ($0.name, $0.hooks) }
+        jobHooks += (try? queue.hooksOfUnfinishedJobs()) ?? []
+        for (job, references) in jobHooks {
+            for reference in references { sources.append(HookSet.Source(path: reference.path, jobs: [job], options: reference.options)) }
+        }
+        for path in arguments.values("hook") { sources.append(HookSet.Source(path: path)) }
+        if !arguments.flag("no-user-hooks") {
+            for path in HookFiles.userScripts(console.environment) { sources.append(HookSet.Source(path: path)) }
+        }
+        sources = HookSet.merge(sources)
+        guard !sources.isEmpty else { return nil }
+        try HookFiles.applyOptions(arguments, to: &sources, command: spec)
+        let settings = try HookFiles.settings(arguments, command: spec)
+        let environment = HookEnvironment(variables: console.environment) { display.hookLog($0) }
+        do {
+            let hooks = try await HookSet.load(sources, settings: settings, environment: environment)
+            let names = hooks.scripts.map(\.name).joined(separator: ", ")
+            console.printError("hooks: \(names)")
+            return hooks
+        } catch {
+            throw CommandFailure(error.description)
+        }
     }
 
     /// Ctrl-C once drains, twice stops.
@@ -122,6 +154,8 @@ final class InterruptCounter: @unchecked Sendable {
 final class RunDisplay: @unchecked Sendable {
     let console: Console
     let json: Bool
+    /// Runner events and hook log lines arrive from different threads.
+    private let lock = NSLock()
     private var live: [String: (server: String, snapshot: ProgressSnapshot)] = [:]
     private var done = 0
     private var failed = 0
@@ -134,7 +168,21 @@ final class RunDisplay: @unchecked Sendable {
         self.json = json
     }
 
+    /// A line a hook script logged (or the host about a script), above the live block.
+    func hookLog(_ line: HookLogLine) {
+        lock.lock()
+        defer { lock.unlock() }
+        if json {
+            console.printError(HookFiles.line(line))
+        } else {
+            log(HookFiles.line(line))
+            redraw()
+        }
+    }
+
     func show(_ event: RunnerEvent) {
+        lock.lock()
+        defer { lock.unlock() }
         if json {
             if let line = jsonLine(event) { console.print(line) }
             if case .finished(let summary) = event { console.printError(Self.summaryLine(summary)) }
@@ -158,6 +206,9 @@ final class RunDisplay: @unchecked Sendable {
             live[item] = nil
             if !willRetry { failed += 1 }
             log("\(item)  \(willRetry ? "will retry" : "failed"): \(error)")
+        case .skipped(let item, let script):
+            live[item] = nil
+            log("\(item)  skipped by \(script)")
         case .submitted(let item, let server, let attempt):
             if !console.outputIsTerminal { log("\(item)  submitted to \(server)\(attempt > 1 ? " (attempt \(attempt))" : "")") }
         case .serverState(let server, let state): log("\(server): \(state)")
@@ -175,6 +226,7 @@ final class RunDisplay: @unchecked Sendable {
     static func summaryLine(_ summary: RunSummary) -> String {
         var line = "finished: \(summary.done) done, \(summary.failed) failed"
         if summary.retried > 0 { line += ", \(summary.retried) retried" }
+        if summary.skipped > 0 { line += ", \(summary.skipped) skipped by hooks" }
         line += " in \(String(format: "%.1f", summary.seconds)) s"
         if let reason = summary.stopReason { line += " (\(reason))" }
         return line
@@ -241,8 +293,13 @@ final class RunDisplay: @unchecked Sendable {
             object["server"] = server.map { .string($0) } ?? .null
             object["error"] = .string(error)
             object["will_retry"] = .bool(willRetry)
+        case .skipped(let item, let script):
+            object["event"] = "skipped"
+            object["item"] = .string(item)
+            object["by"] = .string(script)
         case .finished(let summary):
             object["event"] = "finished"
+            object["skipped"] = .int(summary.skipped)
             object["done"] = .int(summary.done)
             object["failed"] = .int(summary.failed)
             object["retried"] = .int(summary.retried)

@@ -48,6 +48,24 @@ public struct ProgressSnapshot: Sendable, Equatable {
     public var startedAt: Double?
     public var phaseSince: Double
 
+    public init(
+        promptID: String, phase: Phase, node: NodeRef? = nil, sampler: Int = 0, samplers: Int = 0, step: Int = 0, steps: Int = 0,
+        fraction: Double = 0, outcome: Outcome? = nil, queuedAt: Double = 0, startedAt: Double? = nil, phaseSince: Double = 0
+    ) {
+        self.promptID = promptID
+        self.phase = phase
+        self.node = node
+        self.sampler = sampler
+        self.samplers = samplers
+        self.step = step
+        self.steps = steps
+        self.fraction = fraction
+        self.outcome = outcome
+        self.queuedAt = queuedAt
+        self.startedAt = startedAt
+        self.phaseSince = phaseSince
+    }
+
     /// `fraction` as a whole percentage, rounded down (so 99.6% never prints as 100).
     public var percent: Int { Int((fraction * 100).rounded(.down)) }
 }

@@ -40,6 +40,31 @@ public struct ParameterAddress: Sendable, Hashable, CustomStringConvertible {
     public var description: String { written }
 }
 
+/// A hook script a job names, with its settings (`comfyq.options` in the script).
+public struct HookReference: Sendable, Equatable {
+    public var path: String
+    public var options: JSONObject
+
+    public init(path: String, options: JSONObject = JSONObject()) {
+        self.path = path
+        self.options = options
+    }
+
+    /// As stored with the job: `{"script": path, "options": {…}}`.
+    public var json: JSONValue { ["script": .string(path), "options": .object(options)] }
+
+    /// Reads the stored form (also the plain paths older queues hold).
+    public init?(json: JSONValue) {
+        if let path = json.stringValue {
+            self.init(path: path)
+        } else if let path = json["script"]?.stringValue {
+            self.init(path: path, options: json["options"]?.objectValue ?? JSONObject())
+        } else {
+            return nil
+        }
+    }
+}
+
 /// How outputs are named and where they go.
 public struct OutputSpec: Sendable, Equatable {
     public var folder: String
@@ -69,7 +94,7 @@ public struct JobSpec: Sendable, Equatable {
     public var retries: Int
     /// Seconds without any message before a prompt counts as stalled.
     public var stallTimeout: Double
-    public var hooks: [String]
+    public var hooks: [HookReference]
 
     public static func == (lhs: JobSpec, rhs: JobSpec) -> Bool {
         lhs.name == rhs.name && lhs.file == rhs.file && lhs.workflow == rhs.workflow

@@ -19,10 +19,6 @@ public struct JobLoader {
 
     /// Parses and validates `text`, the contents of the job file at `path`.
     public func load(text: String, path: String) throws(JobValidationError) -> JobSpec {
-        var problems: [JobProblem] = []
-        func problem(_ location: String, _ reason: String) { problems.append(JobProblem(file: path, location: location, reason: reason)) }
-        let directory = Self.directory(of: path)
-
         let document: JSONValue
         do {
             document = try JSONValue(parsingJSON5: text)
@@ -30,8 +26,17 @@ public struct JobLoader {
             let (line, column) = error.location(in: text)
             throw JobValidationError(problems: [JobProblem(file: path, location: "line \(line), column \(column)", reason: "\(error)")])
         }
+        return try load(document: document, path: path)
+    }
+
+    /// Validates a job already parsed (a Lua job file's returned table) from the file at `path`.
+    public func load(document: JSONValue, path: String) throws(JobValidationError) -> JobSpec {
+        var problems: [JobProblem] = []
+        func problem(_ location: String, _ reason: String) { problems.append(JobProblem(file: path, location: location, reason: reason)) }
+        let directory = Self.directory(of: path)
         guard let object = document.objectValue else {
-            throw JobValidationError(problems: [JobProblem(file: path, location: "", reason: "a job file must be a JSON object")])
+            let kind = path.hasSuffix(".lua") ? "a Lua job file must return a table of job fields" : "a job file must be a JSON object"
+            throw JobValidationError(problems: [JobProblem(file: path, location: "", reason: kind)])
         }
         for key in object.keys where !Self.fields.contains(key) {
             problem(key, "unknown field (fields: \(Self.fields.joined(separator: ", ")))")
@@ -178,16 +183,30 @@ public struct JobLoader {
             }
         }
 
-        var hooks: [String] = []
+        var hooks: [HookReference] = []
         if let value = object["hooks"] {
             for (offset, entry) in (value.arrayValue ?? []).enumerated() {
-                guard let relative = entry.stringValue else {
-                    problem("hooks[\(offset)]", "must be a path to a Lua script")
-                    continue
+                let location = "hooks[\(offset)]"
+                var relative: String?
+                var options = JSONObject()
+                switch entry {
+                case .string(let text): relative = text
+                case .object(let fields):
+                    for key in fields.keys where key != "script" && key != "options" {
+                        problem("\(location)[\(Self.quoted(key))]", "unknown field (fields: script, options)")
+                    }
+                    relative = fields["script"]?.stringValue
+                    if relative == nil { problem(location, "needs \"script\": a path to a Lua script") }
+                    if let given = fields["options"] {
+                        if let object = given.objectValue { options = object } else { problem("\(location)[\"options\"]", "must be an object of settings") }
+                    }
+                default:
+                    problem(location, "must be a path to a Lua script, or {\"script\": path, \"options\": {…}}")
                 }
+                guard let relative else { continue }
                 let hookPath = Self.resolve(relative, against: directory)
-                if !fileExists(hookPath) { problem("hooks[\(offset)]", "no such file: \(hookPath)") }
-                hooks.append(hookPath)
+                if !fileExists(hookPath) { problem(location, "no such file: \(hookPath)") }
+                hooks.append(HookReference(path: hookPath, options: options))
             }
             if value.arrayValue == nil { problem("hooks", "must be a list of Lua script paths") }
         }

@@ -130,7 +130,7 @@ extension HookEvent {
         return HookEvent(kind: kind, table: table)
     }
 
-    static func rounded(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
+    public static func rounded(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
 }
 
 /// What `on_submit` decided for one item.

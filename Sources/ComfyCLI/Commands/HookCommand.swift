@@ -1,0 +1,141 @@
+import ComfyCore
+import Foundation
+import Hooks
+import QueueStore
+
+/// Where hook scripts come from and how they are set up, shared by `run` and `hook test`.
+enum HookFiles {
+    static let options: [OptionSpec] = [
+        .value("hook", name: "file", help: "A Lua hook script for every job (repeatable).", repeatable: true),
+        .value("hook-opt", name: "script.key=value", help: "A setting for a script's comfyq.options (repeatable).", repeatable: true),
+        .flag("no-user-hooks", help: "Do not load $XDG_CONFIG_HOME/comfyq/hooks/*.lua."),
+        .value("hook-time-limit", name: "duration", help: "How long one hook call may run (default 5s)."),
+        .value("hook-memory-limit", name: "MB", help: "How much memory one script may hold (default 64)."),
+    ]
+
+    /// `$XDG_CONFIG_HOME/comfyq/hooks` (default `~/.config/comfyq/hooks`).
+    static func userFolder(_ environment: [String: String]) -> String {
+        let base = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.config")
+        return base + "/comfyq/hooks"
+    }
+
+    /// The user's own hook scripts, sorted by name.
+    static func userScripts(_ environment: [String: String]) -> [String] {
+        let folder = userFolder(environment)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        return names.filter { $0.hasSuffix(".lua") && !$0.hasPrefix(".") }.sorted().map { folder + "/" + $0 }
+    }
+
+    static func settings(_ arguments: ParsedArguments, command: CommandSpec) throws -> HookScript.Settings {
+        var settings = HookScript.Settings()
+        if let text = arguments.value("hook-time-limit") {
+            guard let seconds = Durations.parse(text), seconds > 0 else {
+                throw UsageError("--hook-time-limit must be a duration such as 5s or 500ms, got '\(text)'", command: command)
+            }
+            settings.limits.time = seconds
+        }
+        if let text = arguments.value("hook-memory-limit") {
+            guard let megabytes = Int(text), megabytes >= 1 else {
+                throw UsageError("--hook-memory-limit must be a whole number of megabytes, got '\(text)'", command: command)
+            }
+            settings.limits.memory = megabytes << 20
+        }
+        return settings
+    }
+
+    /// Applies `--hook-opt script.key=value` to the sources (values stay strings). With `single`,
+    /// the script prefix may be left out.
+    static func applyOptions(_ arguments: ParsedArguments, to sources: inout [HookSet.Source], command: CommandSpec) throws {
+        for text in arguments.values("hook-opt") {
+            guard let equals = text.firstIndex(of: "=") else {
+                throw UsageError("--hook-opt must be script.key=value, got '\(text)'", command: command)
+            }
+            let name = String(text[..<equals])
+            let value = String(text[text.index(after: equals)...])
+            var script: String?
+            var key = name
+            if let dot = name.lastIndex(of: ".") {
+                script = String(name[..<dot])
+                key = String(name[name.index(after: dot)...])
+            }
+            let matches = sources.indices.filter { script == nil ? sources.count == 1 : sources[$0].shortName == script }
+            guard !matches.isEmpty, !key.isEmpty else {
+                let names = sources.map(\.shortName).joined(separator: ", ")
+                throw UsageError(
+                    script == nil
+                        ? "--hook-opt '\(text)': say which script (script.key=value); scripts: \(names.isEmpty ? "none" : names)"
+                        : "--hook-opt '\(text)': no hook script named '\(script!)' (scripts: \(names.isEmpty ? "none" : names))",
+                    command: command)
+            }
+            for index in matches { sources[index].options[key] = .string(value) }
+        }
+    }
+
+    /// Hook log lines as the terminal shows them.
+    static func line(_ log: HookLogLine) -> String {
+        log.level == .info ? "\(log.script): \(log.message)" : "\(log.script) [\(log.level.rawValue)] \(log.message)"
+    }
+}
+
+/// `comfyq hook test FILE [--event NAME]`
+enum HookCommand {
+    static let spec = CommandSpec(
+        name: "hook",
+        abstract: "Develop hook scripts: 'comfyq hook test FILE' fires sample events at one.",
+        discussion: """
+            Loads the script exactly as 'comfyq run' would (same checks, same limits), then sends it
+            realistic events: a batch start, a submission, every phase with sampler steps, a
+            completion, an out-of-memory failure, the batch summary and idle. Each call is shown with
+            what the script did (logs, notifications, HTTP requests, programs run) and how long it
+            took. No server or GPU needed. --dry-run records HTTP, exec and notify instead of doing them.
+            Exits 1 when the script fails to load or any call fails.
+            """,
+        arguments: [
+            ArgumentSpec("action", help: "test"),
+            ArgumentSpec("file", help: "The Lua hook script."),
+        ],
+        options: [
+            .value("event", name: "name", help: "Only this event: \(HookEventKind.allCases.map(\.rawValue).joined(separator: ", "))."),
+            .value("hook-opt", name: "key=value", help: "A setting for comfyq.options (repeatable).", repeatable: true),
+            .flag("dry-run", help: "Record HTTP requests, programs and notifications instead of making them."),
+            .value("hook-time-limit", name: "duration", help: "How long one call may run (default 5s)."),
+            .value("hook-memory-limit", name: "MB", help: "How much memory the script may hold (default 64)."),
+        ],
+        run: run)
+
+    static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
+        let positionals = arguments.positionals
+        guard positionals.first == "test", positionals.count == 2 else {
+            throw UsageError("the only action is 'test': comfyq hook test FILE [--event NAME]", command: spec)
+        }
+        let path = positionals[1]
+        var only: HookEventKind?
+        if let name = arguments.value("event") {
+            let bare = name.hasPrefix("on_") ? String(name.dropFirst(3)) : name
+            guard let kind = HookEventKind(rawValue: bare) else {
+                throw UsageError("--event must be one of \(HookEventKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(name)'", command: spec)
+            }
+            only = kind
+        }
+        var sources = [HookSet.Source(path: path)]
+        try HookFiles.applyOptions(arguments, to: &sources, command: spec)
+        var environment = HookEnvironment(variables: console.environment) { log in console.print("  log " + HookFiles.line(log)) }
+        environment.dryRun = arguments.flag("dry-run")
+        environment.trace = { _, call in console.print("  " + call + (arguments.flag("dry-run") ? "  (dry run)" : "")) }
+        let settings = try HookFiles.settings(arguments, command: spec)
+        let script: HookScript
+        do {
+            script = try await HookScript.load(path: path, options: sources[0].options, settings: settings, environment: environment)
+        } catch {
+            throw CommandFailure(error.message)
+        }
+        let hooks = HookEventKind.allCases.filter(script.handles).map(\.function)
+        console.print("\(path): loaded; hooks: \(hooks.isEmpty ? "none" : hooks.joined(separator: ", "))")
+        if !sources[0].options.isEmpty { console.print("  options: \(JSONValue.object(sources[0].options).serialized())") }
+        let report = await HookTester.run(script, only: only) { console.print($0) }
+        script.stop()
+        let disabled = script.isDisabled ? " (the script disabled itself after \(HookScript.Settings().maximumFailures) failures in a row)" : ""
+        console.print("\(report.calls) call\(report.calls == 1 ? "" : "s"), \(report.failures) failed\(disabled)")
+        return report.failures == 0 ? .success : .failure
+    }
+}

@@ -1,0 +1,132 @@
+import ComfyCore
+import Foundation
+
+/// Realistic events for `comfyq hook test`: a two-item batch on one server where the first item
+/// runs through every phase (with sampler steps) and completes, and the second fails with an
+/// out-of-memory error in VAEDecode and will not be retried.
+public enum HookSamples {
+    static let server = "http://127.0.0.1:8188"
+
+    public static func events() -> [HookEvent] {
+        var events: [HookEvent] = []
+        events.append(.batch(.batchStart, ["pending": 2, "servers": [.string(server)], "concurrency": 2, "watch": false, "started_at": .double(Date().timeIntervalSince1970)]))
+        let first = HookPrompt(
+            job: "sample", item: 0, promptID: "7d4f0b9e-3c2a-4c56-9a53-2b8e1f0a6c11", server: server,
+            params: ["KSampler.seed": 1001, "Positive prompt.text": "a lighthouse at dusk, film grain"], attempt: 1)
+        events.append(.prompt(.submit, first, elapsed: 0))
+        var snapshot = ProgressSnapshot(
+            promptID: first.promptID, phase: .setup, node: NodeRef(id: "4", classType: "CheckpointLoaderSimple", title: "Load Checkpoint"),
+            sampler: 0, samplers: 1, step: 0, steps: 0, fraction: 0.02, outcome: nil, queuedAt: 0, startedAt: 0.4, phaseSince: 0.4)
+        var timings: [String: Double] = ["queued": 0.4]
+        events.append(.prompt(.phase, first, snapshot: snapshot, previous: .queued, elapsed: 0.4, timings: timings))
+        snapshot.phase = .sampling
+        snapshot.node = NodeRef(id: "3", classType: "KSampler", title: "KSampler")
+        snapshot.sampler = 1
+        snapshot.steps = 20
+        timings["setup"] = 2.1
+        events.append(.prompt(.phase, first, snapshot: snapshot, previous: .setup, elapsed: 2.5, timings: timings))
+        for step in [1, 5, 10, 15, 20] {
+            snapshot.step = step
+            snapshot.fraction = 0.1 + 0.8 * Double(step) / 20
+            events.append(.prompt(.progress, first, snapshot: snapshot, elapsed: 2.5 + 0.15 * Double(step)))
+        }
+        snapshot.phase = .decoding
+        snapshot.node = NodeRef(id: "8", classType: "VAEDecode", title: "VAE Decode")
+        timings["sampling"] = 3.0
+        events.append(.prompt(.phase, first, snapshot: snapshot, previous: .sampling, elapsed: 5.5, timings: timings))
+        snapshot.phase = .saving
+        snapshot.fraction = 0.95
+        snapshot.node = NodeRef(id: "9", classType: "SaveImage", title: "Save Image")
+        timings["decoding"] = 0.3
+        events.append(.prompt(.phase, first, snapshot: snapshot, previous: .decoding, elapsed: 5.8, timings: timings))
+        snapshot.phase = .done
+        snapshot.fraction = 1
+        snapshot.outcome = .success
+        timings["saving"] = 0.2
+        events.append(.prompt(.phase, first, snapshot: snapshot, previous: .saving, elapsed: 6.0, timings: timings))
+        events.append(.prompt(.complete, first, snapshot: snapshot, elapsed: 6.1, outputs: ["outputs/sample/sample_0.png"], timings: timings))
+
+        let second = HookPrompt(
+            job: "sample", item: 1, promptID: "0b0e5a61-96b4-4f1c-8d7e-5f2d0c9a7e42", server: server,
+            params: ["KSampler.seed": 1002, "Positive prompt.text": "a lighthouse at dawn, film grain"], attempt: 3)
+        events.append(.prompt(.submit, second, elapsed: 0))
+        let failure = ExecutionFailure(nodeID: "8", classType: "VAEDecode", exceptionType: "torch.OutOfMemoryError", message: "CUDA out of memory. Tried to allocate 2.00 GiB")
+        var failed = snapshot
+        failed.promptID = second.promptID
+        failed.phase = .failed
+        failed.node = NodeRef(id: "8", classType: "VAEDecode", title: "VAE Decode")
+        failed.fraction = 0.9
+        failed.outcome = .failed(failure)
+        events.append(.prompt(.phase, second, snapshot: failed, previous: .decoding, elapsed: 5.9))
+        events.append(.prompt(.error, second, snapshot: failed, elapsed: 5.9, failure: HookFailure(failure), willRetry: false))
+        events.append(
+            .batch(
+                .batchDone,
+                [
+                    "done": 1, "failed": 1, "retried": 2, "skipped": 0, "elapsed": 19.4, "servers": [.string(server)],
+                    "failures": [["job": "sample", "item": 1, "prompt_id": .string(second.promptID), "error": .string(failure.description)]],
+                    "finished_at": .double(Date().timeIntervalSince1970),
+                ]))
+        events.append(.batch(.idle, ["done": 1, "failed": 1, "retried": 2, "skipped": 0, "elapsed": 19.4]))
+        return events
+    }
+}
+
+/// Fires sample events at one script, in order, and reports what each call did.
+public enum HookTester {
+    public struct Report: Sendable {
+        public var calls = 0
+        public var failures = 0
+    }
+
+    /// Runs `script` through the sample events (only `only` when given); `say` gets each line.
+    public static func run(_ script: HookScript, only: HookEventKind? = nil, say: @escaping @Sendable (String) -> Void) async -> Report {
+        var report = Report()
+        let events = HookSamples.events().filter { only == nil || $0.kind == only }
+        for event in events {
+            guard script.handles(event.kind) else { continue }
+            say("→ \(event.kind.function)(\(describe(event)))")
+            let before = script.stats.failures
+            let start = ContinuousClock.now
+            if event.kind == .submit {
+                let answer = await script.submit(event) { _ in nil }
+                let elapsed = ContinuousClock.now - start
+                switch answer {
+                case .unchanged: say("  returned: no change (\(milliseconds(elapsed)))")
+                case .skip: say("  returned false: the item would be skipped (\(milliseconds(elapsed)))")
+                case .overrides(let values): say("  returned overrides \(JSONValue.object(values).serialized()) (\(milliseconds(elapsed)))")
+                }
+            } else {
+                script.deliver(event)
+                await script.flush()
+                say("  ok (\(milliseconds(ContinuousClock.now - start)))")
+            }
+            report.calls += 1
+            report.failures += script.stats.failures - before
+        }
+        if report.calls == 0 {
+            let wanted = only.map { [$0.function] } ?? HookEventKind.allCases.map(\.function)
+            say("\(script.name) defines none of: \(wanted.joined(separator: ", "))")
+        }
+        return report
+    }
+
+    static func describe(_ event: HookEvent) -> String {
+        let table = event.table
+        switch event.kind {
+        case .batchStart: return "pending \(table["pending"]?.serialized() ?? "?")"
+        case .batchDone, .idle: return "done \(table["done"]?.serialized() ?? "?"), failed \(table["failed"]?.serialized() ?? "?")"
+        default:
+            var text = "\(table["job"]?.stringValue ?? "?")/\(table["item"]?.serialized() ?? "?")"
+            if let phase = table["phase"]?.stringValue { text += " \(phase)" }
+            if event.kind == .progress, let step = table["step"], let steps = table["steps"] { text += " step \(step.serialized())/\(steps.serialized())" }
+            if let message = table["error"]?["message"]?.stringValue { text += ": \(message)" }
+            return text
+        }
+    }
+
+    static func milliseconds(_ duration: Duration) -> String {
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+        return String(format: "%.1f ms", seconds * 1000)
+    }
+}

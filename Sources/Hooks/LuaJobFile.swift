@@ -1,0 +1,51 @@
+import ComfyCore
+import Foundation
+
+/// A job file written in Lua: a chunk that returns the same table a JSON job file holds, for
+/// sweeps that are easier to generate (loops, string building, a prompts file read line by line).
+///
+/// It runs in its own state with the standard libraries, a time limit of 10 s and 256 MB, and
+/// two globals: `JOB_FILE` (its path) and `JOB_DIR` (its folder, for reading files beside it).
+public enum LuaJobFile {
+    /// A Lua error with where it happened: the line when Lua names one.
+    public struct Failure: Error, Sendable, Equatable {
+        /// `line 12`, or empty.
+        public var location: String
+        public var reason: String
+    }
+
+    public static let limits = LuaScript.Limits(time: 10, memory: 256 << 20)
+
+    /// Runs the file and returns the table it returned.
+    public static func evaluate(path: String) throws(Failure) -> JSONValue {
+        do {
+            let lua = try LuaScript(name: path, limits: limits)
+            let folder = (path as NSString).deletingLastPathComponent
+            try lua.set("JOB_FILE", to: .string(path))
+            try lua.set("JOB_DIR", to: .string(folder.isEmpty ? "." : folder))
+            let value = try lua.run(path: path)
+            if case .null = value { throw Failure(location: "", reason: "returns nothing: end the file with 'return { workflow = …, … }'") }
+            return value
+        } catch let error as Failure {
+            throw error
+        } catch let error as LuaError {
+            throw failure(error, path: path)
+        } catch {
+            throw Failure(location: "", reason: "\(error)")
+        }
+    }
+
+    /// `jobs/x.lua:12: attempt to call a nil value` → line 12, the rest.
+    static func failure(_ error: LuaError, path: String) -> Failure {
+        let summary = error.summary
+        let prefix = path + ":"
+        if summary.hasPrefix(prefix) {
+            let rest = summary.dropFirst(prefix.count)
+            if let colon = rest.firstIndex(of: ":"), let line = Int(rest[..<colon]) {
+                return Failure(location: "line \(line)", reason: rest[rest.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+            }
+        }
+        if summary.hasPrefix("cannot open \(path)") { return Failure(location: "", reason: "no such file") }
+        return Failure(location: "", reason: summary)
+    }
+}

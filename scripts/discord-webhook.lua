@@ -1,0 +1,51 @@
+-- discord-webhook.lua: posts each failure to a Discord channel at once, and a summary with the
+-- counts when the batch ends.
+--
+-- Options (comfyq.options):
+--   url       the channel's webhook URL (or set $DISCORD_WEBHOOK_URL)
+--   username  the name the messages appear under (default "comfyq")
+--
+--   comfyq run night.json --hook scripts/discord-webhook.lua \
+--     --hook-opt discord-webhook.url=https://discord.com/api/webhooks/…
+
+local url = comfyq.options.url or comfyq.env("DISCORD_WEBHOOK_URL")
+if not url or url == "" then
+  error("no webhook URL: give --hook-opt discord-webhook.url=… or set $DISCORD_WEBHOOK_URL", 0)
+end
+
+local function post(content)
+  if #content > 1900 then content = content:sub(1, 1900) .. "…" end  -- Discord's limit is 2000
+  local body = comfyq.json.encode({ username = comfyq.options.username or "comfyq", content = content })
+  local status, reply = comfyq.http_post(url, body, { ["Content-Type"] = "application/json" }, 10)
+  if not status then
+    comfyq.log("warn", "Discord: " .. reply)
+  elseif status >= 300 then
+    comfyq.log("warn", string.format("Discord answered %d: %s", status, reply))
+  end
+end
+
+local function duration(seconds)
+  if seconds < 60 then return string.format("%.0f s", seconds) end
+  if seconds < 3600 then return string.format("%d min %02d s", seconds // 60, math.floor(seconds % 60)) end
+  return string.format("%d h %02d min", seconds // 3600, math.floor(seconds % 3600) // 60)
+end
+
+function on_error(e)
+  if e.will_retry then return end
+  post(string.format(":x: **%s/%d** failed on %s: %s", e.job, e.item, e.server, e.error.message))
+end
+
+function on_batch_done(b)
+  local lines = {
+    string.format("**Batch finished** in %s: %d done, %d failed, %d retried, %d skipped",
+      duration(b.elapsed), b.done, b.failed, b.retried, b.skipped),
+  }
+  for i, failure in ipairs(b.failures) do
+    if i > 10 then
+      lines[#lines + 1] = string.format("… and %d more", #b.failures - 10)
+      break
+    end
+    lines[#lines + 1] = string.format("• %s/%d: %s", failure.job, failure.item, failure.error)
+  end
+  post(table.concat(lines, "\n"))
+end
