@@ -254,8 +254,7 @@ public final class HookScript: @unchecked Sendable {
             builtIn = Set(lua.globalFunctions())
             _ = try lua.run(path: path)
         } catch {
-            // A script's error() at top level names no line (level 0): say which file.
-            throw HookLoadError(error.summary.hasPrefix(path) ? error.summary : "\(path): \(error.summary)")
+            throw HookLoadError(error.summary(for: path))
         }
         try checkNames(lua, path: path, ignoring: builtIn)
         return lua
@@ -308,7 +307,7 @@ public final class HookScript: @unchecked Sendable {
             succeeded()
             return result
         } catch {
-            failed("\(event.kind.function): \(error.summary)")
+            failed("\(event.kind.function): \(error.summary(for: path))")
             return nil
         }
     }

@@ -37,15 +37,8 @@ public enum LuaJobFile {
 
     /// `jobs/x.lua:12: attempt to call a nil value` → line 12, the rest.
     static func failure(_ error: LuaError, path: String) -> Failure {
-        let summary = error.summary
-        let prefix = path + ":"
-        if summary.hasPrefix(prefix) {
-            let rest = summary.dropFirst(prefix.count)
-            if let colon = rest.firstIndex(of: ":"), let line = Int(rest[..<colon]) {
-                return Failure(location: "line \(line)", reason: rest[rest.index(after: colon)...].trimmingCharacters(in: .whitespaces))
-            }
-        }
-        if summary.hasPrefix("cannot open \(path)") { return Failure(location: "", reason: "no such file") }
-        return Failure(location: "", reason: summary)
+        if let (line, message) = error.location(in: path) { return Failure(location: "line \(line)", reason: message) }
+        if error.summary.hasPrefix("cannot open ") { return Failure(location: "", reason: "no such file") }
+        return Failure(location: "", reason: error.summary)
     }
 }

@@ -10,6 +10,31 @@ public struct LuaError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { message }
     /// The first line: `hooks/x.lua:12: attempt to index a nil value (local 'e')`.
     public var summary: String { message.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? message }
+
+    /// The line and the bare message when the summary points into `path`. Lua shortens long
+    /// chunk names from the left (`...ooks/x.lua:12: …`), so a suffix of the path counts.
+    public func location(in path: String) -> (line: Int, message: String)? {
+        let text = summary
+        var searchFrom = text.startIndex
+        while let colon = text[searchFrom...].firstIndex(of: ":") {
+            let afterColon = text.index(after: colon)
+            let digits = text[afterColon...].prefix { $0.isNumber }
+            if !digits.isEmpty, text[digits.endIndex...].hasPrefix(": "), let line = Int(digits) {
+                let chunk = String(text[..<colon])
+                let matches = chunk == path || (chunk.hasPrefix("...") && path.hasSuffix(chunk.dropFirst(3)))
+                guard matches else { return nil }
+                return (line, String(text[text.index(digits.endIndex, offsetBy: 2)...]))
+            }
+            searchFrom = afterColon
+        }
+        return nil
+    }
+
+    /// `path:line: message` with the full path, whatever Lua shortened.
+    public func summary(for path: String) -> String {
+        if let (line, message) = location(in: path) { return "\(path):\(line): \(message)" }
+        return summary.hasPrefix(path) ? summary : "\(path): \(summary)"
+    }
 }
 
 /// One Lua 5.4 state. Not `Sendable`: a state belongs to the one thread that uses it (a
