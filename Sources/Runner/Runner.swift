@@ -111,7 +111,7 @@ public actor Runner {
             hooks.deliver(.batch(.batchDone, batchTable(summary)))
             let busy = await hooks.finish(timeout: options.hookDrainTimeout)
             for name in busy {
-                continuation.yield(.message("hook \(name): still busy after \(Int(options.hookDrainTimeout)) s; its remaining events are dropped"))
+                continuation.yield(.message("hook \(name): still busy after \(String(format: "%g", options.hookDrainTimeout)) s; its remaining events are dropped"))
             }
         }
         continuation.yield(.finished(summary))
