@@ -221,7 +221,7 @@ public actor Runner {
                     var merged = JSONObject()
                     for override in decision.overrides { for (key, value) in override.values { merged[key] = value } }
                     workflow = workflow.applying(.object(merged), addresses: [:])
-                    overridden(promptID, decision: decision, workflow: workflow)
+                    overridden(promptID, decision: decision, merged: merged, resolver: resolver, workflow: workflow)
                 }
                 // Ctrl-C may have put the item back in the queue while the hooks ran.
                 guard isInFlight(promptID) else { return }
@@ -259,10 +259,25 @@ public actor Runner {
 
     private func isInFlight(_ promptID: String) -> Bool { inFlight[promptID] != nil }
 
-    private func overridden(_ promptID: String, decision: SubmitDecision, workflow: Workflow) {
-        inFlight[promptID]?.parameters = decision.params
-        inFlight[promptID]?.workflow = workflow
-        inFlight[promptID]?.hookOverrides = decision.record
+    /// Records what `on_submit` changed. An override replaces the item's own parameter for the
+    /// same input however either was written (`KSampler.seed` and `3.seed` are one input), so
+    /// the sidecar, `{seed}` and the template show what was really submitted.
+    private func overridden(_ promptID: String, decision: SubmitDecision, merged: JSONObject, resolver: AddressResolver, workflow: Workflow) {
+        guard var flight = inFlight[promptID] else { return }
+        func input(_ written: String) -> String? {
+            guard case .success(let address) = resolver.resolve(written) else { return nil }
+            return address.nodeID + "\u{0}" + address.input
+        }
+        let replaced = Set(merged.keys.compactMap(input))
+        var parameters = JSONObject()
+        for (key, value) in flight.parameters.objectValue ?? JSONObject() where input(key).map({ !replaced.contains($0) }) ?? true {
+            parameters[key] = value
+        }
+        for (key, value) in merged { parameters[key] = value }
+        flight.parameters = .object(parameters)
+        flight.workflow = workflow
+        flight.hookOverrides = decision.record
+        inFlight[promptID] = flight
     }
 
     /// `on_submit` returned false: the item is cancelled with the script's name, not run.

@@ -1,0 +1,198 @@
+import ComfyCore
+import Foundation
+import TestSupport
+import Testing
+
+/// Hooks through the real binary: `comfyq hook test`, hooks in `comfyq run`, Lua job files, and
+/// every example script in scripts/.
+@Suite struct HookCommandTests {
+    static func script(_ name: String) -> String { Paths.packageRoot.appendingPathComponent("scripts/\(name)").path }
+    static func job(_ name: String) -> String { Paths.packageRoot.appendingPathComponent("jobs/\(name)").path }
+    static let workflow = Paths.packageRoot.appendingPathComponent("jobs/workflows/txt2img.json").path
+
+    /// A temporary folder with its own queue and an empty hooks folder (so the user's own hooks
+    /// do not join in).
+    final class Folder: @unchecked Sendable {
+        let root: URL
+        init() throws {
+            root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-hooks-cli-\(UUID())")
+            try FileManager.default.createDirectory(at: root.appendingPathComponent("config/comfyq/hooks"), withIntermediateDirectories: true)
+        }
+        deinit { try? FileManager.default.removeItem(at: root) }
+        func path(_ name: String) -> String { root.appendingPathComponent(name).path }
+        var environment: [String: String] { ["COMFYQ_DB": path("q.db"), "XDG_CONFIG_HOME": path("config")] }
+        func write(_ name: String, _ text: String) throws -> String {
+            try text.write(toFile: path(name), atomically: true, encoding: .utf8)
+            return path(name)
+        }
+        /// A job of `count` small images.
+        func job(_ count: Int, name: String = "tiny", extra: String = "") throws -> String {
+            try write(
+                "\(name).json",
+                """
+                {name: "\(name)", workflow: "\(HookCommandTests.workflow)", seeds: {start: 1, count: \(count)},
+                 set: {"KSampler.steps": 3, "Empty Latent Image.width": 64, "Empty Latent Image.height": 64, "Positive prompt.text": "a cat"},
+                 output: {folder: "out"}, \(extra)}
+                """)
+        }
+    }
+
+    @Test func discordWebhookPostsFailuresAndTheSummary() async throws {
+        let listener = try await HTTPListener.start()
+        defer { listener.stop() }
+        let folder = try Folder()
+        let run = try await runBinary(
+            ["hook", "test", Self.script("discord-webhook.lua"), "--hook-opt", "url=\(listener.url)/api/webhooks/1/abc"], environment: folder.environment)
+        #expect(run.status == .success, "\(run.stdout)\(run.stderr)")
+        #expect(run.stdout.contains("hooks: on_error, on_batch_done"))
+        let posts = try await listener.requests()
+        #expect(posts.map { $0["path"] as? String } == ["/api/webhooks/1/abc", "/api/webhooks/1/abc"])
+        let bodies = try posts.map { try JSONValue(parsing: $0["body"] as? String ?? "") }
+        #expect(bodies[0]["content"]?.stringValue?.hasPrefix(":x: **sample/1** failed on http://127.0.0.1:8188: node 8 (VAEDecode)") == true)
+        #expect(bodies[1]["content"]?.stringValue?.hasPrefix("**Batch finished** in 19 s: 1 done, 1 failed, 2 retried, 0 skipped\n• sample/1: node 8") == true)
+        #expect(bodies[1]["username"] == "comfyq")
+        #expect((posts[0]["headers"] as? [String: String])?["Content-Type"] == "application/json")
+    }
+
+    @Test func discordWebhookWithoutAURLIsALoadError() async throws {
+        let folder = try Folder()
+        let run = try await runBinary(["hook", "test", Self.script("discord-webhook.lua")], environment: folder.environment)
+        #expect(run.status == .failure)
+        #expect(run.stderr == "Error: \(Self.script("discord-webhook.lua")): no webhook URL: give --hook-opt discord-webhook.url=… or set $DISCORD_WEBHOOK_URL\n")
+    }
+
+    @Test func ntfyPublishesToTheTopic() async throws {
+        let listener = try await HTTPListener.start(status: 200)
+        defer { listener.stop() }
+        let folder = try Folder()
+        let run = try await runBinary(
+            ["hook", "test", Self.script("ntfy.lua"), "--hook-opt", "topic=night-renders", "--hook-opt", "server=\(listener.url)/"],
+            environment: folder.environment.merging(["NTFY_TOKEN": "tk"]) { $1 })
+        #expect(run.status == .success, "\(run.stdout)\(run.stderr)")
+        let posts = try await listener.requests()
+        #expect(posts.count == 2)
+        #expect(posts.allSatisfy { $0["path"] as? String == "/night-renders" })
+        let headers = posts.map { $0["headers"] as? [String: String] ?? [:] }
+        #expect(headers[0]["Title"] == "sample/1 failed" && headers[0]["Priority"] == "high" && headers[0]["Authorization"] == "Bearer tk")
+        #expect(headers[1]["Title"] == "comfyq batch finished" && headers[1]["Tags"] == "warning")
+        #expect(posts[1]["body"] as? String == "1 done, 1 failed in 19 s")
+    }
+
+    @Test func notifyDesktopUsesNotifySend() async throws {
+        let folder = try Folder()
+        let fake = try folder.write("notify-send", "#!/bin/sh\nprintf '%s|' \"$@\" >> '\(folder.path("calls"))'\necho >> '\(folder.path("calls"))'\n")
+        chmod(fake, 0o755)
+        let run = try await runBinary(
+            ["hook", "test", Self.script("notify-desktop.lua")], environment: folder.environment.merging(["PATH": folder.root.path + ":/usr/bin:/bin"]) { $1 })
+        #expect(run.status == .success, "\(run.stdout)\(run.stderr)")
+        let calls = try String(contentsOfFile: folder.path("calls"), encoding: .utf8).split(separator: "\n")
+        #expect(calls.count == 2)
+        #expect(calls[0].hasPrefix("--app-name=comfyq|comfyq: sample/1 failed|node 8 (VAEDecode): torch.OutOfMemoryError"))
+        #expect(calls[1] == "--app-name=comfyq|comfyq: 1 done, 1 failed|finished in 0 min 19 s|")
+    }
+
+    @Test func hookTestShowsCallsAndFailures() async throws {
+        let folder = try Folder()
+        let path = try folder.write("mine.lua", "function on_phase(e) comfyq.log('info', e.phase) end\nfunction on_complete(e) error('oops') end")
+        let run = try await runBinary(["hook", "test", path, "--event", "complete"], environment: folder.environment)
+        #expect(run.status == .failure)
+        #expect(run.stdout.contains("→ on_complete(sample/0 done)\n  log mine.lua [warn] on_complete: \(path):2: oops\n"))
+        #expect(run.stdout.hasSuffix("1 call, 1 failed\n"))
+        let phases = try await runBinary(["hook", "test", path, "--event", "on_phase"], environment: folder.environment)
+        #expect(phases.status == .success)
+        #expect(phases.stdout.components(separatedBy: "  log mine.lua: ").count - 1 == 6)
+
+        let misspelled = try folder.write("typo.lua", "function on_compelte(e) end")
+        let refused = try await runBinary(["hook", "test", misspelled], environment: folder.environment)
+        #expect(refused.status == .failure)
+        #expect(refused.stderr.hasPrefix("Error: \(misspelled): on_compelte is not a hook function (did you mean on_complete?)"))
+    }
+
+    @Test func aBrokenHookStopsTheRunBeforeAnythingIsQueued() async throws {
+        let folder = try Folder()
+        let broken = try folder.write("broken.lua", "function on_complete(e)\n  return e.\nend")
+        let run = try await runBinary(["run", "--simulate", try folder.job(2), "--hook", broken], environment: folder.environment)
+        #expect(run.status == .failure)
+        #expect(run.stderr.contains("Error: \(broken):3: <name> expected near 'end'"))
+        let status = try await runBinary(["status", "--json"], environment: folder.environment)
+        #expect(try JSONValue(parsing: status.stdout)["jobs"] == [])
+    }
+
+    @Test func aRunWithEveryKindOfHook() async throws {
+        let listener = try await HTTPListener.start()
+        defer { listener.stop() }
+        let folder = try Folder()
+        // A hook in the user's folder, one named by the job (with options), others by --hook.
+        let userHook = folder.path("config/comfyq/hooks/done.lua")
+        try "function on_batch_done(b) local f = io.open(comfyq.options.file or '\(folder.path("user-done"))', 'w') f:write(b.done .. ' ' .. b.skipped) f:close() end"
+            .write(toFile: userHook, atomically: true, encoding: .utf8)
+        let job = try folder.job(
+            6, extra: "hooks: [{script: \"\(Self.script("timings-csv.lua"))\", options: {file: \"\(folder.path("timings.csv"))\"}}]")
+        let run = try await runBinary(
+            [
+                "run", "--simulate", job, "--hook", Self.script("random-seed.lua"), "--hook", Self.script("discord-webhook.lua"),
+                "--hook-opt", "discord-webhook.url=\(listener.url)/hook", "--hook-opt", "random-seed.skip=never",
+            ], environment: folder.environment)
+        #expect(run.status == .success, "\(run.stderr)")
+        #expect(run.stderr.contains("hooks: timings-csv.lua, random-seed.lua, discord-webhook.lua, done.lua"))
+        // timings-csv.lua: one row per output, with per-phase timings.
+        let rows = try String(contentsOfFile: folder.path("timings.csv"), encoding: .utf8).split(separator: "\n")
+        #expect(rows.count == 7)
+        #expect(rows[0] == "finished,job,item,prompt_id,server,attempt,output,queued,setup,sampling,decoding,saving,total")
+        #expect(rows.dropFirst().allSatisfy { $0.split(separator: ",").count == 13 && $0.contains(",tiny,") })
+        // random-seed.lua: every sidecar records the seed it chose.
+        let sidecars = try FileManager.default.contentsOfDirectory(atPath: folder.path("out")).filter { $0.hasSuffix(".json") }
+        #expect(sidecars.count == 6)
+        var seeds: Set<String> = []
+        for name in sidecars {
+            let sidecar = try JSONValue(parsing: String(contentsOfFile: folder.path("out/\(name)"), encoding: .utf8))
+            let override = try #require(sidecar["hook_overrides"]?.arrayValue?.first)
+            #expect(override["script"] == "random-seed.lua")
+            let seed = try #require(override["overrides"]?["KSampler.seed"])
+            #expect(sidecar["seed"]?.stringValue == seed.serialized())
+            seeds.insert(seed.serialized())
+        }
+        #expect(seeds.count == 6)
+        // discord-webhook.lua: the summary; the user's hook: its file.
+        let posts = try await listener.requests()
+        #expect(posts.count == 1)
+        #expect((try JSONValue(parsing: posts[0]["body"] as? String ?? ""))["content"]?.stringValue?.contains(": 6 done, 0 failed, 0 retried, 0 skipped") == true)
+        #expect(try String(contentsOfFile: folder.path("user-done"), encoding: .utf8) == "6 0")
+    }
+
+    @Test func onSubmitCanSkipItems() async throws {
+        let folder = try Folder()
+        let job = try folder.job(3, extra: #"zip: {"Positive prompt.text": ["a cat", "a dog (skip me)", "a bird"]}, seeds: {start: 1, count: 1}"#)
+        let run = try await runBinary(
+            ["run", "--simulate", job, "--hook", Self.script("random-seed.lua"), "--hook-opt", "random-seed.skip=skip me", "--json-events", "--no-user-hooks"],
+            environment: folder.environment)
+        #expect(run.status == .success, "\(run.stderr)")
+        #expect(run.stderr.contains("random-seed.lua: skipping tiny/1: its prompt contains \"skip me\""))
+        #expect(run.stderr.contains("finished: 2 done, 0 failed, 1 skipped by hooks"))
+        let status = try await runBinary(["status", "tiny", "--json"], environment: folder.environment)
+        let items = try JSONValue(parsing: status.stdout)["items"]?.arrayValue ?? []
+        #expect(items.map { $0["state"] } == ["done", "cancelled", "done"])
+        #expect(items[1]["error"] == "skipped by random-seed.lua (on_submit returned false)")
+    }
+
+    @Test func hookOptionsNameTheirScript() async throws {
+        let folder = try Folder()
+        let run = try await runBinary(
+            ["run", "--simulate", try folder.job(1), "--hook", Self.script("random-seed.lua"), "--hook-opt", "randomseed.input=x"], environment: folder.environment)
+        #expect(run.status == .usage)
+        #expect(run.stderr.hasPrefix("Error: --hook-opt 'randomseed.input=x': no hook script named 'randomseed' (scripts: random-seed)\n"))
+    }
+
+    @Test func luaJobFiles() async throws {
+        let folder = try Folder()
+        let valid = try await runBinary(["validate", Self.job("prompts-from-file.lua")], environment: folder.environment)
+        #expect(valid.stdout == "\(Self.job("prompts-from-file.lua")): ok, 12 items (prompts-from-file)\n")
+        let broken = try folder.write("broken.lua", "local n = 3\nreturn { name = 'x', workflow = '\(Self.workflow)', seeds = {start = 1, count = n .. nil} }")
+        let refused = try await runBinary(["validate", broken], environment: folder.environment)
+        #expect(refused.status.rawValue == 65)
+        #expect(refused.stderr == "Error: \(broken): line 2: attempt to concatenate a nil value\n")
+        let typo = try folder.write("typo.lua", "return { workflow = '\(Self.workflow)', matrix = { ['KSampler.sede'] = {1, 2} } }")
+        let checked = try await runBinary(["validate", typo], environment: folder.environment)
+        #expect(checked.stderr.hasPrefix("Error: \(typo): matrix[\"KSampler.sede\"]: KSampler has no input \"sede\""))
+    }
+}
