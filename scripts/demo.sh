@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds comfyq (release), and runs the example batch on the built-in
-# ComfyUI simulator: the seed sweep and the hires-fix jobs in jobs/, outputs under ./out.
+# ComfyUI simulator: the seed sweep and the hires-fix jobs in jobs/, outputs under ./out, with
+# the timings-csv.lua hook writing out/timings.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -9,14 +10,19 @@ bin=$(swift build -c release --show-bin-path)/comfyq
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export COMFYQ_DB="$work/queue.db"   # a throwaway queue, so the demo can run again and again
-echo "== comfyq validate jobs/*.json"
-"$bin" validate jobs/*.json
+mkdir -p out
+echo "== comfyq validate jobs/*.json jobs/*.lua"
+"$bin" validate jobs/*.json jobs/*.lua
 echo
-echo "== comfyq run --simulate jobs/seed-sweep.json jobs/hires-fix.json"
-"$bin" run --simulate jobs/seed-sweep.json jobs/hires-fix.json
+echo "== comfyq run --simulate jobs/seed-sweep.json jobs/hires-fix.json --hook scripts/timings-csv.lua"
+"$bin" run --simulate jobs/seed-sweep.json jobs/hires-fix.json \
+  --hook scripts/timings-csv.lua --hook-opt timings-csv.file=out/timings.csv --no-user-hooks
 echo
 echo "== comfyq status"
 "$bin" status
 echo
 echo "outputs and their sidecars:"
 ls out/seed-sweep out/hires-fix | head -20
+echo
+echo "out/timings.csv (from the timings-csv.lua hook):"
+head -4 out/timings.csv

@@ -99,7 +99,8 @@ public enum HookTester {
             } else {
                 script.deliver(event)
                 await script.flush()
-                say("  ok (\(milliseconds(ContinuousClock.now - start)))")
+                let failed = script.stats.failures > before
+                say("  \(failed ? "failed" : "ok") (\(milliseconds(ContinuousClock.now - start)))")
             }
             report.calls += 1
             report.failures += script.stats.failures - before

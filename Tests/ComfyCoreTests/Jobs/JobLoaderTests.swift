@@ -44,6 +44,10 @@ import Testing
          #"night.json: output["name"]: must not contain '..': outputs stay inside the output folder"#),
         (#"{workflow: "w.json", servers: ["ftp://x"]}"#, "night.json: servers[0]: must be an http:// or https:// URL, or host:port"),
         (#"{workflow: "w.json", hooks: ["notify.lua"]}"#, "night.json: hooks[0]: no such file: notify.lua"),
+        (#"{workflow: "w.json", hooks: [{script: "w.json", opts: {}}]}"#, #"night.json: hooks[0]["opts"]: unknown field (fields: script, options)"#),
+        (#"{workflow: "w.json", hooks: [{options: {}}]}"#, #"night.json: hooks[0]: needs "script": a path to a Lua script"#),
+        (#"{workflow: "w.json", hooks: [{script: "w.json", options: 3}]}"#, #"night.json: hooks[0]["options"]: must be an object of settings"#),
+        (#"{workflow: "w.json", hooks: [42]}"#, #"night.json: hooks[0]: must be a path to a Lua script, or {"script": path, "options": {…}}"#),
         (#"{workflow: "w.json", seeds: {random: 0}}"#, #"night.json: seeds["random"]: must be a whole number of at least 1"#),
         (#"{workflow: "w.json", repeat: 0}"#, "night.json: repeat: must be at least 1"),
         (#"{workflow: "w.json", timeouts: {stall: "soon"}}"#, #"night.json: timeouts["stall"]: must be a duration such as "10m" or "90s""#),
@@ -55,6 +59,14 @@ import Testing
     func reportsProblemsWithFileLocationAndReason(text: String, expected: String) {
         let found = Self.problems(text)
         #expect(found.contains { $0.hasPrefix(expected) }, "\(found)")
+    }
+
+    @Test func hooksCarryTheirOptions() throws {
+        let spec = try Self.loader(["w.json": Self.workflowText, "jobs/a.lua": "", "jobs/w.json": Self.workflowText])
+            .load(text: #"{workflow: "w.json", hooks: ["a.lua", {script: "a.lua", options: {url: "http://x", n: 2}}]}"#, path: "jobs/night.json")
+        #expect(spec.hooks == [HookReference(path: "jobs/a.lua"), HookReference(path: "jobs/a.lua", options: ["url": "http://x", "n": 2])])
+        #expect(HookReference(json: spec.hooks[1].json) == spec.hooks[1])
+        #expect(HookReference(json: "old/plain.lua") == HookReference(path: "old/plain.lua"))
     }
 
     @Test func uiWorkflowsAreRecognised() {
