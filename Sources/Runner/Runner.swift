@@ -73,6 +73,7 @@ public actor Runner {
         for index in servers.indices { await checkHealth(index) }
         guard servers.contains(where: \.healthy) else {
             let summary = RunSummary(done: 0, failed: 0, retried: 0, seconds: now, stopReason: "no server answers")
+            await finishHooks(summary)
             continuation.yield(.finished(summary))
             continuation.finish()
             return summary
@@ -107,16 +108,20 @@ public actor Runner {
         }
         for task in tasks { task.cancel() }
         for slot in servers { await slot.connection.stop() }
-        if let hooks = options.hooks {
-            hooks.deliver(.batch(.batchDone, batchTable(summary)))
-            let busy = await hooks.finish(timeout: options.hookDrainTimeout)
-            for name in busy {
-                continuation.yield(.message("hook \(name): still busy after \(String(format: "%g", options.hookDrainTimeout)) s; its remaining events are dropped"))
-            }
-        }
+        await finishHooks(summary)
         continuation.yield(.finished(summary))
         continuation.finish()
         return summary
+    }
+
+    /// `on_batch_done`, then a bounded wait for every script to finish what it was sent.
+    private func finishHooks(_ summary: RunSummary) async {
+        guard let hooks = options.hooks else { return }
+        hooks.deliver(.batch(.batchDone, batchTable(summary)))
+        let busy = await hooks.finish(timeout: options.hookDrainTimeout)
+        for name in busy {
+            continuation.yield(.message("hook \(name): still busy after \(String(format: "%g", options.hookDrainTimeout)) s; its remaining events are dropped"))
+        }
     }
 
     /// Ctrl-C once: finish what is in flight, submit nothing new.

@@ -111,3 +111,31 @@ final class EventRecorder: Sendable {
         #expect(await messages.value.contains("hook slow.lua: still busy after 0.5 s; its remaining events are dropped"))
     }
 }
+
+@Suite struct RunnerIdleHookTests {
+    @Test func watchModeSaysIdleWhenTheQueueDrainsAndAgainAfterMoreWork() async throws {
+        let workspace = try Workspace()
+        try workspace.addJob(name: "first", count: 2)
+        let server = try simulator()
+        defer { server.stop() }
+        let recorder = EventRecorder()
+        let path = workspace.root.appendingPathComponent("idle.lua").path
+        try "function on_idle(b) comfyq.log('info', comfyq.json.encode(b)) end".write(toFile: path, atomically: true, encoding: .utf8)
+        var options = fastOptions([server])
+        options.watch = true
+        options.hooks = try await HookSet.load([HookSet.Source(path: path)], environment: recorder.environment)
+        let runner = try Runner(queuePath: workspace.queuePath, options: options)
+        let run = Task { await runner.run() }
+        func idles() async -> [JSONValue] {
+            await options.hooks?.scripts[0].flush()
+            return recorder.events
+        }
+        for _ in 0..<100 where await idles().count < 1 { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(await idles().map { $0["done"] } == [2])
+        try workspace.addJob(name: "second", count: 1)
+        for _ in 0..<100 where await idles().count < 2 { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(await idles().map { $0["done"] } == [2, 3])
+        await runner.drain()
+        #expect(await run.value.done == 3)
+    }
+}
