@@ -469,6 +469,8 @@ lua_State *comfyq_lua_open(comfyq_lua_limits *limits) {
     if (L == NULL) return NULL;
     *(comfyq_lua_limits **)lua_getextraspace(L) = limits;
     luaL_openlibs(L); /* cannot fail for lack of memory in a new state below our limits */
+    /* Hook calls make short-lived tables (each event); the generational collector suits them. */
+    lua_gc(L, LUA_GCGEN, 0, 0);
     lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 10000);
     return L;
 }

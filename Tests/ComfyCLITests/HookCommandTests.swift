@@ -160,6 +160,19 @@ import Testing
         #expect(try String(contentsOfFile: folder.path("user-done"), encoding: .utf8) == "6 0")
     }
 
+    @Test func hooksOfJobsAddedEarlierRunToo() async throws {
+        let folder = try Folder()
+        let hook = try folder.write("mark.lua", "function on_complete(e) io.open('\(folder.path("marks"))', 'a'):write(e.job, e.item, '|'):close() end")
+        let job = try folder.job(2, name: "early", extra: #"hooks: [{script: "mark.lua", options: {}}]"#)
+        #expect(try await runBinary(["add", job], environment: folder.environment).status == .success)
+        let run = try await runBinary(["run", "--simulate"], environment: folder.environment)
+        #expect(run.status == .success, "\(run.stderr)")
+        #expect(run.stderr.contains("hooks: mark.lua"))
+        let marks = try String(contentsOfFile: folder.path("marks"), encoding: .utf8).split(separator: "|").sorted()
+        #expect(marks == ["early0", "early1"])
+        _ = hook
+    }
+
     @Test func onSubmitCanSkipItems() async throws {
         let folder = try Folder()
         let job = try folder.job(3, extra: #"zip: {"Positive prompt.text": ["a cat", "a dog (skip me)", "a bird"]}, seeds: {start: 1, count: 1}"#)

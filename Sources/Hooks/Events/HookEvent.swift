@@ -90,35 +90,42 @@ extension HookEvent {
         _ kind: HookEventKind, _ prompt: HookPrompt, snapshot: ProgressSnapshot? = nil, previous: Phase? = nil, elapsed: Double,
         outputs: [String]? = nil, failure: HookFailure? = nil, willRetry: Bool? = nil, timings: [String: Double]? = nil
     ) -> HookEvent {
-        var table: JSONObject = [
-            "event": .string(kind.rawValue), "job": .string(prompt.job), "item": .int(prompt.item), "prompt_id": .string(prompt.promptID),
-            "server": .string(prompt.server), "params": prompt.params, "attempt": .int(prompt.attempt), "elapsed": .double(rounded(elapsed)),
-        ]
+        // Each key once, appended (no lookups): this runs for every event a script takes.
+        var table = JSONObject()
+        table.append("event", .string(kind.rawValue))
+        table.append("job", .string(prompt.job))
+        table.append("item", .int(prompt.item))
+        table.append("prompt_id", .string(prompt.promptID))
+        table.append("server", .string(prompt.server))
+        table.append("params", prompt.params)
+        table.append("attempt", .int(prompt.attempt))
+        table.append("elapsed", .double(rounded(elapsed)))
         if let snapshot {
-            table["phase"] = .string(snapshot.phase.rawValue)
+            table.append("phase", .string(snapshot.phase.rawValue))
             if let node = snapshot.node {
-                var object: JSONObject = ["id": .string(node.id)]
-                if let classType = node.classType { object["class_type"] = .string(classType) }
-                if let title = node.title { object["title"] = .string(title) }
-                table["node"] = .object(object)
+                var object = JSONObject()
+                object.append("id", .string(node.id))
+                if let classType = node.classType { object.append("class_type", .string(classType)) }
+                if let title = node.title { object.append("title", .string(title)) }
+                table.append("node", .object(object))
             }
-            table["sampler"] = .int(snapshot.sampler)
-            table["samplers"] = .int(snapshot.samplers)
-            table["step"] = .int(snapshot.step)
-            table["steps"] = .int(snapshot.steps)
-            table["fraction"] = .double(rounded(snapshot.fraction))
+            table.append("sampler", .int(snapshot.sampler))
+            table.append("samplers", .int(snapshot.samplers))
+            table.append("step", .int(snapshot.step))
+            table.append("steps", .int(snapshot.steps))
+            table.append("fraction", .double(rounded(snapshot.fraction)))
         } else if kind == .submit {
-            table["phase"] = "queued"
-            table["fraction"] = .int(0)
+            table.append("phase", "queued")
+            table.append("fraction", .int(0))
         }
-        if let previous { table["previous_phase"] = .string(previous.rawValue) }
-        if let outputs { table["outputs"] = .array(outputs.map { .string($0) }) }
-        if let failure { table["error"] = failure.table }
-        if let willRetry { table["will_retry"] = .bool(willRetry) }
+        if let previous { table.append("previous_phase", .string(previous.rawValue)) }
+        if let outputs { table.append("outputs", .array(outputs.map { .string($0) })) }
+        if let failure { table.append("error", failure.table) }
+        if let willRetry { table.append("will_retry", .bool(willRetry)) }
         if let timings {
             var object = JSONObject()
-            for (phase, seconds) in timings.sorted(by: { $0.key < $1.key }) { object[phase] = .double(rounded(seconds)) }
-            table["timings"] = .object(object)
+            for (phase, seconds) in timings.sorted(by: { $0.key < $1.key }) { object.append(phase, .double(rounded(seconds))) }
+            table.append("timings", .object(object))
         }
         return HookEvent(kind: kind, table: table, job: prompt.job, promptID: prompt.promptID)
     }

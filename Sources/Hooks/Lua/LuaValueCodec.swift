@@ -55,12 +55,11 @@ enum LuaValueCodec {
     }
 
     private static func append32(_ value: Int, to bytes: inout [UInt8]) {
-        let value = UInt32(truncatingIfNeeded: value)
-        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> shift)) }
+        withUnsafeBytes(of: UInt32(truncatingIfNeeded: value).littleEndian) { bytes.append(contentsOf: $0) }
     }
 
     private static func append64(_ value: UInt64, to bytes: inout [UInt8]) {
-        for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> shift)) }
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
     private static func appendString(_ text: String, tag: Unicode.Scalar, to bytes: inout [UInt8]) {
