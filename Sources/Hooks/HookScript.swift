@@ -24,7 +24,7 @@ public final class HookScript: @unchecked Sendable {
         public init() {}
     }
 
-    /// Counters, for tests, benchmarks and the end-of-run report.
+    /// Counters, for tests, benchmarks and the line `comfyq run` prints about a troubled script.
     public struct Statistics: Sendable, Equatable {
         public var calls = 0
         public var failures = 0
@@ -65,6 +65,8 @@ public final class HookScript: @unchecked Sendable {
     }
 
     private let condition = NSCondition()
+    /// Signalled when the thread has ended and released the Lua state.
+    private let exited = DispatchSemaphore(value: 0)
     private var entries: [Entry] = []
     private var head = 0
     private var slots: [Int: HookEvent] = [:]
@@ -90,7 +92,10 @@ public final class HookScript: @unchecked Sendable {
     ) async throws(HookLoadError) -> HookScript {
         let script = HookScript(path: path, jobs: jobs, settings: settings, environment: environment)
         let outcome: Result<Set<HookEventKind>, HookLoadError> = await withCheckedContinuation { continuation in
-            let thread = Thread { script.main(options: options, loaded: { continuation.resume(returning: $0) }) }
+            let thread = Thread {
+                script.main(options: options, loaded: { continuation.resume(returning: $0) })
+                script.exited.signal()  // after main's Lua state and host library are gone
+            }
             thread.name = "comfyq hook \(script.name)"
             thread.stackSize = 8 << 20  // Lua recursion runs on this stack
             thread.start()
@@ -190,6 +195,20 @@ public final class HookScript: @unchecked Sendable {
         condition.lock()
         append(.stop)
         condition.unlock()
+    }
+
+    /// Stops the thread and waits up to `timeout` seconds for it to end, so nothing of the
+    /// script (an HTTP session, a program it waits for) is still running when the process exits.
+    /// False when it was still busy.
+    public func stopAndWait(timeout: Double) async -> Bool {
+        stop()
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let ended = self.exited.wait(timeout: .now() + timeout) == .success
+                if ended { self.exited.signal() }  // later waiters see it too
+                continuation.resume(returning: ended)
+            }
+        }
     }
 
     private func append(_ entry: Entry) {
@@ -299,7 +318,7 @@ public final class HookScript: @unchecked Sendable {
     private func call(_ lua: LuaScript, _ event: HookEvent) -> JSONValue? {
         condition.lock()
         let skip = disabled
-        statistics.calls += 1
+        if !skip { statistics.calls += 1 }
         condition.unlock()
         if skip { return nil }
         do {

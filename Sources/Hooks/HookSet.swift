@@ -123,8 +123,13 @@ public final class HookSet: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         var busy: [String] = []
         for script in scripts {
-            if !(await script.finish(timeout: max(0.01, deadline.timeIntervalSinceNow))) { busy.append(script.name) }
-            script.stop()
+            let finished = await script.finish(timeout: max(0.01, deadline.timeIntervalSinceNow))
+            if !finished {
+                busy.append(script.name)
+                script.stop()  // it ends when its current call does; nothing more is waited for
+            } else {
+                _ = await script.stopAndWait(timeout: max(0.01, deadline.timeIntervalSinceNow))
+            }
         }
         return busy
     }

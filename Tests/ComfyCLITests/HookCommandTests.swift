@@ -118,6 +118,17 @@ import Testing
         #expect(try JSONValue(parsing: status.stdout)["jobs"] == [])
     }
 
+    @Test func aFailingHookIsDisabledAndTheBatchGoesOn() async throws {
+        let folder = try Folder()
+        let bad = try folder.write("bad.lua", "function on_phase(e)\n  error('broken on purpose')\nend")
+        let run = try await runBinary(["run", "--simulate", try folder.job(2), "--hook", bad], environment: folder.environment)
+        #expect(run.status == .success, "\(run.stderr)")
+        #expect(run.stdout.contains("bad.lua [warn] on_phase: \(bad):2: broken on purpose"))
+        #expect(run.stdout.contains("bad.lua [error] disabled after 5 failures in a row; the batch goes on without it"))
+        #expect(run.stderr.contains("finished: 2 done, 0 failed"))
+        #expect(run.stderr.contains("hook bad.lua: 5 calls, 5 failed (disabled)"))
+    }
+
     @Test func aRunWithEveryKindOfHook() async throws {
         let listener = try await HTTPListener.start()
         defer { listener.stop() }

@@ -133,7 +133,7 @@ enum HookCommand {
         console.print("\(path): loaded; hooks: \(hooks.isEmpty ? "none" : hooks.joined(separator: ", "))")
         if !sources[0].options.isEmpty { console.print("  options: \(JSONValue.object(sources[0].options).serialized())") }
         let report = await HookTester.run(script, only: only) { console.print($0) }
-        script.stop()
+        _ = await script.stopAndWait(timeout: 5)
         let disabled = script.isDisabled ? " (the script disabled itself after \(HookScript.Settings().maximumFailures) failures in a row)" : ""
         console.print("\(report.calls) call\(report.calls == 1 ? "" : "s"), \(report.failures) failed\(disabled)")
         return report.failures == 0 ? .success : .failure

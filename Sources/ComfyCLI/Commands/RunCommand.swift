@@ -90,6 +90,14 @@ enum RunCommand {
         let signals = interrupts(runner, console: console)
         let summary = await runner.run()
         await printer.value
+        for script in hooks?.scripts ?? [] {
+            let stats = script.stats
+            guard stats.failures > 0 || stats.dropped > 0 else { continue }
+            var line = "hook \(script.name): \(stats.calls) call\(stats.calls == 1 ? "" : "s"), \(stats.failures) failed"
+            if script.isDisabled { line += " (disabled)" }
+            if stats.dropped > 0 { line += ", \(stats.dropped) progress event\(stats.dropped == 1 ? "" : "s") dropped while it was behind" }
+            console.printError(line)
+        }
         for source in signals { source.cancel() }
         simulator?.stop()
         if let reason = summary.stopReason, reason == "no server answers" {

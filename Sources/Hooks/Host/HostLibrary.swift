@@ -48,19 +48,28 @@ final class HostLibrary {
     let script: String
     let environment: HookEnvironment
     private weak var lua: LuaScript?
-    private lazy var session = URLSession(configuration: .ephemeral)
+    /// Made on the first request: most scripts never make one, and a session starts machinery
+    /// on Dispatch's threads (which must not be started by a script that fails to load while
+    /// the process exits).
+    private var madeSession: URLSession?
+    private var session: URLSession {
+        if let madeSession { return madeSession }
+        let session = URLSession(configuration: .ephemeral)
+        madeSession = session
+        return session
+    }
 
     init(script: String, environment: HookEnvironment) {
         self.script = script
         self.environment = environment
     }
 
-    deinit { session.invalidateAndCancel() }
+    deinit { madeSession?.invalidateAndCancel() }
 
     /// Installs `comfyq.*` into `lua`, with `options` and `api_version`.
     func install(into lua: LuaScript, options: JSONObject) throws(LuaError) {
         self.lua = lua
-        try lua.install(library: "comfyq", functions: Self.functions) { [unowned self] index, arguments in
+        try lua.install(library: "comfyq", functions: Self.functions) { index, arguments in  // holds self: the library lives as long as the state
             switch arguments {
             case .failure(let error): return [.null, .string(error.message)]
             case .success(let values): return self.call(Self.functions[index], values)
