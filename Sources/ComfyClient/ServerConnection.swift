@@ -55,7 +55,7 @@ public actor ServerConnection {
     /// Seconds since this connection was made: the engine's and the supervisor's clock.
     private var now: Double {
         let elapsed = ContinuousClock.now - epoch
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        return elapsed.seconds
     }
 
     /// Connects and keeps the connection alive until `stop()`.

@@ -171,10 +171,13 @@ public final class HookScript: @unchecked Sendable {
     public func finish(timeout: Double) async -> Bool {
         let signal = DispatchSemaphore(value: 0)
         enqueueBarrier { signal.signal() }
-        return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(returning: signal.wait(timeout: .now() + timeout) == .success)
-            }
+        return await Self.wait(for: signal, timeout: timeout)
+    }
+
+    /// Waits for `semaphore` on a Dispatch thread (never on the cooperative pool).
+    private static func wait(for semaphore: DispatchSemaphore, timeout: Double) async -> Bool {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: semaphore.wait(timeout: .now() + timeout) == .success) }
         }
     }
 
@@ -202,13 +205,9 @@ public final class HookScript: @unchecked Sendable {
     /// False when it was still busy.
     public func stopAndWait(timeout: Double) async -> Bool {
         stop()
-        return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let ended = self.exited.wait(timeout: .now() + timeout) == .success
-                if ended { self.exited.signal() }  // later waiters see it too
-                continuation.resume(returning: ended)
-            }
-        }
+        let ended = await Self.wait(for: exited, timeout: timeout)
+        if ended { exited.signal() }  // later waiters see it too
+        return ended
     }
 
     private func append(_ entry: Entry) {
@@ -224,7 +223,8 @@ public final class HookScript: @unchecked Sendable {
         do {
             guard FileManager.default.fileExists(atPath: path) else { throw HookLoadError("\(path): no such file") }
             lua = try Self.makeState(path: path, settings: settings, host: host, options: options)
-            loaded(.success(Set(HookEventKind.allCases.filter { lua.globalFunctions().contains($0.function) })))
+            let functions = Set(lua.globalFunctions())
+            loaded(.success(Set(HookEventKind.allCases.filter { functions.contains($0.function) })))
         } catch let error as HookLoadError {
             return loaded(.failure(error))
         } catch {

@@ -126,8 +126,5 @@ public enum HookTester {
         }
     }
 
-    static func milliseconds(_ duration: Duration) -> String {
-        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
-        return String(format: "%.1f ms", seconds * 1000)
-    }
+    static func milliseconds(_ duration: Duration) -> String { String(format: "%.1f ms", duration.seconds * 1000) }
 }

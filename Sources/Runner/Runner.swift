@@ -52,7 +52,7 @@ public actor Runner {
 
     private var now: Double {
         let elapsed = ContinuousClock.now - clock
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        return elapsed.seconds
     }
 
     private var wallClock: Double { Date().timeIntervalSince1970 }

@@ -97,7 +97,7 @@ public final class Simulator: Sendable {
 
     var now: Double {
         let elapsed = ContinuousClock.now - epoch
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        return elapsed.seconds
     }
 
     private func acceptLoop() {

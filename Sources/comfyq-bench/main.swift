@@ -26,7 +26,7 @@ func measure(rounds: Int = 7, _ body: () -> Void) -> Double {
         let start = ContinuousClock.now
         body()
         let elapsed = ContinuousClock.now - start
-        samples.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+        samples.append(elapsed.seconds)
     }
     return samples.sorted()[samples.count / 2]
 }
@@ -314,7 +314,7 @@ func benchmarkLoopback() async {
         while let message = try? await iterator.next(), message != .text("flood-done") { received += 1 }
         let elapsed = ContinuousClock.now - start
         guard received == count else { return nil }
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        return elapsed.seconds
     }
     let smallCount = 50_000
     let bigCount = 200
@@ -402,7 +402,7 @@ func benchmarkSimulator() async {
     guard !failed else { return }
     let messages = await finished.value
     let elapsed = ContinuousClock.now - start
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    let seconds = elapsed.seconds
     socket.close()
     print("simulator: \(count) prompts (7 nodes, 4 steps, 64×64 PNG each) submitted by 4 concurrent clients over HTTP, every message over the WebSocket, zero simulated time: \(format(Double(count) / seconds, 0)) prompts/s, \(format(Double(messages) / seconds / 1000, 1)) k messages/s  [target ≥ 1,000 prompts/s]")
 }
@@ -425,7 +425,7 @@ func benchmarkQueue() {
         let start = ContinuousClock.now
         try! queue.add(job, items: items, now: 0)
         let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        return elapsed.seconds
     }
     var empty: [Double] = []
     for round in 0..<3 {
@@ -461,7 +461,7 @@ func benchmarkQueue() {
         try! full.finish(claimed.item.id, promptID: promptID, state: .done, now: 3)
     }
     let elapsed = ContinuousClock.now - start
-    let perItem = (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18) / Double(rounds)
+    let perItem = (elapsed.seconds) / Double(rounds)
     print("queue: claim + running + finish with \(total) items queued: \(format(perItem * 1e6, 0)) µs per item (\(format(1 / perItem, 0)) items/s)")
 }
 
@@ -489,10 +489,7 @@ func benchQueue(_ directory: URL, count: Int, name: String) -> String {
     return path
 }
 
-func seconds(since start: ContinuousClock.Instant) -> Double {
-    let elapsed = ContinuousClock.now - start
-    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-}
+func seconds(since start: ContinuousClock.Instant) -> Double { (ContinuousClock.now - start).seconds }
 
 /// The client of ComfyUI's own websockets_api_example.py: submit, wait for the end, read the
 /// history, download the outputs, then the next prompt.

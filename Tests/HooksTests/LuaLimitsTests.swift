@@ -1,3 +1,4 @@
+import ComfyCore
 import Foundation
 import Hooks
 import Testing
@@ -10,7 +11,7 @@ import Testing
         let start = ContinuousClock.now
         try body()
         let duration = ContinuousClock.now - start
-        return Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+        return duration.seconds
     }
 
     @Test(arguments: [

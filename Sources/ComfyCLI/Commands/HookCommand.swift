@@ -5,13 +5,17 @@ import QueueStore
 
 /// Where hook scripts come from and how they are set up, shared by `run` and `hook test`.
 enum HookFiles {
+    /// The limits, shared by `run` and `hook test` (read by `settings`).
+    static let limitOptions: [OptionSpec] = [
+        .value("hook-time-limit", name: "duration", help: "How long one hook call may run (default 5s)."),
+        .value("hook-memory-limit", name: "MB", help: "How much memory one script may hold (default 64)."),
+    ]
+
     static let options: [OptionSpec] = [
         .value("hook", name: "file", help: "A Lua hook script for every job (repeatable).", repeatable: true),
         .value("hook-opt", name: "script.key=value", help: "A setting for a script's comfyq.options (repeatable).", repeatable: true),
         .flag("no-user-hooks", help: "Do not load $XDG_CONFIG_HOME/comfyq/hooks/*.lua."),
-        .value("hook-time-limit", name: "duration", help: "How long one hook call may run (default 5s)."),
-        .value("hook-memory-limit", name: "MB", help: "How much memory one script may hold (default 64)."),
-    ]
+    ] + limitOptions
 
     /// `$XDG_CONFIG_HOME/comfyq/hooks` (default `~/.config/comfyq/hooks`).
     static func userFolder(_ environment: [String: String]) -> String {
@@ -98,9 +102,7 @@ enum HookCommand {
             .value("event", name: "name", help: "Only this event: \(HookEventKind.allCases.map(\.rawValue).joined(separator: ", "))."),
             .value("hook-opt", name: "key=value", help: "A setting for comfyq.options (repeatable).", repeatable: true),
             .flag("dry-run", help: "Record HTTP requests, programs and notifications instead of making them."),
-            .value("hook-time-limit", name: "duration", help: "How long one call may run (default 5s)."),
-            .value("hook-memory-limit", name: "MB", help: "How much memory the script may hold (default 64)."),
-        ],
+        ] + HookFiles.limitOptions,
         run: run)
 
     static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
