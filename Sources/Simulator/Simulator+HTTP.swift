@@ -225,6 +225,11 @@ extension Simulator {
                 message: body?["message"]?.stringValue ?? "simulated failure", remaining: Int(number("count") ?? 1))
             state.withLock { $0.nodeFailure = failure }
             return json(["armed": true])
+        case "/sim/hold":
+            let step = Int(number("at_step") ?? 1)
+            let seconds = number("seconds") ?? 30
+            state.withLock { $0.hold = (step, seconds) }
+            return json(["holding_at_step": .int(step)])
         case "/sim/fail-submit":
             let count = Int(number("count") ?? 1)
             state.withLock { $0.failingSubmits = count }

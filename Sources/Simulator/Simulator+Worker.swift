@@ -141,6 +141,7 @@ extension Simulator {
                             let target = state.withLock { state in item.clientID.flatMap { state.clients[$0] } }
                             target?.sendBinary(Self.be32(1) + Self.be32(1) + Self.previewJPEG)
                         }
+                        try holdIfAsked(after: step, generation)
                         try pause(options.classTimes[node.classType] ?? options.stepTime, generation)
                     }
                 case .output(let save):
@@ -266,6 +267,24 @@ extension Simulator {
     private func pause(_ seconds: Double, _ generation: Int) throws(Stop) {
         if seconds > 0 { Thread.sleep(forTimeInterval: seconds) }
         if state.withLock({ $0.generation != generation || $0.stopped }) { throw .abandoned }
+    }
+
+    /// After the step a `/sim/hold` names, waits (once) for an interrupt, a restart or the hold's
+    /// time limit, so a test can interrupt at an exact step however slowly its request arrives.
+    private func holdIfAsked(after step: Int, _ generation: Int) throws(Stop) {
+        let seconds = state.withLock { state -> Double? in
+            guard let hold = state.hold, hold.atStep == step else { return nil }
+            state.hold = nil
+            return hold.seconds
+        }
+        guard let seconds else { return }
+        let until = now + seconds
+        while now < until {
+            let (interrupt, gone) = state.withLock { ($0.interruptRequested, $0.generation != generation || $0.stopped) }
+            if gone { throw .abandoned }
+            if interrupt { return }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
     }
 
     /// Holds everything back while a `/sim/stall` lasts.

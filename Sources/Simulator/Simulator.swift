@@ -156,6 +156,8 @@ struct SimulatorState: ~Copyable {
     var failingSubmits = 0
     var viewDelay = 0.0
     var nodeFailure: NodeFailure?
+    /// `/sim/hold`: the sampler step after which the next sampler waits for an interrupt.
+    var hold: (atStep: Int, seconds: Double)?
 
     struct NodeFailure {
         var classType: String?

@@ -66,9 +66,6 @@ import Testing
         let (graph, expected) = try Self.recorded(testCase.trace)
         let fixture = try SimulatorFixture { options in
             options.instant()
-            // With an interrupt, steps long enough for the POST to land within the step, as with the
-            // seconds-long steps of the recording.
-            options.stepTime = testCase.interruptAfterStep == nil ? 0 : 0.5
             options.previews = testCase.previews
         }
         let listener = try await fixture.listen(clientID: "fidelity")
@@ -79,6 +76,11 @@ import Testing
             let warm = testCase.warmUp == .same ? workflow : try Workflow(json: Self.reseeded(graph))
             _ = try await fixture.api.submit(warm, promptID: "warm-up", clientID: "fidelity")
             _ = await listener.until(end: "warm-up")
+        }
+        if let step = testCase.interruptAfterStep {
+            // The sampler waits after that step until the interrupt lands, however loaded the machine
+            // (the recording's steps took seconds; a fixed short step time raced the POST).
+            _ = try await fixture.post("/sim/hold", ["at_step": .int(step)])
         }
         _ = try await fixture.api.submit(workflow, promptID: "recorded", clientID: "fidelity")
         let api = fixture.api

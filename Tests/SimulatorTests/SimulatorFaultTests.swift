@@ -47,6 +47,32 @@ import Testing
         listener.close()
     }
 
+    @Test func holdWaitsAtTheStepUntilInterruptedOrTheHoldEnds() async throws {
+        let fixture = try SimulatorFixture()
+        let listener = try await fixture.listen(clientID: "c")
+        // Interrupted well after step 2 was announced: nothing past step 2 was sent meanwhile.
+        _ = try await fixture.post("/sim/hold", ["at_step": 2])
+        _ = try await fixture.api.submit(SimulatorProtocolTests.txt2img(), promptID: "p", clientID: "c")
+        let api = fixture.api
+        let messages = await listener.until(end: "p") { message in
+            if message["type"] == "progress", message["data"]?["value"] == 2 {
+                try? await Task.sleep(for: .milliseconds(300))
+                try? await api.interrupt("p")
+            }
+        }
+        #expect(messages.compactMap { $0["type"] == "progress" ? $0["data"]?["value"]?.numberValue?.int : nil } == [1, 2])
+        #expect(messages.contains { $0["type"] == "execution_interrupted" })
+        // Unanswered, the hold ends by itself and the prompt finishes; it was used up once.
+        _ = try await fixture.post("/sim/hold", ["at_step": 1, "seconds": 0.4])
+        let run = try await Self.seconds {
+            _ = try await fixture.api.submit(SimulatorProtocolTests.txt2img(), promptID: "q", clientID: "c")
+            let finished = await listener.until(end: "q")
+            #expect(finished.contains { $0["type"] == "execution_success" })
+        }
+        #expect(run >= 0.4)
+        listener.close()
+    }
+
     @Test func dropClosesEveryWebSocket() async throws {
         let fixture = try SimulatorFixture()
         let a = try await fixture.listen(clientID: "a")

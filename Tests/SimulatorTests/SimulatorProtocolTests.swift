@@ -85,12 +85,10 @@ import Testing
     }
 
     @Test func interruptFailureAndQueueControl() async throws {
-        let fixture = try SimulatorFixture { options in
-            options.instant()
-            options.stepTime = 0.05
-        }
+        let fixture = try SimulatorFixture()
         let listener = try await fixture.listen(clientID: "c")
-        // Interrupt at the second step.
+        // Interrupt at the second step (held there until the interrupt lands).
+        _ = try await fixture.post("/sim/hold", ["at_step": 2])
         _ = try await fixture.api.submit(Self.txt2img(steps: 50), promptID: "slow", clientID: "c")
         let api = fixture.api
         let interrupted = await listener.until(end: "slow") { message in
