@@ -44,10 +44,13 @@ let package = Package(
         .target(name: "Simulator", dependencies: ["ComfyCore", "WebSocket"]),
         // Storage: SQLite wrapper and migrations.
         .target(name: "QueueStore", dependencies: ["CSQLite", "ComfyCore"]),
+        // Starting and stopping programs (posix_spawn, process groups): hooks' exec, servers.
+        .target(name: "CProcessShim"),
+        .target(name: "Processes", dependencies: ["CProcessShim"]),
         // The Lua host.
-        .target(name: "Hooks", dependencies: ["CLuaShim", "ComfyCore"]),
+        .target(name: "Hooks", dependencies: ["CLuaShim", "ComfyCore", "Processes"]),
         // Scheduling, reconciliation, outputs: the queue run against ComfyUI servers.
-        .target(name: "Runner", dependencies: ["ComfyCore", "ComfyClient", "QueueStore", "WebSocket", "Hooks"]),
+        .target(name: "Runner", dependencies: ["ComfyCore", "ComfyClient", "QueueStore", "WebSocket", "Hooks", "Processes"]),
         // The command router and commands (the shell around the libraries).
         .target(name: "ComfyCLI", dependencies: ["ComfyCore", "ComfyClient", "Runner", "Simulator", "WebSocket", "QueueStore", "Hooks"]),
         // Entry point only.
@@ -61,7 +64,7 @@ let package = Package(
         .testTarget(name: "ComfyClientTests", dependencies: ["ComfyClient", "TestSupport"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ComfyClient", "ComfyCore", "TestSupport"]),
         .testTarget(name: "QueueStoreTests", dependencies: ["QueueStore", "ComfyCore"]),
-        .testTarget(name: "RunnerTests", dependencies: ["Runner", "Simulator", "QueueStore", "ComfyCore", "ComfyClient", "Hooks", "TestSupport"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "Simulator", "QueueStore", "ComfyCore", "ComfyClient", "Hooks", "Processes", "TestSupport"]),
         .testTarget(name: "HooksTests", dependencies: ["Hooks", "ComfyCore", "TestSupport"]),
         .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore", "TestSupport"]),
     ],

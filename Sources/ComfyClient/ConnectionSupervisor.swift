@@ -83,6 +83,14 @@ public struct ConnectionSupervisor: Sendable {
         return [.connect(attempt: attempt)]
     }
 
+    /// The server is known to be back (its health probe answered): reconnect now instead of
+    /// waiting out the backoff. The attempt count starts again.
+    public mutating func wake(at now: Double) -> [Action] {
+        guard case .waiting = state else { return [] }
+        state = .connecting(attempt: 1)
+        return [.connect(attempt: 1)]
+    }
+
     /// The delay before reconnect attempt `attempt` (2 = the first retry after a failure).
     public func delay(forAttempt attempt: Int, random: Double) -> Double {
         var base = policy.initialDelay

@@ -163,6 +163,9 @@ public actor ServerConnection {
 
     private func reconnectTimerFired() { perform(supervisor.timerFired(at: now)) }
 
+    /// The server answers again: reconnect now rather than after the backoff.
+    public func wake() { perform(supervisor.wake(at: now)) }
+
     private func tick() { perform(supervisor.tick(at: now)) }
 
     private func receive(_ message: WebSocketMessage) {

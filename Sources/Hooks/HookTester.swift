@@ -68,6 +68,19 @@ public enum HookSamples {
                     "finished_at": .double(Date().timeIntervalSince1970),
                 ]))
         events.append(.batch(.idle, ["done": 1, "failed": 1, "retried": 2, "skipped": 0, "elapsed": 19.4]))
+        let log = ["Traceback (most recent call last):", "torch.OutOfMemoryError: CUDA out of memory.", "==== comfyq: the process was killed by signal 9"]
+        events.append(
+            .server(
+                name: "local/0", url: "http://127.0.0.1:8190", state: "restarting", previousState: "up", reason: "its process was killed by signal 9",
+                restarts: 1, downFor: nil, logTail: log))
+        events.append(
+            .server(
+                name: "local/0", url: "http://127.0.0.1:8190", state: "up", previousState: "starting", reason: "answering again", restarts: 1,
+                downFor: 14.2, logTail: nil))
+        events.append(
+            .server(
+                name: "local/0", url: "http://127.0.0.1:8190", state: "given up", previousState: "restarting",
+                reason: "restarted 5 times within an hour; last: its process exited with status 1", restarts: 5, downFor: nil, logTail: log))
         return events
     }
 }
@@ -117,6 +130,8 @@ public enum HookTester {
         switch event.kind {
         case .batchStart: return "pending \(table["pending"]?.serialized() ?? "?")"
         case .batchDone, .idle: return "done \(table["done"]?.serialized() ?? "?"), failed \(table["failed"]?.serialized() ?? "?")"
+        case .server:
+            return "\(table["server"]?.stringValue ?? "?") \(table["previous_state"]?.stringValue ?? "?") → \(table["state"]?.stringValue ?? "?"): \(table["reason"]?.stringValue ?? "")"
         default:
             var text = "\(table["job"]?.stringValue ?? "?")/\(table["item"]?.serialized() ?? "?")"
             if let phase = table["phase"]?.stringValue { text += " \(phase)" }

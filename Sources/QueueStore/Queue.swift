@@ -92,7 +92,26 @@ public final class Queue {
         );
         CREATE INDEX items_by_state ON items (state, job_id, idx);
         CREATE INDEX items_by_job ON items (job_id, state);
+        """,
+        // Servers as the run that uses them sees them, for `status` and `servers` in other processes.
         """
+        CREATE TABLE servers (
+            name TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            state TEXT NOT NULL,
+            since REAL NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            restarts INTEGER NOT NULL DEFAULT 0,
+            supervised INTEGER NOT NULL DEFAULT 0,
+            log TEXT,
+            version TEXT,
+            gpu TEXT,
+            vram_total INTEGER,
+            vram_free INTEGER,
+            runner_pid INTEGER,
+            updated_at REAL NOT NULL
+        );
+        """,
     ])
 
     /// `$COMFYQ_DB`, else `$XDG_STATE_HOME/comfyq/queue.db`, else `~/.local/state/comfyq/queue.db`.

@@ -14,65 +14,70 @@ import WebSocket
 /// still queued or running → followed again, unknown → submitted again.
 public actor Runner {
     public nonisolated let events: AsyncStream<RunnerEvent>
-    private let continuation: AsyncStream<RunnerEvent>.Continuation
-    private let options: RunnerOptions
-    private let queue: Queue
-    private var servers: [ServerSlot] = []
-    private var inFlight: [String: InFlight] = [:]
+    let continuation: AsyncStream<RunnerEvent>.Continuation
+    let options: RunnerOptions
+    let queue: Queue
+    var servers: [ServerSlot] = []
+    var inFlight: [String: InFlight] = [:]
     private var draining = false
     private var stopped = false
-    private var done = 0
-    private var failed = 0
-    private var retried = 0
+    var done = 0
+    var failed = 0
+    var retried = 0
     private var skipped = 0
     /// Failed items for `on_batch_done` (the first 100).
-    private var failures: [JSONValue] = []
+    var failures: [JSONValue] = []
+    /// Per item: the server crashes it was running at (two make it a poison prompt).
+    var crashes: [Int64: Int] = [:]
+    /// The run is ending: server news is no longer acted on.
+    var serversStopped = false
+    /// When server rows were last written to the queue (a heartbeat for other processes).
+    var lastServerWrite: Double = 0
+    /// Forgets and wakes for the connections, run in order by one task.
+    let connectionCommands: AsyncStream<ConnectionCommand>.Continuation
+    private let commands: AsyncStream<ConnectionCommand>
     /// `on_idle` was sent and nothing has been claimed since.
     private var idleAnnounced = false
     private let clock = ContinuousClock.now
     private var finish: CheckedContinuation<RunSummary, Never>?
-    /// Long-lived tasks (event forwarders, the clock), cancelled when the run ends. One-shot
-    /// work (a submit, a collection) is not kept: it checks `stopped` itself.
-    private var tasks: [Task<Void, Never>] = []
-
-    struct ServerSlot {
-        var name: String
-        var api: ComfyAPI
-        var connection: ServerConnection
-        var healthy: Bool
-        var retryHealthAt: Double
-        var coolDownUntil: Double
-    }
+    /// Long-lived tasks (event forwarders, probers, the clock), cancelled when the run ends.
+    /// One-shot work (a submit, a collection) is not kept: it checks `stopped` itself.
+    var tasks: [Task<Void, Never>] = []
 
     public init(queuePath: String, options: RunnerOptions) throws {
         self.options = options
         queue = try Queue(path: queuePath)
         (events, continuation) = AsyncStream.makeStream(of: RunnerEvent.self)
+        (commands, connectionCommands) = AsyncStream.makeStream(of: ConnectionCommand.self)
     }
 
-    private var now: Double {
+    var now: Double {
         let elapsed = ContinuousClock.now - clock
         return elapsed.seconds
     }
 
-    private var wallClock: Double { Date().timeIntervalSince1970 }
+    var wallClock: Double { Date().timeIntervalSince1970 }
 
     // MARK: Life
 
     /// Runs until the queue is empty (or forever with `watch`), then returns what happened.
     public func run() async -> RunSummary {
-        var webSocket = WebSocketOptions()
-        webSocket.headers = options.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        webSocket.tls = options.tls
-        for url in options.servers {
-            let api = ComfyAPI(baseURL: url, headers: options.headers, timeout: 60)
-            let connection = ServerConnection(api: api, policy: options.policy, webSocket: webSocket)
-            servers.append(ServerSlot(name: api.name, api: api, connection: connection, healthy: false, retryHealthAt: 0, coolDownUntil: 0))
-        }
+        makeSlots()
+        let commands = commands
+        tasks.append(
+            Task {
+                for await command in commands {
+                    switch command {
+                    case .forget(let promptID, let connection): await connection.forget(promptID)
+                    case .wake(let connection): await connection.wake()
+                    }
+                }
+            })
         // Health first: a server that does not answer gets nothing until it does.
-        for index in servers.indices { await checkHealth(index) }
-        guard servers.contains(where: \.healthy) else {
-            let summary = RunSummary(done: 0, failed: 0, retried: 0, seconds: now, stopReason: "no server answers")
+        guard await firstLook() else {
+            let summary = RunSummary(done: 0, failed: 0, retried: 0, seconds: now, stopReason: .noServerAnswers(servers.map(\.definition.url)))
+            await stopServers()
+            for task in tasks { task.cancel() }
             await finishHooks(summary)
             continuation.yield(.finished(summary))
             continuation.finish()
@@ -106,8 +111,10 @@ public actor Runner {
             self.finish = continuation
             self.checkFinished()
         }
-        for task in tasks { task.cancel() }
         for slot in servers { await slot.connection.stop() }
+        await stopServers()
+        for task in tasks { task.cancel() }
+        connectionCommands.finish()
         await finishHooks(summary)
         continuation.yield(.finished(summary))
         continuation.finish()
@@ -138,7 +145,7 @@ public actor Runner {
         // Take every prompt out of flight and back into the queue before any await: while the
         // server calls below are under way, its interrupted and failed events must find nothing
         // to act on (an actor runs other messages at each await).
-        let flights = inFlight
+        let flights = inFlight.sorted { $0.key < $1.key }
         inFlight.removeAll()
         for (promptID, flight) in flights {
             record { try queue.requeue(flight.itemID, promptID: promptID, error: "stopped by the user", now: wallClock) }
@@ -149,24 +156,26 @@ public actor Runner {
             try? await api.interrupt(promptID)
             await servers[flight.server].connection.forget(promptID)
         }
-        checkFinished(reason: "stopped by the user")
+        checkFinished(reason: .stoppedByUser)
     }
 
-    private func checkFinished(reason: String? = nil) {
+    func checkFinished(reason: StopReason? = nil) {
         guard let finish else { return }
         let idle = inFlight.isEmpty
         if idle, options.watch, !idleAnnounced, !draining, let hooks = options.hooks, hooks.wants(.idle), !hasPending() {
             idleAnnounced = true
             hooks.deliver(.batch(.idle, batchCounts()))
         }
-        let nothingLeft = stopped || draining || (!options.watch && !hasPending())
+        let left = serversLeft
+        let nothingLeft = stopped || draining || !left.any || (!options.watch && !hasPending())
         guard idle && nothingLeft else { return }
         self.finish = nil
-        let drained = draining && hasPending() ? "drained by Ctrl-C; the rest is still queued" : nil
+        let drained: StopReason? = draining && hasPending() ? .drained : nil
+        let gone: StopReason? = !left.any && hasPending() ? .noServerLeft(left.reasons) : nil
         finish.resume(
             returning: RunSummary(
                 done: done, failed: failed, retried: retried, skipped: skipped, seconds: now,
-                stopReason: reason ?? (stopped ? "stopped by the user" : drained)))
+                stopReason: reason ?? (stopped ? .stoppedByUser : drained ?? gone)))
     }
 
     private func hasPending() -> Bool {
@@ -175,14 +184,14 @@ public actor Runner {
 
     // MARK: Submitting
 
-    /// Fills every healthy server's free slots from the queue.
-    private func refill() {
+    /// Fills every available server's free slots from the queue.
+    func refill() {
         guard !draining else { return }
         var anyClaimed = true
         while anyClaimed {
             anyClaimed = false
             // The server with the most free slots first: a faster server frees more and takes more.
-            let order = servers.indices.filter { servers[$0].healthy && servers[$0].coolDownUntil <= now }
+            let order = servers.indices.filter { servers[$0].isAvailable && servers[$0].coolDownUntil <= now }
                 .sorted { freeSlots($0) > freeSlots($1) }
             for index in order where freeSlots(index) > 0 {
                 guard let claimed = try? queue.claimNext(server: servers[index].name, promptID: UUID().uuidString.lowercased(), now: wallClock, jobIDs: options.jobIDs)
@@ -195,7 +204,7 @@ public actor Runner {
     }
 
     private func freeSlots(_ server: Int) -> Int {
-        options.concurrency - inFlight.values.filter { $0.server == server }.count
+        (servers[server].definition.concurrency ?? options.concurrency) - inFlight.values.filter { $0.server == server }.count
     }
 
     private func start(_ claimed: ClaimedItem, on server: Int) {
@@ -244,7 +253,7 @@ public actor Runner {
 
     // MARK: Hooks
 
-    private func hookPrompt(_ flight: InFlight) -> HookPrompt {
+    func hookPrompt(_ flight: InFlight) -> HookPrompt {
         HookPrompt(
             job: flight.jobName, item: flight.index, promptID: flight.promptID, server: servers[flight.server].name, params: flight.parameters,
             attempt: flight.attempts)
@@ -304,7 +313,7 @@ public actor Runner {
         table["failures"] = .array(failures)
         table["servers"] = .array(servers.map { .string($0.name) })
         table["finished_at"] = .double(wallClock)
-        if let reason = summary.stopReason { table["stop_reason"] = .string(reason) }
+        if let reason = summary.stopReason { table["stop_reason"] = .string(reason.description) }
         return table
     }
 
@@ -366,13 +375,21 @@ public actor Runner {
     private func handle(_ event: ConnectionEvent, server: Int) async {
         switch event {
         case .connected:
-            servers[server].healthy = true
+            servers[server].socketOpen = true
             continuation.yield(.serverState(server: servers[server].name, state: "connected"))
             refill()
         case .disconnected(let reason, let retryIn):
+            servers[server].socketOpen = false
             continuation.yield(.serverState(server: servers[server].name, state: "disconnected (\(reason)); reconnecting in \(String(format: "%.1f", retryIn)) s"))
         case .lost(let promptID):
-            end(promptID, failure: "\(servers[server].name) no longer knows the prompt (did it restart?)", transient: true)
+            // The server restarted and lost its queue: no fault of the item, so no retry is spent.
+            guard let flight = inFlight.removeValue(forKey: promptID) else { return }
+            let reason = "\(servers[server].name) no longer knows the prompt (did it restart?): submitting again"
+            record { try queue.requeue(flight.itemID, promptID: promptID, error: reason, now: wallClock) }
+            retried += 1
+            continuation.yield(.failed(item: flight.label, server: servers[server].name, error: reason, willRetry: true))
+            refill()
+            checkFinished()
         case .progress(let update):
             await progress(update, server: server)
         }
@@ -446,6 +463,7 @@ public actor Runner {
             let outputs: [JSONValue] = saved.map { ["path": .string($0.path), "size": .int(Int($0.size))] }
             record { try queue.finish(current.itemID, promptID: promptID, state: .done, outputs: .array(outputs), timings: timingsJSON(current), now: wallClock) }
             done += 1
+            servers[current.server].health.promptFinished()
             continuation.yield(.completed(item: current.label, server: api.name, outputs: saved.map(\.path), seconds: now - current.startedAt))
             if let hooks = options.hooks, hooks.wants(.complete) {
                 hooks.deliver(
@@ -463,7 +481,7 @@ public actor Runner {
     }
 
     /// Runs a queue write; a failure (a full disk, a locked database) is reported, not hidden.
-    private func record(_ write: () throws -> Bool) {
+    func record(_ write: () throws -> Bool) {
         do {
             _ = try write()
         } catch {
@@ -471,7 +489,7 @@ public actor Runner {
         }
     }
 
-    private func timingsJSON(_ flight: InFlight) -> JSONValue {
+    func timingsJSON(_ flight: InFlight) -> JSONValue {
         var object = JSONObject()
         for (phase, seconds) in flight.timings.sorted(by: { $0.key < $1.key }) { object[phase] = .double((seconds * 1000).rounded() / 1000) }
         return .object(object)
@@ -490,27 +508,12 @@ public actor Runner {
             try? await api.delete([promptID])
             await servers[flight.server].connection.forget(promptID)
             end(promptID, failure: "stalled: no message for \(Int(flight.stallTimeout)) s; interrupted on \(api.name)", transient: true)
+            // Two stalls in a row: the server is wedged (a supervised one is restarted).
+            perform(servers[flight.server].health.promptStalled(at: now), on: flight.server)
         }
-        // Unhealthy servers: ask again.
-        for index in servers.indices where !servers[index].healthy && now >= servers[index].retryHealthAt {
-            await checkHealth(index)
-        }
+        superviseServers()
         refill()
         checkFinished()
-    }
-
-    private func checkHealth(_ index: Int) async {
-        do {
-            _ = try await servers[index].api.systemStats()
-            if !servers[index].healthy { continuation.yield(.serverState(server: servers[index].name, state: "healthy")) }
-            servers[index].healthy = true
-        } catch {
-            if servers[index].healthy || servers[index].retryHealthAt == 0 {
-                continuation.yield(.serverState(server: servers[index].name, state: "unhealthy: \(error)"))
-            }
-            servers[index].healthy = false
-            servers[index].retryHealthAt = now + 5
-        }
     }
 
     // MARK: Reconciling

@@ -6,8 +6,12 @@ import WebSocket
 
 /// How a run behaves.
 public struct RunnerOptions: Sendable {
-    /// Servers to use (`http(s)://…`).
-    public var servers: [URL]
+    /// Servers to use: watched ones (a URL), and supervised ones that the run starts and restarts.
+    public var servers: [ServerDefinition]
+    /// `$XDG_STATE_HOME/comfyq`: supervised servers' logs, locks and pid files.
+    public var stateFolder = ServerFiles.stateFolder(environment: ProcessInfo.processInfo.environment, home: NSHomeDirectory())
+    /// The environment supervised servers start from (their `env` is added to it).
+    public var environment = ProcessInfo.processInfo.environment
     /// Prompts in flight per server (running or waiting in its queue).
     public var concurrency = 2
     /// Keep running and pick up items added later.
@@ -27,13 +31,18 @@ public struct RunnerOptions: Sendable {
     /// How long the run waits at the end for hook scripts to finish what they were sent.
     public var hookDrainTimeout: Double = 60
 
-    public init(servers: [URL]) { self.servers = servers }
+    public init(servers: [URL]) { self.servers = servers.map { ServerDefinition(name: ComfyAPI(baseURL: $0).name, url: ComfyAPI(baseURL: $0).name) } }
+
+    public init(definitions: [ServerDefinition]) { self.servers = definitions }
 }
 
 /// What a run reports as it goes, for the live view, logs and `--json-events`.
 public enum RunnerEvent: Sendable {
     case started(pending: Int, servers: [String])
+    /// Connection news (WebSocket connected, dropped, reconnecting) that is not a change of health.
     case serverState(server: String, state: String)
+    /// A server's health changed (`on_server`).
+    case server(ServerReport)
     case submitted(item: String, server: String, attempt: Int)
     case transition(item: String, server: String, update: ProgressUpdate)
     case progress(item: String, server: String, update: ProgressUpdate)
@@ -54,7 +63,56 @@ public struct RunSummary: Sendable, Equatable {
     public var skipped: Int = 0
     public var seconds: Double
     /// Set when the run stopped early (Ctrl-C twice, no server reachable).
-    public var stopReason: String?
+    public var stopReason: StopReason?
+}
+
+/// Why a run ended before the queue was done.
+public enum StopReason: Sendable, Equatable, CustomStringConvertible {
+    /// Ctrl-C twice.
+    case stoppedByUser
+    /// Ctrl-C once, and what was in flight finished.
+    case drained
+    /// No server answered at the start.
+    case noServerAnswers([String])
+    /// Every server was given up (or stopped) during the run: the reason for each.
+    case noServerLeft([String])
+    /// The queue could not be read or written.
+    case queueFailed(String)
+
+    public var description: String {
+        switch self {
+        case .stoppedByUser: "stopped by the user"
+        case .drained: "drained by Ctrl-C; the rest is still queued"
+        case .noServerAnswers: "no server answers"
+        case .noServerLeft(let reasons): "no server left: " + reasons.joined(separator: "; ")
+        case .queueFailed(let reason): "queue: \(reason)"
+        }
+    }
+}
+
+/// A change of a server's health, as the run's output, `--json-events` and `on_server` show it.
+public struct ServerReport: Sendable, Equatable {
+    public var server: String
+    public var url: String
+    public var state: ServerState
+    public var previousState: ServerState
+    public var reason: String
+    public var restarts: Int
+    /// How long it was unavailable, when it comes back.
+    public var downFor: Double?
+    /// The end of a supervised server's log.
+    public var logTail: [String]?
+    /// A supervised server's log file.
+    public var log: String?
+
+    /// `local/0: up → restarting (its process was killed by signal 9); restart 1`
+    public var line: String {
+        var text = "\(server): \(previousState.rawValue) → \(state.rawValue)"
+        if !reason.isEmpty { text += " (\(reason))" }
+        if let downFor { text += " after \(String(format: "%.1f", downFor)) s" }
+        if state == .givenUp, let log { text += "; see \(log)" }
+        return text
+    }
 }
 
 /// One prompt the runner follows.

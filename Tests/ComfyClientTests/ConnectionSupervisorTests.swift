@@ -58,3 +58,20 @@ import Testing
         #expect(supervisor.tick(at: 1000).isEmpty)
     }
 }
+
+@Suite struct ConnectionSupervisorWakeTests {
+    /// A server that is back (its health probe answered) is reconnected at once, not after the
+    /// backoff; a wake in any other state does nothing.
+    @Test func wakeCutsTheBackoffShort() {
+        var supervisor = ConnectionSupervisor()
+        #expect(supervisor.wake(at: 0).isEmpty)  // idle
+        _ = supervisor.start()
+        #expect(supervisor.wake(at: 0).isEmpty)  // connecting
+        _ = supervisor.connected(at: 0)
+        #expect(supervisor.wake(at: 1).isEmpty)  // open
+        for _ in 0..<5 { _ = supervisor.disconnected(at: 2, random: 0.5) }
+        #expect(supervisor.wake(at: 2) == [.connect(attempt: 1)])
+        #expect(supervisor.timerFired(at: 100).isEmpty)  // the old timer finds nothing to do
+        #expect(supervisor.disconnected(at: 3, random: 0.5) == [.scheduleReconnect(after: 1)])
+    }
+}

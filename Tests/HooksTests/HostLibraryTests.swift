@@ -28,7 +28,7 @@ import TestSupport
         ("comfyq.log('info', comfyq.api_version)", "1"),
         ("local ok, err = comfyq.log('loud', 'x') comfyq.log('info', tostring(ok) .. ' ' .. err)", "nil log: level must be one of debug, info, warn, error"),
         ("local code, out = comfyq.exec({'sh', '-c', 'echo out; echo err >&2; exit 3'}) comfyq.log('info', code .. ' ' .. out:gsub('\\n', '|'))", "3 out|err|"),
-        ("local v, err = comfyq.exec({'no-such-program-xyz'}) comfyq.log('info', tostring(v) .. ' ' .. err)", "nil exec: no such program: no-such-program-xyz"),
+        ("local v, err = comfyq.exec({'no-such-program-xyz'}) comfyq.log('info', tostring(v) .. ' ' .. err)", "nil exec: no-such-program-xyz is not on PATH"),
         ("local v, err = comfyq.exec({'sleep', '5'}, 0.2) comfyq.log('info', tostring(v) .. ' ' .. err)", "nil exec: sleep timed out after 0.2 s"),
         ("local v, err = comfyq.exec('ls') comfyq.log('info', tostring(v) .. ' ' .. err)", "nil exec: expects a list {program, arg, …}"),
         ("local v, err = comfyq.http_get('ftp://x') comfyq.log('info', tostring(v) .. ' ' .. err)", "nil http_get: expects an http:// or https:// URL"),

@@ -214,7 +214,7 @@ func stats(_ simulator: Simulator) async -> JSONValue {
         var options = RunnerOptions(servers: [URL(string: "http://127.0.0.1:1")!])
         options.tick = 0.1
         let summary = try await Runner(queuePath: workspace.queuePath, options: options).run()
-        #expect(summary.stopReason == "no server answers")
+        #expect(summary.stopReason == .noServerAnswers(["http://127.0.0.1:1"]))
         #expect(try workspace.counts() == [.pending: 1])
     }
 
@@ -224,7 +224,7 @@ func stats(_ simulator: Simulator) async -> JSONValue {
         let server = try simulator()
         defer { server.stop() }
         var options = fastOptions([server])
-        options.servers.append(URL(string: "http://127.0.0.1:1")!)
+        options.servers.append(ServerDefinition(name: "dead", url: "http://127.0.0.1:1"))
         let summary = try await Runner(queuePath: workspace.queuePath, options: options).run()
         #expect(summary.done == 5)
         let servers = try Queue(path: workspace.queuePath).items(states: [.done]).compactMap(\.server)

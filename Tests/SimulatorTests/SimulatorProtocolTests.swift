@@ -2,6 +2,7 @@ import ComfyClient
 import ComfyCore
 import Foundation
 import Simulator
+import TestSupport
 import Testing
 
 @Suite struct SimulatorProtocolTests {
@@ -138,9 +139,15 @@ import Testing
         }
         let first = try await fixture.listen(clientID: "same")
         _ = try await fixture.api.submit(Self.txt2img(steps: 40), promptID: "long", clientID: "same")
-        try await Task.sleep(for: .milliseconds(300))
+        // Sampling has begun once a progress message arrives (no fixed sleep).
+        let sampling = await first.first { $0["type"] == "progress" }
+        #expect(sampling != nil)
         first.socket.abort()
-        try await Task.sleep(for: .milliseconds(100))
+        // The first socket's cleanup clears whatever is registered under its clientId, as
+        // ComfyUI's does: reconnect only once the server has let it go.
+        _ = try await eventually("the simulator to drop the first socket", describe: { "\((try? await fixture.post("/sim/stats")) ?? .null)" }) {
+            try await fixture.post("/sim/stats")["clients"] == 0 ? true : nil
+        }
         let second = try await fixture.listen(clientID: "same")
         let messages = await second.until(end: "long")
         #expect(messages.first.map(shape) == "status{sid,status} sid")

@@ -70,6 +70,18 @@ final class Listener: Sendable {
         } ?? []
     }
 
+    /// The first JSON message that satisfies `condition` (nil on timeout or when the socket ends).
+    func first(timeout: Double = 20, where condition: @escaping @Sendable (JSONValue) -> Bool) async -> JSONValue? {
+        await within(timeout) {
+            var iterator = self.socket.messages.makeAsyncIterator()
+            while let message = try? await iterator.next() {
+                guard case .text(let text) = message, let value = try? JSONValue(parsing: text) else { continue }
+                if condition(value) { return value }
+            }
+            return nil
+        }
+    }
+
     func close() { socket.close() }
 }
 

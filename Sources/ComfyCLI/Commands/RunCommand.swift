@@ -21,10 +21,14 @@ enum RunCommand {
             """,
         arguments: [ArgumentSpec("job", help: "Job files to add before running.", optional: true, variadic: true)],
         options: [
-            .value("server", name: "url", help: "A ComfyUI server (default: the jobs' servers, else http://127.0.0.1:8188).", repeatable: true),
+            .value(
+                "server", name: "name|url",
+                help: "A server from the servers file (a name, or an entry's name for all its instances)\nor a URL (default: the jobs' servers, else every server in the servers file,\nelse http://127.0.0.1:8188).",
+                repeatable: true),
+            ServersConfig.option,
             .value("concurrency", name: "n", help: "Prompts in flight per server (default 2)."),
             .flag("watch", help: "Keep running and pick up items added later."),
-            .flag("simulate", help: "Start a simulated ComfyUI on a free port and use it."),
+            .flag("simulate", help: "Start a simulated ComfyUI on a free port (a supervised comfyq simulate) and use it."),
             .flag("overwrite", help: "Replace existing output files instead of adding -1, -2."),
             .flag("json-events", help: "Print every transition and completion as one JSON object a line (schema 1)."),
             .value("header", name: "name:value", help: "An extra HTTP header for servers behind a proxy.", repeatable: true),
@@ -36,53 +40,39 @@ enum RunCommand {
 
     static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
         let specs = try JobFiles.load(arguments.positionals)
-        let queue = try JobFiles.openQueue(arguments, console)
-        let display = RunDisplay(console: console, json: arguments.flag("json-events"))
-        // Hooks load before anything is added or submitted: a broken script stops the run here.
-        let hooks = try await loadHooks(arguments, specs: specs, queue: queue, console: console, display: display)
-        var added: Set<Int64> = []
-        for spec in specs {
-            let items = spec.expand(random: JobFiles.random)
-            added.insert(try queue.add(spec, items: items, now: JobFiles.now))
-            console.printError("added job \(spec.name): \(items.count) item\(items.count == 1 ? "" : "s")")
-        }
         let concurrency = Int(arguments.value("concurrency") ?? "2") ?? 0
         guard concurrency >= 1 else { throw UsageError("--concurrency must be a whole number of at least 1", command: spec) }
-
-        var simulator: Simulator?
-        var serverTexts = arguments.values("server")
-        if arguments.flag("simulate") {
-            var options = SimulatorOptions(
-                outputDirectory: FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-simulator-\(getpid())").path)
-            options.port = 0
-            options.stepTime = 0.02
-            options.loadTime = 0.3
-            options.warmUpTime = 0.05
-            let started = try Simulator(options: options)
-            simulator = started
-            serverTexts = [started.url]
-            console.printError("simulated ComfyUI at \(started.url)")
-        }
-        if serverTexts.isEmpty { serverTexts = specs.flatMap(\.servers) }
-        if serverTexts.isEmpty { serverTexts = [DoctorCommand.defaultServer] }
-        var urls: [URL] = []
-        for text in serverTexts {
-            guard let url = ComfyAPI.serverURL(text) else { throw UsageError("--server must be an http:// or https:// URL, got '\(text)'", command: spec) }
-            if !urls.contains(url) { urls.append(url) }
-        }
         var headers: [String: String] = [:]
         for header in arguments.values("header") {
             guard let colon = header.firstIndex(of: ":") else { throw UsageError("--header must be name:value, got '\(header)'", command: spec) }
             headers[String(header[..<colon])] = header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
+        // Servers are settled before anything is added: a wrong name loses nothing.
+        let servers = try chooseServers(arguments, specs: specs, console: console)
+        let queue = try JobFiles.openQueue(arguments, console)
+        let display = RunDisplay(console: console, json: arguments.flag("json-events"))
+        // Hooks load before anything is added or submitted: a broken script stops the run here.
+        let hooks = try await loadHooks(arguments, specs: specs, queue: queue, console: console, display: display)
+        for spec in specs {
+            let items = spec.expand(random: JobFiles.random)
+            try queue.add(spec, items: items, now: JobFiles.now)
+            console.printError("added job \(spec.name): \(items.count) item\(items.count == 1 ? "" : "s")")
+        }
 
-        var options = RunnerOptions(servers: urls)
+        var options = RunnerOptions(definitions: servers)
         options.concurrency = concurrency
         options.watch = arguments.flag("watch")
         options.overwrite = arguments.flag("overwrite")
         options.headers = headers
         options.tls = TLSOptions(verifyPeer: !arguments.flag("insecure"), caFile: arguments.value("ca-file"))
         options.hooks = hooks
+        options.environment = console.environment
+        options.stateFolder = ServerFiles.stateFolder(environment: console.environment, home: NSHomeDirectory())
+        if arguments.flag("simulate") {
+            // Its log and lock live with its outputs: two demos at once are two servers.
+            options.stateFolder = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-simulator-\(getpid())-state").path
+            console.printError("simulated ComfyUI at \(servers[0].url), started and supervised by this run")
+        }
         let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: NSHomeDirectory())
         let runner = try Runner(queuePath: path, options: options)
 
@@ -99,11 +89,43 @@ enum RunCommand {
             console.printError(line)
         }
         for source in signals { source.cancel() }
-        simulator?.stop()
-        if let reason = summary.stopReason, reason == "no server answers" {
-            throw CommandFailure("no server answers: \(urls.map(\.absoluteString).joined(separator: ", ")) (see comfyq doctor)")
+        switch summary.stopReason {
+        case .noServerAnswers(let urls)?:
+            throw CommandFailure("no server answers: \(urls.joined(separator: ", ")) (see comfyq doctor)")
+        case .noServerLeft(let reasons)?:
+            let pending = (try? queue.jobs().reduce(0) { $0 + ($1.counts[.pending] ?? 0) }) ?? 0
+            throw CommandFailure(
+                "no server left, \(pending) item\(pending == 1 ? "" : "s") still pending: " + reasons.joined(separator: "; "))
+        case .queueFailed(let reason)?:
+            throw CommandFailure("the queue failed: \(reason)")
+        default:
+            return summary.failed == 0 && summary.stopReason == nil ? .success : .failure
         }
-        return summary.failed == 0 && summary.stopReason == nil ? .success : .failure
+    }
+
+    /// `--simulate`, else `--server` (names or URLs), else the jobs' servers, else every server
+    /// of the servers file, else ComfyUI's default address.
+    static func chooseServers(_ arguments: ParsedArguments, specs: [JobSpec], console: Console) throws -> [ServerDefinition] {
+        if arguments.flag("simulate") { return [try simulatorServer()] }
+        let loaded = try ServersConfig.load(arguments, console)
+        if !arguments.values("server").isEmpty { return try ServersConfig.resolve(arguments.values("server"), in: loaded, what: "--server") }
+        let named = specs.flatMap(\.servers)
+        if !named.isEmpty { return try ServersConfig.resolve(named, in: loaded, what: "a job's servers entry") }
+        if let loaded, !loaded.file.servers.isEmpty { return loaded.file.servers }
+        return try ServersConfig.resolve([DoctorCommand.defaultServer], in: nil, what: "--server")
+    }
+
+    /// `--simulate`: the simulator as a supervised server (`comfyq simulate` on a free port,
+    /// started and stopped by the run), so a demo goes through the same code as a real night.
+    static func simulatorServer() throws -> ServerDefinition {
+        let port = try FreePort.find()
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-simulator-\(getpid())").path
+        let argv = [
+            FreePort.executable, "simulate", "--port", String(port), "--output", output, "--step-time", "20ms", "--load-time", "300ms",
+            "--warm-up", "50ms",
+        ]
+        return ServerDefinition(
+            name: "simulator", url: "http://127.0.0.1:\(port)", launch: ServerDefinition.Launch(argv: argv, startTimeout: 30))
     }
 
     /// Every hook script for this run: the jobs' own (for their events only), `--hook` files and
@@ -167,6 +189,9 @@ final class RunDisplay: @unchecked Sendable {
     private var live: [String: (server: String, snapshot: ProgressSnapshot)] = [:]
     private var done = 0
     private var failed = 0
+    /// Items pending when the run started (the live view's total).
+    private var total = 0
+    private var serverStates: [String: ServerState] = [:]
     private var drawnLines = 0
     private var lastDraw = ContinuousClock.now - .seconds(1)
     private let started = ContinuousClock.now
@@ -220,8 +245,16 @@ final class RunDisplay: @unchecked Sendable {
         case .submitted(let item, let server, let attempt):
             if !console.outputIsTerminal { log("\(item)  submitted to \(server)\(attempt > 1 ? " (attempt \(attempt))" : "")") }
         case .serverState(let server, let state): log("\(server): \(state)")
+        case .server(let report):
+            serverStates[report.server] = report.state
+            log(report.line)
+            if report.state == .givenUp || report.state == .restarting || report.state == .down, let tail = report.logTail, !tail.isEmpty {
+                for line in tail.suffix(3) { log("    | \(line)") }
+            }
         case .message(let text): log(text)
         case .started(let pending, let servers):
+            total = pending
+            for server in servers where serverStates[server] == nil { serverStates[server] = .checking }
             log("running \(pending) pending item\(pending == 1 ? "" : "s") on \(servers.joined(separator: ", "))")
         case .finished(let summary):
             clearLive()
@@ -229,6 +262,23 @@ final class RunDisplay: @unchecked Sendable {
             return
         }
         redraw()
+    }
+
+    /// `done 12/40, failed 1, in flight 2, 9.5 items/min, ETA 3 min, servers up 2/3`
+    var totalLine: String {
+        let elapsed = ContinuousClock.now - started
+        let minutes = max(1e-9, elapsed.seconds / 60)
+        let rate = Double(done) / minutes
+        let up = serverStates.values.filter { $0 == .up }.count
+        var line = "done \(done)/\(max(total, done + failed)), failed \(failed), in flight \(live.count), \(String(format: "%.1f", rate)) items/min"
+        let remaining = max(0, total - done - failed)
+        if up == 0 && !serverStates.isEmpty {
+            line += ", ETA: waiting for a server"
+        } else if rate > 0 && remaining > 0 {
+            line += ", ETA " + StatusCommand.duration(Double(remaining) / rate * 60)
+        }
+        line += ", servers up \(up)/\(serverStates.count)"
+        return line
     }
 
     static func summaryLine(_ summary: RunSummary) -> String {
@@ -270,9 +320,7 @@ final class RunDisplay: @unchecked Sendable {
             line += " [" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "] \(snapshot.percent)%"
             lines.append(line)
         }
-        let elapsed = ContinuousClock.now - started
-        let minutes = max(1e-9, Double(elapsed.components.seconds) / 60)
-        lines.append("  done \(done), failed \(failed), in flight \(live.count), \(String(format: "%.1f", Double(done) / minutes)) items/min")
+        lines.append("  " + totalLine)
         console.writeOut(lines.joined(separator: "\n") + "\n")
         drawnLines = lines.count
     }
@@ -305,6 +353,17 @@ final class RunDisplay: @unchecked Sendable {
             object["event"] = "skipped"
             object["item"] = .string(item)
             object["by"] = .string(script)
+        case .server(let report):
+            object["event"] = "server"
+            object["server"] = .string(report.server)
+            object["url"] = .string(report.url)
+            object["state"] = .string(report.state.rawValue)
+            object["previous_state"] = .string(report.previousState.rawValue)
+            object["reason"] = .string(report.reason)
+            object["restarts"] = .int(report.restarts)
+            if let downFor = report.downFor { object["down_for"] = .double((downFor * 1000).rounded() / 1000) }
+            if let tail = report.logTail { object["log_tail"] = .array(tail.map { .string($0) }) }
+            if let log = report.log { object["log"] = .string(log) }
         case .finished(let summary):
             object["event"] = "finished"
             object["skipped"] = .int(summary.skipped)

@@ -67,20 +67,22 @@ enum StatusCommand {
             return out
         }
         let jobs = try queue.jobs()
-        if jobs.isEmpty { return "the queue is empty\n" }
+        let servers = try ServerView.read(queue, now: now)
+        if jobs.isEmpty { return "the queue is empty\n" + ServerView.section(servers, now: now) }
+        let waiting = ServerView.waitingForAServer(servers)
         var out = "JOB                      PENDING RUNNING    DONE  FAILED CANCEL  PROGRESS                   ETA\n"
         let filter = states(arguments)
-        for job in jobs { out += summaryLine(job, color: color) + "\n" }
+        for job in jobs { out += summaryLine(job, color: color, waiting: waiting) + "\n" }
         let running = try queue.items(states: filter.isEmpty ? [.submitting, .running] : filter.filter { !$0.isFinished }, limit: 200)
-        for item in running { out += itemLine(item, now: now) + "\n" }
+        for item in running { out += itemLine(item, now: now, servers: servers) + "\n" }
         if filter.isEmpty || filter.contains(.failed) {
             let failed = try queue.items(states: [.failed], limit: filter.contains(.failed) ? nil : 20)
             for item in failed { out += itemLine(item, now: now) + "\n" }
         }
-        return out
+        return out + ServerView.section(servers, now: now)
     }
 
-    static func summaryLine(_ job: JobSummary, color: Bool) -> String {
+    static func summaryLine(_ job: JobSummary, color: Bool, waiting: Bool = false) -> String {
         let fraction = job.total == 0 ? 0 : Double(job.finished) / Double(job.total)
         let width = 20
         let filled = Int((fraction * Double(width)).rounded(.down))
@@ -89,17 +91,22 @@ enum StatusCommand {
         let remaining = (job.counts[.pending] ?? 0) + job.running
         var eta = job.isFinished ? "done" : "-"
         if let average = job.averageItemSeconds, remaining > 0 { eta = duration(average * Double(remaining)) }
+        if waiting && remaining > 0 { eta = "waiting for a server" }
         let name = ProgressFormat.pad("\(job.name) (#\(job.id))", 24)
         func count(_ state: ItemState) -> String { ProgressFormat.pad(String(job.counts[state] ?? 0), 7, right: true) }
         return "\(name) \(count(.pending)) \(ProgressFormat.pad(String(job.running), 7, right: true)) \(count(.done)) \(count(.failed)) \(count(.cancelled))  \(bar) \(ProgressFormat.pad("\(Int(fraction * 100))%", 4, right: true))  \(eta)"
     }
 
-    static func itemLine(_ item: ItemRow, now: Double) -> String {
+    static func itemLine(_ item: ItemRow, now: Double, servers: [ServerView] = []) -> String {
         let name = "\(item.jobName)/\(item.index)"
         switch item.state {
         case .failed:
             return "  \(ProgressFormat.pad(name, 22)) failed after \(item.attempts) attempt\(item.attempts == 1 ? "" : "s"): \(item.error ?? "unknown error")"
         case .running, .submitting:
+            if let server = servers.first(where: { $0.record.name == item.server }), server.isLive, server.record.state != "up" {
+                // Its progress is stale: say what it waits for instead.
+                return "  \(ProgressFormat.pad(name, 22)) \(ProgressFormat.pad(item.server ?? "-", 22)) waiting: the server is \(server.record.state) since \(duration(now - server.record.since))"
+            }
             var line = "  \(ProgressFormat.pad(name, 22)) \(ProgressFormat.pad(item.server ?? "-", 22)) \(ProgressFormat.pad(item.phase ?? item.state.rawValue, 9))"
             if let step = item.step, let steps = item.steps, item.phase == "sampling" { line += " step \(step)/\(steps)" }
             if let fraction = item.fraction { line += " \(Int(fraction * 100))%" }
@@ -153,6 +160,12 @@ enum StatusCommand {
                 "parameters": (try? JSONValue(parsing: item.parameters)) ?? [:],
             ]
         }
-        return ["schema": 1, "jobs": .array(jobValues), "items": .array(itemValues)]
+        let servers = try ServerView.read(queue, now: now)
+        let waiting = ServerView.waitingForAServer(servers)
+        let serverValues: [JSONValue] = servers.map(\.json)
+        return [
+            "schema": 1, "jobs": .array(jobValues), "items": .array(itemValues), "servers": .array(serverValues),
+            "waiting_for_a_server": .bool(waiting),
+        ]
     }
 }

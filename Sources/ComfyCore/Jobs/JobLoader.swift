@@ -154,10 +154,10 @@ public struct JobLoader {
         var servers: [String] = []
         if let value = object["servers"] {
             let list = value.arrayValue ?? []
-            if value.arrayValue == nil { problem("servers", "must be a list of server URLs") }
+            if value.arrayValue == nil { problem("servers", "must be a list of server names or URLs") }
             for (offset, entry) in list.enumerated() {
-                guard let text = entry.stringValue, Self.isServerURL(text) else {
-                    problem("servers[\(offset)]", "must be an http:// or https:// URL, or host:port")
+                guard let text = entry.stringValue, Self.isServerURL(text) || ServersFile.isName(text) else {
+                    problem("servers[\(offset)]", "must be a server name from the servers file, an http:// or https:// URL, or host:port")
                     continue
                 }
                 servers.append(text)

@@ -10,6 +10,8 @@ public enum HookEventKind: String, Sendable, CaseIterable {
     case error
     case batchDone = "batch_done"
     case idle
+    /// A server's health changed (up, down, restarting, given up…).
+    case server
 
     /// The Lua function that receives it: `on_batch_start`, `on_complete`, …
     public var function: String { "on_" + rawValue }
@@ -135,6 +137,23 @@ extension HookEvent {
         var table: JSONObject = ["event": .string(kind.rawValue)]
         for (key, value) in fields { table[key] = value }
         return HookEvent(kind: kind, table: table)
+    }
+
+    /// `on_server`: a server's health changed. `logTail` only for supervised servers.
+    public static func server(
+        name: String, url: String, state: String, previousState: String, reason: String, restarts: Int, downFor: Double?, logTail: [String]?
+    ) -> HookEvent {
+        var table = JSONObject()
+        table.append("event", "server")
+        table.append("server", .string(name))
+        table.append("url", .string(url))
+        table.append("state", .string(state))
+        table.append("previous_state", .string(previousState))
+        table.append("reason", .string(reason))
+        table.append("restarts", .int(restarts))
+        if let downFor { table.append("down_for", .double(rounded(downFor))) }
+        if let logTail { table.append("log_tail", .array(logTail.map { .string($0) })) }
+        return HookEvent(kind: .server, table: table)
     }
 
     public static func rounded(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }

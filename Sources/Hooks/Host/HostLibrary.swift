@@ -1,5 +1,6 @@
 import ComfyCore
 import Foundation
+import Processes
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -130,7 +131,7 @@ final class HostLibrary {
         guard let title = arguments.first?.stringValue else { return failure("notify: expects a title string") }
         let body = arguments[safe: 1]?.stringValue ?? ""
         if environment.dryRun { return [.bool(true)] }
-        if let program = Subprocess.locate("notify-send", path: environment.variables["PATH"]) {
+        if let program = Spawn.locate("notify-send", path: environment.variables["PATH"]) {
             let outcome = try? Subprocess.run([program, "--app-name=comfyq", title, body], environment: environment.variables, timeout: clamp(5))
             if outcome?.status == 0 { return [.bool(true)] }
         }

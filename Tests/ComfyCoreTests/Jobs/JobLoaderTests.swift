@@ -42,7 +42,7 @@ import Testing
         (#"{workflow: "w.json", output: {name: "/abs/{index}"}}"#, #"night.json: output["name"]: must be relative to the output folder, not start with /"#),
         (#"{workflow: "w.json", output: {name: "a/../../{index}"}}"#,
          #"night.json: output["name"]: must not contain '..': outputs stay inside the output folder"#),
-        (#"{workflow: "w.json", servers: ["ftp://x"]}"#, "night.json: servers[0]: must be an http:// or https:// URL, or host:port"),
+        (#"{workflow: "w.json", servers: ["ftp://x"]}"#, "night.json: servers[0]: must be a server name from the servers file, an http:// or https:// URL, or host:port"),
         (#"{workflow: "w.json", hooks: ["notify.lua"]}"#, "night.json: hooks[0]: no such file: notify.lua"),
         (#"{workflow: "w.json", hooks: [{script: "w.json", opts: {}}]}"#, #"night.json: hooks[0]["opts"]: unknown field (fields: script, options)"#),
         (#"{workflow: "w.json", hooks: [{options: {}}]}"#, #"night.json: hooks[0]: needs "script": a path to a Lua script"#),

@@ -1,0 +1,67 @@
+import ComfyClient
+import ComfyCore
+import Foundation
+import Processes
+import Runner
+
+/// The servers file, and turning `--server` values and jobs' `servers` into servers to use.
+enum ServersConfig {
+    static let option = OptionSpec.value(
+        "servers", name: "file", help: "The servers file (default $XDG_CONFIG_HOME/comfyq/servers.json5, if it exists).")
+
+    /// `$XDG_CONFIG_HOME/comfyq/servers.json5`, else `~/.config/comfyq/servers.json5`.
+    static func defaultPath(_ environment: [String: String]) -> String {
+        let config = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory() + "/.config"
+        return config + "/comfyq/servers.json5"
+    }
+
+    /// The file given with `--servers` (which must exist), else the default one if it exists.
+    static func load(_ arguments: ParsedArguments, _ console: Console) throws -> (file: ServersFile, path: String)? {
+        let given = arguments.value("servers")
+        let path = given ?? defaultPath(console.environment)
+        guard FileManager.default.fileExists(atPath: path) else {
+            if given != nil { throw CommandFailure("\(path): no such file") }
+            return nil
+        }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CommandFailure("\(path): cannot read the file") }
+        let environment = ServersFile.Environment(
+            home: NSHomeDirectory(), path: console.environment["PATH"],
+            directoryExists: { path in
+                var isFolder: ObjCBool = false
+                return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
+            },
+            locate: { program, path, cwd in Spawn.locate(program, path: path, cwd: cwd) })
+        do {
+            return (try ServersFile.load(text: text, path: path, environment: environment), path)
+        } catch {
+            throw InvalidJobFiles(error: error)
+        }
+    }
+
+    /// The servers named or given: a name (or an entry's name, for all its instances) from the
+    /// servers file, or a URL, which is watched as it is.
+    static func resolve(_ texts: [String], in loaded: (file: ServersFile, path: String)?, what: String) throws -> [ServerDefinition] {
+        var result: [ServerDefinition] = []
+        for text in texts {
+            var found: [ServerDefinition] = []
+            if ServersFile.isName(text) {
+                guard let loaded else {
+                    throw CommandFailure("\(what) \(text): not a URL, and there is no servers file to name it (\(defaultPath(ProcessInfo.processInfo.environment)))")
+                }
+                found = loaded.file.servers(matching: text)
+                guard !found.isEmpty else {
+                    let names = loaded.file.servers.map(\.name).joined(separator: ", ")
+                    throw CommandFailure("\(what) \(text): no server of that name in \(loaded.path) (servers: \(names))")
+                }
+            } else {
+                guard let url = ComfyAPI.serverURL(text) else {
+                    throw CommandFailure("\(what) must be a server name or an http:// or https:// URL, got '\(text)'")
+                }
+                let name = ComfyAPI(baseURL: url).name
+                found = [loaded?.file.servers.first { $0.url == name } ?? ServerDefinition(name: name, url: name)]
+            }
+            for definition in found where !result.contains(where: { $0.name == definition.name }) { result.append(definition) }
+        }
+        return result
+    }
+}

@@ -1,0 +1,59 @@
+import ComfyCore
+import Foundation
+import QueueStore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A server as `status` and `servers` show it: what the run that uses it last wrote, and
+/// whether that run is still there to keep it true.
+struct ServerView {
+    var record: ServerRecord
+    /// A live run wrote it within the last 15 s (it writes every 5 s).
+    var isLive: Bool
+    /// Items in flight there, from the queue.
+    var inFlight: Int
+
+    static func read(_ queue: Queue, now: Double) throws -> [ServerView] {
+        let counts = try queue.inFlightCounts()
+        return try queue.serverRecords().map { record in
+            let alive = record.runnerPID.map { kill(pid_t($0), 0) == 0 || errno == EPERM } ?? false
+            return ServerView(record: record, isLive: alive && now - record.updatedAt < 15, inFlight: counts[record.name] ?? 0)
+        }
+    }
+
+    /// A run is going, and none of its servers is up.
+    static func waitingForAServer(_ servers: [ServerView]) -> Bool {
+        let live = servers.filter(\.isLive)
+        return !live.isEmpty && !live.contains { $0.record.state == "up" }
+    }
+
+    /// The servers section of `status`: only servers a run is using now.
+    static func section(_ servers: [ServerView], now: Double) -> String {
+        let live = servers.filter(\.isLive)
+        guard !live.isEmpty else { return "" }
+        var out = "\nSERVER                   STATE        SINCE    IN FLIGHT  RESTARTS  REASON\n"
+        for server in live { out += line(server, now: now) + "\n" }
+        return out
+    }
+
+    static func line(_ server: ServerView, now: Double) -> String {
+        let record = server.record
+        return "\(ProgressFormat.pad(record.name, 24)) \(ProgressFormat.pad(record.state, 12)) \(ProgressFormat.pad(StatusCommand.duration(now - record.since), 8)) "
+            + "\(ProgressFormat.pad(String(server.inFlight), 9, right: true))  \(ProgressFormat.pad(String(record.restarts), 8, right: true))  \(record.reason)"
+    }
+
+    var json: JSONValue {
+        [
+            "name": .string(record.name), "url": .string(record.url), "state": .string(isLive ? record.state : "unknown"),
+            "last_state": .string(record.state), "since": .double(record.since), "reason": .string(record.reason),
+            "restarts": .int(record.restarts), "supervised": .bool(record.supervised), "log": record.log.map { .string($0) } ?? .null,
+            "version": record.version.map { .string($0) } ?? .null, "gpu": record.gpu.map { .string($0) } ?? .null,
+            "vram_total": record.vramTotal.map { .int(Int($0)) } ?? .null, "vram_free": record.vramFree.map { .int(Int($0)) } ?? .null,
+            "in_flight": .int(inFlight), "live": .bool(isLive), "updated_at": .double(record.updatedAt),
+        ]
+    }
+}

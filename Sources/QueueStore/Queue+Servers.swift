@@ -1,0 +1,86 @@
+import ComfyCore
+
+/// A server as the run that uses it last reported it.
+public struct ServerRecord: Sendable, Equatable {
+    public var name: String
+    public var url: String
+    /// A `ServerState` raw value: up, starting, down, restarting, given up, stopped, checking.
+    public var state: String
+    public var since: Double
+    public var reason: String
+    public var restarts: Int
+    public var supervised: Bool
+    public var log: String?
+    public var version: String?
+    public var gpu: String?
+    public var vramTotal: Int64?
+    public var vramFree: Int64?
+    /// The `comfyq run` process that reports it.
+    public var runnerPID: Int?
+    /// When the run last wrote it (every few seconds while it runs).
+    public var updatedAt: Double
+
+    public init(
+        name: String, url: String, state: String, since: Double, reason: String = "", restarts: Int = 0, supervised: Bool = false,
+        log: String? = nil, version: String? = nil, gpu: String? = nil, vramTotal: Int64? = nil, vramFree: Int64? = nil,
+        runnerPID: Int? = nil, updatedAt: Double
+    ) {
+        self.name = name
+        self.url = url
+        self.state = state
+        self.since = since
+        self.reason = reason
+        self.restarts = restarts
+        self.supervised = supervised
+        self.log = log
+        self.version = version
+        self.gpu = gpu
+        self.vramTotal = vramTotal
+        self.vramFree = vramFree
+        self.runnerPID = runnerPID
+        self.updatedAt = updatedAt
+    }
+}
+
+extension Queue {
+    /// Writes what a run knows of a server (one row per server name).
+    public func record(_ server: ServerRecord) throws {
+        try database.query(
+            """
+            INSERT INTO servers (name, url, state, since, reason, restarts, supervised, log, version, gpu, vram_total, vram_free, runner_pid, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (name) DO UPDATE SET url = excluded.url, state = excluded.state, since = excluded.since, reason = excluded.reason,
+                restarts = excluded.restarts, supervised = excluded.supervised, log = excluded.log,
+                version = COALESCE(excluded.version, servers.version), gpu = COALESCE(excluded.gpu, servers.gpu),
+                vram_total = COALESCE(excluded.vram_total, servers.vram_total), vram_free = COALESCE(excluded.vram_free, servers.vram_free),
+                runner_pid = excluded.runner_pid, updated_at = excluded.updated_at
+            """,
+            [
+                .text(server.name), .text(server.url), .text(server.state), .real(server.since), .text(server.reason), .integer(Int64(server.restarts)),
+                .integer(server.supervised ? 1 : 0), SQLValue(server.log), SQLValue(server.version), SQLValue(server.gpu),
+                server.vramTotal.map { .integer($0) } ?? .null, server.vramFree.map { .integer($0) } ?? .null, SQLValue(server.runnerPID),
+                .real(server.updatedAt),
+            ])
+    }
+
+    /// Every server a run has reported, by name.
+    public func serverRecords() throws -> [ServerRecord] {
+        try database.query(
+            "SELECT name, url, state, since, reason, restarts, supervised, log, version, gpu, vram_total, vram_free, runner_pid, updated_at FROM servers ORDER BY name"
+        ).map { row in
+            ServerRecord(
+                name: row[0].text ?? "", url: row[1].text ?? "", state: row[2].text ?? "", since: row[3].double ?? 0, reason: row[4].text ?? "",
+                restarts: Int(row[5].int ?? 0), supervised: row[6].int == 1, log: row[7].text, version: row[8].text, gpu: row[9].text,
+                vramTotal: row[10].int, vramFree: row[11].int, runnerPID: row[12].int.map(Int.init), updatedAt: row[13].double ?? 0)
+        }
+    }
+
+    /// In-flight items per server (submitted or running there), for `servers` and `status`.
+    public func inFlightCounts() throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for row in try database.query("SELECT server, COUNT(*) FROM items WHERE state IN ('submitting', 'running') AND server IS NOT NULL GROUP BY server") {
+            if let name = row[0].text { counts[name] = Int(row[1].int ?? 0) }
+        }
+        return counts
+    }
+}

@@ -1,0 +1,308 @@
+import ComfyClient
+import ComfyCore
+import Foundation
+import Hooks
+import QueueStore
+import WebSocket
+
+/// One server of the run: its API, its WebSocket, its health machine and, when this run
+/// supervises it, its process and lock.
+struct ServerSlot {
+    var definition: ServerDefinition
+    var api: ComfyAPI
+    /// The same server with a short timeout, for health probes.
+    var probeAPI: ComfyAPI
+    var connection: ServerConnection
+    var health: ServerHealth
+    /// Held while this run supervises the server; nil for a watched one.
+    var lock: ServerLock?
+    var process: ServerProcess?
+    var files: ServerFiles?
+    /// Wakes the server's prober task (one long-lived task per server).
+    var probes: AsyncStream<Void>.Continuation
+    /// The WebSocket is open.
+    var socketOpen = false
+    /// A submission failed: nothing more until then.
+    var coolDownUntil: Double = 0
+    /// What `/system_stats` said last.
+    var stats: SystemStats?
+    /// When this run last tried to take the lock of a server another run supervises.
+    var lastLockAttempt: Double = 0
+
+    var name: String { definition.name }
+    var isAvailable: Bool { health.state.isAvailable && socketOpen }
+}
+
+/// What the runner asks of a connection without waiting for it (one task runs these in order).
+enum ConnectionCommand: Sendable {
+    case forget(String, ServerConnection)
+    case wake(ServerConnection)
+}
+
+/// What one health probe found.
+enum ProbeResult: Sendable {
+    case answered(SystemStats)
+    case failed(String, notComfyUI: Bool)
+}
+
+extension Runner {
+    /// Makes a slot per server: supervised ones take their lock (another run on this machine
+    /// may hold it: then this run only watches) and adopt a process a previous run left.
+    func makeSlots() {
+        var webSocket = WebSocketOptions()
+        webSocket.headers = options.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        webSocket.tls = options.tls
+        for definition in options.servers {
+            let url = URL(string: definition.url)!
+            let api = ComfyAPI(baseURL: url, headers: options.headers, timeout: 60)
+            let probeAPI = ComfyAPI(baseURL: url, headers: options.headers, timeout: min(10, max(1, definition.downAfter / 3)))
+            let connection = ServerConnection(api: api, policy: options.policy, webSocket: webSocket)
+            var lock: ServerLock?
+            var process: ServerProcess?
+            var files: ServerFiles?
+            if definition.isSupervised {
+                let serverFiles = ServerFiles(stateFolder: options.stateFolder, name: definition.name)
+                files = serverFiles
+                do {
+                    lock = try ServerLock.acquire(serverFiles)
+                } catch {
+                    continuation.yield(.message("\(definition.name): \(error)"))
+                }
+                if lock != nil { process = ServerProcess(files: serverFiles) }
+            }
+            var health = ServerHealth(policy: ServerHealth.Policy(definition, supervised: lock != nil), at: now)
+            if let process, process.adopt() {
+                health.adoptedProcess()
+                continuation.yield(.message("\(definition.name): found its process (pid \(process.pid ?? 0)) from an earlier run"))
+            } else if definition.isSupervised && lock == nil {
+                continuation.yield(.message("\(definition.name): another comfyq on this machine supervises it; this run uses it as it is"))
+            }
+            let (requests, probes) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+            let index = servers.count
+            servers.append(
+                ServerSlot(
+                    definition: definition, api: api, probeAPI: probeAPI, connection: connection, health: health, lock: lock, process: process,
+                    files: files, probes: probes))
+            tasks.append(
+                Task { [weak self] in
+                    for await _ in requests {
+                        let result = await Self.probe(probeAPI)
+                        await self?.probed(index, result)
+                    }
+                })
+        }
+    }
+
+    static func probe(_ api: ComfyAPI) async -> ProbeResult {
+        do {
+            return .answered(try await api.systemStats())
+        } catch {
+            if case .notComfyUI = error.kind {
+                let port = api.baseURL.port.map { "port \($0)" } ?? api.name
+                return .failed("\(port) is held by something that is not ComfyUI (\(error))", notComfyUI: true)
+            }
+            return .failed("\(error)", notComfyUI: false)
+        }
+    }
+
+    /// The first look at every server, before anything is claimed: each is probed once (and a
+    /// supervised one that does not answer is started). False when no server can ever run
+    /// anything: every one is watched, and none answers.
+    func firstLook() async -> Bool {
+        for index in servers.indices {
+            _ = servers[index].health.tick(at: now)  // the machine asks for its first probe
+            let result = await Self.probe(servers[index].probeAPI)
+            probed(index, result)
+        }
+        return servers.contains { $0.health.state == .up || $0.health.state == .starting || $0.definition.isSupervised }
+    }
+
+    func probed(_ index: Int, _ result: ProbeResult) {
+        guard !serversStopped else { return }
+        switch result {
+        case .answered(let stats):
+            servers[index].stats = stats
+            perform(servers[index].health.probeSucceeded(at: now), on: index)
+        case .failed(let reason, let notComfyUI):
+            perform(servers[index].health.probeFailed(at: now, reason: reason, notComfyUI: notComfyUI), on: index)
+        }
+    }
+
+    /// The clock for servers: processes that exited, probes due, backoffs, start deadlines,
+    /// locks another run let go of, log rotation and the heartbeat written to the queue.
+    func superviseServers() {
+        guard !serversStopped else { return }
+        for index in servers.indices {
+            if let process = servers[index].process, process.isRunning, let exit = process.poll(now: now) {
+                perform(servers[index].health.processExited(at: now, description: exit), on: index)
+            }
+            if servers[index].definition.isSupervised, servers[index].lock == nil, servers[index].health.state != .up,
+                now - servers[index].lastLockAttempt >= 5, let files = servers[index].files
+            {
+                servers[index].lastLockAttempt = now
+                if let lock = try? ServerLock.acquire(files) {
+                    servers[index].lock = lock
+                    servers[index].process = ServerProcess(files: files)
+                    continuation.yield(.message("\(servers[index].name): its supervisor is gone; this run supervises it now"))
+                    perform(servers[index].health.setSupervised(true, at: now), on: index)
+                }
+            }
+            perform(servers[index].health.tick(at: now), on: index)
+        }
+        if now - lastServerWrite >= 5 {
+            lastServerWrite = now
+            for index in servers.indices {
+                servers[index].process?.rotateLogIfNeeded()
+                persist(index)
+            }
+        }
+    }
+
+    /// Runs what a server's health machine decided.
+    func perform(_ actions: [ServerHealth.Action], on index: Int) {
+        for action in actions {
+            switch action {
+            case .probe:
+                servers[index].probes.yield()
+            case .launch:
+                guard let process = servers[index].process, let launch = servers[index].definition.launch else {
+                    perform(servers[index].health.launchFailed(at: now, reason: "this run does not supervise it"), on: index)
+                    continue
+                }
+                do {
+                    try process.launch(launch, name: servers[index].name, environment: options.environment)
+                    servers[index].health.launched(at: now)
+                } catch {
+                    perform(servers[index].health.launchFailed(at: now, reason: error.description), on: index)
+                }
+            case .kill(let graceful):
+                if let process = servers[index].process, process.isRunning {
+                    process.stop(graceful: graceful, now: now)
+                } else {
+                    perform(servers[index].health.processExited(at: now, description: "was not running"), on: index)
+                }
+            case .requeueInFlight(let crashed):
+                putBackInFlight(on: index, crashed: crashed)
+            case .changed(let change):
+                announce(change, on: index)
+            }
+        }
+    }
+
+    /// The server's process is gone with everything queued or running in it: back to the
+    /// queue, not failed, since a server going away is no fault of the item. The item that was
+    /// running counts a crash; at its second it fails as a poison prompt, with the log's end.
+    func putBackInFlight(on index: Int, crashed: Bool) {
+        let name = servers[index].name
+        let flights = inFlight.filter { $0.value.server == index }.sorted { $0.key < $1.key }
+        for (promptID, flight) in flights {
+            inFlight[promptID] = nil
+            connectionCommands.yield(.forget(promptID, servers[index].connection))
+            let wasRunning = flight.lastSnapshot.map { $0.phase != .queued } ?? false
+            if crashed && wasRunning {
+                crashes[flight.itemID, default: 0] += 1
+            }
+            if crashed && wasRunning && crashes[flight.itemID, default: 0] >= 2 {
+                let tail = servers[index].files?.logTail(5).filter { !$0.hasPrefix("==== comfyq") } ?? []
+                var failure = "server \(name) crashed twice while running it"
+                if !tail.isEmpty { failure += "; its log ends: " + tail.joined(separator: " | ") }
+                record { try queue.finish(flight.itemID, promptID: promptID, state: .failed, error: failure, timings: timingsJSON(flight), now: wallClock) }
+                failed += 1
+                if failures.count < 100 {
+                    failures.append(["job": .string(flight.jobName), "item": .int(flight.index), "prompt_id": .string(promptID), "error": .string(failure)])
+                }
+                if let hooks = options.hooks, hooks.wants(.error) {
+                    hooks.deliver(
+                        .prompt(
+                            .error, hookPrompt(flight), snapshot: flight.lastSnapshot, elapsed: now - flight.startedAt,
+                            failure: HookFailure(message: failure), willRetry: false))
+                }
+                continuation.yield(.failed(item: flight.label, server: name, error: failure, willRetry: false))
+            } else {
+                let reason = "server \(name) went away (\(servers[index].health.reason)): submitting again"
+                record { try queue.requeue(flight.itemID, promptID: promptID, error: reason, now: wallClock) }
+                retried += 1
+                continuation.yield(.failed(item: flight.label, server: name, error: reason, willRetry: true))
+            }
+        }
+    }
+
+    /// A change of health: the run's output, `on_server`, the queue, and whatever it unblocks.
+    func announce(_ change: ServerHealth.Change, on index: Int) {
+        let slot = servers[index]
+        let tail = slot.definition.isSupervised && change.to != .up ? slot.files?.logTail(10) : nil
+        let report = ServerReport(
+            server: slot.name, url: slot.definition.url, state: change.to, previousState: change.from, reason: change.reason,
+            restarts: change.restarts, downFor: change.downFor, logTail: tail, log: slot.files?.log)
+        continuation.yield(.server(report))
+        if let hooks = options.hooks, hooks.wants(.server) {
+            hooks.deliver(
+                .server(
+                    name: slot.name, url: slot.definition.url, state: change.to.rawValue, previousState: change.from.rawValue,
+                    reason: change.reason, restarts: change.restarts, downFor: change.downFor, logTail: tail))
+        }
+        persist(index)
+        if change.to == .up {
+            connectionCommands.yield(.wake(slot.connection))
+            refill()
+        }
+        checkFinished()
+    }
+
+    /// Writes the server's row for `status` and `servers` in other processes.
+    func persist(_ index: Int) {
+        let slot = servers[index]
+        let device = slot.stats?.devices.first
+        let row = ServerRecord(
+            name: slot.name, url: slot.definition.url, state: slot.health.state.rawValue, since: wallClock - (now - slot.health.since),
+            reason: slot.health.reason, restarts: slot.health.restarts, supervised: slot.lock != nil, log: slot.files?.log,
+            version: slot.stats?.comfyUIVersion, gpu: device?.name, vramTotal: device?.vramTotal, vramFree: device?.vramFree,
+            runnerPID: Int(getpid()), updatedAt: wallClock)
+        record {
+            try queue.record(row)
+            return true
+        }
+    }
+
+    /// Servers that can still run something; when none is left, why each is gone.
+    var serversLeft: (any: Bool, reasons: [String]) {
+        var reasons: [String] = []
+        for slot in servers {
+            switch slot.health.state {
+            case .givenUp, .stopped:
+                var reason = "\(slot.name) \(slot.health.state.rawValue): \(slot.health.reason)"
+                if let log = slot.files?.log { reason += " (log: \(log))" }
+                reasons.append(reason)
+            default:
+                return (true, [])
+            }
+        }
+        return (false, reasons)
+    }
+
+    /// The end of the run: stop the processes this run started (unless `keep_running`), and
+    /// wait for them to exit.
+    func stopServers() async {
+        serversStopped = true
+        for index in servers.indices {
+            let keep = servers[index].definition.launch?.keepRunning ?? false
+            let actions = servers[index].health.stop(at: now, keepRunning: keep)
+            for action in actions {
+                switch action {
+                case .kill(let graceful): servers[index].process?.stop(graceful: graceful, now: now)
+                case .changed(let change): announce(change, on: index)
+                default: break
+                }
+            }
+            servers[index].probes.finish()
+        }
+        let deadline = now + 15
+        while now < deadline, servers.contains(where: { $0.process?.isRunning == true && $0.health.state == .stopped }) {
+            for index in servers.indices where servers[index].health.state == .stopped {
+                if let process = servers[index].process, process.isRunning, process.poll(now: now) != nil { persist(index) }
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        for index in servers.indices { persist(index) }
+    }
+}
