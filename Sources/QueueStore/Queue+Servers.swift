@@ -83,4 +83,29 @@ extension Queue {
         }
         return counts
     }
+
+    /// Asks the run that supervises `name` to `start`, `stop` or `restart` it.
+    public func requestServer(_ name: String, action: String, now: Double) throws -> Int64 {
+        try database.query("INSERT INTO server_requests (name, action, created_at) VALUES (?, ?, ?)", [.text(name), .text(action), .real(now)])
+        return database.lastInsertRowID
+    }
+
+    /// Whether a request is still waiting for its run.
+    public func isRequestPending(_ id: Int64) throws -> Bool {
+        try !database.query("SELECT 1 FROM server_requests WHERE id = ?", [.integer(id)]).isEmpty
+    }
+
+    /// Takes (and deletes) the requests for these servers, oldest first.
+    public func takeServerRequests(for names: [String]) throws -> [(name: String, action: String)] {
+        guard !names.isEmpty else { return [] }
+        return try database.transaction {
+            let marks = Array(repeating: "?", count: names.count).joined(separator: ", ")
+            let rows = try database.query(
+                "SELECT id, name, action FROM server_requests WHERE name IN (\(marks)) ORDER BY id", names.map { .text($0) })
+            guard !rows.isEmpty else { return [] }
+            try database.query(
+                "DELETE FROM server_requests WHERE id IN (\(rows.map { _ in "?" }.joined(separator: ", ")))", rows.map { $0[0] })
+            return rows.map { ($0[1].text ?? "", $0[2].text ?? "") }
+        }
+    }
 }

@@ -111,6 +111,12 @@ public final class Queue {
             runner_pid INTEGER,
             updated_at REAL NOT NULL
         );
+        CREATE TABLE server_requests (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            action TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
         """,
     ])
 

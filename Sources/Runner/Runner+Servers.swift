@@ -149,6 +149,22 @@ extension Runner {
             }
             perform(servers[index].health.tick(at: now), on: index)
         }
+        // `comfyq servers start|stop|restart` from another process, for servers this run supervises.
+        let supervised = servers.filter { $0.lock != nil }.map(\.name)
+        do {
+            for request in try queue.takeServerRequests(for: supervised) {
+                guard let index = servers.firstIndex(where: { $0.name == request.name }) else { continue }
+                continuation.yield(.message("\(request.name): \(request.action) asked for"))
+                switch request.action {
+                case "start": perform(servers[index].health.start(at: now), on: index)
+                case "stop": perform(servers[index].health.stop(at: now, keepRunning: false), on: index)
+                case "restart": perform(servers[index].health.restart(at: now), on: index)
+                default: continuation.yield(.message("\(request.name): unknown request \(request.action)"))
+                }
+            }
+        } catch {
+            continuation.yield(.message("queue: \(error)"))
+        }
         if now - lastServerWrite >= 5 {
             lastServerWrite = now
             for index in servers.indices {

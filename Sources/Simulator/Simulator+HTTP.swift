@@ -19,6 +19,7 @@ extension Simulator {
                 return
             }
             if let request {
+                waitWhileHung()
                 if request.wantsWebSocket && route(request.path) == "/ws" {
                     serveWebSocket(connection, request: request, leftover: parser.takeRemainder())
                     return
@@ -31,6 +32,11 @@ extension Simulator {
             guard let chunk = try? connection.socket.read(maximum: 64 * 1024, timeout: nil), !chunk.isEmpty else { return }
             parser.append(chunk)
         }
+    }
+
+    /// After `/sim/hang`: a request is never answered (until the simulator stops).
+    func waitWhileHung() {
+        while state.withLock({ $0.hung && !$0.stopped }) { Thread.sleep(forTimeInterval: 0.05) }
     }
 
     /// `/api/x` and `/x` are the same route, as in ComfyUI.
@@ -214,6 +220,9 @@ extension Simulator {
             }
             for client in clients { client.drop() }
             return json(["restarted": true])
+        case "/sim/hang":
+            state.withLock { $0.hung = true }
+            return json(["hung": true])
         case "/sim/stall":
             let seconds = number("seconds") ?? 5
             state.withLock { $0.stallUntil = now + seconds }

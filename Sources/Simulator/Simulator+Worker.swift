@@ -133,6 +133,11 @@ extension Simulator {
                             for client in state.withLock({ Array($0.clients.values) }) { client.sendBinary(frame) }
                         }
                         try checkFailure(nodeID, node.classType, step: step)
+                        if step == 1, let seed = node.inputs["seed"]?.numberValue.flatMap({ UInt64($0.literal) }), options.crashOnSeeds.contains(seed),
+                            let crash = options.crash
+                        {
+                            crash("simulated crash: seed \(seed) (--crash-on-seed) in node \(nodeID) (\(node.classType))")
+                        }
                         touch(nodeID, entry(nodeID, Double(step), Double(steps), true))
                         try progressState()
                         try send("progress", ["value": .int(step), "max": .int(steps), "prompt_id": .string(id), "node": .string(nodeID)])
@@ -290,7 +295,7 @@ extension Simulator {
     /// Holds everything back while a `/sim/stall` lasts.
     private func waitWhileStalled(_ generation: Int) throws(Stop) {
         while true {
-            let (until, gone) = state.withLock { ($0.stallUntil, $0.generation != generation || $0.stopped) }
+            let (until, gone) = state.withLock { ($0.hung ? .infinity : $0.stallUntil, $0.generation != generation || $0.stopped) }
             if gone { throw .abandoned }
             let remaining = until - now
             if remaining <= 0 { return }

@@ -25,6 +25,12 @@ public struct SimulatorOptions: Sendable {
     public var models: Set<String>?
     /// Send a binary preview after every sampler step, like ComfyUI with `--preview-method`.
     public var previews = false
+    /// Seeds whose prompt makes the whole process die at its first sampler step (through
+    /// `crash`), as a custom node that segfaults would: for supervision tests
+    /// (`comfyq simulate --crash-on-seed`).
+    public var crashOnSeeds: Set<UInt64> = []
+    /// Ends the process for `crashOnSeeds`; the library itself never exits.
+    public var crash: (@Sendable (String) -> Void)?
     /// Per-class durations that override the above: a sampler's is per step, a loader's is its
     /// first load, any other node's is its run time.
     public var classTimes: [String: Double] = [:]
@@ -153,6 +159,8 @@ struct SimulatorState: ~Copyable {
     var stopped = false
     // Faults.
     var stallUntil = 0.0
+    /// `/sim/hang`: nothing answers or runs any more, and sockets stay open (a wedged process).
+    var hung = false
     var failingSubmits = 0
     var viewDelay = 0.0
     var nodeFailure: NodeFailure?

@@ -122,7 +122,7 @@ enum RunCommand {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-simulator-\(getpid())").path
         let argv = [
             FreePort.executable, "simulate", "--port", String(port), "--output", output, "--step-time", "20ms", "--load-time", "300ms",
-            "--warm-up", "50ms",
+            "--warm-up", "50ms", "--parent", String(getpid()),
         ]
         return ServerDefinition(
             name: "simulator", url: "http://127.0.0.1:\(port)", launch: ServerDefinition.Launch(argv: argv, startTimeout: 30))

@@ -28,6 +28,10 @@ package enum SimulateCommand {
                 help: "Duration for one node class, e.g. VAEDecode=200ms (per step for samplers,\nfirst load for loaders).",
                 repeatable: true),
             .flag("previews", help: "Send a binary preview frame after every sampler step."),
+            .value("parent", name: "pid", help: "Stop once process <pid> is no longer its parent (comfyq run --simulate uses it)."),
+            .value(
+                "crash-on-seed", name: "seed",
+                help: "Die (exit 70, like a crashing custom node) when a prompt with this seed\nreaches its first sampler step; for supervision tests.", repeatable: true),
         ],
         run: run)
 
@@ -41,7 +45,12 @@ package enum SimulateCommand {
         }
         console.print("comfyq simulator listening on \(simulator.url)")
         console.print("outputs in \(options.outputDirectory)")
-        await waitForInterrupt()
+        if let text = arguments.value("parent") {
+            guard let parent = Int32(text) else { throw UsageError("--parent must be a process id, got '\(text)'", command: spec) }
+            await waitForInterruptOrOrphaning(parent: parent)
+        } else {
+            await waitForInterrupt()
+        }
         simulator.stop()
         console.printError("simulator stopped after \(String(format: "%.1f", simulator.busySeconds)) s of simulated work")
         return .success
@@ -83,6 +92,18 @@ package enum SimulateCommand {
             }
             options.classTimes[parts[0]] = seconds
         }
+        for text in arguments.values("crash-on-seed") {
+            guard let seed = UInt64(text) else { throw UsageError("--crash-on-seed must be a whole number, got '\(text)'", command: spec) }
+            options.crashOnSeeds.insert(seed)
+        }
+        if !options.crashOnSeeds.isEmpty {
+            options.crash = { message in
+                // As abrupt as a segfault: no clean-up, no flushing beyond this line.
+                let line = Array("comfyq simulator: \(message)\n".utf8)
+                _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+                _exit(70)
+            }
+        }
         if let models = arguments.value("models") {
             options.models = Set(models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         }
@@ -98,6 +119,24 @@ package enum SimulateCommand {
         }
         guard let value = Double(text), value == 0 else { return nil }  // a bare number only for 0
         return 0
+    }
+
+    /// Returns on SIGINT or SIGTERM, or once `parent` is no longer this process's parent (it
+    /// died, even by kill -9, perhaps before this process got this far).
+    static func waitForInterruptOrOrphaning(parent: Int32) async {
+        let (interrupts, continuation) = AsyncStream.makeStream(of: Void.self)
+        let sources = Signals.handle { _ in continuation.yield() }
+        defer { for source in sources { source.cancel() } }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in interrupts { return }
+            }
+            group.addTask {
+                while getppid() == parent && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(200)) }
+            }
+            await group.next()
+            group.cancelAll()
+        }
     }
 
     /// Returns on SIGINT or SIGTERM.

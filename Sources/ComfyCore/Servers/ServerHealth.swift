@@ -172,8 +172,10 @@ public struct ServerHealth: Sendable {
         case .checking, .starting, .down:
             let downFor = now - unavailableSince
             let firstAnswer = state == .checking
+            let started = state == .starting
             stalls = 0
-            var actions = move(to: .up, state: .up, at: now, reason: firstAnswer ? "answering" : "answering again")
+            let reason = firstAnswer ? "answering" : started ? "started in \(Self.seconds(now - since))" : "answering again"
+            var actions = move(to: .up, state: .up, at: now, reason: reason)
             if case .changed(var change)? = actions.last, !firstAnswer {
                 change.downFor = downFor
                 actions[actions.count - 1] = .changed(change)
@@ -275,6 +277,11 @@ public struct ServerHealth: Sendable {
 
     // MARK: Helpers
 
+    static func seconds(_ value: Double) -> String {
+        let tenths = (value * 10).rounded() / 10
+        return tenths == tenths.rounded() ? "\(Int(tenths)) s" : "\(tenths) s"
+    }
+
     private mutating func probeIfDue(at now: Double, interval: Double) -> [Action] {
         guard !probing, now - lastProbe >= interval else { return [] }
         probing = true
@@ -295,9 +302,12 @@ public struct ServerHealth: Sendable {
         ]
     }
 
+    /// The process is gone on its own: down (what hooks notify on), then a restart for a
+    /// supervised server.
     private mutating func afterExit(at now: Double, reason: String, crashed: Bool) -> [Action] {
-        guard policy.supervised else { return move(to: .down(retryAt: now), state: .down, at: now, reason: reason) }
-        return scheduleRestart(at: now, reason: reason)
+        let down = move(to: .down(retryAt: now), state: .down, at: now, reason: reason)
+        guard policy.supervised else { return down }
+        return down + scheduleRestart(at: now, reason: reason)
     }
 
     private mutating func scheduleRestart(at now: Double, reason: String) -> [Action] {

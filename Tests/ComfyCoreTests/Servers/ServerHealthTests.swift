@@ -120,16 +120,16 @@ import Testing
             (.fail(0), ["checking→starting", "launch"]),
             (.tick(0), ["probe"]),
             (.ok(0), ["starting→up"]),
-            (.exited(10), ["requeue(crashed)", "up→restarting"]),
+            (.exited(10), ["requeue(crashed)", "up→down", "down→restarting"]),
             (.tick(10.5), []),  // backoff 1 s
             (.tick(11), ["restarting→starting", "launch"]),
-            (.exited(12), ["requeue(crashed)", "starting→restarting"]),
+            (.exited(12), ["requeue(crashed)", "starting→down", "down→restarting"]),
             (.tick(13), []),  // backoff 2 s
             (.tick(14), ["restarting→starting", "launch"]),
-            (.exited(15), ["requeue(crashed)", "starting→restarting"]),
+            (.exited(15), ["requeue(crashed)", "starting→down", "down→restarting"]),
             (.tick(18.9), []),  // backoff 4 s
             (.tick(19), ["restarting→starting", "launch"]),
-            (.exited(20), ["requeue(crashed)", "starting→given up"]),
+            (.exited(20), ["requeue(crashed)", "starting→down", "down→given up"]),
             (.tick(100), []),
         ])
         #expect(machine.health.reason.contains("restarted 3 times within an hour"))
@@ -144,12 +144,12 @@ import Testing
         machine.expect([
             (.tick(0), ["probe"]),
             (.fail(0), ["checking→starting", "launch"]),
-            (.exited(1), ["requeue(crashed)", "starting→restarting"]),
+            (.exited(1), ["requeue(crashed)", "starting→down", "down→restarting"]),
             (.tick(2), ["restarting→starting", "launch"]),
             (.tick(2.5), ["probe"]),
             (.ok(2.6), ["starting→up"]),
             (.tick(200), ["probe"]),  // the restart at 1 s has left the window
-            (.exited(201), ["requeue(crashed)", "up→restarting"]),
+            (.exited(201), ["requeue(crashed)", "up→down", "down→restarting"]),
         ])
     }
 
@@ -223,9 +223,9 @@ import Testing
         machine.expect([
             (.tick(0), ["probe"]),
             (.fail(0), ["checking→starting", "launch"]),
-            (.launchFailed(0), ["starting→restarting"]),
+            (.launchFailed(0), ["starting→down", "down→restarting"]),
             (.tick(1), ["restarting→starting", "launch"]),
-            (.launchFailed(1), ["starting→given up"]),
+            (.launchFailed(1), ["starting→down", "down→given up"]),
         ])
     }
 
@@ -267,7 +267,7 @@ import Testing
         machine.expect([
             (.tick(0), ["probe"]),
             (.fail(0), ["checking→starting", "launch"]),
-            (.exited(1), ["requeue(crashed)", "starting→given up"]),
+            (.exited(1), ["requeue(crashed)", "starting→down", "down→given up"]),
             (.start(2), ["given up→starting", "launch"]),
         ])
     }
