@@ -136,16 +136,11 @@ extension Runner {
             if let process = servers[index].process, process.isRunning, let exit = process.poll(now: now) {
                 perform(servers[index].health.processExited(at: now, description: exit), on: index)
             }
-            if servers[index].definition.isSupervised, servers[index].lock == nil, servers[index].health.state != .up,
-                now - servers[index].lastLockAttempt >= 5, let files = servers[index].files
+            if servers[index].definition.isSupervised, servers[index].lock == nil, now - servers[index].lastLockAttempt >= 2,
+                let files = servers[index].files
             {
                 servers[index].lastLockAttempt = now
-                if let lock = try? ServerLock.acquire(files) {
-                    servers[index].lock = lock
-                    servers[index].process = ServerProcess(files: files)
-                    continuation.yield(.message("\(servers[index].name): its supervisor is gone; this run supervises it now"))
-                    perform(servers[index].health.setSupervised(true, at: now), on: index)
-                }
+                takeOverSupervision(index, files: files)
             }
             perform(servers[index].health.tick(at: now), on: index)
         }
@@ -172,6 +167,26 @@ extension Runner {
                 persist(index)
             }
         }
+    }
+
+    /// The run that supervised this server has ended (or died): take its lock, and the
+    /// process it left running, so the server is still looked after and stopped at the end.
+    func takeOverSupervision(_ index: Int, files: ServerFiles) {
+        let lock: ServerLock?
+        do {
+            lock = try ServerLock.acquire(files)
+        } catch {
+            continuation.yield(.message("\(servers[index].name): \(error)"))
+            return
+        }
+        guard let lock else { return }
+        let process = ServerProcess(files: files)
+        servers[index].lock = lock
+        servers[index].process = process
+        if process.adopt() { servers[index].health.adoptedProcess() }
+        continuation.yield(.message("\(servers[index].name): its supervisor is gone; this run supervises it now"))
+        perform(servers[index].health.setSupervised(true, at: now), on: index)
+        persist(index)
     }
 
     /// Runs what a server's health machine decided.
@@ -210,15 +225,20 @@ extension Runner {
     /// running counts a crash; at its second it fails as a poison prompt, with the log's end.
     func putBackInFlight(on index: Int, crashed: Bool) {
         let name = servers[index].name
-        let flights = inFlight.filter { $0.value.server == index }.sorted { $0.key < $1.key }
+        let flights = inFlight.filter { $0.value.server == index }.sorted { ($0.value.startedAt, $0.key) < ($1.value.startedAt, $1.key) }
+        // Which prompt the server was running when it died: the one it said it had started, else
+        // the oldest it had (ComfyUI runs its queue in order, and a crash can come before any
+        // message about the prompt gets out). Finished ones being collected are not suspects.
+        let suspects = flights.filter { !$0.value.collecting }
+        let culprit = crashed ? (suspects.first { ($0.value.lastSnapshot?.phase ?? .queued) != .queued } ?? suspects.first)?.key : nil
         for (promptID, flight) in flights {
             inFlight[promptID] = nil
             connectionCommands.yield(.forget(promptID, servers[index].connection))
-            let wasRunning = flight.lastSnapshot.map { $0.phase != .queued } ?? false
-            if crashed && wasRunning {
+            let wasRunning = promptID == culprit
+            if wasRunning {
                 crashes[flight.itemID, default: 0] += 1
             }
-            if crashed && wasRunning && crashes[flight.itemID, default: 0] >= 2 {
+            if wasRunning && crashes[flight.itemID, default: 0] >= 2 {
                 let tail = servers[index].files?.logTail(5).filter { !$0.hasPrefix("==== comfyq") } ?? []
                 var failure = "server \(name) crashed twice while running it"
                 if !tail.isEmpty { failure += "; its log ends: " + tail.joined(separator: " | ") }
@@ -300,12 +320,35 @@ extension Runner {
     /// wait for them to exit.
     func stopServers() async {
         serversStopped = true
+        // Prompts other runs have on a server are theirs to finish: it is left running for them
+        // (the one that takes over its lock stops it when it ends).
+        let elsewhere: [String: Int]
+        do {
+            elsewhere = try queue.inFlightCounts()
+        } catch {
+            continuation.yield(.message("queue: \(error)"))
+            elsewhere = [:]
+        }
+        for index in servers.indices where servers[index].definition.isSupervised && servers[index].lock == nil {
+            // A run that only watched may be the last one using the server: it looks after it now.
+            if let files = servers[index].files, FileManager.default.fileExists(atPath: files.pid) {
+                for _ in 0..<30 where servers[index].lock == nil {
+                    takeOverSupervision(index, files: files)
+                    if servers[index].lock == nil { try? await Task.sleep(for: .milliseconds(100)) }
+                }
+            }
+        }
+        var stopping: Set<Int> = []
         for index in servers.indices {
-            let keep = servers[index].definition.launch?.keepRunning ?? false
+            let othersUseIt = (elsewhere[servers[index].name] ?? 0) > 0 && servers[index].process?.isRunning == true
+            if othersUseIt { continuation.yield(.message("\(servers[index].name): left running: another run has prompts on it")) }
+            let keep = (servers[index].definition.launch?.keepRunning ?? false) || othersUseIt
             let actions = servers[index].health.stop(at: now, keepRunning: keep)
             for action in actions {
                 switch action {
-                case .kill(let graceful): servers[index].process?.stop(graceful: graceful, now: now)
+                case .kill(let graceful):
+                    servers[index].process?.stop(graceful: graceful, now: now)
+                    stopping.insert(index)
                 case .changed(let change): announce(change, on: index)
                 default: break
                 }
@@ -313,8 +356,8 @@ extension Runner {
             servers[index].probes.finish()
         }
         let deadline = now + 15
-        while now < deadline, servers.contains(where: { $0.process?.isRunning == true && $0.health.state == .stopped }) {
-            for index in servers.indices where servers[index].health.state == .stopped {
+        while now < deadline, stopping.contains(where: { servers[$0].process?.isRunning == true }) {
+            for index in stopping {
                 if let process = servers[index].process, process.isRunning, process.poll(now: now) != nil { persist(index) }
             }
             try? await Task.sleep(for: .milliseconds(20))

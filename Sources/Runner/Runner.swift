@@ -246,7 +246,7 @@ public actor Runner {
                 await slot.connection.confirm(promptID)
                 submitted(promptID)  // the task runs on the runner's actor
             } catch {
-                await self.submitFailed(promptID, error)
+                self.submitFailed(promptID, error)
             }
         }
     }
@@ -333,14 +333,24 @@ public actor Runner {
         record { try queue.markRunning(flight.itemID, promptID: promptID, now: wallClock) }
     }
 
-    private func submitFailed(_ promptID: String, _ error: any Error) async {
+    private func submitFailed(_ promptID: String, _ error: any Error) {
         guard let flight = inFlight[promptID] else { return }
-        await servers[flight.server].connection.forget(promptID)
-        if let api = error as? ComfyAPIError, case .rejected = api.kind {
+        connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
+        let kind = (error as? ComfyAPIError)?.kind
+        switch kind {
+        case .rejected?:
             // Validation errors fail at once: retrying the same prompt cannot help.
-            end(promptID, failure: "\(api)", transient: false)
-        } else {
-            // Connection errors, 5xx: cool the server down a little and try again.
+            end(promptID, failure: "\(error)", transient: false)
+        case .connectionRefused?, .hostNotFound?, .timedOut?, .transport?:
+            // The POST may or may not have reached the server (it can die, or the answer be
+            // lost, after it queued the prompt). Ask it once it answers again (`verifySubmissions`);
+            // if its process dies first, the prompt goes back to the queue with everything else
+            // that was there. Either way no retry is spent: the server went away, not the item.
+            inFlight[promptID]?.uncertain = "\(error)"
+            servers[flight.server].coolDownUntil = now + min(30, pow(2, Double(min(flight.attempts, 5))))
+            servers[flight.server].probes.yield()
+        default:
+            // 5xx and the like: cool the server down a little and try again, while retries last.
             servers[flight.server].coolDownUntil = now + min(30, pow(2, Double(flight.attempts)))
             end(promptID, failure: "\(error)", transient: true)
         }
@@ -499,7 +509,8 @@ public actor Runner {
 
     private func tick() async {
         // Stalls: no message for the job's stall timeout → interrupt on the server, retry.
-        for (promptID, flight) in inFlight where !flight.collecting && now - flight.lastHeard > flight.stallTimeout {
+        await verifySubmissions()
+        for (promptID, flight) in inFlight where !flight.collecting && flight.uncertain == nil && now - flight.lastHeard > flight.stallTimeout {
             var marked = flight
             marked.interruptedByUs = true
             inFlight[promptID] = marked
@@ -514,6 +525,40 @@ public actor Runner {
         superviseServers()
         refill()
         checkFinished()
+    }
+
+    /// Submissions whose POST failed at the connection: once their server answers, is the
+    /// prompt there (follow it) or not (submit it again, with no retry spent)?
+    private func verifySubmissions() async {
+        let uncertain = inFlight.filter { $0.value.uncertain != nil && servers[$0.value.server].health.state == .up }.map(\.key).sorted()
+        for promptID in uncertain {
+            guard let flight = inFlight[promptID] else { continue }
+            let api = servers[flight.server].api
+            let present: Bool
+            do {
+                let queued = try await api.queue()
+                let history = queued.contains(promptID) ? nil : try await api.history(promptID)
+                present = queued.contains(promptID) || history != nil
+            } catch {
+                continue  // not answering after all: the next tick asks again
+            }
+            // The state may have moved while we asked (a crash put it back, Ctrl-C stopped it).
+            guard var current = inFlight[promptID], let reason = current.uncertain else { continue }
+            if present {
+                current.uncertain = nil
+                current.accepted = true
+                inFlight[promptID] = current
+                await servers[current.server].connection.confirm(promptID)
+                record { try queue.markRunning(current.itemID, promptID: promptID, now: wallClock) }
+            } else {
+                inFlight[promptID] = nil
+                connectionCommands.yield(.forget(promptID, servers[current.server].connection))
+                let text = "\(reason): not on the server; submitting again"
+                record { try queue.requeue(current.itemID, promptID: promptID, error: text, now: wallClock) }
+                retried += 1
+                continuation.yield(.failed(item: current.label, server: servers[current.server].name, error: text, willRetry: true))
+            }
+        }
     }
 
     // MARK: Reconciling

@@ -140,6 +140,8 @@ struct InFlight: Sendable {
     var accepted = false
     /// Results are being collected (history, downloads): the engine's job is done.
     var collecting = false
+    /// Its POST failed at the connection (why): whether the server has it is not known yet.
+    var uncertain: String?
     /// We asked the server to interrupt it (stall, stop): requeue rather than fail.
     var interruptedByUs = false
     /// What hooks changed with `on_submit` (recorded in the sidecar).

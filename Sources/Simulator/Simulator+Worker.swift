@@ -339,8 +339,11 @@ extension Simulator {
         for index in 0..<batch {
             let counter = state.withLock { state -> Int in
                 let key = "\(type)/\(subfolder)/\(prefix)"
-                state.fileCounters[key, default: 0] += 1
-                return state.fileCounters[key]!
+                // As ComfyUI's get_save_image_path: after the highest counter already in the
+                // folder, so a restarted server does not write over earlier images.
+                let start = state.fileCounters[key] ?? Self.highestCounter(in: directory, prefix: prefix)
+                state.fileCounters[key] = start + 1
+                return start + 1
             }
             let name = "\(prefix)_\(String(repeating: "0", count: max(0, 5 - String(counter).count)))\(counter)_.png"
             let png = PNG.noise(width: width, height: height, seed: seed &+ UInt64(index))
@@ -349,6 +352,17 @@ extension Simulator {
             images.append(["filename": .string(name), "subfolder": .string(subfolder), "type": .string(type)])
         }
         return images
+    }
+
+    /// The highest `NNNNN` among `PREFIX_NNNNN_.png` files in `directory` (0 when none).
+    static func highestCounter(in directory: URL, prefix: String) -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        var highest = 0
+        for name in names where name.hasPrefix(prefix + "_") && name.hasSuffix("_.png") {
+            let digits = name.dropFirst(prefix.count + 1).dropLast(5)
+            if let number = Int(digits) { highest = max(highest, number) }
+        }
+        return highest
     }
 
     /// Walks up from an output node to the latent that sized it, and the sampler seed behind it.

@@ -5,6 +5,12 @@ public struct NotYet: Error, CustomStringConvertible {
     public var what: String
     public var seconds: Double
     public var lastSeen: String
+    public init(what: String, seconds: Double, lastSeen: String) {
+        self.what = what
+        self.seconds = seconds
+        self.lastSeen = lastSeen
+    }
+
     public var description: String { "waited \(seconds) s for \(what); last seen: \(lastSeen)" }
 }
 

@@ -248,6 +248,7 @@ public struct ServerHealth: Sendable {
 
     /// The run is ending, or `comfyq servers stop`: stop a process of ours unless it is to keep running.
     public mutating func stop(at now: Double, keepRunning: Bool) -> [Action] {
+        if phase == .givenUp && !processRunning { return [] }  // it stays given up, with its reason
         if policy.supervised && processRunning && !keepRunning { return kill(at: now, reason: "stopped", crashed: false, thenStop: true, graceful: true) }
         return move(to: .stopped, state: .stopped, at: now, reason: keepRunning && processRunning ? "left running (keep_running)" : "stopped")
     }

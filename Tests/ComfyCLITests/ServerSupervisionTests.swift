@@ -1,0 +1,278 @@
+import ComfyCLI
+import ComfyCore
+import Foundation
+import TestSupport
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A night as a user sets it up: a servers file whose command is `comfyq simulate`, a job, a
+/// hook that writes down every `on_server` event, and `comfyq run` as a real process.
+final class Night: @unchecked Sendable {
+    let root: URL
+    var db: String { path("queue.db") }
+    var serversFile: String { path("config/comfyq/servers.json5") }
+    var state: String { path("state") }
+    var serverEvents: String { path("server-events.txt") }
+    var environment: [String: String] {
+        ["XDG_CONFIG_HOME": path("config"), "XDG_STATE_HOME": state, "COMFYQ_DB": db]
+    }
+
+    init(_ name: String) throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-\(name)-\(UUID())")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("config/comfyq"), withIntermediateDirectories: true)
+        try """
+            function on_server(e)
+              local file = assert(io.open("\(serverEvents)", "a"))
+              file:write(e.server, " ", e.previous_state, " -> ", e.state, " | ", e.reason, " | ", table.concat(e.log_tail or {}, " / "), "\\n")
+              file:close()
+            end
+            """.write(toFile: path("servers-hook.lua"), atomically: true, encoding: .utf8)
+    }
+
+    deinit {
+        // Whatever a failed test left running.
+        for pidFile in pidFiles() {
+            if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.split(separator: " ").first ?? "") {
+                kill(-pid, SIGKILL)
+            }
+        }
+        try? FileManager.default.removeItem(at: root)
+    }
+
+    func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+
+    /// A supervised entry running `comfyq simulate` on free ports.
+    func writeServers(instances: Int = 1, extraArguments: String = "", fields: String = "", command: String? = nil) throws {
+        let port = try Self.freePorts(instances)
+        let simulate =
+            command
+            ?? "\(Paths.binary.path) simulate --port {port} --output \(path("sim-out"))/{index} --step-time 40ms --load-time 0 --node-time 0 --warm-up 0 \(extraArguments)"
+        try """
+            {servers: [{name: "local", url: "http://127.0.0.1:{port}", port: \(port), instances: \(instances),
+                        command: "\(simulate)", start_timeout: "20s", \(fields)}]}
+            """.write(toFile: serversFile, atomically: true, encoding: .utf8)
+    }
+
+    /// `count` consecutive free ports (the first is returned), found by binding.
+    static func freePorts(_ count: Int) throws -> Int {
+        for _ in 0..<50 {
+            let start = Int.random(in: 20000...60000)
+            if (0..<count).allSatisfy({ isFree(start + $0) }) { return start }
+        }
+        throw NotYet(what: "free ports", seconds: 0, lastSeen: "none")
+    }
+
+    static func isFree(_ port: Int) -> Bool {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    func writeJob(count: Int, steps: Int = 6, extra: String = "") throws -> String {
+        let job = path("night.json")
+        try """
+            {name: "night", workflow: "\(RunCommandTests.workflow)", seeds: {start: 1, count: \(count)},
+             set: {"KSampler.steps": \(steps), "Empty Latent Image.width": 64, "Empty Latent Image.height": 64},
+             output: {folder: "\(path("out"))", name: "{job}_{index}"}, \(extra)}
+            """.write(toFile: job, atomically: true, encoding: .utf8)
+        return job
+    }
+
+    /// `comfyq run` in the background, its output in files.
+    func startRun(_ arguments: [String], tag: String = "run") throws -> Process {
+        let process = Process()
+        process.executableURL = Paths.binary
+        process.arguments = ["run", "--hook", path("servers-hook.lua"), "--no-user-hooks"] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        FileManager.default.createFile(atPath: path("\(tag).out"), contents: nil)
+        FileManager.default.createFile(atPath: path("\(tag).err"), contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: path("\(tag).out"))
+        process.standardError = FileHandle(forWritingAtPath: path("\(tag).err"))
+        try process.run()
+        tags[ObjectIdentifier(process)] = tag
+        return process
+    }
+
+    /// Waits for a process started with `startRun` to exit (off the cooperative pool).
+    func wait(_ process: Process, timeout: Double = 90) async throws -> Int32 {
+        try await eventually("comfyq run to exit", timeout: timeout, interval: 0.05, describe: { self.outputs(of: process) }) {
+            process.isRunning ? nil : process.terminationStatus
+        }
+    }
+
+    /// What a run started with `startRun` printed so far.
+    func outputs(of process: Process) -> String {
+        let tag = (process.arguments ?? []).isEmpty ? "run" : tags[ObjectIdentifier(process)] ?? "run"
+        return output(tag)
+    }
+
+    private var tags: [ObjectIdentifier: String] = [:]
+
+    func output(_ tag: String) -> String {
+        ((try? String(contentsOfFile: path("\(tag).err"), encoding: .utf8)) ?? "") + ((try? String(contentsOfFile: path("\(tag).out"), encoding: .utf8)) ?? "")
+    }
+
+    func events() -> [String] {
+        ((try? String(contentsOfFile: serverEvents, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    func pidFiles() -> [String] {
+        let folder = state + "/comfyq/servers/local"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        let single = state + "/comfyq/servers/local.pid"
+        return names.filter { $0.hasSuffix(".pid") }.map { folder + "/" + $0 } + (FileManager.default.fileExists(atPath: single) ? [single] : [])
+    }
+
+    /// The pid of the running supervised server (from its pid file).
+    func serverPID(_ file: String) -> Int32? {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+        return Int32(text.split(separator: " ").first ?? "")
+    }
+
+    func done() async throws -> Int {
+        let status = try await Self.statusJSON(db)
+        return status["jobs"]?.arrayValue?.first?["counts"]?["done"]?.numberValue?.int ?? 0
+    }
+
+    /// `comfyq status --json`, in-process (this runs often while waiting).
+    static func statusJSON(_ db: String) async throws -> JSONValue {
+        let capture = Capture()
+        let status = await ComfyQ.main(arguments: ["status", "--json", "--db", db], console: capture.console)
+        guard status == .success else { throw NotYet(what: "status", seconds: 0, lastSeen: capture.stderr) }
+        return try JSONValue(parsing: capture.stdout)
+    }
+
+    func outputs() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path("out"))) ?? []).filter { $0.hasSuffix(".png") }.sorted()
+    }
+
+    /// PNGs the simulators wrote (every incarnation of every instance): a prompt that ran to the
+    /// end twice would show here twice.
+    func simulatorOutputs() -> Int {
+        let root = path("sim-out")
+        let names = (FileManager.default.enumerator(atPath: root)?.allObjects as? [String]) ?? []
+        return names.filter { $0.hasSuffix(".png") && !$0.contains("temp") }.count
+    }
+
+    func post(_ url: String, _ path: String) async throws {
+        var request = URLRequest(url: URL(string: url + path)!)
+        request.httpMethod = "POST"
+        request.httpBody = Data("{}".utf8)
+        _ = try await URLSession(configuration: .ephemeral).data(for: request)
+    }
+}
+
+@Suite(.serialized) struct ServerSupervisionTests {
+    @Test func killNineMidBatchRestartsTheServerAndRunsEveryItemOnce() async throws {
+        let night = try Night("kill9")
+        try night.writeServers()
+        let job = try night.writeJob(count: 16)
+        let run = try night.startRun([job, "--concurrency", "2"])
+        try await eventually("4 items done", describe: { night.output("run") }) { try await night.done() >= 4 ? true : nil }
+        let pidFile = try #require(night.pidFiles().first)
+        let pid = try #require(night.serverPID(pidFile))
+        kill(pid, SIGKILL)
+        let status = try await night.wait(run)
+        #expect(status == 0, "\(night.output("run"))")
+        #expect(try await night.done() == 16)
+        #expect(night.outputs().count == 16)
+        #expect(!night.outputs().contains { $0.contains("-1.") })
+        #expect(night.simulatorOutputs() == 16, "a prompt ran to the end twice")
+        let events = night.events()
+        let crash = events.firstIndex { $0.hasPrefix("local up -> down") }
+        let restarting = events.firstIndex { $0.hasPrefix("local down -> restarting") }
+        let back = events.lastIndex { $0.hasPrefix("local starting -> up") }
+        #expect(crash != nil && restarting != nil && back != nil, "\(events)")
+        if let crash, let restarting, let back { #expect(crash < restarting && restarting < back) }
+        #expect(events.first { $0.hasPrefix("local up -> down") }?.contains("killed by signal 9") == true, "\(events)")
+        #expect(night.pidFiles().isEmpty, "the server was left running")
+    }
+
+    @Test func aHungServerIsDownWithinDownAfterAndRestarted() async throws {
+        let night = try Night("hang")
+        try night.writeServers(fields: "down_after: \"2s\"")
+        let job = try night.writeJob(count: 8, steps: 8)
+        let run = try night.startRun([job, "--concurrency", "1"])
+        try await eventually("2 items done", describe: { night.output("run") }) { try await night.done() >= 2 ? true : nil }
+        let servers = try String(contentsOfFile: night.serversFile, encoding: .utf8)
+        let port = try #require(servers.split(separator: ",").first { $0.contains("port:") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces))
+        try await night.post("http://127.0.0.1:\(port)", "/sim/hang")
+        let status = try await night.wait(run)
+        #expect(status == 0, "\(night.output("run"))")
+        #expect(try await night.done() == 8)
+        #expect(night.events().contains { $0.hasPrefix("local up -> down | not answering for 2 s") }, "\(night.events())")
+        #expect(night.events().contains { $0.hasPrefix("local down -> restarting") }, "\(night.events())")
+        #expect(night.simulatorOutputs() == 8)
+    }
+
+    @Test func aPoisonItemFailsAfterTwoCrashesAndTheRestFinish() async throws {
+        let night = try Night("poison")
+        try night.writeServers(extraArguments: "--crash-on-seed 3")
+        let job = try night.writeJob(count: 6)
+        let run = try night.startRun([job, "--concurrency", "1"])
+        let status = try await night.wait(run)
+        #expect(status == 1, "\(night.output("run"))")  // an item failed
+        let json = try await Night.statusJSON(night.db)
+        let counts = json["jobs"]?.arrayValue?.first?["counts"]
+        #expect(counts?["done"] == 5 && counts?["failed"] == 1, "\(json.serialized())\n\(night.output("run"))\n\(night.events())")
+        let failed = json["items"]?.arrayValue?.first { $0["state"] == "failed" }
+        let error = failed?["error"]?.stringValue ?? ""
+        #expect(failed?["index"] == 2)  // seed 3
+        #expect(error.hasPrefix("server local crashed twice while running it; its log ends:"), "\(error)")
+        #expect(error.contains("simulated crash: seed 3"), "\(error)")
+    }
+
+    @Test func aCommandThatExitsAtOnceIsGivenUpAndItemsStayPending() async throws {
+        let night = try Night("giveup")
+        try night.writeServers(fields: "max_restarts: 2", command: "false")
+        let job = try night.writeJob(count: 3)
+        let run = try night.startRun([job])
+        let status = try await night.wait(run)
+        let output = night.output("run")
+        #expect(status == 1, "\(output)")
+        #expect(output.contains("Error: no server left, 3 items still pending: local given up: restarted 2 times within an hour"), "\(output)")
+        #expect(output.contains("(log: \(night.state)/comfyq/servers/local.log)"), "\(output)")
+        let json = try await Night.statusJSON(night.db)
+        #expect(json["jobs"]?.arrayValue?.first?["counts"]?["pending"] == 3)
+        #expect(night.events().last?.hasPrefix("local down -> given up") == true, "\(night.events())")
+    }
+
+    @Test func twoRunsWithOneServersFileStartOneServer() async throws {
+        let night = try Night("two-runs")
+        try night.writeServers()
+        let job = try night.writeJob(count: 12)
+        #expect(try await runBinary(["add", job], environment: night.environment).status == .success)
+        let first = try night.startRun([], tag: "first")
+        let second = try night.startRun([], tag: "second")
+        let one = try await night.wait(first)
+        let two = try await night.wait(second)
+        #expect(one == 0 && two == 0, "\(night.output("first"))\n\(night.output("second"))")
+        #expect(try await night.done() == 12)
+        let log = try String(contentsOfFile: night.state + "/comfyq/servers/local.log", encoding: .utf8)
+        #expect(log.components(separatedBy: "==== comfyq: starting local").count - 1 == 1, "\(log)")
+        #expect(night.simulatorOutputs() == 12)
+    }
+
+    @Test func badServersFilesGetOneLineAndAddNothing() async throws {
+        let night = try Night("bad")
+        try "{servers: [{name: 'a', url: 'http://127.0.0.1:{port}', port: 9000, instances: 2, command: 'no-such-comfyui --port {port}'}]}"
+            .write(toFile: night.serversFile, atomically: true, encoding: .utf8)
+        let job = try night.writeJob(count: 2)
+        let run = try await runBinary(["run", job], environment: night.environment)
+        #expect(run.status == .dataError)
+        #expect(run.stderr == "Error: \(night.serversFile): servers[0].command: no-such-comfyui is not on PATH\n")
+        try night.writeServers()
+        let unknown = try await runBinary(["run", job, "--server", "gpu9"], environment: night.environment)
+        #expect(unknown.stderr.hasPrefix("Error: --server gpu9: no server of that name in"), "\(unknown.stderr)")
+        let json = try await Night.statusJSON(night.db)
+        #expect(json["jobs"]?.arrayValue?.isEmpty == true)
+    }
+}
