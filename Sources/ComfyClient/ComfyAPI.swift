@@ -24,6 +24,8 @@ public struct ComfyAPIError: Error, Sendable, Equatable, CustomStringConvertible
         case rejected(PromptRejection)
         /// Writing a downloaded file failed.
         case file(String)
+        /// Writing a downloaded file failed for lack of space (ENOSPC, EDQUOT).
+        case noSpace(String)
     }
 
     public var server: String
@@ -42,7 +44,7 @@ public struct ComfyAPIError: Error, Sendable, Equatable, CustomStringConvertible
         case .malformedJSON(let detail): "\(server): \(request) returned malformed JSON (\(detail))"
         case .notComfyUI(let detail): "\(server): this does not look like ComfyUI (\(detail))"
         case .rejected(let rejection): "\(server): prompt rejected: \(rejection)"
-        case .file(let detail): "\(server): \(request): \(detail)"
+        case .file(let detail), .noSpace(let detail): "\(server): \(request): \(detail)"
         }
     }
 }
@@ -290,7 +292,8 @@ public struct ComfyAPI: Sendable {
             return size?.int64Value ?? 0
         } catch {
             try? FileManager.default.removeItem(at: temporary)
-            throw self.error(requestName, .file("cannot write \(destination.path): \(error.localizedDescription)"))
+            let detail = "cannot write \(destination.path): \(error.localizedDescription)"
+            throw self.error(requestName, DiskSpace.isOutOfSpace(error) ? .noSpace(detail) : .file(detail))
         }
     }
 

@@ -81,6 +81,10 @@ public enum HookSamples {
             .server(
                 name: "local/0", url: "http://127.0.0.1:8190", state: "given up", previousState: "restarting",
                 reason: "restarted 5 times within an hour; last: its process exited with status 1", restarts: 5, downFor: nil, logTail: log))
+        let reason = "outputs/sample/sample_7.png: no space left: The operation couldn’t be completed. No space left on device"
+        events.append(
+            .batch(.pause, ["reason": .string(reason), "folder": "outputs/sample", "needed_bytes": 1_048_576, "free_bytes": 4096, "in_flight": 2]))
+        events.append(.batch(.resume, ["reason": .string(reason), "folder": "outputs/sample", "paused_for": 95.2]))
         return events
     }
 }
@@ -130,6 +134,8 @@ public enum HookTester {
         switch event.kind {
         case .batchStart: return "pending \(table["pending"]?.serialized() ?? "?")"
         case .batchDone, .idle: return "done \(table["done"]?.serialized() ?? "?"), failed \(table["failed"]?.serialized() ?? "?")"
+        case .pause: return "\(table["folder"]?.stringValue ?? "?"): \(table["reason"]?.stringValue ?? "")"
+        case .resume: return "after \(table["paused_for"]?.serialized() ?? "?") s"
         case .server:
             return "\(table["server"]?.stringValue ?? "?") \(table["previous_state"]?.stringValue ?? "?") → \(table["state"]?.stringValue ?? "?"): \(table["reason"]?.stringValue ?? "")"
         default:

@@ -42,7 +42,61 @@ public struct ServerRecord: Sendable, Equatable {
     }
 }
 
+/// A `comfyq run` as it last reported itself.
+public struct RunnerRecord: Sendable, Equatable {
+    public var pid: Int
+    public var host: String
+    public var startedAt: Double
+    public var heartbeatAt: Double
+    /// Set while the run is paused (a full disk).
+    public var pausedReason: String?
+    public var pausedFolder: String?
+    public var pausedSince: Double?
+
+    public init(
+        pid: Int, host: String, startedAt: Double, heartbeatAt: Double, pausedReason: String? = nil, pausedFolder: String? = nil,
+        pausedSince: Double? = nil
+    ) {
+        self.pid = pid
+        self.host = host
+        self.startedAt = startedAt
+        self.heartbeatAt = heartbeatAt
+        self.pausedReason = pausedReason
+        self.pausedFolder = pausedFolder
+        self.pausedSince = pausedSince
+    }
+}
+
 extension Queue {
+    /// Writes a run's heartbeat (and whether it is paused).
+    public func record(_ runner: RunnerRecord) throws {
+        try database.query(
+            """
+            INSERT INTO runners (host, pid, started_at, heartbeat_at, paused_reason, paused_folder, paused_since) VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (host, pid) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, paused_reason = excluded.paused_reason,
+                paused_folder = excluded.paused_folder, paused_since = excluded.paused_since
+            """,
+            [
+                .text(runner.host), .integer(Int64(runner.pid)), .real(runner.startedAt), .real(runner.heartbeatAt), SQLValue(runner.pausedReason),
+                SQLValue(runner.pausedFolder), SQLValue(runner.pausedSince),
+            ])
+    }
+
+    /// Forgets a run that has ended.
+    public func removeRunner(host: String, pid: Int) throws {
+        try database.query("DELETE FROM runners WHERE host = ? AND pid = ?", [.text(host), .integer(Int64(pid))])
+    }
+
+    /// Every run that has reported itself (live or not: see `heartbeatAt`).
+    public func runnerRecords() throws -> [RunnerRecord] {
+        try database.query("SELECT pid, host, started_at, heartbeat_at, paused_reason, paused_folder, paused_since FROM runners ORDER BY started_at")
+            .map { row in
+                RunnerRecord(
+                    pid: Int(row[0].int ?? 0), host: row[1].text ?? "", startedAt: row[2].double ?? 0, heartbeatAt: row[3].double ?? 0,
+                    pausedReason: row[4].text, pausedFolder: row[5].text, pausedSince: row[6].double)
+            }
+    }
+
     /// Writes what a run knows of a server (one row per server name).
     public func record(_ server: ServerRecord) throws {
         try database.query(

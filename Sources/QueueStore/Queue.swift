@@ -111,6 +111,16 @@ public final class Queue {
             runner_pid INTEGER,
             updated_at REAL NOT NULL
         );
+        CREATE TABLE runners (
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            paused_reason TEXT,
+            paused_folder TEXT,
+            paused_since REAL,
+            PRIMARY KEY (host, pid)
+        );
         CREATE TABLE server_requests (
             id INTEGER PRIMARY KEY,
             name TEXT NOT NULL,

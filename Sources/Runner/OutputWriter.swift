@@ -6,6 +6,8 @@ import WebSocket
 /// Why an output could not be saved: the path and the reason, in one line.
 struct OutputError: Error, CustomStringConvertible {
     var message: String
+    /// The disk (or the quota) is full: the run pauses instead of failing the item.
+    var outOfSpace = false
     var description: String { message }
 }
 
@@ -34,7 +36,8 @@ enum OutputWriter {
             do {
                 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             } catch {
-                throw OutputError(message: "\(directory.path): cannot create the folder (\(error.localizedDescription))")
+                throw OutputError(
+                    message: "\(directory.path): cannot create the folder (\(error.localizedDescription))", outOfSpace: DiskSpace.isOutOfSpace(error))
             }
             saved.append(try await store(file, at: target, for: flight, api: api, overwrite: overwrite, server: server))
         }
@@ -80,8 +83,12 @@ enum OutputWriter {
                         candidate = target.deletingLastPathComponent().appendingPathComponent("\(base)-\(counter).\(ext)")
                         continue
                     }
-                    if error is ComfyAPIError { throw OutputError(message: "\(candidate.path): download failed: \(error)") }
-                    throw OutputError(message: "\(candidate.path): cannot write (\(error.localizedDescription))")
+                    if let api = error as? ComfyAPIError {
+                        if case .noSpace = api.kind { throw OutputError(message: "\(candidate.path): no space left: \(error)", outOfSpace: true) }
+                        throw OutputError(message: "\(candidate.path): download failed: \(error)")
+                    }
+                    if let output = error as? OutputError { throw output }
+                    throw OutputError(message: "\(candidate.path): cannot write (\(error.localizedDescription))", outOfSpace: DiskSpace.isOutOfSpace(error))
                 }
                 return Saved(path: candidate.path, size: size)
             }
@@ -110,7 +117,8 @@ enum OutputWriter {
         do {
             try Data(document.serialized(pretty: true).utf8).write(to: sidecar, options: .atomic)
         } catch {
-            throw OutputError(message: "\(sidecar.path): cannot write the sidecar (\(error.localizedDescription))")
+            throw OutputError(
+                message: "\(sidecar.path): cannot write the sidecar (\(error.localizedDescription))", outOfSpace: DiskSpace.isOutOfSpace(error))
         }
     }
 

@@ -166,6 +166,7 @@ extension Runner {
                 servers[index].process?.rotateLogIfNeeded()
                 persist(index)
             }
+            if paused?.queue != true { persistRunner() }
         }
     }
 
@@ -363,5 +364,10 @@ extension Runner {
             try? await Task.sleep(for: .milliseconds(20))
         }
         for index in servers.indices { persist(index) }
+        do {
+            try queue.removeRunner(host: ProcessInfo.processInfo.hostName, pid: Int(getpid()))
+        } catch {
+            continuation.yield(.message("queue: \(error)"))
+        }
     }
 }

@@ -33,6 +33,12 @@ public actor Runner {
     var serversStopped = false
     /// When server rows were last written to the queue (a heartbeat for other processes).
     var lastServerWrite: Double = 0
+    /// Set while the run is paused (a full disk, a queue that cannot be written).
+    var paused: Pause?
+    /// Prompts done on their server whose outputs wait for the pause to end.
+    var parked: Set<String> = []
+    /// The largest output saved so far: resuming needs room for at least this much.
+    var largestOutput: Int64 = 0
     /// Forgets and wakes for the connections, run in order by one task.
     let connectionCommands: AsyncStream<ConnectionCommand>.Continuation
     private let commands: AsyncStream<ConnectionCommand>
@@ -186,7 +192,7 @@ public actor Runner {
 
     /// Fills every available server's free slots from the queue.
     func refill() {
-        guard !draining else { return }
+        guard !draining, paused == nil else { return }
         var anyClaimed = true
         while anyClaimed {
             anyClaimed = false
@@ -453,7 +459,7 @@ public actor Runner {
 
     /// A finished prompt: wait for its history (written just before the end message), download
     /// every output, write the sidecars, then mark the item done.
-    private func collect(_ promptID: String, api: ComfyAPI) async {
+    func collect(_ promptID: String, api: ComfyAPI) async {
         var history: HistoryRecord?
         for attempt in 0..<20 {
             if let found = try? await api.history(promptID), found.outcome != nil {
@@ -467,11 +473,23 @@ public actor Runner {
             end(promptID, failure: "\(api.name) reported success but its history has no result for \(promptID)", transient: true)
             return
         }
+        // Paused (a full disk): it waits, done on its server, to be collected on resuming.
+        guard paused == nil else {
+            parked.insert(promptID)
+            return
+        }
         do {
             let saved = try await OutputWriter.save(files, for: flight, api: api, overwrite: options.overwrite, server: api.name)
-            guard let current = inFlight.removeValue(forKey: promptID) else { return }
+            guard inFlight[promptID] != nil else { return }
+            largestOutput = max(largestOutput, saved.map(\.size).max() ?? 0)
             let outputs: [JSONValue] = saved.map { ["path": .string($0.path), "size": .int(Int($0.size))] }
-            record { try queue.finish(current.itemID, promptID: promptID, state: .done, outputs: .array(outputs), timings: timingsJSON(current), now: wallClock) }
+            let written = record {
+                try queue.finish(flight.itemID, promptID: promptID, state: .done, outputs: .array(outputs), timings: timingsJSON(flight), now: wallClock)
+            }
+            guard written, let current = inFlight.removeValue(forKey: promptID) else {
+                parked.insert(promptID)  // the queue could not say so: collected again on resuming
+                return
+            }
             done += 1
             servers[current.server].health.promptFinished()
             continuation.yield(.completed(item: current.label, server: api.name, outputs: saved.map(\.path), seconds: now - current.startedAt))
@@ -481,6 +499,11 @@ public actor Runner {
                         .complete, hookPrompt(current), snapshot: current.lastSnapshot, elapsed: now - current.startedAt, outputs: saved.map(\.path),
                         timings: current.timings))
             }
+        } catch let error as OutputError where error.outOfSpace {
+            // A full disk pauses the night; it does not fail the item.
+            parked.insert(promptID)
+            pause(reason: error.message, folder: flight.outputFolder)
+            return
         } catch {
             // A failed download fails the item with the path and the reason; the others go on.
             end(promptID, failure: "\(error)", transient: false)
@@ -490,12 +513,17 @@ public actor Runner {
         checkFinished()
     }
 
-    /// Runs a queue write; a failure (a full disk, a locked database) is reported, not hidden.
-    func record(_ write: () throws -> Bool) {
+    /// Runs a queue write; a failure (a full disk, a locked database) is reported, not hidden,
+    /// and pauses the run until the queue can be written again. Returns whether it was written.
+    @discardableResult
+    func record(_ write: () throws -> Bool) -> Bool {
         do {
             _ = try write()
+            return true
         } catch {
-            continuation.yield(.message("queue: \(error)"))
+            if paused?.queue != true { continuation.yield(.message("queue: \(error)")) }
+            pause(reason: "the queue cannot be written: \(error)", folder: (queue.database.path as NSString).deletingLastPathComponent, queue: true)
+            return false
         }
     }
 
@@ -523,6 +551,7 @@ public actor Runner {
             perform(servers[flight.server].health.promptStalled(at: now), on: flight.server)
         }
         superviseServers()
+        await checkPause()
         refill()
         checkFinished()
     }
@@ -563,9 +592,17 @@ public actor Runner {
 
     // MARK: Reconciling
 
-    /// Items a previous run left in flight: ask their servers what became of them.
-    private func reconcile() async {
-        guard let left = try? queue.inFlight(), !left.isEmpty else { return }
+    /// Items a previous run left in flight (or this run, when a queue write was lost): ask their
+    /// servers what became of them. Prompts this run follows are left alone.
+    func reconcile() async {
+        let left: [ItemRow]
+        do {
+            left = try queue.inFlight().filter { $0.promptID.map { inFlight[$0] == nil } ?? true }
+        } catch {
+            continuation.yield(.message("queue: cannot read the items in flight: \(error)"))
+            return
+        }
+        guard !left.isEmpty else { return }
         continuation.yield(.message("reconciling \(left.count) item\(left.count == 1 ? "" : "s") left in flight by a previous run"))
         for item in left {
             guard let promptID = item.promptID else { continue }

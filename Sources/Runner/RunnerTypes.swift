@@ -28,6 +28,8 @@ public struct RunnerOptions: Sendable {
     public var tick: Double = 0.5
     /// Lua hook scripts, already loaded; nil for none.
     public var hooks: HookSet?
+    /// While paused, how often the free space is checked.
+    public var spaceCheckInterval: Double = 30
     /// How long the run waits at the end for hook scripts to finish what they were sent.
     public var hookDrainTimeout: Double = 60
 
@@ -48,6 +50,11 @@ public enum RunnerEvent: Sendable {
     case progress(item: String, server: String, update: ProgressUpdate)
     case completed(item: String, server: String, outputs: [String], seconds: Double)
     case failed(item: String, server: String?, error: String, willRetry: Bool)
+    /// A full disk (or a queue that cannot be written) paused the run: nothing is submitted
+    /// until `neededBytes` are free in `folder`.
+    case paused(reason: String, folder: String, neededBytes: Int64)
+    /// The pause ended after this many seconds.
+    case resumed(after: Double)
     /// A hook's `on_submit` returned false: the item is cancelled, not run.
     case skipped(item: String, by: String)
     case message(String)

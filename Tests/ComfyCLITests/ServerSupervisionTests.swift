@@ -28,6 +28,16 @@ final class Night: @unchecked Sendable {
               file:write(e.server, " ", e.previous_state, " -> ", e.state, " | ", e.reason, " | ", table.concat(e.log_tail or {}, " / "), "\\n")
               file:close()
             end
+            function on_pause(e)
+              local file = assert(io.open("\(serverEvents)", "a"))
+              file:write("pause | ", e.folder, " | ", e.reason, " | needs ", e.needed_bytes, "\\n")
+              file:close()
+            end
+            function on_resume(e)
+              local file = assert(io.open("\(serverEvents)", "a"))
+              file:write("resume | ", e.folder, " | after ", e.paused_for, "\\n")
+              file:close()
+            end
             """.write(toFile: path("servers-hook.lua"), atomically: true, encoding: .utf8)
     }
 
@@ -275,4 +285,102 @@ final class Night: @unchecked Sendable {
         let json = try await Night.statusJSON(night.db)
         #expect(json["jobs"]?.arrayValue?.isEmpty == true)
     }
+}
+
+/// A full disk pauses the night instead of failing it: a real filesystem that fills up (a small
+/// tmpfs, mounted by the test, which needs root as CI is).
+@Suite(.serialized) struct DiskFullTests {
+    @Test func aFullDiskPausesAndResumesWhenThereIsRoomAgain() async throws {
+        guard getuid() == 0 else {
+            print("DiskFullTests: skipped: mounting a small tmpfs needs root (CI runs as root)")
+            return
+        }
+        let night = try Night("diskfull")
+        let folder = night.path("out")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let mount = try await runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=300k", "tmpfs", folder])
+        #expect(mount == 0)
+        defer { _ = try? runToolSync("/bin/umount", ["-l", folder]) }
+        try night.writeServers()
+        let job = try night.path("night.json")
+        try """
+            {name: "night", workflow: "\(RunCommandTests.workflow)", seeds: {start: 1, count: 6},
+             set: {"KSampler.steps": 2, "Empty Latent Image.width": 256, "Empty Latent Image.height": 256},
+             output: {folder: "\(folder)", name: "{job}_{index}"}}
+            """.write(toFile: job, atomically: true, encoding: .utf8)
+        let run = try night.startRun([job, "--space-check", "200ms", "--json-events"])
+        let paused = try await eventually("the run to pause", describe: { night.output("run") }) {
+            try await Night.statusJSON(night.db)["paused"] == true ? true : nil
+        }
+        #expect(paused)
+        let status = try await Night.statusJSON(night.db)
+        let counts = status["jobs"]?.arrayValue?.first?["counts"]
+        #expect(counts?["failed"] == 0, "\(status.serialized())")
+        #expect((counts?["done"]?.numberValue?.int ?? 0) < 6)
+        #expect(night.events().contains { $0.hasPrefix("pause | \(folder) | ") && $0.contains("no space left") }, "\(night.events())")
+        let text = try await runBinary(["status"], environment: night.environment)
+        #expect(text.stdout.hasPrefix("PAUSED: run \(run.processIdentifier) since"), "\(text.stdout)")
+        // Room again: the run resumes by itself and finishes everything.
+        #expect(try await runTool("/bin/mount", ["-o", "remount,size=20m", folder]) == 0)
+        let exit = try await night.wait(run)
+        #expect(exit == 0, "\(night.output("run"))")
+        #expect(try await night.done() == 6)
+        #expect(night.outputs().count == 6)
+        #expect(!night.outputs().contains { $0.contains("-1.") })
+        #expect(night.events().contains { $0.hasPrefix("resume | \(folder) | after") }, "\(night.events())")
+        let lines = night.output("run").split(separator: "\n")
+        #expect(lines.contains { $0.contains("\"event\":\"pause\"") } && lines.contains { $0.contains("\"event\":\"resume\"") })
+        #expect(night.simulatorOutputs() == 6, "a prompt ran twice")
+    }
+}
+
+extension DiskFullTests {
+    @Test func aQueueThatCannotBeWrittenPausesToo() async throws {
+        guard getuid() == 0 else {
+            print("DiskFullTests: skipped: mounting a small tmpfs needs root (CI runs as root)")
+            return
+        }
+        let night = try Night("dbfull")
+        let folder = night.path("db")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        #expect(try await runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", folder]) == 0)
+        defer { _ = try? runToolSync("/bin/umount", ["-l", folder]) }
+        try night.writeServers()
+        let job = try night.writeJob(count: 10, steps: 8)
+        var environment = night.environment
+        environment["COMFYQ_DB"] = folder + "/queue.db"
+        #expect(try await runBinary(["add", job], environment: environment).status == .success)
+        let run = try night.startRun(["--space-check", "200ms", "--json-events", "--db", folder + "/queue.db"])
+        try await eventually("2 items done", describe: { night.output("run") }) {
+            night.outputs().count >= 2 ? true : nil
+        }
+        // Fill the queue's filesystem to the last byte.
+        _ = try await runTool("/bin/dd", ["if=/dev/zero", "of=\(folder)/filler", "bs=64k", "status=none"])
+        try await eventually("the run to pause", describe: { night.output("run") }) {
+            night.output("run").contains("\"event\":\"pause\"") ? true : nil
+        }
+        #expect(night.output("run").contains("the queue cannot be written"), "\(night.output("run"))")
+        try FileManager.default.removeItem(atPath: folder + "/filler")
+        let exit = try await night.wait(run)
+        #expect(exit == 0, "\(night.output("run"))")
+        let status = try await Night.statusJSON(folder + "/queue.db")
+        #expect(status["jobs"]?.arrayValue?.first?["counts"]?["done"] == 10, "\(status.serialized())")
+        #expect(night.outputs().count == 10)
+        #expect(!night.outputs().contains { $0.contains("-1.") })
+        #expect(night.simulatorOutputs() == 10, "a prompt ran twice")
+    }
+}
+
+/// Runs a system tool to the end (off the cooperative pool) and returns its exit status.
+func runTool(_ path: String, _ arguments: [String]) async throws -> Int32 {
+    try await offPool { try runToolSync(path, arguments) }
+}
+
+func runToolSync(_ path: String, _ arguments: [String]) throws -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    try process.run()
+    process.waitUntilExit()
+    return process.terminationStatus
 }

@@ -30,6 +30,7 @@ enum RunCommand {
             .flag("watch", help: "Keep running and pick up items added later."),
             .flag("simulate", help: "Start a simulated ComfyUI on a free port (a supervised comfyq simulate) and use it."),
             .flag("overwrite", help: "Replace existing output files instead of adding -1, -2."),
+            .value("space-check", name: "duration", help: "While paused by a full disk, how often to check the free space (default 30s)."),
             .flag("json-events", help: "Print every transition and completion as one JSON object a line (schema 1)."),
             .value("header", name: "name:value", help: "An extra HTTP header for servers behind a proxy.", repeatable: true),
             .value("ca-file", name: "path", help: "Trust the PEM certificates in this file for wss://."),
@@ -67,6 +68,12 @@ enum RunCommand {
         options.tls = TLSOptions(verifyPeer: !arguments.flag("insecure"), caFile: arguments.value("ca-file"))
         options.hooks = hooks
         options.environment = console.environment
+        if let text = arguments.value("space-check") {
+            guard let seconds = Durations.parse(text), seconds > 0 else {
+                throw UsageError("--space-check must be a duration such as 30s, got '\(text)'", command: spec)
+            }
+            options.spaceCheckInterval = seconds
+        }
         options.stateFolder = ServerFiles.stateFolder(environment: console.environment, home: NSHomeDirectory())
         if arguments.flag("simulate") {
             // Its log and lock live with its outputs: two demos at once are two servers.
@@ -192,6 +199,7 @@ final class RunDisplay: @unchecked Sendable {
     /// Items pending when the run started (the live view's total).
     private var total = 0
     private var serverStates: [String: ServerState] = [:]
+    private var pausedReason: String?
     private var drawnLines = 0
     private var lastDraw = ContinuousClock.now - .seconds(1)
     private let started = ContinuousClock.now
@@ -252,6 +260,12 @@ final class RunDisplay: @unchecked Sendable {
                 for line in tail.suffix(3) { log("    | \(line)") }
             }
         case .message(let text): log(text)
+        case .paused(let reason, let folder, let needed):
+            pausedReason = reason
+            log("PAUSED: \(reason); nothing more is submitted, and what is done waits on its server. Resumes by itself once \(ServersCommand.gigabytes(needed)) are free in \(folder).")
+        case .resumed(let seconds):
+            pausedReason = nil
+            log("resumed after \(StatusCommand.duration(seconds)) paused")
         case .started(let pending, let servers):
             total = pending
             for server in servers where serverStates[server] == nil { serverStates[server] = .checking }
@@ -278,6 +292,7 @@ final class RunDisplay: @unchecked Sendable {
             line += ", ETA " + StatusCommand.duration(Double(remaining) / rate * 60)
         }
         line += ", servers up \(up)/\(serverStates.count)"
+        if pausedReason != nil { line = "PAUSED (disk full)  " + line }
         return line
     }
 
@@ -364,6 +379,14 @@ final class RunDisplay: @unchecked Sendable {
             if let downFor = report.downFor { object["down_for"] = .double((downFor * 1000).rounded() / 1000) }
             if let tail = report.logTail { object["log_tail"] = .array(tail.map { .string($0) }) }
             if let log = report.log { object["log"] = .string(log) }
+        case .paused(let reason, let folder, let needed):
+            object["event"] = "pause"
+            object["reason"] = .string(reason)
+            object["folder"] = .string(folder)
+            object["needed_bytes"] = .int(Int(needed))
+        case .resumed(let seconds):
+            object["event"] = "resume"
+            object["paused_for"] = .double((seconds * 1000).rounded() / 1000)
         case .finished(let summary):
             object["event"] = "finished"
             object["skipped"] = .int(summary.skipped)

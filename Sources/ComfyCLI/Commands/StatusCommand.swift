@@ -68,9 +68,10 @@ enum StatusCommand {
         }
         let jobs = try queue.jobs()
         let servers = try ServerView.read(queue, now: now)
-        if jobs.isEmpty { return "the queue is empty\n" + ServerView.section(servers, now: now) }
+        let paused = RunnerView.pausedLines(try RunnerView.read(queue, now: now), now: now)
+        if jobs.isEmpty { return paused + "the queue is empty\n" + ServerView.section(servers, now: now) }
         let waiting = ServerView.waitingForAServer(servers)
-        var out = "JOB                      PENDING RUNNING    DONE  FAILED CANCEL  PROGRESS                   ETA\n"
+        var out = paused + "JOB                      PENDING RUNNING    DONE  FAILED CANCEL  PROGRESS                   ETA\n"
         let filter = states(arguments)
         for job in jobs { out += summaryLine(job, color: color, waiting: waiting) + "\n" }
         let running = try queue.items(states: filter.isEmpty ? [.submitting, .running] : filter.filter { !$0.isFinished }, limit: 200)
@@ -162,10 +163,11 @@ enum StatusCommand {
         }
         let servers = try ServerView.read(queue, now: now)
         let waiting = ServerView.waitingForAServer(servers)
-        let serverValues: [JSONValue] = servers.map(\.json)
+        let runners = try RunnerView.read(queue, now: now).filter(\.isLive)
         return [
-            "schema": 1, "jobs": .array(jobValues), "items": .array(itemValues), "servers": .array(serverValues),
-            "waiting_for_a_server": .bool(waiting),
+            "schema": 1, "jobs": .array(jobValues), "items": .array(itemValues), "servers": .array(servers.map(\.json)),
+            "runners": .array(runners.map(\.json)), "waiting_for_a_server": .bool(waiting),
+            "paused": .bool(runners.contains { $0.record.pausedReason != nil }),
         ]
     }
 }

@@ -57,3 +57,37 @@ struct ServerView {
         ]
     }
 }
+
+/// A `comfyq run` as `status` shows it: live or not, paused or not.
+struct RunnerView {
+    var record: RunnerRecord
+    var isLive: Bool
+
+    static func read(_ queue: Queue, now: Double) throws -> [RunnerView] {
+        let host = ProcessInfo.processInfo.hostName
+        return try queue.runnerRecords().map { record in
+            // A run on this machine is live while its process is; elsewhere, while it beats.
+            let alive = record.host != host || kill(pid_t(record.pid), 0) == 0 || errno == EPERM
+            return RunnerView(record: record, isLive: alive && now - record.heartbeatAt < 15)
+        }
+    }
+
+    /// `PAUSED: run 4242 since 3m05s: …; resumes by itself once there is room in FOLDER`
+    static func pausedLines(_ runners: [RunnerView], now: Double) -> String {
+        var out = ""
+        for runner in runners where runner.isLive {
+            guard let reason = runner.record.pausedReason else { continue }
+            let since = runner.record.pausedSince.map { " since \(StatusCommand.duration(now - $0))" } ?? ""
+            out += "PAUSED: run \(runner.record.pid)\(since): \(reason); resumes by itself once there is room in \(runner.record.pausedFolder ?? "?")\n"
+        }
+        return out
+    }
+
+    var json: JSONValue {
+        [
+            "pid": .int(record.pid), "host": .string(record.host), "started_at": .double(record.startedAt), "heartbeat_at": .double(record.heartbeatAt),
+            "live": .bool(isLive), "paused": .bool(record.pausedReason != nil), "paused_reason": record.pausedReason.map { .string($0) } ?? .null,
+            "paused_folder": record.pausedFolder.map { .string($0) } ?? .null, "paused_since": record.pausedSince.map { .double($0) } ?? .null,
+        ]
+    }
+}

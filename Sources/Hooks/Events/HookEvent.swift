@@ -12,6 +12,10 @@ public enum HookEventKind: String, Sendable, CaseIterable {
     case idle
     /// A server's health changed (up, down, restarting, given up…).
     case server
+    /// A full disk paused the run.
+    case pause
+    /// The pause ended.
+    case resume
 
     /// The Lua function that receives it: `on_batch_start`, `on_complete`, …
     public var function: String { "on_" + rawValue }

@@ -1,0 +1,87 @@
+import ComfyClient
+import ComfyCore
+import Foundation
+import Hooks
+import QueueStore
+
+/// Why the run is paused, and what resuming waits for.
+struct Pause: Sendable {
+    var reason: String
+    /// The folder whose filesystem is full (the output folder, or the queue's).
+    var folder: String
+    var since: Double
+    var lastCheck: Double
+    /// The queue itself could not be written.
+    var queue: Bool
+}
+
+extension Runner {
+    /// A full disk (or a queue that cannot be written) pauses the night instead of failing
+    /// item after item: nothing more is submitted, what is in flight finishes on its server and
+    /// waits there to be collected, and the free space is checked every `spaceCheckInterval`.
+    func pause(reason: String, folder: String, queue isQueue: Bool = false) {
+        guard paused == nil else { return }
+        paused = Pause(reason: reason, folder: folder, since: now, lastCheck: now, queue: isQueue)
+        let needed = neededSpace
+        continuation.yield(.paused(reason: reason, folder: folder, neededBytes: needed))
+        if let hooks = options.hooks, hooks.wants(.pause) {
+            hooks.deliver(
+                .batch(
+                    .pause,
+                    [
+                        "reason": .string(reason), "folder": .string(folder), "needed_bytes": .int(Int(needed)),
+                        "free_bytes": DiskSpace.available(at: folder).map { .int(Int($0)) } ?? .null, "in_flight": .int(inFlight.count),
+                    ]))
+        }
+        if !isQueue { persistRunner() }
+    }
+
+    /// Room to resume: the largest output seen so far (1 MB before the first).
+    var neededSpace: Int64 { max(largestOutput, 1_000_000) }
+
+    /// While paused: is there room again (and can the queue be written)? Then resume, collect
+    /// what waited, and ask the servers about anything whose queue write was lost.
+    func checkPause() async {
+        guard var pause = paused, now - pause.lastCheck >= options.spaceCheckInterval else { return }
+        pause.lastCheck = now
+        paused = pause
+        let free = DiskSpace.available(at: pause.folder) ?? 0
+        guard free >= neededSpace else { return }
+        if pause.queue {
+            do {
+                try queue.database.transaction { try queue.database.execute("CREATE TEMP TABLE IF NOT EXISTS comfyq_probe (x); DROP TABLE comfyq_probe") }
+            } catch {
+                return
+            }
+        }
+        paused = nil
+        let seconds = now - pause.since
+        continuation.yield(.resumed(after: seconds))
+        if let hooks = options.hooks, hooks.wants(.resume) {
+            hooks.deliver(.batch(.resume, ["reason": .string(pause.reason), "folder": .string(pause.folder), "paused_for": .double(HookEvent.rounded(seconds))]))
+        }
+        persistRunner()
+        let waiting = parked.sorted()
+        parked.removeAll()
+        for promptID in waiting {
+            guard let flight = inFlight[promptID] else { continue }
+            await collect(promptID, api: servers[flight.server].api)
+            guard paused == nil else { return }  // full again: the rest waits for the next check
+        }
+        if pause.queue { await reconcile() }
+        refill()
+        checkFinished()
+    }
+
+    /// This run's row in the queue: alive, and paused or not (for `comfyq status`).
+    func persistRunner() {
+        let row = RunnerRecord(
+            pid: Int(getpid()), host: ProcessInfo.processInfo.hostName, startedAt: wallClock - now, heartbeatAt: wallClock,
+            pausedReason: paused?.reason, pausedFolder: paused?.folder, pausedSince: paused.map { wallClock - (now - $0.since) })
+        do {
+            try queue.record(row)
+        } catch {
+            continuation.yield(.message("queue: \(error)"))
+        }
+    }
+}
