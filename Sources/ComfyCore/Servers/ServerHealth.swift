@@ -104,6 +104,8 @@ public struct ServerHealth: Sendable {
     /// When it last answered.
     private var lastAnswer: Double?
     private var lastProbe = -Double.infinity
+    /// Why the last probe failed, since the last answer.
+    private var lastFailure: String?
     private var probing = false
     /// When it was last available (for `downFor`).
     private var unavailableSince: Double
@@ -168,6 +170,7 @@ public struct ServerHealth: Sendable {
     public mutating func probeSucceeded(at now: Double) -> [Action] {
         probing = false
         lastAnswer = now
+        lastFailure = nil
         switch phase {
         case .checking, .starting, .down:
             let downFor = now - unavailableSince
@@ -198,7 +201,7 @@ public struct ServerHealth: Sendable {
             if policy.supervised && !processRunning { return startProcess(at: now, reason: "not answering (\(reason)): starting it") }
             return move(to: .down(retryAt: now), state: .down, at: now, reason: reason)
         case .up:
-            self.reason = reason  // down only after downAfter without an answer (`tick`)
+            lastFailure = reason  // down only after downAfter without an answer (`tick`)
             return []
         default:
             return []
@@ -224,11 +227,12 @@ public struct ServerHealth: Sendable {
         switch phase {
         case .up:
             if now - (lastAnswer ?? since) >= policy.downAfter {
-                let reason = "not answering for \(Int(policy.downAfter)) s" + (reason.isEmpty ? "" : " (\(reason))")
+                let reason = "not answering for \(Self.seconds(policy.downAfter))" + (lastFailure.map { " (\($0))" } ?? "")
                 if policy.supervised && processRunning { return markDownAndKill(at: now, reason: reason) }
                 return move(to: .down(retryAt: now), state: .down, at: now, reason: reason)
             }
-            return probeIfDue(at: now, interval: policy.upProbeInterval)
+            // Often enough that a server that answers is never `downAfter` without an answer.
+            return probeIfDue(at: now, interval: min(policy.upProbeInterval, policy.downAfter / 3))
         case .checking:
             return probeIfDue(at: now, interval: policy.downProbeInterval)
         case .down(let retryAt):
@@ -248,9 +252,9 @@ public struct ServerHealth: Sendable {
 
     /// The run is ending, or `comfyq servers stop`: stop a process of ours unless it is to keep running.
     public mutating func stop(at now: Double, keepRunning: Bool) -> [Action] {
-        if phase == .givenUp && !processRunning { return [] }  // it stays given up, with its reason
-        if policy.supervised && processRunning && !keepRunning { return kill(at: now, reason: "stopped", crashed: false, thenStop: true, graceful: true) }
-        return move(to: .stopped, state: .stopped, at: now, reason: keepRunning && processRunning ? "left running (keep_running)" : "stopped")
+        // A server with no process of ours, or one to keep running, is left as it is.
+        guard policy.supervised && processRunning && !keepRunning else { return [] }
+        return kill(at: now, reason: "stopped", crashed: false, thenStop: true, graceful: true)
     }
 
     /// `comfyq servers restart`: kill and start again at once, without counting a restart.

@@ -1,0 +1,70 @@
+import ComfyClient
+import ComfyCore
+import Foundation
+import QueueStore
+import Runner
+import Simulator
+import TestSupport
+import Testing
+
+/// Server health inside one run: a watched (unsupervised) server that goes away and comes back.
+@Suite(.serialized) struct RunnerServerHealthTests {
+    /// Records the run's server reports as they come.
+    final class Reports: @unchecked Sendable {
+        private let lock = NSLock()
+        private var list: [ServerReport] = []
+        func append(_ report: ServerReport) {
+            lock.lock()
+            list.append(report)
+            lock.unlock()
+        }
+        var all: [ServerReport] {
+            lock.lock()
+            defer { lock.unlock() }
+            return list
+        }
+    }
+
+    @Test func aWatchedServerThatDiesAndComesBackResumesTheBatch() async throws {
+        let workspace = try Workspace()
+        try workspace.addJob(count: 12)
+        let first = try simulator { $0.stepTime = 0.03 }
+        let port = first.port
+        let url = first.url
+        var options = fastOptions([first])
+        options.servers = [ServerDefinition(name: "gpu0", url: url, downAfter: 1)]
+        let runner = try Runner(queuePath: workspace.queuePath, options: options)
+        let reports = Reports()
+        let watcher = Task { for await event in runner.events { if case .server(let report) = event { reports.append(report) } } }
+        let run = Task { await runner.run() }
+
+        try await eventually("3 items done", describe: { "\((try? workspace.counts()) ?? [:])" }) { try workspace.counts()[.done, default: 0] >= 3 ? true : nil }
+        first.stop()
+        try await eventually("the run to see gpu0 down", describe: { "\(reports.all.map(\.line))" }) {
+            reports.all.contains { $0.state == .down } ? true : nil
+        }
+        // Down for a while (no server to start: comfyq only watches it), then back on its port.
+        try await Task.sleep(for: .seconds(2))
+        let second = try simulator {
+            $0.port = port
+            $0.stepTime = 0.01
+        }
+        defer { second.stop() }
+        let summary = await run.value
+        _ = await watcher.value
+        #expect(summary.stopReason == nil)
+        #expect(try workspace.counts() == [.done: 12])
+        #expect(workspace.files("png").count == 12)
+        let states = reports.all.map(\.state)
+        #expect(states == [.up, .down, .up], "\(reports.all.map(\.line))")
+        let back = try #require(reports.all.last)
+        #expect((back.downFor ?? 0) >= 2, "\(back.line)")
+        #expect(reports.all[1].reason.hasPrefix("not answering for 1 s (http://127.0.0.1:\(port): connection refused"), "\(reports.all[1].line)")
+        // Exactly once: every image was written by one of the two servers, none by both.
+        let made = [first, second].map { server in
+            ((FileManager.default.enumerator(atPath: server.options.outputDirectory)?.allObjects as? [String]) ?? [])
+                .filter { $0.hasSuffix(".png") && !$0.contains("temp") }.count
+        }
+        #expect(made.reduce(0, +) == 12, "\(made)")
+    }
+}
