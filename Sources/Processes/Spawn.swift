@@ -63,7 +63,11 @@ public enum Spawn {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, output, 1)
         posix_spawn_file_actions_adddup2(&actions, output, 2)
-        for descriptor in closing { posix_spawn_file_actions_addclose(&actions, descriptor) }
+        // Nothing of comfyq's leaks into the child: a server started here must not hold its
+        // sockets, its database, or the descriptor a parent watches for comfyq's exit.
+        if comfyq_spawn_addclosefrom(&actions, 3) != 0 {
+            for descriptor in closing { posix_spawn_file_actions_addclose(&actions, descriptor) }
+        }
         if let cwd { comfyq_spawn_addchdir(&actions, cwd) }
         // Default handling and an empty mask: comfyq itself ignores SIGINT and SIGTERM, which a
         // child would inherit.

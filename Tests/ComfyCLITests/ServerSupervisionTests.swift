@@ -384,3 +384,80 @@ func runToolSync(_ path: String, _ arguments: [String]) throws -> Int32 {
     process.waitUntilExit()
     return process.terminationStatus
 }
+
+/// `comfyq servers`: health, and start/stop/restart, directly and through the run.
+@Suite(.serialized) struct ServersCommandTests {
+    static func port(of night: Night) throws -> Int {
+        let text = try String(contentsOfFile: night.serversFile, encoding: .utf8)
+        let field = text.split(separator: ",").first { $0.contains("port:") } ?? ""
+        return Int(field.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
+    }
+
+    @Test func showsStartsRestartsAndStopsASupervisedServer() async throws {
+        let night = try Night("servers-cmd")
+        try night.writeServers()
+        let port = try Self.port(of: night)
+        let down = try await runBinary(["servers", "--json"], environment: night.environment)
+        let before = try JSONValue(parsing: down.stdout)["servers"]?.arrayValue?.first
+        #expect(before?["name"] == "local" && before?["state"] == "down" && before?["supervised"] == true, "\(down.stdout)")
+
+        let start = try await runBinary(["servers", "start", "local"], environment: night.environment)
+        #expect(start.status == .success, "\(start.stderr)")
+        #expect(start.stdout.hasPrefix("local: up at http://127.0.0.1:\(port) in "), "\(start.stdout)")
+        let firstPID = try #require(night.pidFiles().first.flatMap(night.serverPID))
+
+        let up = try await runBinary(["servers", "--json"], environment: night.environment)
+        let row = try JSONValue(parsing: up.stdout)["servers"]?.arrayValue?.first
+        #expect(row?["state"] == "up" && row?["version"] == "0.3.64" && row?["gpu"] == "sim:0 comfyq simulator", "\(up.stdout)")
+        #expect(row?["log_tail"]?.arrayValue?.contains { $0.stringValue?.contains("comfyq simulator listening") == true } == true)
+        let text = try await runBinary(["servers"], environment: night.environment)
+        #expect(text.stdout.contains("local  up  http://127.0.0.1:\(port)  (supervised)"), "\(text.stdout)")
+        #expect(text.stdout.contains("ComfyUI 0.3.64, sim:0 comfyq simulator, 85.9 GB of 85.9 GB free"), "\(text.stdout)")
+
+        let again = try await runBinary(["servers", "start", "local"], environment: night.environment)
+        #expect(again.stdout == "local: already running (pid \(firstPID)) at http://127.0.0.1:\(port)\n", "\(again.stdout)")
+
+        let restart = try await runBinary(["servers", "restart", "local"], environment: night.environment)
+        #expect(restart.status == .success, "\(restart.stderr)")
+        let secondPID = try #require(night.pidFiles().first.flatMap(night.serverPID))
+        #expect(secondPID != firstPID)
+        #expect(kill(firstPID, 0) != 0)
+
+        let stop = try await runBinary(["servers", "stop", "local"], environment: night.environment)
+        #expect(stop.stdout == "local: stopped\n", "\(stop.stderr)")
+        #expect(night.pidFiles().isEmpty)
+        #expect(Night.isFree(port))
+    }
+
+    @Test func aRunUsesAServerStartedBeforeAndRestartRequestsGoThroughIt() async throws {
+        let night = try Night("servers-run")
+        try night.writeServers(fields: "keep_running: true")
+        #expect(try await runBinary(["servers", "start", "local"], environment: night.environment).status == .success)
+        let pid = try #require(night.pidFiles().first.flatMap(night.serverPID))
+        let job = try night.writeJob(count: 20, steps: 10)
+        let run = try night.startRun([job])
+        try await eventually("3 items done", describe: { night.output("run") }) { try await night.done() >= 3 ? true : nil }
+        #expect(night.output("run").contains("local: found its process (pid \(pid)) from an earlier run"), "\(night.output("run"))")
+        let restart = try await runBinary(["servers", "restart", "local"], environment: night.environment)
+        #expect(restart.stdout == "local: asked the run that supervises it to restart it\n", "\(restart.stdout)\(restart.stderr)")
+        #expect(try await night.wait(run) == 0, "\(night.output("run"))")
+        #expect(try await night.done() == 20)
+        #expect(night.events().contains { $0.hasPrefix("local up -> restarting | restart asked for") }, "\(night.events())")
+        #expect(night.simulatorOutputs() == 20)
+        // keep_running: the run leaves it running for the next one.
+        let left = try #require(night.pidFiles().first.flatMap(night.serverPID))
+        #expect(left != pid && kill(left, 0) == 0)
+        #expect(try await runBinary(["servers", "stop", "local"], environment: night.environment).stdout == "local: stopped\n")
+    }
+
+    @Test func aWatchedServerCannotBeStarted() async throws {
+        let night = try Night("servers-watch")
+        try "{servers: [{name: 'gpu0', url: 'http://127.0.0.1:1'}]}".write(toFile: night.serversFile, atomically: true, encoding: .utf8)
+        let start = try await runBinary(["servers", "start", "gpu0"], environment: night.environment)
+        #expect(start.status == .failure)
+        #expect(start.stderr == "Error: gpu0 has no command in the servers file: comfyq only watches it, and cannot start it\n")
+        let unknown = try await runBinary(["servers", "fly", "gpu0"], environment: night.environment)
+        #expect(unknown.status == .usage)
+        #expect(unknown.stderr.hasPrefix("Error: unknown action 'fly' (actions: start, stop, restart)"))
+    }
+}
