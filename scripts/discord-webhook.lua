@@ -49,3 +49,21 @@ function on_batch_done(b)
   end
   post(table.concat(lines, "\n"))
 end
+
+function on_server(s)
+  if s.state == "down" then
+    post(string.format(":rotating_light: **%s** is down: %s", s.server, s.reason))
+  elseif s.state == "given up" then
+    local tail = table.concat(s.log_tail or {}, "\n")
+    post(string.format(":skull: comfyq gave up on **%s**: %s%s", s.server, s.reason,
+      tail ~= "" and ("\n```\n" .. tail .. "\n```") or ""))
+  end
+end
+
+function on_pause(p)
+  post(string.format(":floppy_disk: **Paused**: %s (resumes by itself once there is room in %s)", p.reason, p.folder))
+end
+
+function on_resume(r)
+  post(string.format(":arrow_forward: Resumed after %s", duration(r.paused_for)))
+end

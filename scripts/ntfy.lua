@@ -33,3 +33,19 @@ function on_batch_done(b)
   publish("comfyq batch finished",
     string.format("%d done, %d failed in %.0f s", b.done, b.failed, b.elapsed), "default", tags)
 end
+
+-- A server that went down (it is being restarted, or waited for) and one comfyq gave up on.
+function on_server(s)
+  if s.state == "down" then
+    publish("comfyq: " .. s.server .. " is down", s.reason, "high", "rotating_light")
+  elseif s.state == "given up" then
+    local tail = table.concat(s.log_tail or {}, "\n")
+    publish("comfyq gave up on " .. s.server, s.reason .. (tail ~= "" and ("\n\n" .. tail) or ""), "urgent", "skull")
+  elseif s.state == "up" and s.previous_state ~= "checking" and s.previous_state ~= "starting" then
+    publish("comfyq: " .. s.server .. " is back", string.format("after %.0f s", s.down_for or 0), "low", "white_check_mark")
+  end
+end
+
+function on_pause(p)
+  publish("comfyq paused: disk full", p.reason, "urgent", "floppy_disk")
+end

@@ -69,6 +69,9 @@ extension Runner {
                     continuation.yield(.message("\(definition.name): \(error)"))
                 }
                 if lock != nil { process = ServerProcess(files: serverFiles) }
+                let exits = processExits
+                let index = servers.count
+                process?.onExit = { exits.yield(index) }
             }
             var health = ServerHealth(policy: ServerHealth.Policy(definition, supervised: lock != nil), at: now)
             if let process, process.adopt() {
@@ -128,6 +131,12 @@ extension Runner {
         }
     }
 
+    /// A process this run started has exited (its waiter thread says so at once).
+    func processEnded(_ index: Int) {
+        guard !serversStopped, let process = servers[index].process, process.isRunning, let exit = process.poll(now: now) else { return }
+        perform(servers[index].health.processExited(at: now, description: exit), on: index)
+    }
+
     /// The clock for servers: processes that exited, probes due, backoffs, start deadlines,
     /// locks another run let go of, log rotation and the heartbeat written to the queue.
     func superviseServers() {
@@ -182,6 +191,8 @@ extension Runner {
         }
         guard let lock else { return }
         let process = ServerProcess(files: files)
+        let exits = processExits
+        process.onExit = { exits.yield(index) }
         servers[index].lock = lock
         servers[index].process = process
         if process.adopt() { servers[index].health.adoptedProcess() }

@@ -42,6 +42,9 @@ public actor Runner {
     /// Forgets and wakes for the connections, run in order by one task.
     let connectionCommands: AsyncStream<ConnectionCommand>.Continuation
     private let commands: AsyncStream<ConnectionCommand>
+    /// Servers whose process just exited (by index), from the processes' waiter threads.
+    let processExits: AsyncStream<Int>.Continuation
+    private let exits: AsyncStream<Int>
     /// `on_idle` was sent and nothing has been claimed since.
     private var idleAnnounced = false
     private let clock = ContinuousClock.now
@@ -55,6 +58,7 @@ public actor Runner {
         queue = try Queue(path: queuePath)
         (events, continuation) = AsyncStream.makeStream(of: RunnerEvent.self)
         (commands, connectionCommands) = AsyncStream.makeStream(of: ConnectionCommand.self)
+        (exits, processExits) = AsyncStream.makeStream(of: Int.self)
     }
 
     var now: Double {
@@ -69,6 +73,8 @@ public actor Runner {
     /// Runs until the queue is empty (or forever with `watch`), then returns what happened.
     public func run() async -> RunSummary {
         makeSlots()
+        let exits = exits
+        tasks.append(Task { [weak self] in for await index in exits { await self?.processEnded(index) } })
         let commands = commands
         tasks.append(
             Task {
@@ -121,6 +127,7 @@ public actor Runner {
         await stopServers()
         for task in tasks { task.cancel() }
         connectionCommands.finish()
+        processExits.finish()
         await finishHooks(summary)
         continuation.yield(.finished(summary))
         continuation.finish()

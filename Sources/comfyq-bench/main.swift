@@ -701,3 +701,4 @@ if all || arguments.contains("simulator") { await benchmarkSimulator() }
 if all || arguments.contains("queue") { benchmarkQueue() }
 if all || arguments.contains("runner") { await benchmarkRunner() }
 if all || arguments.contains("hooks") { await benchmarkHooks() }
+if all || arguments.contains("supervision") { await SupervisionBenchmark.run() }

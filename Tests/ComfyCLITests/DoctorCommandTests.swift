@@ -27,6 +27,6 @@ import Testing
     @Test func badServerValueIsAUsageError() async {
         let run = await comfyq("doctor", "--server", "ftp://x")
         #expect(run.status == .usage)
-        #expect(run.stderr.hasPrefix("Error: --server must be an http:// or https:// URL, got 'ftp://x'"))
+        #expect(run.stderr.hasPrefix("Error: --server must be a server name from the servers file or an http:// or https:// URL, got 'ftp://x'"))
     }
 }

@@ -281,7 +281,8 @@ final class Night: @unchecked Sendable {
         #expect(run.stderr == "Error: \(night.serversFile): servers[0].command: no-such-comfyui is not on PATH\n")
         try night.writeServers()
         let unknown = try await runBinary(["run", job, "--server", "gpu9"], environment: night.environment)
-        #expect(unknown.stderr.hasPrefix("Error: --server gpu9: no server of that name in"), "\(unknown.stderr)")
+        #expect(unknown.status == .usage)
+        #expect(unknown.stderr.hasPrefix("Error: --server gpu9: no server of that name in \(night.serversFile) (servers: local)"), "\(unknown.stderr)")
         let json = try await Night.statusJSON(night.db)
         #expect(json["jobs"]?.arrayValue?.isEmpty == true)
     }
@@ -414,6 +415,8 @@ func runToolSync(_ path: String, _ arguments: [String]) throws -> Int32 {
         #expect(text.stdout.contains("local  up  http://127.0.0.1:\(port)  (supervised)"), "\(text.stdout)")
         #expect(text.stdout.contains("ComfyUI 0.3.64, sim:0 comfyq simulator, 85.9 GB of 85.9 GB free"), "\(text.stdout)")
 
+        let doctor = try await runBinary(["doctor", "--server", "local"], environment: night.environment)
+        #expect(doctor.status == .success && doctor.stdout.contains("✓ websocket"), "\(doctor.stdout)")
         let again = try await runBinary(["servers", "start", "local"], environment: night.environment)
         #expect(again.stdout == "local: already running (pid \(firstPID)) at http://127.0.0.1:\(port)\n", "\(again.stdout)")
 

@@ -60,11 +60,14 @@ import Testing
         let back = try #require(reports.all.last)
         #expect((back.downFor ?? 0) >= 2, "\(back.line)")
         #expect(reports.all[1].reason.hasPrefix("not answering for 1 s (http://127.0.0.1:\(port): connection refused"), "\(reports.all[1].line)")
-        // Exactly once: every image was written by one of the two servers, none by both.
+        // A server that dies loses its history with it (ComfyUI keeps it in memory): a prompt it
+        // finished but had not handed over yet must run again, and nothing else may. At most
+        // the prompts it held (concurrency 2) ran twice; every item was saved once.
         let made = [first, second].map { server in
             ((FileManager.default.enumerator(atPath: server.options.outputDirectory)?.allObjects as? [String]) ?? [])
                 .filter { $0.hasSuffix(".png") && !$0.contains("temp") }.count
         }
-        #expect(made.reduce(0, +) == 12, "\(made)")
+        #expect((12...14).contains(made.reduce(0, +)), "\(made)")
+        #expect(!workspace.files("png").contains { $0.contains("-1.") })
     }
 }

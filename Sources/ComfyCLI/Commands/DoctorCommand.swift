@@ -16,7 +16,10 @@ enum DoctorCommand {
             round-trip latency. Exits 0 only when every check on every server passes.
             """,
         options: [
-            .value("server", name: "url", help: "A ComfyUI server (default \(defaultServer)).", repeatable: true),
+            .value(
+                "server", name: "name|url",
+                help: "A server: a name from the servers file, or a URL (default: every server in the\nservers file, else \(defaultServer)).", repeatable: true),
+            ServersConfig.option,
             .value("header", name: "name:value", help: "An extra HTTP header for servers behind a proxy.", repeatable: true),
             .value("ca-file", name: "path", help: "Trust the PEM certificates in this file for wss:// (a private CA)."),
             .flag("insecure", help: "Do not verify wss:// certificates (self-signed test setups only)."),
@@ -25,7 +28,6 @@ enum DoctorCommand {
         run: run)
 
     static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
-        let servers = arguments.values("server").isEmpty ? [defaultServer] : arguments.values("server")
         var headers: [String: String] = [:]
         for header in arguments.values("header") {
             guard let colon = header.firstIndex(of: ":") else {
@@ -33,11 +35,19 @@ enum DoctorCommand {
             }
             headers[String(header[..<colon])] = header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
+        // --server names or URLs, else every server of the servers file, else ComfyUI's default.
+        let loaded = try ServersConfig.load(arguments, console)
+        let servers: [ServerDefinition]
+        if !arguments.values("server").isEmpty {
+            servers = try ServersConfig.resolve(arguments.values("server"), in: loaded, what: "--server", command: spec)
+        } else if let loaded, !loaded.file.servers.isEmpty {
+            servers = loaded.file.servers
+        } else {
+            servers = try ServersConfig.resolve([defaultServer], in: nil, what: "--server")
+        }
         var reports: [DoctorReport] = []
         for server in servers {
-            guard let url = ComfyAPI.serverURL(server) else {
-                throw UsageError("--server must be an http:// or https:// URL, got '\(server)'", command: spec)
-            }
+            guard let url = URL(string: server.url) else { throw UsageError("--server: not a URL: \(server.url)", command: spec) }
             var options = WebSocketOptions()
             options.headers = headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             options.connectTimeout = .seconds(5)

@@ -115,7 +115,7 @@ enum RunCommand {
     static func chooseServers(_ arguments: ParsedArguments, specs: [JobSpec], console: Console) throws -> [ServerDefinition] {
         if arguments.flag("simulate") { return [try simulatorServer()] }
         let loaded = try ServersConfig.load(arguments, console)
-        if !arguments.values("server").isEmpty { return try ServersConfig.resolve(arguments.values("server"), in: loaded, what: "--server") }
+        if !arguments.values("server").isEmpty { return try ServersConfig.resolve(arguments.values("server"), in: loaded, what: "--server", command: spec) }
         let named = specs.flatMap(\.servers)
         if !named.isEmpty { return try ServersConfig.resolve(named, in: loaded, what: "a job's servers entry") }
         if let loaded, !loaded.file.servers.isEmpty { return loaded.file.servers }

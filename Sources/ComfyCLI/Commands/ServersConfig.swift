@@ -40,22 +40,26 @@ enum ServersConfig {
 
     /// The servers named or given: a name (or an entry's name, for all its instances) from the
     /// servers file, or a URL, which is watched as it is.
-    static func resolve(_ texts: [String], in loaded: (file: ServersFile, path: String)?, what: String) throws -> [ServerDefinition] {
+    /// `command`: the command whose option gave them (a mistake is then a usage error, exit 64).
+    static func resolve(
+        _ texts: [String], in loaded: (file: ServersFile, path: String)?, what: String, command: CommandSpec? = nil
+    ) throws -> [ServerDefinition] {
+        func failure(_ message: String) -> any Error { command.map { UsageError(message, command: $0) } ?? CommandFailure(message) }
         var result: [ServerDefinition] = []
         for text in texts {
             var found: [ServerDefinition] = []
             if ServersFile.isName(text) {
                 guard let loaded else {
-                    throw CommandFailure("\(what) \(text): not a URL, and there is no servers file to name it (\(defaultPath(ProcessInfo.processInfo.environment)))")
+                    throw failure("\(what) \(text): not a URL, and there is no servers file to name it (\(defaultPath(ProcessInfo.processInfo.environment)))")
                 }
                 found = loaded.file.servers(matching: text)
                 guard !found.isEmpty else {
                     let names = loaded.file.servers.map(\.name).joined(separator: ", ")
-                    throw CommandFailure("\(what) \(text): no server of that name in \(loaded.path) (servers: \(names))")
+                    throw failure("\(what) \(text): no server of that name in \(loaded.path) (servers: \(names))")
                 }
             } else {
                 guard let url = ComfyAPI.serverURL(text) else {
-                    throw CommandFailure("\(what) must be a server name or an http:// or https:// URL, got '\(text)'")
+                    throw failure("\(what) must be a server name from the servers file or an http:// or https:// URL, got '\(text)'")
                 }
                 let name = ComfyAPI(baseURL: url).name
                 found = [loaded?.file.servers.first { $0.url == name } ?? ServerDefinition(name: name, url: name)]

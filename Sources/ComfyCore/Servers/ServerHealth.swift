@@ -242,7 +242,8 @@ public struct ServerHealth: Sendable {
             if now >= deadline {
                 return kill(at: now, reason: "did not answer within \(Int(policy.startTimeout)) s of starting", crashed: false, thenStop: false)
             }
-            return probeIfDue(at: now, interval: min(0.5, policy.downProbeInterval))
+            // A server being started is asked often: the first answer is when work can resume.
+            return probeIfDue(at: now, interval: min(0.1, policy.downProbeInterval))
         case .restarting(let at):
             return now >= at ? startProcess(at: now, reason: reason) : []
         case .killing, .givenUp, .stopped:

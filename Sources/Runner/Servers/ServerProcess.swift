@@ -8,6 +8,24 @@ import Glibc
 import Darwin
 #endif
 
+/// A child's wait status, set once by the thread that reaped it.
+final class ExitBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Int32?
+
+    func set(_ status: Int32) {
+        lock.lock()
+        value = status
+        lock.unlock()
+    }
+
+    var status: Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
+}
+
 /// Where comfyq keeps what it knows of a supervised server:
 /// `$XDG_STATE_HOME/comfyq/servers/NAME.log` (and `.lock`, `.pid`); an instance `local/1` lives
 /// in `servers/local/1.log`.
@@ -73,6 +91,11 @@ public final class ServerProcess {
     private var isChild = false
     /// After a graceful stop: SIGKILL to the group if it is still there at this time.
     private var killAt: Double?
+    /// Called (on a thread of its own) as soon as a process this one started has exited, so
+    /// the supervisor hears of a crash at once rather than at its next look.
+    public var onExit: (@Sendable () -> Void)?
+    /// The exit status of our child, set by its waiter thread.
+    private var exitBoxes: [pid_t: ExitBox] = [:]
     /// How long a graceful stop waits before SIGKILL.
     public var gracePeriod: Double = 10
     /// The log is copied to `.log.1` and emptied past this size.
@@ -98,6 +121,18 @@ public final class ServerProcess {
         pid = started
         isChild = true
         killAt = nil
+        // One thread per child, blocked in waitpid: it reaps the child the moment it exits.
+        let box = ExitBox()
+        exitBoxes[started] = box
+        let onExit = onExit
+        let waiter = Thread {
+            var status: Int32 = 0
+            while waitpid(started, &status, 0) < 0 && errno == EINTR {}
+            box.set(status)
+            onExit?()
+        }
+        waiter.name = "comfyq server \(started)"
+        waiter.start()
         let identity = Self.startTime(of: started).map { "\(started) \($0)" } ?? "\(started)"
         try? (identity + "\n").write(toFile: files.pid, atomically: true, encoding: .utf8)
     }
@@ -121,11 +156,10 @@ public final class ServerProcess {
     public func poll(now: Double) -> String? {
         guard let pid else { return nil }
         if isChild {
-            var status: Int32 = 0
-            let reaped = waitpid(pid, &status, WNOHANG)
-            if reaped == pid || (reaped < 0 && errno == ECHILD) {
+            if let status = exitBoxes[pid]?.status {
+                exitBoxes[pid] = nil
                 ended()
-                let description = reaped == pid ? Spawn.describe(status: status) : "ended"
+                let description = Spawn.describe(status: status)
                 append("==== comfyq: the process \(description) at \(Self.timestamp())\n")
                 return description
             }
