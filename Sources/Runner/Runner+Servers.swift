@@ -131,6 +131,13 @@ extension Runner {
         }
     }
 
+    /// Seconds until the clock should look again: the tick, or a server's deadline if sooner.
+    func nextTickDelay() -> Double {
+        let deadlines = servers.compactMap(\.health.nextDeadline)
+        guard let soonest = deadlines.min() else { return options.tick }
+        return max(0.005, min(options.tick, soonest - now))
+    }
+
     /// A process this run started has exited (its waiter thread says so at once).
     func processEnded(_ index: Int) {
         guard !serversStopped, let process = servers[index].process, process.isRunning, let exit = process.poll(now: now) else { return }

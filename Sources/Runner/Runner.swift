@@ -114,7 +114,9 @@ public actor Runner {
         await reconcile()
         tasks.append(Task { [weak self] in
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(self?.options.tick ?? 0.5))
+                // The next tick, or sooner when a server's restart or start deadline is due.
+                let delay = await self?.nextTickDelay() ?? 0.5
+                try? await Task.sleep(for: .seconds(delay))
                 await self?.tick()
             }
         })

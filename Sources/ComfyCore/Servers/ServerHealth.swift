@@ -120,6 +120,16 @@ public struct ServerHealth: Sendable {
         unavailableSince = now
     }
 
+    /// When `tick` next has something to do at a set time (a restart after its backoff, a
+    /// start deadline), so a clock can wake for it instead of at its next round.
+    public var nextDeadline: Double? {
+        switch phase {
+        case .restarting(let at): at
+        case .starting(let deadline): min(deadline, max(since, lastProbe + 0.1))
+        default: nil
+        }
+    }
+
     /// Restarts within the last `restartWindow` seconds.
     public var restarts: Int { restartTimes.count }
 

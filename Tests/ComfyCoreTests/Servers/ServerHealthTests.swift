@@ -321,4 +321,19 @@ import Testing
             }
         }
     }
+
+    @Test func aClockCanWakeForTheRestartDeadline() {
+        var machine = Machine(supervised: true)
+        _ = machine.feed(.tick(0))
+        _ = machine.feed(.fail(0))
+        #expect(machine.health.nextDeadline == 0)  // starting: probe at once…
+        _ = machine.feed(.tick(0))
+        #expect(machine.health.nextDeadline == 0.1)  // …then every 0.1 s
+        _ = machine.feed(.exited(10))
+        #expect(machine.health.nextDeadline == 11)  // restarting: after the 1 s backoff
+        _ = machine.feed(.tick(11))
+        _ = machine.feed(.tick(11))
+        _ = machine.feed(.ok(11.2))
+        #expect(machine.health.nextDeadline == nil)  // up: nothing at a set time
+    }
 }
