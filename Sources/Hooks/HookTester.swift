@@ -71,15 +71,19 @@ public enum HookSamples {
         let log = ["Traceback (most recent call last):", "torch.OutOfMemoryError: CUDA out of memory.", "==== comfyq: the process was killed by signal 9"]
         events.append(
             .server(
-                name: "local/0", url: "http://127.0.0.1:8190", state: "restarting", previousState: "up", reason: "its process was killed by signal 9",
+                name: "local/0", url: "http://127.0.0.1:8190", state: "down", previousState: "up", reason: "its process was killed by signal 9",
+                restarts: 0, downFor: nil, logTail: log))
+        events.append(
+            .server(
+                name: "local/0", url: "http://127.0.0.1:8190", state: "restarting", previousState: "down", reason: "its process was killed by signal 9",
                 restarts: 1, downFor: nil, logTail: log))
         events.append(
             .server(
-                name: "local/0", url: "http://127.0.0.1:8190", state: "up", previousState: "starting", reason: "answering again", restarts: 1,
+                name: "local/0", url: "http://127.0.0.1:8190", state: "up", previousState: "starting", reason: "started in 12.8 s", restarts: 1,
                 downFor: 14.2, logTail: nil))
         events.append(
             .server(
-                name: "local/0", url: "http://127.0.0.1:8190", state: "given up", previousState: "restarting",
+                name: "local/0", url: "http://127.0.0.1:8190", state: "given up", previousState: "down",
                 reason: "restarted 5 times within an hour; last: its process exited with status 1", restarts: 5, downFor: nil, logTail: log))
         let reason = "outputs/sample/sample_7.png: no space left: The operation couldn’t be completed. No space left on device"
         events.append(

@@ -4,6 +4,9 @@ import Foundation
 import Hooks
 import QueueStore
 import WebSocket
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// Runs the queue: takes pending items, submits them to ComfyUI servers with bounded
 /// concurrency, follows each through the progress engine, downloads outputs, and records every
@@ -33,6 +36,8 @@ public actor Runner {
     var serversStopped = false
     /// When server rows were last written to the queue (a heartbeat for other processes).
     var lastServerWrite: Double = 0
+    /// The probes' own URL sessions (one per server), invalidated when the run ends.
+    var probeSessions: [URLSession] = []
     /// Set while the run is paused (a full disk, a queue that cannot be written).
     var paused: Pause?
     /// Prompts done on their server whose outputs wait for the pause to end.

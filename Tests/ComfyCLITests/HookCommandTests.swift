@@ -44,13 +44,18 @@ import Testing
         let run = try await runBinary(
             ["hook", "test", Self.script("discord-webhook.lua"), "--hook-opt", "url=\(listener.url)/api/webhooks/1/abc"], environment: folder.environment)
         #expect(run.status == .success, "\(run.stdout)\(run.stderr)")
-        #expect(run.stdout.contains("hooks: on_error, on_batch_done"))
         let posts = try await listener.requests()
-        #expect(posts.map { $0["path"] as? String } == ["/api/webhooks/1/abc", "/api/webhooks/1/abc"])
+        #expect(posts.count == 6)  // the failure, the summary, down, given up, pause, resume
+        #expect(posts.allSatisfy { $0["path"] as? String == "/api/webhooks/1/abc" })
         let bodies = try posts.map { try JSONValue(parsing: $0["body"] as? String ?? "") }
         #expect(bodies[0]["content"]?.stringValue?.hasPrefix(":x: **sample/1** failed on http://127.0.0.1:8188: node 8 (VAEDecode)") == true)
         #expect(bodies[1]["content"]?.stringValue?.hasPrefix("**Batch finished** in 19 s: 1 done, 1 failed, 2 retried, 0 skipped\n• sample/1: node 8") == true)
         #expect(bodies[1]["username"] == "comfyq")
+        #expect(bodies[2]["content"] == ":rotating_light: **local/0** is down: its process was killed by signal 9")
+        #expect(bodies[3]["content"]?.stringValue?.hasPrefix(":skull: comfyq gave up on **local/0**: restarted 5 times within an hour") == true)
+        #expect(bodies[3]["content"]?.stringValue?.contains("```\nTraceback (most recent call last):") == true)
+        #expect(bodies[4]["content"]?.stringValue?.hasPrefix(":floppy_disk: **Paused**: outputs/sample/sample_7.png: no space left") == true)
+        #expect(bodies[5]["content"] == ":arrow_forward: Resumed after 1 min 35 s")
         #expect((posts[0]["headers"] as? [String: String])?["Content-Type"] == "application/json")
     }
 
@@ -70,12 +75,16 @@ import Testing
             environment: folder.environment.merging(["NTFY_TOKEN": "tk"]) { $1 })
         #expect(run.status == .success, "\(run.stdout)\(run.stderr)")
         let posts = try await listener.requests()
-        #expect(posts.count == 2)
+        #expect(posts.count == 5)  // the failure, the summary, down, given up, the pause
         #expect(posts.allSatisfy { $0["path"] as? String == "/night-renders" })
         let headers = posts.map { $0["headers"] as? [String: String] ?? [:] }
         #expect(headers[0]["Title"] == "sample/1 failed" && headers[0]["Priority"] == "high" && headers[0]["Authorization"] == "Bearer tk")
         #expect(headers[1]["Title"] == "comfyq batch finished" && headers[1]["Tags"] == "warning")
         #expect(posts[1]["body"] as? String == "1 done, 1 failed in 19 s")
+        #expect(headers[2]["Title"] == "comfyq: local/0 is down" && headers[2]["Priority"] == "high")
+        #expect(headers[3]["Title"] == "comfyq gave up on local/0" && headers[3]["Priority"] == "urgent")
+        #expect((posts[3]["body"] as? String)?.contains("torch.OutOfMemoryError") == true)
+        #expect(headers[4]["Title"] == "comfyq paused: disk full")
     }
 
     @Test func notifyDesktopUsesNotifySend() async throws {

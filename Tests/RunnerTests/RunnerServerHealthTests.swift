@@ -32,7 +32,7 @@ import Testing
         let port = first.port
         let url = first.url
         var options = fastOptions([first])
-        options.servers = [ServerDefinition(name: "gpu0", url: url, downAfter: 1)]
+        options.servers = [ServerDefinition(name: "gpu0", url: url, downAfter: 2)]
         let runner = try Runner(queuePath: workspace.queuePath, options: options)
         let reports = Reports()
         let watcher = Task { for await event in runner.events { if case .server(let report) = event { reports.append(report) } } }
@@ -44,7 +44,7 @@ import Testing
             reports.all.contains { $0.state == .down } ? true : nil
         }
         // Down for a while (no server to start: comfyq only watches it), then back on its port.
-        try await Task.sleep(for: .seconds(2))
+        try await Task.sleep(for: .seconds(3))
         let second = try simulator {
             $0.port = port
             $0.stepTime = 0.01
@@ -53,13 +53,14 @@ import Testing
         let summary = await run.value
         _ = await watcher.value
         #expect(summary.stopReason == nil)
-        #expect(try workspace.counts() == [.done: 12])
+        let rows = try Queue(path: workspace.queuePath).items().filter { $0.state != .done }.map { "\($0.index) \($0.state) \($0.error ?? "")" }
+        #expect(try workspace.counts() == [.done: 12], "\(summary) \(rows) \(reports.all.map(\.line))")
         #expect(workspace.files("png").count == 12)
         let states = reports.all.map(\.state)
         #expect(states == [.up, .down, .up], "\(reports.all.map(\.line))")
         let back = try #require(reports.all.last)
-        #expect((back.downFor ?? 0) >= 2, "\(back.line)")
-        #expect(reports.all[1].reason.hasPrefix("not answering for 1 s (http://127.0.0.1:\(port): connection refused"), "\(reports.all[1].line)")
+        #expect((back.downFor ?? 0) >= 3, "\(back.line)")
+        #expect(reports.all[1].reason.hasPrefix("not answering for 2 s (http://127.0.0.1:\(port): connection refused"), "\(reports.all[1].line)")
         // A server that dies loses its history with it (ComfyUI keeps it in memory): a prompt it
         // finished but had not handed over yet must run again, and nothing else may. At most
         // the prompts it held (concurrency 2) ran twice; every item was saved once.

@@ -236,7 +236,9 @@ public struct ServerHealth: Sendable {
         restartTimes.removeAll { now - $0 >= policy.restartWindow }
         switch phase {
         case .up:
-            if now - (lastAnswer ?? since) >= policy.downAfter {
+            // Down once it has not answered for `downAfter` and a probe has failed (or timed out)
+            // since: a probe that is merely late, on a loaded machine, is not the server's fault.
+            if now - (lastAnswer ?? since) >= policy.downAfter, lastFailure != nil {
                 let reason = "not answering for \(Self.seconds(policy.downAfter))" + (lastFailure.map { " (\($0))" } ?? "")
                 if policy.supervised && processRunning { return markDownAndKill(at: now, reason: reason) }
                 return move(to: .down(retryAt: now), state: .down, at: now, reason: reason)

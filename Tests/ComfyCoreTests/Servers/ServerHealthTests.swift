@@ -160,9 +160,11 @@ import Testing
             (.fail(0), ["checking→starting", "launch"]),
             (.tick(0), ["probe"]),
             (.ok(1), ["starting→up"]),
-            (.tick(3), ["probe"]),  // this probe hangs: no answer at all
+            (.tick(3), ["probe"]),  // this probe hangs: no answer at all…
             (.tick(30.9), []),
-            (.tick(31), ["up→down", "kill"]),
+            (.tick(31), []),  // …and has not failed yet: a late probe is not a dead server
+            (.fail(31.5), []),  // it times out
+            (.tick(31.6), ["up→down", "kill"]),
             (.tick(40), []),  // waiting for the exit
             (.exited(40.1), ["requeue(crashed)", "down→restarting"]),
             (.tick(41.1), ["restarting→starting", "launch"]),
@@ -285,6 +287,8 @@ import Testing
         var health = ServerHealth(policy: ServerHealth.Policy(supervised: false), at: 0)
         _ = health.tick(at: 0)
         _ = health.probeSucceeded(at: 0)
+        _ = health.tick(at: 1)
+        _ = health.probeFailed(at: 1, reason: "refused")
         _ = health.tick(at: 31)
         _ = health.tick(at: 31)
         let actions = health.probeSucceeded(at: 50)
