@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "Simulator", "QueueStore", "ComfyCore", "ComfyClient", "Hooks", "Processes", "TestSupport"]),
         .testTarget(name: "ProcessesTests", dependencies: ["Processes"]),
         .testTarget(name: "HooksTests", dependencies: ["Hooks", "ComfyCore", "TestSupport"]),
-        .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore", "TestSupport"]),
+        .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore", "QueueStore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

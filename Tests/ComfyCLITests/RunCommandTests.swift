@@ -231,6 +231,8 @@ import FoundationNetworking
         #expect(status == 0)
         #expect(output.contains("\u{1B}[2K"))  // lines cleared and redrawn
         #expect(output.contains("items/min"))
+        // The total line: done/total, failed, in flight, rate, ETA, servers up/total.
+        #expect(output.range(of: #"done [0-4]/4, failed 0, in flight [0-9], [0-9.]+ items/min(, ETA [0-9ms]+)?, servers up 1/1"#, options: .regularExpression) != nil, "\(output)")
         #expect(output.contains("finished: 4 done, 0 failed"))
     }
 }
