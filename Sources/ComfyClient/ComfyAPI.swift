@@ -1,5 +1,6 @@
 import ComfyCore
 import Foundation
+import Synchronization
 import WebSocket
 
 #if canImport(FoundationNetworking)
@@ -140,13 +141,30 @@ public struct ComfyAPI: Sendable {
     public let headers: [String: String]
     public let timeout: TimeInterval
 
-    public init(baseURL: URL, session: URLSession = .shared, headers: [String: String] = [:], timeout: TimeInterval = 30) {
+    /// `session`: nil for one shared by every API with the same timeout. (On Linux a request's
+    /// own `timeoutInterval` is not honoured over its session's, so the timeout lives in the
+    /// session: a hung server then fails a call after `timeout`, not after the default 60 s.)
+    public init(baseURL: URL, session: URLSession? = nil, headers: [String: String] = [:], timeout: TimeInterval = 30) {
         var text = baseURL.absoluteString
         while text.hasSuffix("/") { text.removeLast() }
         self.baseURL = URL(string: text) ?? baseURL
-        self.session = session
+        self.session = session ?? Self.sharedSession(timeout: timeout)
         self.headers = headers
         self.timeout = timeout
+    }
+
+    private static let sessions = Mutex<[TimeInterval: URLSession]>([:])
+
+    /// One session per timeout, for the life of the process.
+    static func sharedSession(timeout: TimeInterval) -> URLSession {
+        sessions.withLock { sessions in
+            if let session = sessions[timeout] { return session }
+            let configuration = URLSessionConfiguration.default
+            configuration.timeoutIntervalForRequest = timeout
+            let session = URLSession(configuration: configuration)
+            sessions[timeout] = session
+            return session
+        }
     }
 
     /// Reads `--server` values: a URL, or `host:port`, which means http.

@@ -237,8 +237,14 @@ extension Simulator {
         case "/sim/hold":
             let step = Int(number("at_step") ?? 1)
             let seconds = number("seconds") ?? 30
-            state.withLock { $0.hold = (step, seconds) }
+            state.withLock {
+                $0.hold = (step, seconds)
+                $0.releaseHold = false
+            }
             return json(["holding_at_step": .int(step)])
+        case "/sim/release":
+            state.withLock { $0.releaseHold = true }
+            return json(["released": true])
         case "/sim/fail-submit":
             let count = Int(number("count") ?? 1)
             state.withLock { $0.failingSubmits = count }

@@ -285,9 +285,12 @@ extension Simulator {
         guard let seconds else { return }
         let until = now + seconds
         while now < until {
-            let (interrupt, gone) = state.withLock { ($0.interruptRequested, $0.generation != generation || $0.stopped) }
+            let (interrupt, gone, released) = state.withLock { state in
+                defer { state.releaseHold = false }
+                return (state.interruptRequested, state.generation != generation || state.stopped, state.releaseHold)
+            }
             if gone { throw .abandoned }
-            if interrupt { return }
+            if interrupt || released { return }
             Thread.sleep(forTimeInterval: 0.01)
         }
     }

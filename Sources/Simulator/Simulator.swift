@@ -166,6 +166,8 @@ struct SimulatorState: ~Copyable {
     var nodeFailure: NodeFailure?
     /// `/sim/hold`: the sampler step after which the next sampler waits for an interrupt.
     var hold: (atStep: Int, seconds: Double)?
+    /// `/sim/release`: a held sampler goes on.
+    var releaseHold = false
 
     struct NodeFailure {
         var classType: String?

@@ -294,15 +294,9 @@ final class Night: @unchecked Sendable {
 /// tmpfs, mounted by the test, which needs root as CI is).
 @Suite(.serialized) struct DiskFullTests {
     @Test func aFullDiskPausesAndResumesWhenThereIsRoomAgain() async throws {
-        guard getuid() == 0 else {
-            print("DiskFullTests: skipped: mounting a small tmpfs needs root (CI runs as root)")
-            return
-        }
         let night = try Night("diskfull")
         let folder = night.path("out")
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let mount = try await runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=300k", "tmpfs", folder])
-        #expect(mount == 0)
+        guard try await Self.mountTmpfs(size: "300k", at: folder) else { return }
         defer { _ = try? runToolSync("/bin/umount", ["-l", folder]) }
         try night.writeServers()
         let job = try night.path("night.json")
@@ -338,15 +332,23 @@ final class Night: @unchecked Sendable {
 }
 
 extension DiskFullTests {
-    @Test func aQueueThatCannotBeWrittenPausesToo() async throws {
+    /// A small tmpfs at `folder`, a filesystem that really fills up. False (the test is skipped,
+    /// and says so) only without root, which mounting needs; CI runs as root.
+    static func mountTmpfs(size: String, at folder: String) async throws -> Bool {
         guard getuid() == 0 else {
             print("DiskFullTests: skipped: mounting a small tmpfs needs root (CI runs as root)")
-            return
+            return false
         }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let status = try await runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", folder])
+        try #require(status == 0, "mount -t tmpfs failed with status \(status)")
+        return true
+    }
+
+    @Test func aQueueThatCannotBeWrittenPausesToo() async throws {
         let night = try Night("dbfull")
         let folder = night.path("db")
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        #expect(try await runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", folder]) == 0)
+        guard try await Self.mountTmpfs(size: "2m", at: folder) else { return }
         defer { _ = try? runToolSync("/bin/umount", ["-l", folder]) }
         try night.writeServers()
         let job = try night.writeJob(count: 10, steps: 8)

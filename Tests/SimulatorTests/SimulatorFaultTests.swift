@@ -1,6 +1,9 @@
 import ComfyClient
 import ComfyCore
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Simulator
 import Testing
 
@@ -11,6 +14,36 @@ import Testing
         try await body()
         let elapsed = ContinuousClock.now - start
         return elapsed.seconds
+    }
+
+    /// `/sim/hang`: a wedged process. Requests get no answer at all (not an error), nothing
+    /// runs, and the sockets stay open.
+    @Test func hangAnswersNothingAndKeepsSocketsOpen() async throws {
+        let fixture = try SimulatorFixture { options in
+            options.instant()
+            options.stepTime = 0.01
+        }
+        let listener = try await fixture.listen(clientID: "c")
+        #expect(await listener.next(1).first?["type"] == "status")  // the greeting every socket gets
+        _ = try await fixture.post("/sim/hang")
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = 1
+        let session = URLSession(configuration: configuration)
+        defer { session.invalidateAndCancel() }
+        let quick = ComfyAPI(baseURL: fixture.api.baseURL, session: session, timeout: 1)
+        let asked = await Self.seconds {
+            do throws(ComfyAPIError) {
+                _ = try await quick.systemStats()
+                Issue.record("a hung simulator answered")
+            } catch {
+                #expect(error.kind == .timedOut, "\(error)")
+            }
+        }
+        #expect(asked < 5)
+        var arrived: [JSONValue] = []
+        let waited = await Self.seconds { arrived = await listener.next(1, timeout: 1.5) }
+        #expect(arrived.isEmpty)  // nothing arrives…
+        #expect(waited >= 1.4)  // …and the socket did not end: the wait ran out
     }
 
     @Test func latencyDelaysAnswersAndMessages() async throws {

@@ -2,6 +2,7 @@ import ComfyClient
 import ComfyCore
 import Foundation
 import Simulator
+import Synchronization
 import TestSupport
 import WebSocket
 #if canImport(FoundationNetworking)
@@ -50,9 +51,10 @@ final class Listener: Sendable {
     init(socket: WebSocketClient) { self.socket = socket }
 
     /// Messages until (and including) `executing` with node null for `promptID`, or a timeout.
+    /// On a timeout, what arrived so far (so a failure shows what was seen).
     func until(end promptID: String, timeout: Double = 20, onMessage: @escaping @Sendable (JSONValue) async -> Void = { _ in }) async -> [JSONValue] {
-        await within(timeout) {
-            var collected: [JSONValue] = []
+        let collected = Mutex<[JSONValue]>([])
+        _ = await within(timeout) {
             var iterator = self.socket.messages.makeAsyncIterator()
             while let message = try? await iterator.next() {
                 let value: JSONValue
@@ -60,14 +62,29 @@ final class Listener: Sendable {
                 case .text(let text): value = (try? JSONValue(parsing: text)) ?? .null
                 case .binary(let bytes): value = ["binary": .int(bytes.count >= 4 ? Int(bytes[3]) : -1)]
                 }
-                collected.append(value)
+                collected.withLock { $0.append(value) }
                 await onMessage(value)
                 if value["type"] == "executing", value["data"]?["node"] == .null, value["data"]?["prompt_id"]?.stringValue == promptID {
-                    return collected
+                    return true
                 }
             }
-            return collected
-        } ?? []
+            return true
+        }
+        return collected.withLock { $0 }
+    }
+
+    /// The next `count` text messages as JSON (fewer on timeout or when the socket ends).
+    func next(_ count: Int, timeout: Double = 20) async -> [JSONValue] {
+        let collected = Mutex<[JSONValue]>([])
+        _ = await within(timeout) {
+            var iterator = self.socket.messages.makeAsyncIterator()
+            while collected.withLock({ $0.count }) < count, let message = try? await iterator.next() {
+                guard case .text(let text) = message, let value = try? JSONValue(parsing: text) else { continue }
+                collected.withLock { $0.append(value) }
+            }
+            return true
+        }
+        return collected.withLock { $0 }
     }
 
     /// The first JSON message that satisfies `condition` (nil on timeout or when the socket ends).

@@ -22,6 +22,17 @@ public struct JobValidationError: Error, Sendable, Equatable, CustomStringConver
     public init(problems: [JobProblem]) { self.problems = problems }
 
     public var description: String { problems.map(\.description).joined(separator: "\n") }
+
+    /// Parses a hand-written JSON5 file (a job, the servers file): a syntax error becomes one
+    /// problem naming the file, the line and the column.
+    public static func parseJSON5(_ text: String, path: String) throws(JobValidationError) -> JSONValue {
+        do {
+            return try JSONValue(parsingJSON5: text)
+        } catch {
+            let (line, column) = error.location(in: text)
+            throw JobValidationError(problems: [JobProblem(file: path, location: "line \(line), column \(column)", reason: "\(error)")])
+        }
+    }
 }
 
 /// Where a parameter lives: a node of the graph and one of its inputs.

@@ -19,13 +19,7 @@ public struct JobLoader {
 
     /// Parses and validates `text`, the contents of the job file at `path`.
     public func load(text: String, path: String) throws(JobValidationError) -> JobSpec {
-        let document: JSONValue
-        do {
-            document = try JSONValue(parsingJSON5: text)
-        } catch {
-            let (line, column) = error.location(in: text)
-            throw JobValidationError(problems: [JobProblem(file: path, location: "line \(line), column \(column)", reason: "\(error)")])
-        }
+        let document = try JobValidationError.parseJSON5(text, path: path)
         return try load(document: document, path: path)
     }
 

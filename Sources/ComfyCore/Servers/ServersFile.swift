@@ -95,13 +95,7 @@ public struct ServersFile: Sendable, Equatable {
 
     /// Parses and checks `text`, the servers file at `path`.
     public static func load(text: String, path: String, environment: Environment) throws(JobValidationError) -> ServersFile {
-        let document: JSONValue
-        do {
-            document = try JSONValue(parsingJSON5: text)
-        } catch {
-            let (line, column) = error.location(in: text)
-            throw JobValidationError(problems: [JobProblem(file: path, location: "line \(line), column \(column)", reason: "\(error)")])
-        }
+        let document = try JobValidationError.parseJSON5(text, path: path)
         var problems: [JobProblem] = []
         func problem(_ location: String, _ reason: String) { problems.append(JobProblem(file: path, location: location, reason: reason)) }
         guard let root = document.objectValue else {
