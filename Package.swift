@@ -60,8 +60,8 @@ let package = Package(
 
         .testTarget(name: "ComfyCoreTests", dependencies: ["ComfyCore"]),
         .target(name: "TestSupport", path: "Tests/TestSupport", exclude: ["http_listener.py"]),
-        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "TestSupport"]),
-        .testTarget(name: "ComfyClientTests", dependencies: ["ComfyClient", "TestSupport"]),
+        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "TestSupport"], exclude: ["Support/ws_server.py"]),
+        .testTarget(name: "ComfyClientTests", dependencies: ["ComfyClient", "TestSupport"], exclude: ["Support/fake_comfyui.py"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ComfyClient", "ComfyCore", "TestSupport"]),
         .testTarget(name: "QueueStoreTests", dependencies: ["QueueStore", "ComfyCore"]),
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "Simulator", "QueueStore", "ComfyCore", "ComfyClient", "Hooks", "Processes", "TestSupport"]),

@@ -102,8 +102,8 @@ final class Night: @unchecked Sendable {
         process.executableURL = Paths.binary
         process.arguments = ["run", "--hook", path("servers-hook.lua"), "--no-user-hooks"] + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        FileManager.default.createFile(atPath: path("\(tag).out"), contents: nil)
-        FileManager.default.createFile(atPath: path("\(tag).err"), contents: nil)
+        _ = FileManager.default.createFile(atPath: path("\(tag).out"), contents: nil)
+        _ = FileManager.default.createFile(atPath: path("\(tag).err"), contents: nil)
         process.standardOutput = FileHandle(forWritingAtPath: path("\(tag).out"))
         process.standardError = FileHandle(forWritingAtPath: path("\(tag).err"))
         try process.run()
@@ -299,7 +299,7 @@ final class Night: @unchecked Sendable {
         guard try await Self.mountTmpfs(size: "300k", at: folder) else { return }
         defer { _ = try? runToolSync("/bin/umount", ["-l", folder]) }
         try night.writeServers()
-        let job = try night.path("night.json")
+        let job = night.path("night.json")
         try """
             {name: "night", workflow: "\(RunCommandTests.workflow)", seeds: {start: 1, count: 6},
              set: {"KSampler.steps": 2, "Empty Latent Image.width": 256, "Empty Latent Image.height": 256},

@@ -17,6 +17,7 @@ public struct NotYet: Error, CustomStringConvertible {
 /// Polls `probe` every `interval` until it returns a value, then returns it. On timeout it
 /// throws `NotYet` with the last thing `describe` said, so a failure shows what was seen, not
 /// just that time ran out. For conditions only; never a fixed sleep.
+@discardableResult
 public func eventually<T: Sendable>(
     _ what: String, timeout: Double = 20, interval: Double = 0.02, describe: @Sendable () async -> String = { "nothing" },
     _ probe: @Sendable () async throws -> T?

@@ -191,7 +191,9 @@ public final class ServerProcess {
     /// Copies the log to `.log.1` and empties it when it is past `logLimit`. The server keeps
     /// appending to the same file (O_APPEND), so nothing it writes is lost or misplaced.
     public func rotateLogIfNeeded() {
-        guard let size = (try? FileManager.default.attributesOfItem(atPath: files.log))?[.size] as? UInt64, size > logLimit else { return }
+        guard let size = ((try? FileManager.default.attributesOfItem(atPath: files.log))?[.size] as? NSNumber)?.uint64Value, size > logLimit else {
+            return
+        }
         let old = files.log + ".1"
         try? FileManager.default.removeItem(atPath: old)
         guard (try? FileManager.default.copyItem(atPath: files.log, toPath: old)) != nil else { return }
