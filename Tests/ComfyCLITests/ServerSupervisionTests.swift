@@ -273,6 +273,21 @@ final class Night: @unchecked Sendable {
         #expect(night.simulatorOutputs() == 12)
     }
 
+    @Test func aPortHeldBySomethingElseIsAnErrorNamingIt() async throws {
+        let night = try Night("port-held")
+        let other = try await HTTPListener.start(status: 404)  // a web server that is not ComfyUI
+        defer { other.stop() }
+        let port = other.server.port
+        try """
+            {servers: [{name: "local", url: "http://127.0.0.1:\(port)", command: "\(Paths.binary.path) simulate --port \(port)"}]}
+            """.write(toFile: night.serversFile, atomically: true, encoding: .utf8)
+        let job = try night.writeJob(count: 2)
+        let run = try await runBinary(["run", job, "--no-user-hooks"], environment: night.environment)
+        #expect(run.status == .failure)
+        #expect(run.stderr.contains("Error: no server left, 2 items still pending: local given up: port \(port) is held by something that is not ComfyUI"), "\(run.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: night.state + "/comfyq/servers/local.log"))  // nothing was started
+    }
+
     @Test func badServersFilesGetOneLineAndAddNothing() async throws {
         let night = try Night("bad")
         try "{servers: [{name: 'a', url: 'http://127.0.0.1:{port}', port: 9000, instances: 2, command: 'no-such-comfyui --port {port}'}]}"
