@@ -410,6 +410,8 @@ public actor Runner {
             refill()
         case .disconnected(let reason, let retryIn):
             servers[server].socketOpen = false
+            // While a server is not up, its health line says why; the socket's retries are noise.
+            guard servers[server].health.state == .up else { return }
             continuation.yield(.serverState(server: servers[server].name, state: "disconnected (\(reason)); reconnecting in \(String(format: "%.1f", retryIn)) s"))
         case .lost(let promptID):
             // The server restarted and lost its queue: no fault of the item, so no retry is spent.

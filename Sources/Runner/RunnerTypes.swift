@@ -116,7 +116,7 @@ public struct ServerReport: Sendable, Equatable {
     public var line: String {
         var text = "\(server): \(previousState.rawValue) → \(state.rawValue)"
         if !reason.isEmpty { text += " (\(reason))" }
-        if let downFor { text += " after \(String(format: "%.1f", downFor)) s" }
+        if let downFor { text += "; unavailable for \(String(format: "%.1f", downFor)) s" }
         if state == .givenUp, let log { text += "; see \(log)" }
         return text
     }

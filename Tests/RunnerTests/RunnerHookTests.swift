@@ -42,7 +42,7 @@ final class EventRecorder: Sendable {
         let hooks = try await HookSet.load([HookSet.Source(path: try Self.hookFile(EventRecorder.script, in: workspace))], environment: recorder.environment)
         var options = fastOptions([server], concurrency: 1)
         options.hooks = hooks
-        let summary = await try Runner(queuePath: workspace.queuePath, options: options).run()
+        let summary = try await Runner(queuePath: workspace.queuePath, options: options).run()
         #expect(summary.done == 3 && summary.failed == 2 && summary.skipped == 1)
 
         let events = recorder.events

@@ -111,6 +111,8 @@ public struct ServerHealth: Sendable {
     private var unavailableSince: Double
     private var restartTimes: [Double] = []
     private var stalls = 0
+    /// It has been up at least once (so coming back has a `downFor`).
+    private var everUp = false
     /// Whether a process of ours (or one we adopted) may be running.
     private var processRunning = false
 
@@ -184,12 +186,13 @@ public struct ServerHealth: Sendable {
         switch phase {
         case .checking, .starting, .down:
             let downFor = now - unavailableSince
+            defer { everUp = true }
             let firstAnswer = state == .checking
             let started = state == .starting
             stalls = 0
             let reason = firstAnswer ? "answering" : started ? "started in \(Self.seconds(now - since))" : "answering again"
             var actions = move(to: .up, state: .up, at: now, reason: reason)
-            if case .changed(var change)? = actions.last, !firstAnswer {
+            if case .changed(var change)? = actions.last, everUp {
                 change.downFor = downFor
                 actions[actions.count - 1] = .changed(change)
             }
