@@ -233,12 +233,18 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent()
 
 /// Starts one of the tests' Python peers and returns it with its port.
+nonisolated(unsafe) var pythonLifelines: [Pipe] = []
+
 func startPython(_ script: String, _ arguments: [String] = []) -> (Process, Int)? {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
     process.arguments = [repositoryRoot.appendingPathComponent(script).path] + arguments
     let pipe = Pipe()
     process.standardOutput = pipe
+    // The helper exits at EOF on its stdin: the pipe lives (unclosed) as long as this process.
+    let lifeline = Pipe()
+    pythonLifelines.append(lifeline)
+    process.standardInput = lifeline
     guard (try? process.run()) != nil else { return nil }
     var line = Data()
     while !line.contains(UInt8(ascii: "\n")) {

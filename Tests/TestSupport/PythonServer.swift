@@ -6,6 +6,7 @@ import FoundationNetworking
 /// A helper server written in Python, started for one test and stopped after it.
 public final class PythonServer: @unchecked Sendable {
     let process = Process()
+    private let lifeline = Pipe()
     public let port: Int
     private var stopped = false
 
@@ -18,6 +19,9 @@ public final class PythonServer: @unchecked Sendable {
         process.arguments = [script] + arguments
         let output = Pipe()
         process.standardOutput = output
+        // Its stdin stays open for as long as this process lives: the server exits at EOF, so a
+        // test process that dies leaves no server behind holding its output open.
+        process.standardInput = lifeline
         try process.run()
         // The first line is "PORT <n>".
         var line = Data()
