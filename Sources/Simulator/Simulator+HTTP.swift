@@ -211,7 +211,7 @@ extension Simulator {
                 state.historyOrder.removeAll()
                 state.cache.removeAll()
                 state.cachedUI.removeAll()
-                state.loadedModels.removeAll()
+                state.lru.removeAll()
                 state.running = nil
                 state.runningEntry = nil
                 state.generation += 1

@@ -41,8 +41,13 @@ extension Simulator {
         func timestamp() -> JSONValue { .int(Int(Date().timeIntervalSince1970 * 1000)) }
 
         let signatures = PromptValidator.signatures(prompt.workflow)
+        let cachePolicy = options.cache
         let (cachedIDs, cachedUI) = state.withLock { state -> ([String], [String: JSONValue]) in
-            let ids = prompt.order.filter { state.cache[$0] != nil && state.cache[$0] == signatures[$0] }
+            let ids: [String]
+            switch cachePolicy {
+            case .classic: ids = prompt.order.filter { state.cache[$0] != nil && state.cache[$0] == signatures[$0] }
+            case .lru: ids = prompt.order.filter { signatures[$0].map { state.lru[$0] != nil } ?? false }
+            }
             return (ids, state.cachedUI)
         }
         let cached = Set(cachedIDs)
@@ -108,9 +113,8 @@ extension Simulator {
                 var finalMax = 1.0
                 switch nodeClass.behaviour {
                 case .loader:
-                    let model = node.inputs["ckpt_name"]?.stringValue ?? node.inputs["lora_name"]?.stringValue ?? node.classType
-                    let loaded = state.withLock { !$0.loadedModels.insert(model).inserted }
-                    try pause(loaded ? options.nodeTime : options.classTimes[node.classType] ?? options.loadTime, generation)
+                    // A loader that runs loads (ComfyUI reads the file again): not cached, not free.
+                    try pause(options.classTimes[node.classType] ?? options.loadTime, generation)
                     try checkFailure(nodeID, node.classType, step: 0)
                 case .sampler, .fakeSampler:
                     let steps = Self.steps(of: node)
@@ -229,9 +233,19 @@ extension Simulator {
             state.history[id] = entry
             state.historyOrder.append(id)
             if state.historyOrder.count > 10_000 { state.history[state.historyOrder.removeFirst()] = nil }
-            var cache: [String: String] = [:]
-            for node in keepCache { cache[node] = signatures[node] }
-            state.cache = cache
+            switch options.cache {
+            case .classic:
+                var cache: [String: String] = [:]
+                for node in keepCache { cache[node] = signatures[node] }
+                state.cache = cache
+            case .lru(let size):
+                state.lruClock += 1
+                for node in keepCache { if let signature = signatures[node] { state.lru[signature] = state.lruClock } }
+                if state.lru.count > size {
+                    let oldest = state.lru.sorted { ($0.value, $0.key) < ($1.value, $1.key) }.prefix(state.lru.count - size)
+                    for (signature, _) in oldest { state.lru[signature] = nil }
+                }
+            }
             for (node, ui) in outputs { state.cachedUI[node] = ui }
             state.busySeconds += elapsed
             if state.firstStartedAt == nil { state.firstStartedAt = start }

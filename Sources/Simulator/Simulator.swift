@@ -13,8 +13,12 @@ public struct SimulatorOptions: Sendable {
     public var outputDirectory: String
     /// Per sampler step.
     public var stepTime: Double = 0.05
-    /// A checkpoint or LoRA the first time it is loaded (later loads are fast, as in ComfyUI).
+    /// A loader (checkpoint, LoRA…) that runs. As in ComfyUI, it runs whenever its result is
+    /// not in the cache: with the classic cache, whenever its input differs from the previous
+    /// prompt's, so switching checkpoints back and forth loads each time.
     public var loadTime: Double = 1
+    /// Which of ComfyUI's caches to imitate.
+    public var cache: CachePolicy = .classic
     /// Any other node.
     public var nodeTime: Double = 0.01
     /// A sampler's silence before its first step (the model moving to the device).
@@ -43,6 +47,34 @@ public struct SimulatorOptions: Sendable {
         loadTime = 0
         nodeTime = 0
         warmUpTime = 0
+    }
+}
+
+/// ComfyUI's node caches (`comfy_execution/caching.py`).
+public enum CachePolicy: Sendable, Equatable, CustomStringConvertible {
+    /// The default of ComfyUI 0.3.x (`HierarchicalCache`): after each prompt only the results
+    /// that prompt used are kept, so a node whose inputs changed since the previous prompt runs
+    /// again, and going back to an earlier checkpoint loads it again.
+    case classic
+    /// `--cache-lru N`: up to N node results, the least recently used dropped first.
+    case lru(Int)
+
+    /// `classic` or `lru:N`.
+    public init?(_ text: String) {
+        if text == "classic" {
+            self = .classic
+        } else if text.hasPrefix("lru:"), let size = Int(text.dropFirst(4)), size > 0 {
+            self = .lru(size)
+        } else {
+            return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .classic: "classic"
+        case .lru(let size): "lru:\(size)"
+        }
     }
 }
 
@@ -145,7 +177,9 @@ struct SimulatorState: ~Copyable {
     /// Node id → cache key of its output from the last prompt, and the UI of cached outputs.
     var cache: [String: String] = [:]
     var cachedUI: [String: JSONValue] = [:]
-    var loadedModels: Set<String> = []
+    /// `--cache lru:N`: node results by signature, with when each was last used.
+    var lru: [String: Int] = [:]
+    var lruClock = 0
     var fileCounters: [String: Int] = [:]
     var clients: [String: ClientConnection] = [:]
     var httpConnections: [ClientConnection] = []

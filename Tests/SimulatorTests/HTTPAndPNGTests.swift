@@ -44,7 +44,7 @@ import Testing
         #expect(png != PNG.noise(width: 96, height: 64, seed: 8))
         // An independent decoder (Python's zlib) agrees on chunks, CRCs and pixel data.
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-\(UUID()).png").path
-        FileManager.default.createFile(atPath: path, contents: Data(png))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(png))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let check = """
             import struct, sys, zlib

@@ -18,7 +18,10 @@ package enum SimulateCommand {
             .value("port", name: "port", help: "Port to listen on; 0 picks a free one (default 8188)."),
             .value("output", name: "dir", help: "Where outputs are written (default: a folder in the state directory)."),
             .value("step-time", name: "duration", help: "Time per sampler step (default 50ms)."),
-            .value("load-time", name: "duration", help: "First load of a checkpoint or LoRA (default 1s)."),
+            .value("load-time", name: "duration", help: "A loader that runs (not cached): a checkpoint, LoRA… (default 1s)."),
+            .value(
+                "cache", name: "policy",
+                help: "classic (ComfyUI's default: keep only what the last prompt used, so a changed\ncheckpoint loads again) or lru:N (as --cache-lru N) (default classic)."),
             .value("node-time", name: "duration", help: "Any other node (default 10ms)."),
             .value("warm-up", name: "duration", help: "A sampler's silence before its first step (default 100ms)."),
             .value("latency", name: "duration", help: "Delay added to every answer and message (default 0)."),
@@ -81,6 +84,10 @@ package enum SimulateCommand {
         if let value = try duration("warm-up") { options.warmUpTime = value }
         if let value = try duration("latency") { options.latency = value }
         options.previews = arguments.flag("previews")
+        if let text = arguments.value("cache") {
+            guard let policy = CachePolicy(text) else { throw UsageError("--cache must be classic or lru:N (N at least 1), got '\(text)'", command: spec) }
+            options.cache = policy
+        }
         for entry in arguments.values("time") {
             let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, let seconds = parseDuration(parts[1]) else {
