@@ -23,6 +23,8 @@ struct ServerSlot {
     var files: ServerFiles?
     /// Wakes the server's prober task (one long-lived task per server).
     var probes: AsyncStream<Void>.Continuation
+    /// Prompts to submit, in order: one long-lived task per server takes them one at a time.
+    var lane: AsyncStream<String>.Continuation
     /// The WebSocket is open.
     var socketOpen = false
     /// A submission failed: nothing more until then.
@@ -92,11 +94,13 @@ extension Runner {
                 continuation.yield(.message("\(definition.name): another comfyq on this machine supervises it; this run uses it as it is"))
             }
             let (requests, probes) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+            let (submissions, lane) = AsyncStream.makeStream(of: String.self)
             let index = servers.count
             servers.append(
                 ServerSlot(
                     definition: definition, api: api, probeAPI: probeAPI, connection: connection, health: health, lock: lock, process: process,
-                    files: files, probes: probes))
+                    files: files, probes: probes, lane: lane))
+            tasks.append(Task { [weak self] in for await promptID in submissions { await self?.submit(promptID, on: index) } })
             tasks.append(
                 Task { [weak self] in
                     for await _ in requests {

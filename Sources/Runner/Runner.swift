@@ -36,6 +36,8 @@ public actor Runner {
     var serversStopped = false
     /// When server rows were last written to the queue (a heartbeat for other processes).
     var lastServerWrite: Double = 0
+    /// Prompts whose POST is under way (the run waits for them before it ends).
+    var posting: Set<String> = []
     /// The probes' own URL sessions (one per server), invalidated when the run ends.
     var probeSessions: [URLSession] = []
     /// Set while the run is paused (a full disk, a queue that cannot be written).
@@ -130,6 +132,10 @@ public actor Runner {
             self.finish = continuation
             self.checkFinished()
         }
+        // A POST still under way is let finish, so what gets through is recorded or cancelled.
+        for slot in servers { slot.lane.finish() }
+        let settle = now + 15
+        while !posting.isEmpty && now < settle { try? await Task.sleep(for: .milliseconds(10)) }
         for slot in servers { await slot.connection.stop() }
         await stopServers()
         for task in tasks { task.cancel() }
@@ -170,11 +176,11 @@ public actor Runner {
         for (promptID, flight) in flights {
             record { try queue.requeue(flight.itemID, promptID: promptID, error: "stopped by the user", now: wallClock) }
         }
-        for (promptID, flight) in flights {
-            let api = servers[flight.server].api
-            try? await api.delete([promptID])
-            try? await api.interrupt(promptID)
-            await servers[flight.server].connection.forget(promptID)
+        for index in servers.indices {
+            let ids = flights.filter { $0.value.server == index }.map(\.key)
+            guard !ids.isEmpty else { continue }
+            for promptID in ids { connectionCommands.yield(.forget(promptID, servers[index].connection)) }
+            await cancelOnServer(ids, api: servers[index].api, why: "stopped by the user")
         }
         checkFinished(reason: .stoppedByUser)
     }
@@ -236,38 +242,66 @@ public actor Runner {
             return
         }
         inFlight[promptID] = flight
-        let label = flight.label
-        let workflow = flight.workflow
-        continuation.yield(.submitted(item: label, server: servers[server].name, attempt: item.attempts))
+        continuation.yield(.submitted(item: flight.label, server: servers[server].name, attempt: item.attempts))
+        // Submissions to one server leave in the order they were chosen: one lane per server.
+        servers[server].lane.yield(promptID)
+    }
+
+    /// Submits one prompt, for its server's lane: `on_submit` hooks, then the POST. The item may
+    /// stop being wanted at every await (Ctrl-C twice, a crash putting it back), so it is asked
+    /// again after each, right before the POST, and after it: a prompt that got through for an
+    /// item no longer wanted is taken off the server rather than left to run unrecorded.
+    func submit(_ promptID: String, on server: Int) async {
+        guard let flight = inFlight[promptID], !stopped else { return }
+        var workflow = flight.workflow
+        if let hooks = options.hooks, hooks.wants(.submit) {
+            let resolver = AddressResolver(workflow: workflow)
+            let decision = await hooks.submit(.prompt(.submit, hookPrompt(flight), elapsed: 0)) { Self.problem(in: $0, resolver: resolver) }
+            // Ctrl-C may have put the item back in the queue while the hooks ran.
+            guard isInFlight(promptID), !stopped else { return }
+            if let script = decision.skippedBy {
+                skip(promptID, by: script)
+                return
+            }
+            if !decision.overrides.isEmpty {
+                var merged = JSONObject()
+                for override in decision.overrides { for (key, value) in override.values { merged[key] = value } }
+                workflow = workflow.applying(.object(merged), addresses: [:])
+                overridden(promptID, decision: decision, merged: merged, resolver: resolver, workflow: workflow)
+            }
+        }
         let slot = servers[server]
-        let hooks = options.hooks
-        let prompt = hookPrompt(flight)
-        Task {
-            var workflow = workflow
-            if let hooks, hooks.wants(.submit) {
-                let resolver = AddressResolver(workflow: workflow)
-                let decision = await hooks.submit(.prompt(.submit, prompt, elapsed: 0)) { Self.problem(in: $0, resolver: resolver) }
-                if let script = decision.skippedBy {
-                    skip(promptID, by: script)
-                    return
-                }
-                if !decision.overrides.isEmpty {
-                    var merged = JSONObject()
-                    for override in decision.overrides { for (key, value) in override.values { merged[key] = value } }
-                    workflow = workflow.applying(.object(merged), addresses: [:])
-                    overridden(promptID, decision: decision, merged: merged, resolver: resolver, workflow: workflow)
-                }
-                // Ctrl-C may have put the item back in the queue while the hooks ran.
-                guard isInFlight(promptID) else { return }
-            }
-            await slot.connection.track(promptID, plan: PromptPlan(workflow))
-            do {
-                _ = try await slot.api.submit(workflow, promptID: promptID, clientID: slot.connection.clientID)
-                await slot.connection.confirm(promptID)
-                submitted(promptID)  // the task runs on the runner's actor
-            } catch {
-                self.submitFailed(promptID, error)
-            }
+        await slot.connection.track(promptID, plan: PromptPlan(workflow))
+        guard isInFlight(promptID), !stopped else {
+            connectionCommands.yield(.forget(promptID, slot.connection))
+            return
+        }
+        posting.insert(promptID)
+        defer { posting.remove(promptID) }
+        do {
+            _ = try await slot.api.submit(workflow, promptID: promptID, clientID: slot.connection.clientID)
+        } catch {
+            submitFailed(promptID, error)
+            return
+        }
+        guard isInFlight(promptID), !stopped else {
+            // It got through after the item was taken back (Ctrl-C twice during the POST).
+            connectionCommands.yield(.forget(promptID, slot.connection))
+            await cancelOnServer([promptID], api: slot.api, why: "it got through as the run stopped")
+            return
+        }
+        await slot.connection.confirm(promptID)
+        submitted(promptID)
+    }
+
+    /// Takes prompts off a server: out of its queue first (so none can start), then an
+    /// interrupt for whichever of them runs. One order for Ctrl-C, stalls and late submissions.
+    func cancelOnServer(_ promptIDs: [String], api: ComfyAPI, why: String) async {
+        do {
+            try await api.delete(promptIDs)
+            for promptID in promptIDs { try await api.interrupt(promptID) }
+        } catch {
+            continuation.yield(.message("\(api.name): could not cancel \(promptIDs.count) prompt\(promptIDs.count == 1 ? "" : "s") (\(why)): \(error)"))
         }
     }
 
@@ -559,9 +593,8 @@ public actor Runner {
             marked.interruptedByUs = true
             inFlight[promptID] = marked
             let api = servers[flight.server].api
-            try? await api.interrupt(promptID)
-            try? await api.delete([promptID])
-            await servers[flight.server].connection.forget(promptID)
+            connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
+            await cancelOnServer([promptID], api: api, why: "stalled")
             end(promptID, failure: "stalled: no message for \(Int(flight.stallTimeout)) s; interrupted on \(api.name)", transient: true)
             // Two stalls in a row: the server is wedged (a supervised one is restarted).
             perform(servers[flight.server].health.promptStalled(at: now), on: flight.server)
