@@ -59,7 +59,7 @@ let package = Package(
         .executableTarget(name: "comfyq-bench", dependencies: ["ComfyCore", "ComfyClient", "Simulator", "WebSocket", "QueueStore", "Runner", "Hooks"]),
 
         .testTarget(name: "ComfyCoreTests", dependencies: ["ComfyCore"]),
-        .target(name: "TestSupport", path: "Tests/TestSupport", exclude: ["http_listener.py"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport", exclude: ["http_listener.py", "lifeline.py"]),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "TestSupport"], exclude: ["Support/ws_server.py"]),
         .testTarget(name: "ComfyClientTests", dependencies: ["ComfyClient", "TestSupport"], exclude: ["Support/fake_comfyui.py"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ComfyClient", "ComfyCore", "TestSupport"]),

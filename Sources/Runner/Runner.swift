@@ -205,7 +205,14 @@ public actor Runner {
     }
 
     private func hasPending() -> Bool {
-        (try? queue.hasPending(jobIDs: options.jobIDs)) ?? false
+        do {
+            return try queue.hasPending(jobIDs: options.jobIDs)
+        } catch {
+            // Unknown is not "nothing pending" (the run would end with items queued): pause
+            // until the queue answers again.
+            pause(reason: "the queue cannot be read: \(error)", folder: (queue.database.path as NSString).deletingLastPathComponent, queue: true)
+            return true
+        }
     }
 
     // MARK: Submitting
@@ -220,8 +227,15 @@ public actor Runner {
             let order = servers.indices.filter { servers[$0].isAvailable && servers[$0].coolDownUntil <= now }
                 .sorted { freeSlots($0) > freeSlots($1) }
             for index in order where freeSlots(index) > 0 {
-                guard let claimed = try? queue.claimNext(server: servers[index].name, promptID: UUID().uuidString.lowercased(), now: wallClock, jobIDs: options.jobIDs)
-                else { return }
+                let claimed: ClaimedItem?
+                do {
+                    claimed = try queue.claimNext(server: servers[index].name, promptID: UUID().uuidString.lowercased(), now: wallClock, jobIDs: options.jobIDs)
+                } catch {
+                    // A claim that fails is not "nothing to claim": pause until the queue answers.
+                    pause(reason: "the queue cannot be written: \(error)", folder: (queue.database.path as NSString).deletingLastPathComponent, queue: true)
+                    return
+                }
+                guard let claimed else { return }
                 start(claimed, on: index)
                 idleAnnounced = false
                 anyClaimed = true

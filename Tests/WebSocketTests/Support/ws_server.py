@@ -24,17 +24,8 @@ import os
 import threading
 
 
-def _exit_with_the_test():
-    """The test that started this server holds its stdin: when the test process ends, however
-    it ends (even killed), the read sees EOF and the server goes too, instead of holding the
-    runner's output open and hanging `swift test`."""
-    try:
-        sys.stdin.buffer.read()
-    finally:
-        os._exit(0)
-
-
-threading.Thread(target=_exit_with_the_test, daemon=True).start()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "TestSupport"))
+import lifeline  # noqa: E402,F401  (exits with the test process)
 
 
 
