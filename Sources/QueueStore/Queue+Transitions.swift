@@ -42,7 +42,7 @@ extension Queue {
             let row = try database.query(
                 "SELECT \(Self.itemColumns), jobs.workflow, jobs.spec FROM items JOIN jobs ON jobs.id = items.job_id WHERE items.id = ?",
                 [.integer(itemID)])[0]
-            return ClaimedItem(item: Self.itemRow(row), workflow: row[16].text ?? "{}", spec: row[17].text ?? "{}")
+            return ClaimedItem(item: Self.itemRow(row), workflow: row[17].text ?? "{}", spec: row[18].text ?? "{}")
         }
     }
 

@@ -41,6 +41,8 @@ public struct ItemRow: Sendable, Equatable {
     public var parameters: String
     public var startedAt: Double?
     public var finishedAt: Double?
+    /// What its graph loads (`ModelKey`); nil for items added before keys were stored.
+    public var modelKey: String? = nil
 }
 
 /// Why a queue command cannot do what it was asked.
@@ -128,6 +130,10 @@ public final class Queue {
             created_at REAL NOT NULL
         );
         """,
+        // What each item's graph loads (`ModelKey`), so items can be grouped by model.
+        """
+        ALTER TABLE items ADD COLUMN model_key TEXT;
+        """,
     ])
 
     /// `$COMFYQ_DB`, else `$XDG_STATE_HOME/comfyq/queue.db`, else `~/.local/state/comfyq/queue.db`.
@@ -165,11 +171,11 @@ public final class Queue {
                  .integer(Int64(spec.priority)), .real(now)])
             let jobID = database.lastInsertRowID
             let insert = try database.prepare(
-                "INSERT INTO items (job_id, idx, params, seed, created_at) VALUES (?, ?, ?, ?, ?)")
-            for item in items {
+                "INSERT INTO items (job_id, idx, params, seed, created_at, model_key) VALUES (?, ?, ?, ?, ?, ?)")
+            for (item, key) in zip(items, spec.modelKeys(items)) {
                 try insert.run([
                     .integer(jobID), .integer(Int64(item.index)), .text(item.parametersJSON.serialized()),
-                    item.seed.map { .text(String($0)) } ?? .null, .real(now),
+                    item.seed.map { .text(String($0)) } ?? .null, .real(now), .text(key.description),
                 ])
             }
             return jobID
@@ -222,7 +228,7 @@ public final class Queue {
 
     static let itemColumns = """
         items.id, items.job_id, jobs.name, items.idx, items.state, items.phase, items.step, items.steps, items.fraction,
-        items.attempts, items.server, items.prompt_id, items.error, items.params, items.started_at, items.finished_at
+        items.attempts, items.server, items.prompt_id, items.error, items.params, items.started_at, items.finished_at, items.model_key
         """
 
     /// Items in `states` (all when empty), optionally of one job, in job and item order.
@@ -250,7 +256,7 @@ public final class Queue {
             state: row[4].text.flatMap(ItemState.init(rawValue:)) ?? .pending, phase: row[5].text, step: row[6].int.map(Int.init),
             steps: row[7].int.map(Int.init), fraction: row[8].double, attempts: Int(row[9].int ?? 0), server: row[10].text,
             promptID: row[11].text, error: row[12].text, parameters: row[13].text ?? "{}", startedAt: row[14].double,
-            finishedAt: row[15].double)
+            finishedAt: row[15].double, modelKey: row[16].text)
     }
 
     /// A job by id or name (the newest with that name).

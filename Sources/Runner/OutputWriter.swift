@@ -111,6 +111,7 @@ enum OutputWriter {
             "server": .string(server), "parameters": flight.parameters, "seed": seed(flight).map { .string($0) } ?? .null,
             "workflow_sha1": .string(SHA1.hash(Array(flight.workflow.json.serialized().utf8)).map { String(format: "%02x", $0) }.joined()),
             "timings": .object(timings), "attempt": .int(flight.attempts), "hook_overrides": flight.hookOverrides,
+            "model_key": .string(flight.modelKey.description),
             "source": ["filename": .string(file.filename), "subfolder": .string(file.subfolder), "type": .string(file.type)],
             "saved_at": .string(ISO8601DateFormatter().string(from: Date())),
         ]

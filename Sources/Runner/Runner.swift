@@ -358,6 +358,7 @@ public actor Runner {
         for (key, value) in merged { parameters[key] = value }
         flight.parameters = .object(parameters)
         flight.workflow = workflow
+        flight.modelKey = ModelKey(workflow)  // a hook may have changed what it loads
         flight.hookOverrides = decision.record
         inFlight[promptID] = flight
     }
@@ -736,7 +737,7 @@ public actor Runner {
             itemID: item.id, promptID: promptID, label: "\(item.jobName)/\(item.index)", jobName: item.jobName, index: item.index,
             attempts: item.attempts, retries: spec["retries"]?.numberValue?.int ?? 2, server: server, parameters: parameters,
             outputFolder: spec["output_folder"]?.stringValue ?? "outputs", template: spec["output_template"]?.stringValue ?? "{job}_{index}",
-            workflow: workflow, startedAt: now, lastHeard: now,
+            workflow: workflow, modelKey: ModelKey(workflow), startedAt: now, lastHeard: now,
             stallTimeout: spec["stall_timeout"]?.numberValue?.double ?? 600, phaseSince: now)
     }
 }

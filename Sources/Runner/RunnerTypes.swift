@@ -137,6 +137,8 @@ struct InFlight: Sendable {
     var template: String
     /// The graph as submitted (the job's workflow with the item's parameters applied).
     var workflow: Workflow
+    /// What that graph loads (recorded in the sidecar).
+    var modelKey: ModelKey
     var startedAt: Double
     var lastHeard: Double
     var stallTimeout: Double

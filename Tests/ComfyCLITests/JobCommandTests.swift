@@ -16,11 +16,13 @@ import Testing
         #expect(added.status == .success, "\(added.stderr)")
         #expect(added.stdout == "added job seed-sweep (#1): 8 items\nadded job prompt-matrix (#2): 12 items\n")
 
-        let status = try await runBinary(["status", "--json"], environment: environment)
+        let status = try await runBinary(["status", "--json", "seed-sweep"], environment: environment)
         let json = try JSONValue(parsing: status.stdout)
         #expect(json["schema"] == 1)
-        #expect(json["jobs"]?.arrayValue?.map { $0["name"] } == ["prompt-matrix", "seed-sweep"])
-        #expect(json["jobs"]?.arrayValue?.first?["counts"]?["pending"] == 12)
+        #expect(json["items"]?.arrayValue?.first?["model_key"] == "ckpt_name=v1-5-pruned-emaonly.safetensors")
+        let all = try JSONValue(parsing: try await runBinary(["status", "--json"], environment: environment).stdout)
+        #expect(all["jobs"]?.arrayValue?.map { $0["name"] } == ["prompt-matrix", "seed-sweep"])
+        #expect(all["jobs"]?.arrayValue?.first?["counts"]?["pending"] == 12)
 
         #expect(try await runBinary(["cancel", "seed-sweep"], environment: environment).stdout == "cancelled 8 items\n")
         #expect(try await runBinary(["retry", "seed-sweep/3"], environment: environment).stdout == "queued 1 item again\n")
@@ -57,6 +59,22 @@ import Testing
         let dry = await comfyq("add", "--dry-run", Self.job("seed-sweep.json"))
         #expect(dry.stdout.hasPrefix("seed-sweep: 8 items (dry run, nothing added)\n  seed-sweep/0  {"))
         #expect(dry.stdout.contains(#""3.seed":1007"#))
+        #expect(dry.stdout.hasSuffix("  model groups: 1\n    8 items: ckpt_name=v1-5-pruned-emaonly.safetensors\n"), "\(dry.stdout)")
+    }
+
+    /// A checkpoint sweep is one model group per checkpoint: what the plan expects to load.
+    @Test func dryRunShowsTheModelGroups() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-groups-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let job = folder.appendingPathComponent("models.json").path
+        try """
+            {workflow: "\(Self.job("workflows/txt2img.json"))", seeds: {start: 1, count: 2},
+             matrix: {"Load Checkpoint.ckpt_name": ["a.safetensors", "b.safetensors", "c.ckpt"]}}
+            """.write(toFile: job, atomically: true, encoding: .utf8)
+        let dry = await comfyq("add", "--dry-run", job)
+        #expect(dry.stdout.hasSuffix(
+            "  model groups: 3\n    2 items: ckpt_name=a.safetensors\n    2 items: ckpt_name=b.safetensors\n    2 items: ckpt_name=c.ckpt\n"), "\(dry.stdout)")
     }
 }
 

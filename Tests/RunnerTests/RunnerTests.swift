@@ -110,6 +110,7 @@ func stats(_ simulator: Simulator) async -> JSONValue {
         #expect(sidecar["item"] == 0)
         #expect(sidecar["parameters"]?["3.seed"] == 1)
         #expect(sidecar["workflow_sha1"]?.stringValue?.count == 40)
+        #expect(sidecar["model_key"] == "ckpt_name=v1-5-pruned-emaonly.safetensors")
         #expect(sidecar["timings"]?.objectValue != nil)
     }
 

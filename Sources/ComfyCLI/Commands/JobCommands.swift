@@ -104,6 +104,15 @@ enum AddCommand {
                 let items = spec.expand(random: JobFiles.random)
                 console.print("\(spec.name): \(items.count) item\(items.count == 1 ? "" : "s") (dry run, nothing added)")
                 for item in items { console.print("  \(spec.name)/\(item.index)  \(item.parametersJSON.serialized())") }
+                // What the items load, grouped: each group is a load on the server that runs it.
+                var groups: [(key: ModelKey, count: Int)] = []
+                for key in spec.modelKeys(items) {
+                    if let index = groups.firstIndex(where: { $0.key == key }) { groups[index].count += 1 } else { groups.append((key, 1)) }
+                }
+                console.print("  model groups: \(groups.count)")
+                for group in groups {
+                    console.print("    \(group.count) item\(group.count == 1 ? "" : "s"): \(group.key.description.isEmpty ? "(loads no model file)" : group.key.description)")
+                }
             }
             return .success
         }

@@ -159,6 +159,7 @@ enum StatusCommand {
                 "prompt_id": item.promptID.map { .string($0) } ?? .null, "error": item.error.map { .string($0) } ?? .null,
                 "elapsed_seconds": item.startedAt.map { .double((item.finishedAt ?? now) - $0) } ?? .null,
                 "parameters": (try? JSONValue(parsing: item.parameters)) ?? [:],
+                "model_key": item.modelKey.map { .string($0) } ?? .null,
             ]
         }
         let servers = try ServerView.read(queue, now: now)
