@@ -139,8 +139,7 @@ public final class Queue {
     /// `$COMFYQ_DB`, else `$XDG_STATE_HOME/comfyq/queue.db`, else `~/.local/state/comfyq/queue.db`.
     public static func defaultPath(environment: [String: String], home: String) -> String {
         if let path = environment["COMFYQ_DB"], !path.isEmpty { return path }
-        let state = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.local/state"
-        return state + "/comfyq/queue.db"
+        return UserFolders.state(environment: environment, home: home) + "/queue.db"
     }
 
     /// Opens (creating and migrating) the queue at `path`.

@@ -4,9 +4,6 @@ import Foundation
 import Hooks
 import QueueStore
 import WebSocket
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// One server of the run: its API, its WebSocket, its health machine and, when this run
 /// supervises it, its process and lock.
@@ -60,15 +57,10 @@ extension Runner {
         for definition in options.servers {
             let url = URL(string: definition.url)!
             let api = ComfyAPI(baseURL: url, headers: options.headers, timeout: 60)
-            // Probes have a connection pool of their own: on a hung server, the run's other
-            // requests hold every pooled connection, and a probe queued behind them would wait
-            // for their timeout instead of its own.
-            let probeTimeout = min(10, max(1, definition.downAfter / 3))
-            let configuration = URLSessionConfiguration.ephemeral
-            configuration.timeoutIntervalForRequest = probeTimeout
-            let probeSession = URLSession(configuration: configuration)
-            probeSessions.append(probeSession)
-            let probeAPI = ComfyAPI(baseURL: url, session: probeSession, headers: options.headers, timeout: probeTimeout)
+            // Probes have a connection pool of their own (ComfyAPI keeps one session per
+            // timeout): on a hung server, the run's other requests hold every pooled connection,
+            // and a probe queued behind them would wait for their timeout instead of its own.
+            let probeAPI = ComfyAPI(baseURL: url, headers: options.headers, timeout: min(10, max(1, definition.downAfter / 3)))
             let connection = ServerConnection(api: api, policy: options.policy, webSocket: webSocket)
             var lock: ServerLock?
             var process: ServerProcess?
@@ -397,7 +389,6 @@ extension Runner {
             try? await Task.sleep(for: .milliseconds(20))
         }
         for index in servers.indices { persist(index) }
-        for session in probeSessions { session.finishTasksAndInvalidate() }
         do {
             try queue.removeRunner(host: ProcessInfo.processInfo.hostName, pid: Int(getpid()))
         } catch {

@@ -4,9 +4,6 @@ import Foundation
 import Hooks
 import QueueStore
 import WebSocket
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// Runs the queue: takes pending items, submits them to ComfyUI servers with bounded
 /// concurrency, follows each through the progress engine, downloads outputs, and records every
@@ -38,8 +35,6 @@ public actor Runner {
     var lastServerWrite: Double = 0
     /// Prompts whose POST is under way (the run waits for them before it ends).
     var posting: Set<String> = []
-    /// The probes' own URL sessions (one per server), invalidated when the run ends.
-    var probeSessions: [URLSession] = []
     /// Set while the run is paused (a full disk, a queue that cannot be written).
     var paused: Pause?
     /// Prompts done on their server whose outputs wait for the pause to end.

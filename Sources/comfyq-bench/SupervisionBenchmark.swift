@@ -3,6 +3,7 @@ import ComfyCore
 import Foundation
 import QueueStore
 import Runner
+import WebSocket
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -53,18 +54,7 @@ enum SupervisionBenchmark {
             downAfter: downAfter)
     }
 
-    static func freePort() -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
+    static func freePort() -> Int { try! TCPSocket.freeLoopbackPort() }
 
     /// Waits (polling) until `condition` holds or `timeout` passes.
     static func until(_ timeout: Double, _ condition: () -> Bool) async -> Bool {

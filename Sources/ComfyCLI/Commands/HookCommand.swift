@@ -19,8 +19,7 @@ enum HookFiles {
 
     /// `$XDG_CONFIG_HOME/comfyq/hooks` (default `~/.config/comfyq/hooks`).
     static func userFolder(_ environment: [String: String]) -> String {
-        let base = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.config")
-        return base + "/comfyq/hooks"
+        UserFolders.config(environment: environment, home: NSHomeDirectory()) + "/hooks"
     }
 
     /// The user's own hook scripts, sorted by name.

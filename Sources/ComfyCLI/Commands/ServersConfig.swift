@@ -11,8 +11,7 @@ enum ServersConfig {
 
     /// `$XDG_CONFIG_HOME/comfyq/servers.json5`, else `~/.config/comfyq/servers.json5`.
     static func defaultPath(_ environment: [String: String]) -> String {
-        let config = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory() + "/.config"
-        return config + "/comfyq/servers.json5"
+        UserFolders.config(environment: environment, home: NSHomeDirectory()) + "/servers.json5"
     }
 
     /// The file given with `--servers` (which must exist), else the default one if it exists.

@@ -1,3 +1,4 @@
+import ComfyCore
 import Dispatch
 import Foundation
 import Simulator
@@ -60,10 +61,8 @@ package enum SimulateCommand {
     }
 
     static func options(from arguments: ParsedArguments, environment: [String: String]) throws -> SimulatorOptions {
-        let state = environment["XDG_STATE_HOME"].map { URL(fileURLWithPath: $0) }
-            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".local/state")
-        var options = SimulatorOptions(
-            outputDirectory: arguments.value("output") ?? state.appendingPathComponent("comfyq/simulator/output").path)
+        let state = UserFolders.state(environment: environment, home: NSHomeDirectory())
+        var options = SimulatorOptions(outputDirectory: arguments.value("output") ?? state + "/simulator/output")
         if let host = arguments.value("host") { options.host = host }
         if let port = arguments.value("port") {
             guard let number = Int(port), (0...65535).contains(number) else {

@@ -20,7 +20,7 @@ struct ServerView {
     static func read(_ queue: Queue, now: Double) throws -> [ServerView] {
         let counts = try queue.inFlightCounts()
         return try queue.serverRecords().map { record in
-            let alive = record.runnerPID.map { kill(pid_t($0), 0) == 0 || errno == EPERM } ?? false
+            let alive = record.runnerPID.map(isAlive) ?? false
             return ServerView(record: record, isLive: alive && now - record.updatedAt < 15, inFlight: counts[record.name] ?? 0)
         }
     }
@@ -67,7 +67,7 @@ struct RunnerView {
         let host = ProcessInfo.processInfo.hostName
         return try queue.runnerRecords().map { record in
             // A run on this machine is live while its process is; elsewhere, while it beats.
-            let alive = record.host != host || kill(pid_t(record.pid), 0) == 0 || errno == EPERM
+            let alive = record.host != host || isAlive(record.pid)
             return RunnerView(record: record, isLive: alive && now - record.heartbeatAt < 15)
         }
     }
@@ -91,3 +91,6 @@ struct RunnerView {
         ]
     }
 }
+
+/// Whether process `pid` on this machine still exists.
+func isAlive(_ pid: Int) -> Bool { kill(pid_t(pid), 0) == 0 || errno == EPERM }

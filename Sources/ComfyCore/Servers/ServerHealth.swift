@@ -154,7 +154,7 @@ public struct ServerHealth: Sendable {
     /// The process could not be started (no such program, no such folder…).
     public mutating func launchFailed(at now: Double, reason: String) -> [Action] {
         processRunning = false
-        return afterExit(at: now, reason: reason, crashed: false)
+        return afterExit(at: now, reason: reason)
     }
 
     /// The process exited (or was killed). `description`: "exited with status 1", "killed by signal 9".
@@ -175,7 +175,7 @@ public struct ServerHealth: Sendable {
         case .stopped, .givenUp:
             return []
         case .checking, .starting, .up, .down, .restarting:
-            return [.requeueInFlight(crashed: true)] + afterExit(at: now, reason: "its process \(description)", crashed: true)
+            return [.requeueInFlight(crashed: true)] + afterExit(at: now, reason: "its process \(description)")
         }
     }
 
@@ -227,7 +227,7 @@ public struct ServerHealth: Sendable {
         guard stalls >= policy.stallsForDown, phase == .up else { return [] }
         stalls = 0
         let reason = "\(policy.stallsForDown) prompts in a row stalled on it"
-        if policy.supervised && processRunning { return markDownAndKill(at: now, reason: reason) }
+        if policy.supervised && processRunning { return kill(at: now, reason: reason, crashed: true, thenStop: false) }
         return move(to: .down(retryAt: now + policy.downAfter), state: .down, at: now, reason: reason)
     }
 
@@ -243,7 +243,7 @@ public struct ServerHealth: Sendable {
             // since: a probe that is merely late, on a loaded machine, is not the server's fault.
             if now - (lastAnswer ?? since) >= policy.downAfter, lastFailure != nil {
                 let reason = "not answering for \(Self.seconds(policy.downAfter))" + (lastFailure.map { " (\($0))" } ?? "")
-                if policy.supervised && processRunning { return markDownAndKill(at: now, reason: reason) }
+                if policy.supervised && processRunning { return kill(at: now, reason: reason, crashed: true, thenStop: false) }
                 return move(to: .down(retryAt: now), state: .down, at: now, reason: reason)
             }
             // Often enough that a server that answers is never `downAfter` without an answer.
@@ -310,10 +310,6 @@ public struct ServerHealth: Sendable {
         return [.probe]
     }
 
-    private mutating func markDownAndKill(at now: Double, reason: String) -> [Action] {
-        kill(at: now, reason: reason, crashed: true, thenStop: false)
-    }
-
     private mutating func kill(
         at now: Double, reason: String, crashed: Bool, thenStop: Bool, graceful: Bool = false, showing: ServerState? = nil
     ) -> [Action] {
@@ -325,7 +321,7 @@ public struct ServerHealth: Sendable {
 
     /// The process is gone on its own: down (what hooks notify on), then a restart for a
     /// supervised server.
-    private mutating func afterExit(at now: Double, reason: String, crashed: Bool) -> [Action] {
+    private mutating func afterExit(at now: Double, reason: String) -> [Action] {
         let down = move(to: .down(retryAt: now), state: .down, at: now, reason: reason)
         guard policy.supervised else { return down }
         return down + scheduleRestart(at: now, reason: reason)

@@ -36,8 +36,7 @@ public struct ServerFiles: Sendable, Equatable {
 
     /// `$XDG_STATE_HOME/comfyq`, else `~/.local/state/comfyq`.
     public static func stateFolder(environment: [String: String], home: String) -> String {
-        let state = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/.local/state"
-        return state + "/comfyq"
+        UserFolders.state(environment: environment, home: home)
     }
 
     public var log: String { base + ".log" }

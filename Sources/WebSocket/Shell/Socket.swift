@@ -96,6 +96,30 @@ public final class TCPSocket: ByteStream, @unchecked Sendable {
         return try body(addresses)
     }
 
+    /// A loopback port nobody listens on now (bound on 127.0.0.1:0, read back, let go), for a
+    /// server to be started on.
+    public static func freeLoopbackPort() throws(SocketError) -> Int {
+        #if canImport(Glibc)
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let descriptor = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard descriptor >= 0 else { throw .io("cannot find a free port: \(errorText())") }
+        defer { Glibc_close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw .io("cannot find a free port: \(errorText())") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
     private static func connect(_ address: addrinfo, host: String, port: Int, timeout: Duration) throws(SocketError) -> TCPSocket {
         #if canImport(Glibc)
         let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
