@@ -8,6 +8,8 @@ struct OutputError: Error, CustomStringConvertible {
     var message: String
     /// The disk (or the quota) is full: the run pauses instead of failing the item.
     var outOfSpace = false
+    /// The server stopped answering during the download: the outputs wait for it to come back.
+    var serverGone = false
     var description: String { message }
 }
 
@@ -84,8 +86,12 @@ enum OutputWriter {
                         continue
                     }
                     if let api = error as? ComfyAPIError {
-                        if case .noSpace = api.kind { throw OutputError(message: "\(candidate.path): no space left: \(error)", outOfSpace: true) }
-                        throw OutputError(message: "\(candidate.path): download failed: \(error)")
+                        switch api.kind {
+                        case .noSpace: throw OutputError(message: "\(candidate.path): no space left: \(error)", outOfSpace: true)
+                        case .connectionRefused, .hostNotFound, .timedOut, .transport:
+                            throw OutputError(message: "\(candidate.path): download failed: \(error)", serverGone: true)
+                        default: throw OutputError(message: "\(candidate.path): download failed: \(error)")
+                        }
                     }
                     if let output = error as? OutputError { throw output }
                     throw OutputError(message: "\(candidate.path): cannot write (\(error.localizedDescription))", outOfSpace: DiskSpace.isOutOfSpace(error))

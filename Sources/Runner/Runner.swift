@@ -39,6 +39,9 @@ public actor Runner {
     var paused: Pause?
     /// Prompts done on their server whose outputs wait for the pause to end.
     var parked: Set<String> = []
+    /// Prompts done on their server whose download failed as the server went away: collected
+    /// again once it is up.
+    var awaitingServer: Set<String> = []
     /// The largest output saved so far: resuming needs room for at least this much.
     var largestOutput: Int64 = 0
     /// Forgets and wakes for the connections, run in order by one task.
@@ -559,6 +562,13 @@ public actor Runner {
                         .complete, hookPrompt(current), snapshot: current.lastSnapshot, elapsed: now - current.startedAt, outputs: saved.map(\.path),
                         timings: current.timings))
             }
+        } catch let error as OutputError where error.serverGone {
+            // The server went away with the outputs on it: no fault of the item. Collected again
+            // once it answers (or, if it lost its history, submitted again).
+            awaitingServer.insert(promptID)
+            servers[flight.server].probes.yield()
+            continuation.yield(.message("\(flight.label): \(error.message); collecting it again when \(api.name) answers"))
+            return
         } catch let error as OutputError where error.outOfSpace {
             // A full disk pauses the night; it does not fail the item.
             parked.insert(promptID)
@@ -598,6 +608,15 @@ public actor Runner {
     private func tick() async {
         // Stalls: no message for the job's stall timeout → interrupt on the server, retry.
         await verifySubmissions()
+        for promptID in awaitingServer.sorted() {
+            guard let flight = inFlight[promptID] else {
+                awaitingServer.remove(promptID)
+                continue
+            }
+            guard servers[flight.server].health.state == .up, paused == nil else { continue }
+            awaitingServer.remove(promptID)
+            await collect(promptID, api: servers[flight.server].api)
+        }
         for (promptID, flight) in inFlight where !flight.collecting && flight.uncertain == nil && now - flight.lastHeard > flight.stallTimeout {
             var marked = flight
             marked.interruptedByUs = true
