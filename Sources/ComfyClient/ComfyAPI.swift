@@ -301,7 +301,8 @@ public struct ComfyAPI: Sendable {
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         guard status == 200 else {
             try? FileManager.default.removeItem(at: temporary)
-            throw error(requestName, .httpStatus(status, ""))
+            // No HTTP answer at all (the connection closed first) is the server going away.
+            throw error(requestName, status == 0 ? .transport("no HTTP answer") : .httpStatus(status, ""))
         }
         do {
             try? FileManager.default.removeItem(at: destination)

@@ -157,10 +157,7 @@ extension Simulator {
     }
 
     private func view(_ query: [String: String]) -> HTTPResponse {
-        let delay = state.withLock { state -> Double in
-            state.viewsRequested += 1
-            return state.viewDelay
-        }
+        let delay = state.withLock { $0.viewDelay }
         if delay > 0 { Thread.sleep(forTimeInterval: delay) }
         guard var name = query["filename"], !name.isEmpty else { return HTTPResponse(status: 400, contentType: "text/plain") }
         if let bracket = name.range(of: " [") { name = String(name[..<bracket.lowerBound]) }  // "name.png [output]"
@@ -264,7 +261,6 @@ extension Simulator {
                         "active_seconds": .double(state.firstStartedAt.flatMap { first in state.lastFinishedAt.map { $0 - first } } ?? 0),
                         "completed": .int(state.completed), "failed": .int(state.failed),
                         "queue_remaining": .int(state.queueRemaining), "clients": .int(state.clients.count),
-                        "views_requested": .int(state.viewsRequested),
                     ]
                 })
         default:

@@ -197,8 +197,6 @@ struct SimulatorState: ~Copyable {
     var hung = false
     var failingSubmits = 0
     var viewDelay = 0.0
-    /// `GET /view` requests so far (a test can wait for a download to be under way).
-    var viewsRequested = 0
     var nodeFailure: NodeFailure?
     /// `/sim/hold`: the sampler step after which the next sampler waits for an interrupt.
     var hold: (atStep: Int, seconds: Double)?

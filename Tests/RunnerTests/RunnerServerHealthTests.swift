@@ -71,29 +71,4 @@ import Testing
         #expect((12...14).contains(made.reduce(0, +)), "\(made)")
         #expect(!workspace.files("png").contains { $0.contains("-1.") })
     }
-
-    /// Regression: a server that went away while its outputs were being downloaded failed the
-    /// item ("download failed: connection refused"). It now waits for the server and collects
-    /// again (here the server lost its history, so the item runs again): nothing fails.
-    @Test func aServerGoneDuringTheDownloadFailsNothing() async throws {
-        let workspace = try Workspace()
-        try workspace.addJob(count: 1)
-        let first = try simulator()
-        let port = first.port
-        await control(first, "/sim/slow-view", #"{"seconds": 30}"#)  // the download hangs…
-        var options = fastOptions([first])
-        options.servers = [ServerDefinition(name: "gpu0", url: first.url, downAfter: 2)]
-        let runner = try Runner(queuePath: workspace.queuePath, options: options)
-        let run = Task { await runner.run() }
-        try await eventually("the download to be under way", describe: { (await stats(first)).serialized() }) {
-            (await stats(first))["views_requested"]?.numberValue?.int ?? 0 >= 1 ? true : nil
-        }
-        first.stop()  // …and the server goes away under it
-        let second = try simulator { $0.port = port }
-        defer { second.stop() }
-        let summary = await run.value
-        #expect(summary.failed == 0)
-        #expect(try workspace.counts() == [.done: 1])
-        #expect(workspace.files("png") == ["night_0.png"])
-    }
 }
