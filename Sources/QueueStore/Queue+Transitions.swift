@@ -22,7 +22,8 @@ extension Queue {
     /// `submitting` on `server` with `promptID` and one more attempt, and returns it. Nil when
     /// nothing is pending (in `jobIDs`, when given).
     public func claimNext(server: String, promptID: String, now: Double, jobIDs: Set<Int64>? = nil) throws -> ClaimedItem? {
-        try database.transaction {
+        pendingCache = nil
+        return try database.transaction {
             let candidates = try database.query(
                 """
                 SELECT id FROM jobs WHERE EXISTS (SELECT 1 FROM items WHERE items.job_id = jobs.id AND items.state = 'pending')
@@ -32,18 +33,28 @@ extension Queue {
             guard let itemID = try database.query(
                 "SELECT id FROM items WHERE state = 'pending' AND job_id = ? ORDER BY idx LIMIT 1", [.integer(jobID)]
             ).first?.first?.int else { return nil }
-            try database.query(
-                """
-                UPDATE items SET state = 'submitting', server = ?, prompt_id = ?, attempts = attempts + 1, error = NULL,
-                    phase = 'queued', step = NULL, steps = NULL, fraction = 0, started_at = ?, finished_at = NULL, updated_at = ?
-                WHERE id = ? AND state = 'pending'
-                """, [.text(server), .text(promptID), .real(now), .real(now), .integer(itemID)])
-            guard database.changes == 1 else { return nil }
-            let row = try database.query(
-                "SELECT \(Self.itemColumns), jobs.workflow, jobs.spec FROM items JOIN jobs ON jobs.id = items.job_id WHERE items.id = ?",
-                [.integer(itemID)])[0]
-            return ClaimedItem(item: Self.itemRow(row), workflow: row[17].text ?? "{}", spec: row[18].text ?? "{}")
+            return try claim(itemID, server: server, promptID: promptID, now: now)
         }
+    }
+
+    /// Marks a pending item `submitting` on `server` and returns it (inside a transaction).
+    func claim(_ itemID: Int64, server: String, promptID: String, now: Double) throws -> ClaimedItem? {
+        try database.query(
+            """
+            UPDATE items SET state = 'submitting', server = ?, prompt_id = ?, attempts = attempts + 1, error = NULL,
+                phase = 'queued', step = NULL, steps = NULL, fraction = 0, started_at = ?, finished_at = NULL, updated_at = ?
+            WHERE id = ? AND state = 'pending'
+            """, [.text(server), .text(promptID), .real(now), .real(now), .integer(itemID)])
+        guard database.changes == 1 else { return nil }
+        return try claimedItem(itemID)
+    }
+
+    /// An item with its job's graph and settings, as a claim returns it (nil when it is gone).
+    public func claimedItem(_ itemID: Int64) throws -> ClaimedItem? {
+        let rows = try database.query(
+            "SELECT \(Self.itemColumns), jobs.workflow, jobs.spec FROM items JOIN jobs ON jobs.id = items.job_id WHERE items.id = ?",
+            [.integer(itemID)])
+        return rows.first.map { ClaimedItem(item: Self.itemRow($0), workflow: $0[17].text ?? "{}", spec: $0[18].text ?? "{}") }
     }
 
     /// The server accepted the prompt.
@@ -81,7 +92,8 @@ extension Queue {
     /// Back to pending for another attempt (a transient failure, a prompt the server lost).
     @discardableResult
     public func requeue(_ itemID: Int64, promptID: String, error: String, now: Double) throws -> Bool {
-        try change(
+        pendingCache = nil
+        return try change(
             itemID, promptID: promptID, from: [.submitting, .running],
             set: "state = 'pending', error = ?, server = NULL, prompt_id = NULL, phase = NULL, step = NULL, steps = NULL, fraction = NULL, updated_at = ?",
             [.text(error), .real(now)])

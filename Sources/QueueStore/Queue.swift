@@ -56,6 +56,8 @@ public struct QueueError: Error, Sendable, Equatable, CustomStringConvertible {
 /// every write), safe for `add` and `status` in other processes while `run` works.
 public final class Queue {
     public let database: Database
+    /// What waits, by job and model key, as dispatch last read it (see `pendingGroups`).
+    var pendingCache: PendingCache?
 
     /// Schema migrations, in order; never edit one that has shipped, add the next.
     public static let migrations = Migrator([
@@ -134,6 +136,10 @@ public final class Queue {
         """
         ALTER TABLE items ADD COLUMN model_key TEXT;
         """,
+        // Dispatch reads what waits by job and model key, and claims a group's first item.
+        """
+        CREATE INDEX items_by_model ON items (state, job_id, model_key, idx);
+        """,
     ])
 
     /// `$COMFYQ_DB`, else `$XDG_STATE_HOME/comfyq/queue.db`, else `~/.local/state/comfyq/queue.db`.
@@ -153,20 +159,11 @@ public final class Queue {
     /// Adds a job and all its items in one transaction; returns the job id.
     @discardableResult
     public func add(_ spec: JobSpec, items: [JobItem], now: Double) throws -> Int64 {
-        try database.transaction {
-            var specJSON = JSONObject()
-            specJSON["output_folder"] = .string(spec.output.folder)
-            specJSON["output_template"] = .string(spec.output.template)
-            specJSON["servers"] = .array(spec.servers.map { .string($0) })
-            specJSON["retries"] = .int(spec.retries)
-            specJSON["stall_timeout"] = .double(spec.stallTimeout)
-            specJSON["hooks"] = .array(spec.hooks.map(\.json))
-            var addresses = JSONObject()
-            for (written, address) in spec.addresses { addresses[written] = [.string(address.nodeID), .string(address.input)] }
-            specJSON["addresses"] = .object(addresses)
+        pendingCache = nil
+        return try database.transaction {
             try database.query(
                 "INSERT INTO jobs (name, file, workflow, spec, priority, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [.text(spec.name), .text(spec.file), .text(spec.workflow.json.serialized()), .text(JSONValue.object(specJSON).serialized()),
+                [.text(spec.name), .text(spec.file), .text(spec.workflow.json.serialized()), .text(spec.settings.json.serialized()),
                  .integer(Int64(spec.priority)), .real(now)])
             let jobID = database.lastInsertRowID
             let insert = try database.prepare(
@@ -289,21 +286,24 @@ public final class Queue {
     /// Returns how many items changed.
     @discardableResult
     public func cancel(_ target: Target, now: Double) throws -> Int {
-        try update(target, set: "state = 'cancelled', finished_at = ?, updated_at = ?", parameters: [.real(now), .real(now)],
+        pendingCache = nil
+        return try update(target, set: "state = 'cancelled', finished_at = ?, updated_at = ?", parameters: [.real(now), .real(now)],
                    from: [.pending, .submitting, .running])
     }
 
     /// Puts failed or cancelled items back to pending. Returns how many items changed.
     @discardableResult
     public func retry(_ target: Target, now: Double) throws -> Int {
-        try update(
+        pendingCache = nil
+        return try update(
             target, set: "state = 'pending', error = NULL, phase = NULL, step = NULL, steps = NULL, fraction = NULL, server = NULL, prompt_id = NULL, started_at = NULL, finished_at = NULL, updated_at = ?",
             parameters: [.real(now)], from: [.failed, .cancelled])
     }
 
     /// Deletes a finished job and its items.
     public func remove(jobID: Int64) throws {
-        try database.transaction {
+        pendingCache = nil
+        return try database.transaction {
             let open = try database.query(
                 "SELECT count(*) FROM items WHERE job_id = ? AND state IN ('pending', 'submitting', 'running')", [.integer(jobID)])
             if let count = open.first?.first?.int, count > 0 {

@@ -30,6 +30,8 @@ struct ServerSlot {
     var stats: SystemStats?
     /// When this run last tried to take the lock of a server another run supervises.
     var lastLockAttempt: Double = 0
+    /// What the last prompt sent to it loads (nil: nothing yet, or it went away since).
+    var loaded: ModelKey?
 
     var name: String { definition.name }
     var isAvailable: Bool { health.state.isAvailable && socketOpen }
@@ -291,6 +293,8 @@ extension Runner {
 
     /// A change of health: the run's output, `on_server`, the queue, and whatever it unblocks.
     func announce(_ change: ServerHealth.Change, on index: Int) {
+        // A server that went away (or restarts) has nothing loaded when it is back.
+        if change.to != .up { servers[index].loaded = nil }
         let slot = servers[index]
         let tail = slot.definition.isSupervised && change.to != .up ? slot.files?.logTail(10) : nil
         let report = ServerReport(

@@ -107,7 +107,12 @@ public actor Runner {
                 for await event in events { await self?.handle(event, server: index) }
             })
         }
-        let pending = (try? queue.jobs().reduce(0) { $0 + ($1.counts[.pending] ?? 0) }) ?? 0
+        var pending = 0
+        do {
+            pending = try queue.pendingGroups(jobIDs: options.jobIDs).reduce(0) { $0 + $1.waiting }
+        } catch {
+            pause(reason: "the queue cannot be read: \(error)", folder: (queue.database.path as NSString).deletingLastPathComponent, queue: true)
+        }
         continuation.yield(.started(pending: pending, servers: servers.map(\.name)))
         options.hooks?.deliver(
             .batch(
@@ -215,29 +220,46 @@ public actor Runner {
 
     // MARK: Submitting
 
-    /// Fills every available server's free slots from the queue.
+    /// Fills every available server's free slots from the queue, as the dispatch policy
+    /// chooses (priority, then what each server has loaded; see `DispatchPolicy`).
     func refill() {
         guard !draining, paused == nil else { return }
-        var anyClaimed = true
-        while anyClaimed {
-            anyClaimed = false
-            // The server with the most free slots first: a faster server frees more and takes more.
-            let order = servers.indices.filter { servers[$0].isAvailable && servers[$0].coolDownUntil <= now }
-                .sorted { freeSlots($0) > freeSlots($1) }
-            for index in order where freeSlots(index) > 0 {
+        // A claim can find its group emptied by another runner: plan again, a few times at most.
+        for _ in 0..<4 {
+            var slots = servers.indices.map { index in
+                DispatchPolicy.Server(
+                    freeSlots: servers[index].isAvailable && servers[index].coolDownUntil <= now ? max(0, freeSlots(index)) : 0,
+                    loaded: servers[index].loaded)
+            }
+            guard slots.contains(where: { $0.freeSlots > 0 }) else { return }
+            let plan: [DispatchPolicy.Assignment]
+            do {
+                plan = options.dispatch.plan(groups: try queue.pendingGroups(jobIDs: options.jobIDs), servers: &slots, now: wallClock)
+            } catch {
+                // Unknown is not "nothing to claim": pause until the queue answers.
+                pause(reason: "the queue cannot be read: \(error)", folder: (queue.database.path as NSString).deletingLastPathComponent, queue: true)
+                return
+            }
+            var missed = false
+            for assignment in plan {
                 let claimed: ClaimedItem?
                 do {
-                    claimed = try queue.claimNext(server: servers[index].name, promptID: UUID().uuidString.lowercased(), now: wallClock, jobIDs: options.jobIDs)
+                    claimed = try queue.claim(
+                        assignment.group, server: servers[assignment.server].name, promptID: UUID().uuidString.lowercased(), now: wallClock)
                 } catch {
                     // A claim that fails is not "nothing to claim": pause until the queue answers.
                     pause(reason: "the queue cannot be written: \(error)", folder: (queue.database.path as NSString).deletingLastPathComponent, queue: true)
                     return
                 }
-                guard let claimed else { return }
-                start(claimed, on: index)
+                guard let claimed else {
+                    missed = true
+                    continue
+                }
+                servers[assignment.server].loaded = assignment.group.modelKey
+                start(claimed, on: assignment.server)
                 idleAnnounced = false
-                anyClaimed = true
             }
+            guard missed else { return }
         }
     }
 
@@ -248,9 +270,13 @@ public actor Runner {
     private func start(_ claimed: ClaimedItem, on server: Int) {
         let item = claimed.item
         guard let promptID = item.promptID else { return }
-        guard let flight = makeInFlight(claimed, on: server) else {
-            record { try queue.finish(item.id, promptID: promptID, state: .failed, error: "the stored workflow cannot be read", now: wallClock) }
+        let flight: InFlight
+        do {
+            flight = try makeInFlight(claimed, on: server)
+        } catch {
+            record { try queue.finish(item.id, promptID: promptID, state: .failed, error: error.description, now: wallClock) }
             failed += 1
+            continuation.yield(.failed(item: "\(item.jobName)/\(item.index)", server: servers[server].name, error: error.description, willRetry: false))
             return
         }
         inFlight[promptID] = flight
@@ -384,14 +410,6 @@ public actor Runner {
         return table
     }
 
-    static func addresses(_ spec: JSONValue) -> [String: ParameterAddress] {
-        var result: [String: ParameterAddress] = [:]
-        for (written, pair) in spec["addresses"]?.objectValue ?? JSONObject() {
-            guard let parts = pair.arrayValue, parts.count == 2, let node = parts[0].stringValue, let input = parts[1].stringValue else { continue }
-            result[written] = ParameterAddress(nodeID: node, input: input, written: written)
-        }
-        return result
-    }
 
     private func submitted(_ promptID: String) {
         guard var flight = inFlight[promptID] else { return }
@@ -524,14 +542,25 @@ public actor Runner {
     /// every output, write the sidecars, then mark the item done.
     func collect(_ promptID: String, api: ComfyAPI) async {
         var history: HistoryRecord?
+        var unanswered: ComfyAPIError?
         for attempt in 0..<20 {
-            if let found = try? await api.history(promptID), found.outcome != nil {
-                history = found
-                break
+            do {
+                history = try await api.history(promptID)
+                unanswered = nil
+            } catch {
+                unanswered = error
             }
+            if history?.outcome != nil { break }
             try? await Task.sleep(for: .milliseconds(min(1000, 50 * (attempt + 1))))
         }
         guard let flight = inFlight[promptID] else { return }
+        if history?.outcome == nil, let unanswered {
+            // The server stopped answering with the outputs on it: collected once it is back.
+            awaitingServer.insert(promptID)
+            servers[flight.server].probes.yield()
+            continuation.yield(.message("\(flight.label): cannot read its history (\(unanswered)); collecting it again when \(api.name) answers"))
+            return
+        }
         guard let history, case .success(let files)? = history.outcome else {
             end(promptID, failure: "\(api.name) reported success but its history has no result for \(promptID)", transient: true)
             return
@@ -700,13 +729,18 @@ public actor Runner {
                 record { try queue.requeue(item.id, promptID: promptID, error: "\(error)", now: wallClock) }
                 continue
             }
-            guard let claimedSpec = try? queue.database.query(
-                "SELECT jobs.workflow, jobs.spec FROM jobs JOIN items ON items.job_id = jobs.id WHERE items.id = ?", [.integer(item.id)]
-            ).first, let index else {
-                record { try queue.requeue(item.id, promptID: promptID, error: "reconciled", now: wallClock) }
+            guard let index else {
+                record { try queue.requeue(item.id, promptID: promptID, error: "its server is not one of this run's: submitting again", now: wallClock) }
                 continue
             }
-            let claimed = ClaimedItem(item: item, workflow: claimedSpec[0].text ?? "{}", spec: claimedSpec[1].text ?? "{}")
+            let found: ClaimedItem?
+            do {
+                found = try queue.claimedItem(item.id)
+            } catch {
+                continuation.yield(.message("queue: cannot read \(item.jobName)/\(item.index): \(error)"))
+                return
+            }
+            guard let claimed = found else { continue }  // removed meanwhile
             switch history?.outcome {
             case .success?:
                 // Finished while we were away: collect it, do not run it again.
@@ -733,25 +767,56 @@ public actor Runner {
     }
 
     private func adopt(_ claimed: ClaimedItem, on server: Int, accepted: Bool) {
-        guard let promptID = claimed.item.promptID, var flight = makeInFlight(claimed, on: server) else { return }
+        guard let promptID = claimed.item.promptID else { return }
+        var flight: InFlight
+        do {
+            flight = try makeInFlight(claimed, on: server)
+        } catch {
+            record { try queue.finish(claimed.item.id, promptID: promptID, state: .failed, error: error.description, now: wallClock) }
+            failed += 1
+            return
+        }
         flight.accepted = accepted
         inFlight[promptID] = flight
         if accepted { record { try queue.markRunning(claimed.item.id, promptID: promptID, now: wallClock) } }
     }
 
     /// What the runner keeps about a claimed item: its graph with the item's parameters applied,
-    /// and the job's output and retry settings. Nil when the stored workflow cannot be read.
-    private func makeInFlight(_ claimed: ClaimedItem, on server: Int) -> InFlight? {
+    /// and the job's settings. Throws, saying what, when the stored job cannot be read.
+    private func makeInFlight(_ claimed: ClaimedItem, on server: Int) throws(StoredJobError) -> InFlight {
         let item = claimed.item
-        guard let promptID = item.promptID, let graph = try? Workflow(json: JSONValue(parsing: claimed.workflow)) else { return nil }
-        let spec = (try? JSONValue(parsing: claimed.spec)) ?? [:]
-        let parameters = (try? JSONValue(parsing: item.parameters)) ?? [:]
-        let workflow = graph.applying(parameters, addresses: Self.addresses(spec))
+        guard let promptID = item.promptID else { throw StoredJobError(what: "the item", reason: "has no prompt id") }
+        let graph: Workflow
+        let settings: JobSettings
+        let parameters: JSONValue
+        do {
+            graph = try Workflow(json: JSONValue(parsing: claimed.workflow))
+        } catch {
+            throw StoredJobError(what: "the stored workflow", reason: "\(error)")
+        }
+        do {
+            settings = try JobSettings(json: JSONValue(parsing: claimed.spec))
+        } catch {
+            throw StoredJobError(what: "the job's stored settings", reason: "\(error)")
+        }
+        do {
+            parameters = try JSONValue(parsing: item.parameters)
+        } catch {
+            throw StoredJobError(what: "the item's stored parameters", reason: "\(error)")
+        }
+        let workflow = graph.applying(parameters, addresses: settings.addresses)
         return InFlight(
             itemID: item.id, promptID: promptID, label: "\(item.jobName)/\(item.index)", jobName: item.jobName, index: item.index,
-            attempts: item.attempts, retries: spec["retries"]?.numberValue?.int ?? 2, server: server, parameters: parameters,
-            outputFolder: spec["output_folder"]?.stringValue ?? "outputs", template: spec["output_template"]?.stringValue ?? "{job}_{index}",
-            workflow: workflow, modelKey: ModelKey(workflow), startedAt: now, lastHeard: now,
-            stallTimeout: spec["stall_timeout"]?.numberValue?.double ?? 600, phaseSince: now)
+            attempts: item.attempts, retries: settings.retries, server: server, parameters: parameters, outputFolder: settings.output.folder,
+            template: settings.output.template, workflow: workflow, modelKey: ModelKey(workflow), startedAt: now, lastHeard: now,
+            stallTimeout: settings.stallTimeout, phaseSince: now)
     }
+}
+
+/// A claimed item whose stored job cannot be read (a queue damaged or edited by hand): the item
+/// fails with this, and the others go on.
+struct StoredJobError: Error, CustomStringConvertible {
+    var what: String
+    var reason: String
+    var description: String { "\(what) cannot be read: \(reason)" }
 }

@@ -20,6 +20,8 @@ public struct RunnerOptions: Sendable {
     public var overwrite = false
     public var headers: [String: String] = [:]
     public var tls = TLSOptions()
+    /// Which item goes to which server (`--order`, `--max-defer`).
+    public var dispatch = DispatchPolicy()
     /// Only these jobs (all when nil).
     public var jobIDs: Set<Int64>?
     /// The WebSocket supervision policy (tests shorten it).

@@ -259,7 +259,7 @@ extension Simulator {
                     [
                         "busy_seconds": .double(state.busySeconds),
                         "active_seconds": .double(state.firstStartedAt.flatMap { first in state.lastFinishedAt.map { $0 - first } } ?? 0),
-                        "completed": .int(state.completed), "failed": .int(state.failed),
+                        "completed": .int(state.completed), "failed": .int(state.failed), "loads": .int(state.loads),
                         "queue_remaining": .int(state.queueRemaining), "clients": .int(state.clients.count),
                     ]
                 })

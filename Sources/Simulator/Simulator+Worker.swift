@@ -114,6 +114,12 @@ extension Simulator {
                 switch nodeClass.behaviour {
                 case .loader:
                     // A loader that runs loads (ComfyUI reads the file again): not cached, not free.
+                    state.withLock { state in
+                        if state.lastLoadingPrompt != id {
+                            state.loads += 1
+                            state.lastLoadingPrompt = id
+                        }
+                    }
                     try pause(options.classTimes[node.classType] ?? options.loadTime, generation)
                     try checkFailure(nodeID, node.classType, step: 0)
                 case .sampler, .fakeSampler:

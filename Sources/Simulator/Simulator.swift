@@ -188,6 +188,9 @@ struct SimulatorState: ~Copyable {
     var lastFinishedAt: Double?
     var completed = 0
     var failed = 0
+    /// Prompts in which at least one loader ran (a model load), for `/sim/stats`.
+    var loads = 0
+    var lastLoadingPrompt: String?
     /// Bumped by a restart: the worker abandons what it was doing.
     var generation = 0
     var stopped = false

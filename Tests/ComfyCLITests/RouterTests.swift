@@ -38,6 +38,8 @@ import Testing
         (["replay", "a", "--frobnicate"], "Error: unknown option '--frobnicate'"),
         (["replay", "a", "--json=yes"], "Error: option '--json' takes no value"),
         (["help", "nope"], "Error: unknown command 'nope'"),
+        (["run", "--order", "fifo"], "Error: --order must be models or strict, got 'fifo'"),
+        (["run", "--max-defer", "soon"], "Error: --max-defer must be a duration such as 10m or 90s, got 'soon'"),
     ])
     func usageErrorsExit64OnStderr(arguments: [String], message: String) async {
         let capture = Capture()

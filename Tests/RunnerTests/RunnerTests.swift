@@ -27,15 +27,16 @@ final class Workspace: @unchecked Sendable {
 
     /// Adds a job of `count` seeds (small images, few steps) and returns its id.
     @discardableResult
-    func addJob(name: String = "night", count: Int, extra: String = "", folder: String? = nil) throws -> Int64 {
+    func addJob(name: String = "night", count: Int?, extra: String = "", folder: String? = nil) throws -> Int64 {
+        let seeds = count.map { "seeds: {start: 1, count: \($0)}," } ?? ""
         let text = """
-            {name: "\(name)", workflow: "\(Self.workflow)", seeds: {start: 1, count: \(count)},
+            {name: "\(name)", workflow: "\(Self.workflow)", \(seeds)
              set: {"KSampler.steps": 4, "Empty Latent Image.width": 64, "Empty Latent Image.height": 64},
              output: {folder: "\(folder ?? outputs.path)", name: "{job}_{index}"}, \(extra)}
             """
         let loader = JobLoader(readFile: { try String(contentsOfFile: $0, encoding: .utf8) }, fileExists: { FileManager.default.fileExists(atPath: $0) })
         let spec = try loader.load(text: text, path: root.appendingPathComponent("\(name).json").path)
-        return try Queue(path: queuePath).add(spec, items: spec.expand(random: { 0 }), now: 0)
+        return try Queue(path: queuePath).add(spec, items: spec.expand(random: { 0 }), now: Date().timeIntervalSince1970)
     }
 
     func counts() throws -> [ItemState: Int] {

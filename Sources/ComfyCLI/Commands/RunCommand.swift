@@ -26,6 +26,10 @@ enum RunCommand {
                 repeatable: true),
             ServersConfig.option,
             .value("concurrency", name: "n", help: "Prompts in flight per server (default 2)."),
+            .value(
+                "order", name: "models|strict",
+                help: "models (default): each server takes work for the model it has loaded, so a sweep\nacross checkpoints loads each once per server; strict: exactly queue order."),
+            .value("max-defer", name: "duration", help: "Longest an item may be overtaken for a loaded model (default 10m)."),
             .flag("watch", help: "Keep running and pick up items added later."),
             .flag("simulate", help: "Start a simulated ComfyUI on a free port (a supervised comfyq simulate) and use it."),
             .flag("overwrite", help: "Replace existing output files instead of adding -1, -2."),
@@ -42,6 +46,7 @@ enum RunCommand {
         let specs = try JobFiles.load(arguments.positionals)
         let concurrency = Int(arguments.value("concurrency") ?? "2") ?? 0
         guard concurrency >= 1 else { throw UsageError("--concurrency must be a whole number of at least 1", command: spec) }
+        let dispatch = try dispatchPolicy(arguments)
         var headers: [String: String] = [:]
         for header in arguments.values("header") {
             guard let colon = header.firstIndex(of: ":") else { throw UsageError("--header must be name:value, got '\(header)'", command: spec) }
@@ -61,6 +66,7 @@ enum RunCommand {
 
         var options = RunnerOptions(definitions: servers)
         options.concurrency = concurrency
+        options.dispatch = dispatch
         options.watch = arguments.flag("watch")
         options.overwrite = arguments.flag("overwrite")
         options.headers = headers
@@ -99,7 +105,7 @@ enum RunCommand {
         case .noServerAnswers(let urls)?:
             throw CommandFailure("no server answers: \(urls.joined(separator: ", ")) (see comfyq doctor)")
         case .noServerLeft(let reasons)?:
-            let pending = (try? queue.jobs().reduce(0) { $0 + ($1.counts[.pending] ?? 0) }) ?? 0
+            let pending = try queue.jobs().reduce(0) { $0 + ($1.counts[.pending] ?? 0) }
             throw CommandFailure(
                 "no server left, \(pending) item\(pending == 1 ? "" : "s") still pending: " + reasons.joined(separator: "; "))
         case .queueFailed(let reason)?:
@@ -107,6 +113,24 @@ enum RunCommand {
         default:
             return summary.failed == 0 && summary.stopReason == nil ? .success : .failure
         }
+    }
+
+    /// `--order` and `--max-defer`.
+    static func dispatchPolicy(_ arguments: ParsedArguments) throws -> DispatchPolicy {
+        var policy = DispatchPolicy()
+        if let text = arguments.value("order") {
+            guard let order = DispatchPolicy.Order(rawValue: text) else {
+                throw UsageError("--order must be models or strict, got '\(text)'", command: spec)
+            }
+            policy.order = order
+        }
+        if let text = arguments.value("max-defer") {
+            guard let seconds = Durations.parse(text), seconds >= 0 else {
+                throw UsageError("--max-defer must be a duration such as 10m or 90s, got '\(text)'", command: spec)
+            }
+            policy.maxDefer = seconds
+        }
+        return policy
     }
 
     /// `--simulate`, else `--server` (names or URLs), else the jobs' servers, else every server

@@ -84,6 +84,11 @@ public struct OutputSpec: Sendable, Equatable {
     public var template: String
 
     public static let defaultTemplate = "{job}_{index}"
+
+    public init(folder: String, template: String = OutputSpec.defaultTemplate) {
+        self.folder = folder
+        self.template = template
+    }
 }
 
 /// A job file read and checked: the graph, what to vary, and how to run it.
@@ -106,12 +111,17 @@ public struct JobSpec: Sendable, Equatable {
     /// Seconds without any message before a prompt counts as stalled.
     public var stallTimeout: Double
     public var hooks: [HookReference]
+    /// `max_defer`: how long an item may be overtaken for model affinity (nil: the run's).
+    public var maxDefer: Double? = nil
+    /// `order: "strict"`: items go in exactly their order, however that loads models.
+    public var strictOrder = false
 
     public static func == (lhs: JobSpec, rhs: JobSpec) -> Bool {
         lhs.name == rhs.name && lhs.file == rhs.file && lhs.workflow == rhs.workflow
             && lhs.fixed.map { "\($0.address)=\($0.value.serialized())" } == rhs.fixed.map { "\($0.address)=\($0.value.serialized())" }
             && lhs.matrix.map { "\($0.address)" } == rhs.matrix.map { "\($0.address)" } && lhs.seeds == rhs.seeds
             && lhs.repeatCount == rhs.repeatCount && lhs.priority == rhs.priority && lhs.output == rhs.output
+            && lhs.maxDefer == rhs.maxDefer && lhs.strictOrder == rhs.strictOrder
     }
 }
 

@@ -13,6 +13,7 @@ public struct JobLoader {
 
     static let fields = [
         "name", "workflow", "set", "matrix", "zip", "seeds", "repeat", "priority", "output", "servers", "retries", "timeouts", "hooks",
+        "max_defer", "order",
     ]
     /// The largest job one file may expand to.
     public static let maximumItems = 1_000_000
@@ -177,6 +178,23 @@ public struct JobLoader {
             }
         }
 
+        var maxDefer: Double?
+        if let value = object["max_defer"] {
+            if let text = value.stringValue, let seconds = Durations.parse(text), seconds >= 0 {
+                maxDefer = seconds
+            } else {
+                problem("max_defer", "must be a duration such as \"10m\" or \"90s\"")
+            }
+        }
+        var strictOrder = false
+        if let value = object["order"] {
+            switch value.stringValue {
+            case "strict": strictOrder = true
+            case "models": strictOrder = false
+            default: problem("order", "must be \"models\" (group items by the models they load, the default) or \"strict\" (exactly their order)")
+            }
+        }
+
         var hooks: [HookReference] = []
         if let value = object["hooks"] {
             for (offset, entry) in (value.arrayValue ?? []).enumerated() {
@@ -237,7 +255,8 @@ public struct JobLoader {
         guard problems.isEmpty else { throw JobValidationError(problems: problems) }
         return JobSpec(
             name: name, file: path, workflow: workflow, fixed: fixed, matrix: matrix, zip: zip, seeds: seeds, repeatCount: repeatCount,
-            priority: priority, output: output, servers: servers, retries: retries, stallTimeout: stallTimeout, hooks: hooks)
+            priority: priority, output: output, servers: servers, retries: retries, stallTimeout: stallTimeout, hooks: hooks,
+            maxDefer: maxDefer, strictOrder: strictOrder)
     }
 
     private func seedSweep(
