@@ -56,13 +56,16 @@ let package = Package(
         // Entry point only.
         .executableTarget(name: "comfyq", dependencies: ["ComfyCLI"]),
         // Benchmarks (run in release).
-        .executableTarget(name: "comfyq-bench", dependencies: ["ComfyCore", "ComfyClient", "Simulator", "WebSocket", "QueueStore", "Runner", "Hooks"]),
+        .executableTarget(
+            name: "comfyq-bench", dependencies: ["ComfyCore", "ComfyClient", "Simulator", "WebSocket", "QueueStore", "Runner", "Hooks", "Workloads"]),
+        // Graphs shared by the tests and the benchmarks.
+        .target(name: "Workloads", dependencies: ["ComfyCore"]),
 
-        .testTarget(name: "ComfyCoreTests", dependencies: ["ComfyCore"]),
+        .testTarget(name: "ComfyCoreTests", dependencies: ["ComfyCore", "Workloads"]),
         .target(name: "TestSupport", path: "Tests/TestSupport", exclude: ["http_listener.py", "lifeline.py"]),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "TestSupport"], exclude: ["Support/ws_server.py"]),
         .testTarget(name: "ComfyClientTests", dependencies: ["ComfyClient", "TestSupport"], exclude: ["Support/fake_comfyui.py"]),
-        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ComfyClient", "ComfyCore", "TestSupport"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ComfyClient", "ComfyCore", "TestSupport", "Workloads", "WebSocket"]),
         .testTarget(name: "QueueStoreTests", dependencies: ["QueueStore", "ComfyCore"]),
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "Simulator", "QueueStore", "ComfyCore", "ComfyClient", "Hooks", "Processes", "TestSupport"]),
         .testTarget(name: "ProcessesTests", dependencies: ["Processes"]),

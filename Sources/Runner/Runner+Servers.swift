@@ -40,6 +40,8 @@ struct ServerSlot {
 /// What the runner asks of a connection without waiting for it (one task runs these in order).
 enum ConnectionCommand: Sendable {
     case forget(String, ServerConnection)
+    /// The server has the prompt (a resync after a reconnect may look for it).
+    case confirm(String, ServerConnection)
     case wake(ServerConnection)
 }
 
@@ -141,7 +143,9 @@ extension Runner {
     }
 
     /// Seconds until the clock should look again: the tick, or a server's deadline if sooner.
-    func nextTickDelay() -> Double {
+    /// Seconds to the next tick; nil once the run has ended (the clock stops).
+    func nextTickDelay() -> Double? {
+        guard !ended else { return nil }
         let deadlines = servers.compactMap(\.health.nextDeadline)
         guard let soonest = deadlines.min() else { return options.tick }
         return max(0.005, min(options.tick, soonest - now))
@@ -260,7 +264,7 @@ extension Runner {
         let suspects = flights.filter { !$0.value.collecting }
         let culprit = crashed ? (suspects.first { ($0.value.lastSnapshot?.phase ?? .queued) != .queued } ?? suspects.first)?.key : nil
         for (promptID, flight) in flights {
-            inFlight[promptID] = nil
+            removeFlight(promptID)
             connectionCommands.yield(.forget(promptID, servers[index].connection))
             let wasRunning = promptID == culprit
             if wasRunning {

@@ -18,9 +18,14 @@ public actor Runner {
     let options: RunnerOptions
     let queue: Queue
     var servers: [ServerSlot] = []
+    /// What the runner keeps about each prompt in flight (its graph, item, timings…).
     var inFlight: [String: InFlight] = [:]
-    private var draining = false
-    private var stopped = false
+    /// Where each prompt in flight stands, and what to do as things happen to it.
+    var flights = FlightMachine()
+    /// Ctrl-C once (or twice): nothing new is claimed.
+    var draining: Bool { !flights.claims }
+    /// Ctrl-C twice.
+    var stopped: Bool { flights.mode == .stopping }
     var done = 0
     var failed = 0
     var retried = 0
@@ -33,7 +38,8 @@ public actor Runner {
     var serversStopped = false
     /// When server rows were last written to the queue (a heartbeat for other processes).
     var lastServerWrite: Double = 0
-    /// Prompts whose POST is under way (the run waits for them before it ends).
+    /// Prompts whose POST is under way (the run waits for them before it ends, including those
+    /// taken back meanwhile, which the flight machine no longer holds).
     var posting: Set<String> = []
     /// Set while the run is paused (a full disk, a queue that cannot be written).
     var paused: Pause?
@@ -54,9 +60,14 @@ public actor Runner {
     private var idleAnnounced = false
     private let clock = ContinuousClock.now
     private var finish: CheckedContinuation<RunSummary, Never>?
-    /// Long-lived tasks (event forwarders, probers, the clock), cancelled when the run ends.
-    /// One-shot work (a submit, a collection) is not kept: it checks `stopped` itself.
+    /// Long-lived tasks (event forwarders, lanes, probers, the clock). They are never
+    /// cancelled: each ends when its stream finishes or, for the clock, when the run has ended.
+    /// (Cancelling a task inside a URLSession call can deadlock swift-corelibs-foundation: the
+    /// cancellation handler waits on the session's queue while the session, completing the same
+    /// request, waits on the task's status lock. Seen in the stop tests.)
     var tasks: [Task<Void, Never>] = []
+    /// The run has returned: the clock stops.
+    var ended = false
 
     public init(queuePath: String, options: RunnerOptions) throws {
         self.options = options
@@ -86,6 +97,7 @@ public actor Runner {
                 for await command in commands {
                     switch command {
                     case .forget(let promptID, let connection): await connection.forget(promptID)
+                    case .confirm(let promptID, let connection): await connection.confirm(promptID)
                     case .wake(let connection): await connection.wake()
                     }
                 }
@@ -94,7 +106,7 @@ public actor Runner {
         guard await firstLook() else {
             let summary = RunSummary(done: 0, failed: 0, retried: 0, seconds: now, stopReason: .noServerAnswers(servers.map(\.definition.url)))
             await stopServers()
-            for task in tasks { task.cancel() }
+            endTasks()
             await finishHooks(summary)
             continuation.yield(.finished(summary))
             continuation.finish()
@@ -123,9 +135,8 @@ public actor Runner {
                 ]))
         await reconcile()
         tasks.append(Task { [weak self] in
-            while !Task.isCancelled {
-                // The next tick, or sooner when a server's restart or start deadline is due.
-                let delay = await self?.nextTickDelay() ?? 0.5
+            // The next tick, or sooner when a server's restart or start deadline is due.
+            while let delay = await self?.nextTickDelay() {
                 try? await Task.sleep(for: .seconds(delay))
                 await self?.tick()
             }
@@ -138,16 +149,25 @@ public actor Runner {
         // A POST still under way is let finish, so what gets through is recorded or cancelled.
         for slot in servers { slot.lane.finish() }
         let settle = now + 15
-        while !posting.isEmpty && now < settle { try? await Task.sleep(for: .milliseconds(10)) }
+        while !(posting.isEmpty && flights.unsettled.isEmpty) && now < settle { try? await Task.sleep(for: .milliseconds(10)) }
         for slot in servers { await slot.connection.stop() }
         await stopServers()
-        for task in tasks { task.cancel() }
-        connectionCommands.finish()
-        processExits.finish()
+        endTasks()
         await finishHooks(summary)
         continuation.yield(.finished(summary))
         continuation.finish()
         return summary
+    }
+
+    /// Ends the long-lived tasks by ending what they wait on (see `tasks`).
+    private func endTasks() {
+        ended = true
+        for slot in servers {
+            slot.lane.finish()
+            slot.probes.finish()
+        }
+        connectionCommands.finish()
+        processExits.finish()
     }
 
     /// `on_batch_done`, then a bounded wait for every script to finish what it was sent.
@@ -162,29 +182,16 @@ public actor Runner {
 
     /// Ctrl-C once: finish what is in flight, submit nothing new.
     public func drain() {
-        draining = true
+        _ = flights.handle(.drain)
         continuation.yield(.message("draining: finishing \(inFlight.count) prompt\(inFlight.count == 1 ? "" : "s") in flight, submitting nothing new (Ctrl-C again to stop now)"))
         checkFinished()
     }
 
-    /// Ctrl-C twice: interrupt what runs on the servers, put it back in the queue, stop.
+    /// Ctrl-C twice: what was not sent yet goes back to the queue at once; what the servers
+    /// have is taken off them and settled (see `FlightMachine`): collected if it finished first,
+    /// put back if not, left for the next run to reconcile if its server does not answer.
     public func stop() async {
-        stopped = true
-        draining = true
-        // Take every prompt out of flight and back into the queue before any await: while the
-        // server calls below are under way, its interrupted and failed events must find nothing
-        // to act on (an actor runs other messages at each await).
-        let flights = inFlight.sorted { $0.key < $1.key }
-        inFlight.removeAll()
-        for (promptID, flight) in flights {
-            record { try queue.requeue(flight.itemID, promptID: promptID, error: "stopped by the user", now: wallClock) }
-        }
-        for index in servers.indices {
-            let ids = flights.filter { $0.value.server == index }.map(\.key)
-            guard !ids.isEmpty else { continue }
-            for promptID in ids { connectionCommands.yield(.forget(promptID, servers[index].connection)) }
-            await cancelOnServer(ids, api: servers[index].api, why: "stopped by the user")
-        }
+        await perform(flights.handle(.stop))
         checkFinished(reason: .stoppedByUser)
     }
 
@@ -282,7 +289,7 @@ public actor Runner {
         inFlight[promptID] = flight
         continuation.yield(.submitted(item: flight.label, server: servers[server].name, attempt: item.attempts))
         // Submissions to one server leave in the order they were chosen: one lane per server.
-        servers[server].lane.yield(promptID)
+        apply(flights.handle(.claimed(promptID, server: server)))
     }
 
     /// Submits one prompt, for its server's lane: `on_submit` hooks, then the POST. The item may
@@ -290,15 +297,13 @@ public actor Runner {
     /// again after each, right before the POST, and after it: a prompt that got through for an
     /// item no longer wanted is taken off the server rather than left to run unrecorded.
     func submit(_ promptID: String, on server: Int) async {
-        guard let flight = inFlight[promptID], !stopped else { return }
+        guard flights.handle(.laneTook(promptID)) == [.prepare(promptID)], let flight = inFlight[promptID] else { return }
         var workflow = flight.workflow
         if let hooks = options.hooks, hooks.wants(.submit) {
             let resolver = AddressResolver(workflow: workflow)
             let decision = await hooks.submit(.prompt(.submit, hookPrompt(flight), elapsed: 0)) { Self.problem(in: $0, resolver: resolver) }
-            // Ctrl-C may have put the item back in the queue while the hooks ran.
-            guard isInFlight(promptID), !stopped else { return }
             if let script = decision.skippedBy {
-                skip(promptID, by: script)
+                skip(promptID, by: script)  // (nothing, if Ctrl-C took it back meanwhile)
                 return
             }
             if !decision.overrides.isEmpty {
@@ -310,8 +315,10 @@ public actor Runner {
         }
         let slot = servers[server]
         await slot.connection.track(promptID, plan: PromptPlan(workflow))
-        guard isInFlight(promptID), !stopped else {
-            connectionCommands.yield(.forget(promptID, slot.connection))
+        // Still wanted after the hooks and the tracking? Asked right before the POST.
+        let next = flights.handle(.prepared(promptID, server: server))
+        guard next == [.post(promptID)] else {
+            apply(next)
             return
         }
         posting.insert(promptID)
@@ -319,17 +326,85 @@ public actor Runner {
         do {
             _ = try await slot.api.submit(workflow, promptID: promptID, clientID: slot.connection.clientID)
         } catch {
-            submitFailed(promptID, error)
+            if submitFailed(promptID, error) { await perform(flights.handle(.postUncertain(promptID))) }
             return
         }
-        guard isInFlight(promptID), !stopped else {
-            // It got through after the item was taken back (Ctrl-C twice during the POST).
-            connectionCommands.yield(.forget(promptID, slot.connection))
-            await cancelOnServer([promptID], api: slot.api, why: "it got through as the run stopped")
-            return
+        // Accepted, or (taken back during the POST) taken off the server again.
+        await perform(flights.handle(.posted(promptID, server: server)))
+    }
+
+    /// Runs what the flight machine decided, but for the cancels, which it returns: they await
+    /// the server (`perform` runs them).
+    @discardableResult
+    func apply(_ actions: [FlightMachine.Action]) -> [(ids: [String], server: Int)] {
+        var cancels: [(ids: [String], server: Int)] = []
+        for action in actions {
+            switch action {
+            case .enqueue(let promptID, let server):
+                servers[server].lane.yield(promptID)
+            case .prepare, .post:
+                break  // the submission goes on: it asked
+            case .markRunning(let promptID, let server):
+                connectionCommands.yield(.confirm(promptID, servers[server].connection))
+                submitted(promptID)
+            case .forget(let promptID, let server):
+                connectionCommands.yield(.forget(promptID, servers[server].connection))
+            case .putBack(let promptIDs):
+                for promptID in promptIDs {
+                    guard let flight = inFlight.removeValue(forKey: promptID) else { continue }
+                    record { try queue.requeue(flight.itemID, promptID: promptID, error: StopReason.stoppedByUser.description, now: wallClock) }
+                }
+            case .submitAgain(let promptID, let reason):
+                guard let flight = inFlight.removeValue(forKey: promptID) else { continue }
+                let text = "\(flight.uncertain ?? "the submission failed"): \(reason); submitting again"
+                record { try queue.requeue(flight.itemID, promptID: promptID, error: text, now: wallClock) }
+                retried += 1
+                continuation.yield(.failed(item: flight.label, server: servers[flight.server].name, error: text, willRetry: true))
+            case .cancel(let promptIDs, let server):
+                cancels.append((promptIDs, server))
+            case .collect(let promptID, let server):
+                inFlight[promptID]?.collecting = true
+                let api = servers[server].api
+                Task { await self.collect(promptID, api: api) }
+            case .leaveForReconcile(let promptID):
+                guard let flight = inFlight.removeValue(forKey: promptID) else { continue }
+                connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
+                continuation.yield(
+                    .message("\(flight.label): \(servers[flight.server].name) did not answer as the run stopped; the next run asks it what became of the prompt"))
+            }
         }
-        await slot.connection.confirm(promptID)
-        submitted(promptID)
+        return cancels
+    }
+
+    /// `apply`, then the cancels, each settled.
+    func perform(_ actions: [FlightMachine.Action]) async {
+        for cancel in apply(actions) { await settle(cancel.ids, on: cancel.server) }
+    }
+
+    /// Takes prompts off their server, then asks whether each finished there first, once it has
+    /// left the server's queue: that answer (or none) goes to the machine. Every call is bounded
+    /// by the server's short probe timeout, so a server that hangs cannot hold the stop.
+    func settle(_ promptIDs: [String], on server: Int) async {
+        let api = servers[server].probeAPI
+        await cancelOnServer(promptIDs, api: api, why: stopped ? StopReason.stoppedByUser.description : "it got through after it was taken back")
+        for promptID in promptIDs {
+            var finished: Bool?
+            do {
+                for attempt in 0..<20 where finished == nil {
+                    if try await !api.queue().contains(promptID) {
+                        let outcome = try await api.history(promptID)?.outcome
+                        if case .success? = outcome { finished = true } else { finished = false }
+                    } else if attempt < 19 {
+                        try? await Task.sleep(for: .milliseconds(100))
+                    }
+                }
+            } catch {
+                finished = nil  // no answer: the next run asks
+            }
+            apply(flights.handle(.settled(promptID, finished: finished)))
+        }
+        refill()
+        checkFinished()
     }
 
     /// Takes prompts off a server: out of its queue first (so none can start), then an
@@ -363,7 +438,12 @@ public actor Runner {
         return nil
     }
 
-    private func isInFlight(_ promptID: String) -> Bool { inFlight[promptID] != nil }
+    /// Ends a prompt's flight here and in the machine; returns what was kept about it.
+    @discardableResult
+    func removeFlight(_ promptID: String) -> InFlight? {
+        _ = flights.handle(.ended(promptID))
+        return inFlight.removeValue(forKey: promptID)
+    }
 
     /// Records what `on_submit` changed. An override replaces the item's own parameter for the
     /// same input however either was written (`KSampler.seed` and `3.seed` are one input), so
@@ -389,7 +469,7 @@ public actor Runner {
 
     /// `on_submit` returned false: the item is cancelled with the script's name, not run.
     private func skip(_ promptID: String, by script: String) {
-        guard let flight = inFlight.removeValue(forKey: promptID) else { return }
+        guard let flight = removeFlight(promptID) else { return }
         record { try queue.finish(flight.itemID, promptID: promptID, state: .cancelled, error: "skipped by \(script) (on_submit returned false)", now: wallClock) }
         skipped += 1
         continuation.yield(.skipped(item: flight.label, by: script))
@@ -418,14 +498,16 @@ public actor Runner {
         record { try queue.markRunning(flight.itemID, promptID: promptID, now: wallClock) }
     }
 
-    private func submitFailed(_ promptID: String, _ error: any Error) {
-        guard let flight = inFlight[promptID] else { return }
+    /// A POST that failed; returns whether it failed at the connection (the server may have it).
+    private func submitFailed(_ promptID: String, _ error: any Error) -> Bool {
+        guard let flight = inFlight[promptID] else { return false }
         connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
         let kind = (error as? ComfyAPIError)?.kind
         switch kind {
         case .rejected?:
             // Validation errors fail at once: retrying the same prompt cannot help.
             end(promptID, failure: "\(error)", transient: false)
+            return false
         case .connectionRefused?, .hostNotFound?, .timedOut?, .transport?:
             // The POST may or may not have reached the server (it can die, or the answer be
             // lost, after it queued the prompt). Ask it once it answers again (`verifySubmissions`);
@@ -434,17 +516,21 @@ public actor Runner {
             inFlight[promptID]?.uncertain = "\(error)"
             servers[flight.server].coolDownUntil = now + min(30, pow(2, Double(min(flight.attempts, 5))))
             servers[flight.server].probes.yield()
+            return true
         default:
             // 5xx and the like: cool the server down a little and try again, while retries last.
             servers[flight.server].coolDownUntil = now + min(30, pow(2, Double(flight.attempts)))
             end(promptID, failure: "\(error)", transient: true)
         }
+        return false
     }
 
     /// Ends a prompt that did not succeed: back to the queue while retries last, else failed.
     private func end(_ promptID: String, failure: String, transient: Bool, execution: ExecutionFailure? = nil) {
-        guard let flight = inFlight.removeValue(forKey: promptID) else { return }
-        let retry = transient && flight.attempts <= flight.retries && !stopped
+        guard let flight = removeFlight(promptID) else { return }
+        // A transient failure as the run stops goes back to the queue whatever the retries say:
+        // the stop caused it, not the item.
+        let retry = transient && (flight.attempts <= flight.retries || stopped)
         if retry {
             record { try queue.requeue(flight.itemID, promptID: promptID, error: failure, now: wallClock) }
             retried += 1
@@ -480,7 +566,7 @@ public actor Runner {
             continuation.yield(.serverState(server: servers[server].name, state: "disconnected (\(reason)); reconnecting in \(String(format: "%.1f", retryIn)) s"))
         case .lost(let promptID):
             // The server restarted and lost its queue: no fault of the item, so no retry is spent.
-            guard let flight = inFlight.removeValue(forKey: promptID) else { return }
+            guard let flight = removeFlight(promptID) else { return }
             let reason = "\(servers[server].name) no longer knows the prompt (did it restart?): submitting again"
             record { try queue.requeue(flight.itemID, promptID: promptID, error: reason, now: wallClock) }
             retried += 1
@@ -520,13 +606,15 @@ public actor Runner {
             }
         }
         inFlight[promptID] = flight
+        let settling = flights.stage(of: promptID) == .settling
         switch snapshot.outcome {
         case .success?:
-            flight.collecting = true
-            inFlight[promptID] = flight
-            let api = servers[server].api
-            Task { await self.collect(promptID, api: api) }
+            apply(flights.handle(.finishedOnServer(promptID)))
             refill()  // the GPU is free: the next prompt may already be waiting there
+        case .interrupted? where settling, .cancelled? where settling:
+            // Taken off the server as the run stops, before it finished: back to the queue.
+            apply(flights.handle(.settled(promptID, finished: false)))
+            checkFinished()
         case .failed(let failure)?:
             end(promptID, failure: "\(failure)", transient: false, execution: failure)
         case .interrupted?:
@@ -578,7 +666,7 @@ public actor Runner {
             let written = record {
                 try queue.finish(flight.itemID, promptID: promptID, state: .done, outputs: .array(outputs), timings: timingsJSON(flight), now: wallClock)
             }
-            guard written, let current = inFlight.removeValue(forKey: promptID) else {
+            guard written, let current = removeFlight(promptID) else {
                 parked.insert(promptID)  // the queue could not say so: collected again on resuming
                 return
             }
@@ -635,6 +723,7 @@ public actor Runner {
     // MARK: Clock
 
     private func tick() async {
+        guard !ended else { return }
         // Stalls: no message for the job's stall timeout → interrupt on the server, retry.
         await verifySubmissions()
         for promptID in awaitingServer.sorted() {
@@ -678,22 +767,10 @@ public actor Runner {
             } catch {
                 continue  // not answering after all: the next tick asks again
             }
-            // The state may have moved while we asked (a crash put it back, Ctrl-C stopped it).
-            guard var current = inFlight[promptID], let reason = current.uncertain else { continue }
-            if present {
-                current.uncertain = nil
-                current.accepted = true
-                inFlight[promptID] = current
-                await servers[current.server].connection.confirm(promptID)
-                record { try queue.markRunning(current.itemID, promptID: promptID, now: wallClock) }
-            } else {
-                inFlight[promptID] = nil
-                connectionCommands.yield(.forget(promptID, servers[current.server].connection))
-                let text = "\(reason): not on the server; submitting again"
-                record { try queue.requeue(current.itemID, promptID: promptID, error: text, now: wallClock) }
-                retried += 1
-                continuation.yield(.failed(item: current.label, server: servers[current.server].name, error: text, willRetry: true))
-            }
+            // The state may have moved while we asked (a crash put it back, Ctrl-C stopped it):
+            // the machine knows, and ignores an answer that no longer applies.
+            if present { inFlight[promptID]?.uncertain = nil }
+            apply(flights.handle(.verified(promptID, onServer: present)))
         }
     }
 
@@ -744,9 +821,7 @@ public actor Runner {
             switch history?.outcome {
             case .success?:
                 // Finished while we were away: collect it, do not run it again.
-                adopt(claimed, on: index, accepted: true)
-                inFlight[promptID]?.collecting = true
-                Task { await self.collect(promptID, api: api) }
+                adopt(claimed, on: index, finished: true)
             case .failed(let failure)?:
                 record { try queue.finish(item.id, promptID: promptID, state: .failed, error: "\(failure)", now: wallClock) }
                 failed += 1
@@ -754,7 +829,7 @@ public actor Runner {
                 record { try queue.requeue(item.id, promptID: promptID, error: "interrupted on the server", now: wallClock) }
             case nil where queued?.contains(promptID) == true:
                 // Still queued or running there: follow it again.
-                adopt(claimed, on: index, accepted: true)
+                adopt(claimed, on: index, finished: false)
                 let plan = inFlight[promptID].map { PromptPlan($0.workflow) }
                 if let plan {
                     await servers[index].connection.track(promptID, plan: plan, expectsMessages: false)
@@ -766,7 +841,8 @@ public actor Runner {
         }
     }
 
-    private func adopt(_ claimed: ClaimedItem, on server: Int, accepted: Bool) {
+    /// Takes over a prompt a previous run left on its server: followed again, or collected.
+    private func adopt(_ claimed: ClaimedItem, on server: Int, finished: Bool) {
         guard let promptID = claimed.item.promptID else { return }
         var flight: InFlight
         do {
@@ -776,9 +852,10 @@ public actor Runner {
             failed += 1
             return
         }
-        flight.accepted = accepted
+        flight.accepted = true
         inFlight[promptID] = flight
-        if accepted { record { try queue.markRunning(claimed.item.id, promptID: promptID, now: wallClock) } }
+        record { try queue.markRunning(claimed.item.id, promptID: promptID, now: wallClock) }
+        apply(flights.handle(.adopted(promptID, server: server, finished: finished)))
     }
 
     /// What the runner keeps about a claimed item: its graph with the item's parameters applied,

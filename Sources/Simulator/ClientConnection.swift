@@ -8,7 +8,9 @@ import WebSocket
 final class ClientConnection: Sendable {
     let socket: TCPSocket
     let latency: Double
-    private let outbox = Mutex<(items: [(due: ContinuousClock.Instant, bytes: [UInt8])], closed: Bool)>(([], false))
+    /// What waits to go out; `closed`: cut, nothing more goes out; `closing`: what waits goes
+    /// out (at its time), then the writer ends.
+    private let outbox = Mutex<(items: [(due: ContinuousClock.Instant, bytes: [UInt8])], closed: Bool, closing: Bool)>(([], false, false))
     private let ready = DispatchSemaphore(value: 0)
     private let writerDone = DispatchSemaphore(value: 0)
 
@@ -24,7 +26,7 @@ final class ClientConnection: Sendable {
     func send(_ bytes: [UInt8]) {
         let due = ContinuousClock.now + .milliseconds(Int(latency * 1000))
         let accepted = outbox.withLock { box -> Bool in
-            guard !box.closed else { return false }
+            guard !box.closed && !box.closing else { return false }
             box.items.append((due, bytes))
             return true
         }
@@ -46,11 +48,14 @@ final class ClientConnection: Sendable {
         socket.shutdown()
     }
 
-    /// Drops the connection, waits for the writer thread, then releases the descriptor. Called
-    /// once, by the thread that reads the connection, when it is done.
+    /// Sends what is still queued (a response held back by `--latency` must not be lost because
+    /// the request said `Connection: close`), waits for the writer thread, then releases the
+    /// descriptor. Called once, by the thread that reads the connection, when it is done.
     func close() {
-        drop()
+        outbox.withLock { $0.closing = true }
+        ready.signal()
         writerDone.wait()
+        socket.shutdown()
         socket.close()
     }
 
@@ -69,7 +74,8 @@ final class ClientConnection: Sendable {
                 }
                 box.items.removeFirst(taken)
                 if taken > 1 { for _ in 1..<taken { _ = ready.wait(timeout: .now()) } }  // consume their signals
-                return (bytes, box.items.first?.due, box.closed)
+                // Cut, or closing with nothing left after this batch: the writer ends.
+                return (bytes, box.items.first?.due, box.closed || (box.closing && box.items.isEmpty))
             }
             if !batch.isEmpty {
                 do { try socket.write(batch) } catch {

@@ -123,6 +123,8 @@ public final class Simulator: Sendable {
 
     /// Seconds the simulated GPU spent executing prompts (sampling, loading, decoding, saving).
     public var busySeconds: Double { state.withLock { $0.busySeconds } }
+    /// Prompts in which at least one loader ran (a model load).
+    public var loads: Int { state.withLock { $0.loads } }
 
     /// Seconds from the start of the first prompt to the end of the last: the span in which idle
     /// time between prompts is what a client's overhead costs.

@@ -81,8 +81,12 @@ func control(_ simulator: Simulator, _ path: String, _ body: String = "{}") asyn
 func stats(_ simulator: Simulator) async -> JSONValue {
     var request = URLRequest(url: URL(string: simulator.url + "/sim/stats")!)
     request.httpMethod = "POST"
-    guard let (data, _) = try? await URLSession(configuration: .ephemeral).data(for: request) else { return .null }
-    return (try? JSONValue(parsing: Array(data))) ?? .null
+    do {
+        let (data, _) = try await URLSession(configuration: .ephemeral).data(for: request)
+        return try JSONValue(parsing: Array(data))
+    } catch {
+        return .string("no stats: \(error)")
+    }
 }
 
 @Suite(.serialized) struct RunnerTests {

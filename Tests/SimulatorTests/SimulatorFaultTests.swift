@@ -6,6 +6,7 @@ import FoundationNetworking
 #endif
 import Simulator
 import Testing
+import WebSocket
 
 /// The fault controls and the simulated network, measured.
 @Suite struct SimulatorFaultTests {
@@ -148,5 +149,30 @@ import Testing
                     OutputFile(filename: name, subfolder: subfolder), to: URL(fileURLWithPath: "/tmp/never-\(UUID())"))
             }
         }
+    }
+}
+
+/// Regression: with `--latency`, a response held back for its delay was thrown away when the
+/// request said `Connection: close` (the connection closed before the delay passed): the client
+/// saw an empty reply.
+@Suite struct SimulatorLatencyTests {
+    @Test func aDelayedAnswerToAClosingRequestStillGoesOut() throws {
+        let fixture = try SimulatorFixture { options in
+            options.instant()
+            options.latency = 0.1
+        }
+        let port = Int(URL(string: fixture.simulator.url)!.port!)
+        let socket = try TCPSocket.connect(host: "127.0.0.1", port: port, timeout: .seconds(5))
+        defer { socket.close() }
+        try socket.write(Array("POST /sim/stats HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8))
+        var reply: [UInt8] = []
+        while true {
+            let chunk = try socket.read(maximum: 65536, timeout: .seconds(5))
+            if chunk.isEmpty { break }
+            reply += chunk
+        }
+        let text = String(decoding: reply, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200"), "\(text.isEmpty ? "an empty reply" : text)")
+        #expect(text.contains("\"completed\""))
     }
 }

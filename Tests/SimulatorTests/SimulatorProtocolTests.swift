@@ -4,23 +4,11 @@ import Foundation
 import Simulator
 import TestSupport
 import Testing
+import Workloads
 
 @Suite struct SimulatorProtocolTests {
     static func txt2img(seed: Int = 1, steps: Int = 4, prefix: String = "sim") -> Workflow {
-        Workflow([
-            WorkflowNode(id: "4", classType: "CheckpointLoaderSimple", inputs: ["ckpt_name": "sd15.safetensors"]),
-            WorkflowNode(id: "5", classType: "EmptyLatentImage", inputs: ["width": 64, "height": 48, "batch_size": 1]),
-            WorkflowNode(id: "6", classType: "CLIPTextEncode", inputs: ["text": "a cat", "clip": ["4", 1]]),
-            WorkflowNode(id: "7", classType: "CLIPTextEncode", inputs: ["text": "blurry", "clip": ["4", 1]]),
-            WorkflowNode(
-                id: "3", classType: "KSampler",
-                inputs: [
-                    "seed": .int(seed), "steps": .int(steps), "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
-                    "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0],
-                ]),
-            WorkflowNode(id: "8", classType: "VAEDecode", inputs: ["samples": ["3", 0], "vae": ["4", 2]]),
-            WorkflowNode(id: "9", classType: "SaveImage", inputs: ["filename_prefix": .string(prefix), "images": ["8", 0]]),
-        ])
+        Workloads.txt2img(seed: seed, steps: steps, height: 48, prefix: prefix)
     }
 
     @Test func aPromptRunsWithComfyUIsMessagesAndOutputs() async throws {

@@ -26,7 +26,7 @@ import Testing
 
     @Test(arguments: [
         (#"{workflow: "w.json", matrix: {"KSampler.sede": [1]}}"#,
-         #"night.json: matrix["KSampler.sede"]: KSampler has no input "sede" (inputs: seed, steps, cfg)"#),
+         #"night.json: matrix["KSampler.sede"]: KSampler has no input "sede" (inputs: seed, steps, cfg, sampler_name, scheduler, denoise)"#),
         (#"{workflow: "w.json", set: {"CLIPTextEncode.text": "x"}}"#,
          #"night.json: set["CLIPTextEncode.text"]: CLIPTextEncode is not unique (nodes 6, 7); use a node id or a title"#),
         (#"{workflow: "w.json", set: {"Nope.text": "x"}}"#, #"night.json: set["Nope.text"]: no node has the id, title or class "Nope""#),

@@ -1,4 +1,5 @@
 import ComfyCore
+import Workloads
 import Foundation
 
 /// Graphs and event helpers shared by the core tests.
@@ -21,24 +22,7 @@ enum Fixtures {
     }
 
     /// The traces' graph: 4 loader → 6/7 text → 5 latent → 3 KSampler → 8 VAEDecode → 9 SaveImage.
-    static func txt2img(steps: Int = 4) -> Workflow {
-        Workflow([
-            WorkflowNode(id: "4", classType: "CheckpointLoaderSimple", inputs: ["ckpt_name": "sd15.safetensors"]),
-            WorkflowNode(id: "5", classType: "EmptyLatentImage", inputs: ["width": 64, "height": 64, "batch_size": 1]),
-            WorkflowNode(
-                id: "6", classType: "CLIPTextEncode", title: "Positive prompt",
-                inputs: ["text": "a cat", "clip": ["4", 1]]),
-            WorkflowNode(id: "7", classType: "CLIPTextEncode", inputs: ["text": "blurry", "clip": ["4", 1]]),
-            WorkflowNode(
-                id: "3", classType: "KSampler",
-                inputs: [
-                    "seed": 1, "steps": .int(steps), "cfg": 7.0, "model": ["4", 0], "positive": ["6", 0],
-                    "negative": ["7", 0], "latent_image": ["5", 0],
-                ]),
-            WorkflowNode(id: "8", classType: "VAEDecode", inputs: ["samples": ["3", 0], "vae": ["4", 2]]),
-            WorkflowNode(id: "9", classType: "SaveImage", inputs: ["filename_prefix": "x", "images": ["8", 0]]),
-        ])
-    }
+    static func txt2img(steps: Int = 4) -> Workflow { Workloads.txt2img(steps: steps) }
 
     /// Hires fix: KSampler 3 (4 steps) → LatentUpscale 10 → KSampler 11 (3 steps) → 8 → 9.
     static func hires() -> Workflow {
