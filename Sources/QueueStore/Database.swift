@@ -11,6 +11,13 @@ public struct DatabaseError: Error, Sendable, Equatable, CustomStringConvertible
     public var code: Int32
     public var message: String
     public var description: String { message }
+
+    /// Whether waiting cannot mend it: the file is damaged, not a database, read-only, gone, or
+    /// its schema is not what comfyq wrote (a table dropped by hand). A full disk, a lock held
+    /// too long or an I/O error can pass.
+    public var isLasting: Bool {
+        [SQLITE_ERROR, SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_MISMATCH, SQLITE_AUTH, SQLITE_PERM].contains(code & 0xff)
+    }
 }
 
 /// A value bound to or read from an SQL statement.

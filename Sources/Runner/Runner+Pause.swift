@@ -19,6 +19,24 @@ extension Runner {
     /// A full disk (or a queue that cannot be written) pauses the night instead of failing
     /// item after item: nothing more is submitted, what is in flight finishes on its server and
     /// waits there to be collected, and the free space is checked every `spaceCheckInterval`.
+    /// A queue operation failed. A full disk, a lock held too long or an I/O error pause the
+    /// run until the queue answers again; a queue that is damaged, read-only, gone or missing a
+    /// table ends the run with the reason (exit 1): waiting cannot mend it. What is in flight
+    /// stays recorded as in flight, for the next run to reconcile with its server.
+    func queueFailed(_ error: any Error, doing what: String) {
+        let reason = "the queue cannot be \(what): \(error)"
+        guard let database = error as? DatabaseError, database.isLasting else {
+            if paused?.queue != true { continuation.yield(.message("queue: \(error)")) }
+            pause(reason: reason, folder: (queue.database.path as NSString).deletingLastPathComponent, queue: true)
+            return
+        }
+        guard queueBroken == nil else { return }
+        queueBroken = reason
+        continuation.yield(.message("\(reason): the run ends; what is in flight is reconciled by the next run"))
+        _ = flights.handle(.drain)
+        checkFinished()
+    }
+
     func pause(reason: String, folder: String, queue isQueue: Bool = false) {
         guard paused == nil else { return }
         paused = Pause(reason: reason, folder: folder, since: now, lastCheck: now, queue: isQueue)

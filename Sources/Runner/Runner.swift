@@ -43,6 +43,8 @@ public actor Runner {
     var posting: Set<String> = []
     /// Set while the run is paused (a full disk, a queue that cannot be written).
     var paused: Pause?
+    /// The queue failed for good (see `queueFailed`): the run ends with this reason.
+    var queueBroken: String?
     /// Prompts done on their server whose outputs wait for the pause to end.
     var parked: Set<String> = []
     /// Prompts done on their server whose download failed as the server went away: collected
@@ -123,7 +125,7 @@ public actor Runner {
         do {
             pending = try queue.pendingGroups(jobIDs: options.jobIDs).reduce(0) { $0 + $1.waiting }
         } catch {
-            pause(reason: "the queue cannot be read: \(error)", folder: (queue.database.path as NSString).deletingLastPathComponent, queue: true)
+            queueFailed(error, doing: "read")
         }
         continuation.yield(.started(pending: pending, servers: servers.map(\.name)))
         options.hooks?.deliver(
@@ -197,6 +199,13 @@ public actor Runner {
 
     func checkFinished(reason: StopReason? = nil) {
         guard let finish else { return }
+        if let queueBroken {
+            // Nothing more can be recorded: end now (what is in flight stays in flight).
+            self.finish = nil
+            finish.resume(
+                returning: RunSummary(done: done, failed: failed, retried: retried, skipped: skipped, seconds: now, stopReason: .queueFailed(queueBroken)))
+            return
+        }
         let idle = inFlight.isEmpty
         if idle, options.watch, !idleAnnounced, !draining, let hooks = options.hooks, hooks.wants(.idle), !hasPending() {
             idleAnnounced = true
@@ -218,9 +227,8 @@ public actor Runner {
         do {
             return try queue.hasPending(jobIDs: options.jobIDs)
         } catch {
-            // Unknown is not "nothing pending" (the run would end with items queued): pause
-            // until the queue answers again.
-            pause(reason: "the queue cannot be read: \(error)", folder: (queue.database.path as NSString).deletingLastPathComponent, queue: true)
+            // Unknown is not "nothing pending" (the run would end with items queued).
+            queueFailed(error, doing: "read")
             return true
         }
     }
@@ -243,8 +251,8 @@ public actor Runner {
             do {
                 plan = options.dispatch.plan(groups: try queue.pendingGroups(jobIDs: options.jobIDs), servers: &slots, now: wallClock)
             } catch {
-                // Unknown is not "nothing to claim": pause until the queue answers.
-                pause(reason: "the queue cannot be read: \(error)", folder: (queue.database.path as NSString).deletingLastPathComponent, queue: true)
+                // Unknown is not "nothing to claim".
+                queueFailed(error, doing: "read")
                 return
             }
             var missed = false
@@ -254,8 +262,8 @@ public actor Runner {
                     claimed = try queue.claim(
                         assignment.group, server: servers[assignment.server].name, promptID: UUID().uuidString.lowercased(), now: wallClock)
                 } catch {
-                    // A claim that fails is not "nothing to claim": pause until the queue answers.
-                    pause(reason: "the queue cannot be written: \(error)", folder: (queue.database.path as NSString).deletingLastPathComponent, queue: true)
+                    // A claim that fails is not "nothing to claim".
+                    queueFailed(error, doing: "written")
                     return
                 }
                 guard let claimed else {
@@ -708,8 +716,7 @@ public actor Runner {
             _ = try write()
             return true
         } catch {
-            if paused?.queue != true { continuation.yield(.message("queue: \(error)")) }
-            pause(reason: "the queue cannot be written: \(error)", folder: (queue.database.path as NSString).deletingLastPathComponent, queue: true)
+            queueFailed(error, doing: "written")
             return false
         }
     }

@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -8,6 +9,7 @@ import WebSocket
 /// A listening TCP socket (IPv4 or IPv6), opened with `SOCK_CLOEXEC`.
 final class Listener: @unchecked Sendable {
     let descriptor: Int32
+    private let closed = Mutex(false)
     let port: Int
 
     init(host: String, port: Int) throws(SocketError) {
@@ -23,7 +25,7 @@ final class Listener: @unchecked Sendable {
             setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
             guard bind(descriptor, address.ai_addr, address.ai_addrlen) == 0, listen(descriptor, 128) == 0 else {
                 let reason = String(cString: strerror(errno))
-                _ = close(descriptor)
+                Self.release(descriptor)
                 throw .io("cannot listen on \(host):\(port): \(reason)")
             }
             return descriptor
@@ -61,12 +63,34 @@ final class Listener: @unchecked Sendable {
         }
     }
 
+    /// Stops accepting: the accept loop's `accept` returns nil, and that thread then releases
+    /// the descriptor (`close`). Only the accept thread closes it, and only after its last
+    /// `accept`, so no call here or there can reach a socket that got the number afterwards.
     func shutdown() {
+        closed.withLock { closed in
+            guard !closed else { return }
+            #if canImport(Glibc)
+            _ = Glibc.shutdown(descriptor, Int32(SHUT_RDWR))
+            #else
+            _ = Darwin.shutdown(descriptor, SHUT_RDWR)
+            #endif
+        }
+    }
+
+    private static func release(_ descriptor: Int32) {
         #if canImport(Glibc)
-        _ = Glibc.shutdown(descriptor, Int32(SHUT_RDWR))
+        _ = Glibc.close(descriptor)
         #else
-        _ = Darwin.shutdown(descriptor, SHUT_RDWR)
+        _ = Darwin.close(descriptor)
         #endif
-        _ = close(descriptor)
+    }
+
+    /// Releases the descriptor, once (the accept thread, when `accept` returned nil).
+    func close() {
+        closed.withLock { closed in
+            guard !closed else { return }
+            closed = true
+            Self.release(descriptor)
+        }
     }
 }

@@ -141,6 +141,7 @@ public final class Simulator: Sendable {
     }
 
     private func acceptLoop() {
+        defer { listener.close() }
         while let socket = listener.accept() {
             let connection = ClientConnection(socket: socket, latency: options.latency)
             let stopped = state.withLock { state -> Bool in

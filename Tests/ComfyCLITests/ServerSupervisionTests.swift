@@ -65,14 +65,8 @@ final class Night: @unchecked Sendable {
             """.write(toFile: serversFile, atomically: true, encoding: .utf8)
     }
 
-    /// `count` consecutive free ports (the first is returned), found by binding.
-    static func freePorts(_ count: Int) throws -> Int {
-        for _ in 0..<50 {
-            let start = Int.random(in: 20000...60000)
-            if (0..<count).allSatisfy({ isFree(start + $0) }) { return start }
-        }
-        throw NotYet(what: "free ports", seconds: 0, lastSeen: "none")
-    }
+    /// `count` consecutive free ports (the first is returned), below the ephemeral range.
+    static func freePorts(_ count: Int) throws -> Int { try Ports.outsideEphemeralRange(count) }
 
     /// Whether a connection to `port` is refused: what "the server is gone" means. (Binding the port
     /// is no test of that: a connection in TIME_WAIT, or another test's client that the kernel gave
@@ -88,18 +82,6 @@ final class Night: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
         return !connected && errno == ECONNREFUSED
-    }
-
-    static func isFree(_ port: Int) -> Bool {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
     }
 
     func writeJob(count: Int, steps: Int = 6, extra: String = "") throws -> String {

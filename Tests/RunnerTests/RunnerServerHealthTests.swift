@@ -28,8 +28,12 @@ import Testing
     @Test func aWatchedServerThatDiesAndComesBackResumesTheBatch() async throws {
         let workspace = try Workspace()
         try workspace.addJob(count: 12)
-        let first = try simulator { $0.stepTime = 0.03 }
-        let port = first.port
+        // A port below the ephemeral range: while it is free, no other test's simulator takes it.
+        let port = try Ports.outsideEphemeralRange()
+        let first = try simulator {
+            $0.port = port
+            $0.stepTime = 0.03
+        }
         let url = first.url
         var options = fastOptions([first])
         options.servers = [ServerDefinition(name: "gpu0", url: url, downAfter: 2)]

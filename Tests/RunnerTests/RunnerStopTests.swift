@@ -13,9 +13,10 @@ import Testing
 /// and a second run finishes the batch with every item run to completion exactly once.
 @Suite(.serialized) struct RunnerStopTests {
     /// Stop delays (seconds after the run starts) and the server's answer latency: together
-    /// they land the stop before, during and after POSTs, and as prompts end.
+    /// they land the stop before, during and after POSTs, and as prompts end. (Every stage at
+    /// stop, one by one, is in `FlightMachineTests`; this runs the real thing at many moments.)
     static let points: [(stopAfter: Double, latency: Double)] = [
-        (0, 0.1), (0.05, 0.1), (0.12, 0.1), (0.25, 0.02), (0.4, 0.02), (0.6, 0),
+        (0, 0.1), (0.05, 0.1), (0.12, 0.1), (0.1, 0.02), (0.25, 0.02), (0.3, 0), (0.45, 0), (0.6, 0),
     ]
 
     @Test(arguments: points.indices)

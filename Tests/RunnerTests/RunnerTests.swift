@@ -140,6 +140,27 @@ func stats(_ simulator: Simulator) async -> JSONValue {
         #expect(workspace.files("png").count == 30)
     }
 
+    /// A queue damaged under a running batch (here a table dropped by hand) ends the run with
+    /// the reason: it neither reads as "nothing pending" nor waits forever.
+    @Test func aDamagedQueueEndsTheRunWithTheReason() async throws {
+        let workspace = try Workspace()
+        try workspace.addJob(count: 40)
+        let server = try simulator { $0.stepTime = 0.01 }
+        defer { server.stop() }
+        let runner = try Runner(queuePath: workspace.queuePath, options: fastOptions([server]))
+        async let summary = runner.run()
+        _ = try await eventually("3 items done", describe: { "\((try? workspace.counts()) ?? [:])" }) {
+            (try workspace.counts()[.done] ?? 0) >= 3 ? true : nil
+        }
+        try Database(path: workspace.queuePath).execute("DROP TABLE items")
+        let ended = await summary
+        guard case .queueFailed(let reason)? = ended.stopReason else {
+            Issue.record("stop reason: \(String(describing: ended.stopReason))")
+            return
+        }
+        #expect(reason.contains("no such table: items"), "\(reason)")
+    }
+
     @Test func failuresFailTheirItemAndTheBatchGoesOn() async throws {
         let workspace = try Workspace()
         try workspace.addJob(count: 6, extra: "retries: 0")

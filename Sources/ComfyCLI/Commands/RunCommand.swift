@@ -109,7 +109,7 @@ enum RunCommand {
             throw CommandFailure(
                 "no server left, \(pending) item\(pending == 1 ? "" : "s") still pending: " + reasons.joined(separator: "; "))
         case .queueFailed(let reason)?:
-            throw CommandFailure("the queue failed: \(reason)")
+            throw CommandFailure("\(path): \(reason)")
         default:
             return summary.failed == 0 && summary.stopReason == nil ? .success : .failure
         }

@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -44,9 +45,13 @@ public protocol ByteStream: AnyObject, Sendable {
 /// inherit it; writes use `MSG_NOSIGNAL` so a vanished peer is an error, not a SIGPIPE.
 public final class TCPSocket: ByteStream, @unchecked Sendable {
     // Thread safety: `descriptor` is immutable after init; `shutdown` and `write` are safe on a
-    // socket from any thread; `close` is only called by the reading thread.
+    // socket from any thread; `close` is only called by the reading thread. `shutdown` and
+    // `close` take `closed` in turn: once the descriptor is closed its number may belong to
+    // another socket of the process (a listener, a URLSession connection), and a late
+    // `shutdown` (a close timer, a dropped client) must not cut that one.
     /// The socket's file descriptor (TLS runs on top of it).
     let descriptor: Int32
+    private let closed = Mutex(false)
 
     private init(descriptor: Int32) { self.descriptor = descriptor }
 
@@ -195,15 +200,26 @@ public final class TCPSocket: ByteStream, @unchecked Sendable {
         }
     }
 
+    /// Cuts both directions (a blocked read returns); nothing once the socket is closed.
     public func shutdown() {
-        #if canImport(Glibc)
-        _ = Glibc.shutdown(descriptor, Int32(SHUT_RDWR))
-        #else
-        _ = Darwin.shutdown(descriptor, SHUT_RDWR)
-        #endif
+        closed.withLock { closed in
+            guard !closed else { return }
+            #if canImport(Glibc)
+            _ = Glibc.shutdown(descriptor, Int32(SHUT_RDWR))
+            #else
+            _ = Darwin.shutdown(descriptor, SHUT_RDWR)
+            #endif
+        }
     }
 
-    public func close() { Glibc_close(descriptor) }
+    /// Releases the descriptor, once.
+    public func close() {
+        closed.withLock { closed in
+            guard !closed else { return }
+            closed = true
+            Glibc_close(descriptor)
+        }
+    }
 
     #if canImport(Glibc)
     private static let sendFlags = Int32(MSG_NOSIGNAL)
