@@ -59,7 +59,7 @@ import Testing
         let dry = await comfyq("add", "--dry-run", Self.job("seed-sweep.json"))
         #expect(dry.stdout.hasPrefix("seed-sweep: 8 items (dry run, nothing added)\n  seed-sweep/0  {"))
         #expect(dry.stdout.contains(#""3.seed":1007"#))
-        #expect(dry.stdout.hasSuffix("  model groups: 1\n    8 items: ckpt_name=v1-5-pruned-emaonly.safetensors\n"), "\(dry.stdout)")
+        #expect(dry.stdout.hasSuffix("  model groups: 1; one server loads 1 time\n    8 items: ckpt_name=v1-5-pruned-emaonly.safetensors\n"), "\(dry.stdout)")
     }
 
     /// A checkpoint sweep is one model group per checkpoint: what the plan expects to load.
@@ -74,7 +74,27 @@ import Testing
             """.write(toFile: job, atomically: true, encoding: .utf8)
         let dry = await comfyq("add", "--dry-run", job)
         #expect(dry.stdout.hasSuffix(
-            "  model groups: 3\n    2 items: ckpt_name=a.safetensors\n    2 items: ckpt_name=b.safetensors\n    2 items: ckpt_name=c.ckpt\n"), "\(dry.stdout)")
+            "  model groups: 3; one server loads 3 times\n    2 items: ckpt_name=a.safetensors\n    2 items: ckpt_name=b.safetensors\n    2 items: ckpt_name=c.ckpt\n"), "\(dry.stdout)")
+
+        // The same checkpoints as the inner axis: written order would load at every item.
+        try """
+            {workflow: "\(Self.job("workflows/txt2img.json"))",
+             matrix: {"KSampler.seed": [1, 2], "Load Checkpoint.ckpt_name": ["a.safetensors", "b.safetensors", "c.ckpt"]}}
+            """.write(toFile: job, atomically: true, encoding: .utf8)
+        let inner = await comfyq("add", "--dry-run", job)
+        #expect(inner.stdout.contains("  model groups: 3; one server loads 3 times (6 in the written order)\n"), "\(inner.stdout)")
+
+        // Added, `status` shows what waits by model, and `--json` each group.
+        let db = folder.appendingPathComponent("queue.db").path
+        #expect(await comfyq("add", job, "--db", db).status == .success)
+        let status = await comfyq("status", "--db", db)
+        #expect(status.stdout.contains("  waiting by model: a.safetensors ×2, b.safetensors ×2, c.ckpt ×2 (3 loads on one server)\n"), "\(status.stdout)")
+        let json = try JSONValue(parsing: await comfyq("status", "--json", "--db", db).stdout)
+        let groups = json["jobs"]?.arrayValue?.first?["model_groups"]?.arrayValue ?? []
+        #expect(groups == [
+            ["model_key": "ckpt_name=a.safetensors", "pending": 2], ["model_key": "ckpt_name=b.safetensors", "pending": 2],
+            ["model_key": "ckpt_name=c.ckpt", "pending": 2],
+        ])
     }
 }
 

@@ -106,10 +106,15 @@ enum AddCommand {
                 for item in items { console.print("  \(spec.name)/\(item.index)  \(item.parametersJSON.serialized())") }
                 // What the items load, grouped: each group is a load on the server that runs it.
                 var groups: [(key: ModelKey, count: Int)] = []
-                for key in spec.modelKeys(items) {
+                let keys = spec.modelKeys(items)
+                for key in keys {
                     if let index = groups.firstIndex(where: { $0.key == key }) { groups[index].count += 1 } else { groups.append((key, 1)) }
                 }
-                console.print("  model groups: \(groups.count)")
+                let written = ModelKey.loads(inOrder: keys)
+                let expected = spec.strictOrder ? written : groups.count
+                console.print(
+                    "  model groups: \(groups.count); one server loads \(expected) time\(expected == 1 ? "" : "s")"
+                        + (spec.strictOrder ? " (order: strict)" : written > expected ? " (\(written) in the written order)" : ""))
                 for group in groups {
                     console.print("    \(group.count) item\(group.count == 1 ? "" : "s"): \(group.key.description.isEmpty ? "(loads no model file)" : group.key.description)")
                 }

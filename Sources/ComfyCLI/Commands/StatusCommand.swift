@@ -73,7 +73,11 @@ enum StatusCommand {
         let waiting = ServerView.waitingForAServer(servers)
         var out = paused + "JOB                      PENDING RUNNING    DONE  FAILED CANCEL  PROGRESS                   ETA\n"
         let filter = states(arguments)
-        for job in jobs { out += summaryLine(job, color: color, waiting: waiting) + "\n" }
+        let groups = Dictionary(grouping: try queue.pendingGroups(), by: \.jobID)
+        for job in jobs {
+            out += summaryLine(job, color: color, waiting: waiting) + "\n"
+            if let line = modelLine(groups[job.id] ?? []) { out += line + "\n" }
+        }
         let running = try queue.items(states: filter.isEmpty ? [.submitting, .running] : filter.filter { !$0.isFinished }, limit: 200)
         for item in running { out += itemLine(item, now: now, servers: servers) + "\n" }
         if filter.isEmpty || filter.contains(.failed) {
@@ -81,6 +85,23 @@ enum StatusCommand {
             for item in failed { out += itemLine(item, now: now) + "\n" }
         }
         return out + ServerView.section(servers, now: now)
+    }
+
+    /// What a job's pending items load, when that is more than one model: the groups in the
+    /// order of their first item, with their counts; each is a load on a server.
+    static func modelLine(_ groups: [DispatchPolicy.Group]) -> String? {
+        guard groups.count > 1 else { return nil }
+        let sorted = groups.sorted { $0.firstIndex < $1.firstIndex }
+        let shown = sorted.prefix(4).map { "\(Self.shortKey($0.modelKey)) ×\($0.waiting)" }.joined(separator: ", ")
+        let more = sorted.count > 4 ? ", … \(sorted.count - 4) more" : ""
+        return "  waiting by model: \(shown)\(more) (\(sorted.count) loads on one server)"
+    }
+
+    /// A model key as a status line shows it: the file names, without the input names.
+    static func shortKey(_ key: ModelKey?) -> String {
+        guard let key else { return "unknown" }
+        if key.description.isEmpty { return "no model" }
+        return key.description.split(separator: " + ").map { $0.split(separator: "=", maxSplits: 1).last.map(String.init) ?? String($0) }.joined(separator: " + ")
     }
 
     static func summaryLine(_ job: JobSummary, color: Bool, waiting: Bool = false) -> String {
@@ -132,7 +153,11 @@ enum StatusCommand {
         let selected = try selectedJob(queue, arguments)
         let jobs = try selected.map { [$0] } ?? queue.jobs()
         let now = JobFiles.now
+        let groups = Dictionary(grouping: try queue.pendingGroups(), by: \.jobID)
         let jobValues: [JSONValue] = jobs.map { job in
+            let models: [JSONValue] = (groups[job.id] ?? []).sorted { $0.firstIndex < $1.firstIndex }.map {
+                ["model_key": $0.modelKey.map { .string($0.description) } ?? .null, "pending": .int($0.waiting)]
+            }
             var counts = JSONObject()
             for state in ItemState.allCases { counts[state.rawValue] = .int(job.counts[state] ?? 0) }
             let remaining = (job.counts[.pending] ?? 0) + job.running
@@ -141,6 +166,7 @@ enum StatusCommand {
                 "total": .int(job.total), "counts": .object(counts),
                 "fraction": .double(job.total == 0 ? 0 : Double(job.finished) / Double(job.total)),
                 "eta_seconds": job.averageItemSeconds.map { .double($0 * Double(remaining)) } ?? .null,
+                "model_groups": .array(models),
             ]
         }
         let filter = states(arguments)

@@ -99,3 +99,11 @@ extension JobSpec {
         }
     }
 }
+
+extension ModelKey {
+    /// Loads one server makes running items with these keys in this order: one at the start and
+    /// one at every change of key.
+    public static func loads(inOrder keys: [ModelKey]) -> Int {
+        zip(keys, [nil] + keys.map(Optional.some)).filter { $0.0 != $0.1 }.count
+    }
+}
