@@ -34,6 +34,12 @@ public struct ComfyAPIError: Error, Sendable, Equatable, CustomStringConvertible
     public var request: String
     public var kind: Kind
 
+    public init(server: String, request: String, kind: Kind) {
+        self.server = server
+        self.request = request
+        self.kind = kind
+    }
+
     public var description: String {
         switch kind {
         case .connectionRefused: "\(server): connection refused (\(request))"

@@ -507,16 +507,15 @@ public actor Runner {
     }
 
     /// A POST that failed; returns whether it failed at the connection (the server may have it).
-    private func submitFailed(_ promptID: String, _ error: any Error) -> Bool {
+    private func submitFailed(_ promptID: String, _ error: ComfyAPIError) -> Bool {
         guard let flight = inFlight[promptID] else { return false }
         connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
-        let kind = (error as? ComfyAPIError)?.kind
-        switch kind {
-        case .rejected?:
+        switch error.kind {
+        case .rejected:
             // Validation errors fail at once: retrying the same prompt cannot help.
-            end(promptID, failure: "\(error)", transient: false)
+            end(promptID, .rejected(error))
             return false
-        case .connectionRefused?, .hostNotFound?, .timedOut?, .transport?:
+        case .connectionRefused, .hostNotFound, .timedOut, .transport:
             // The POST may or may not have reached the server (it can die, or the answer be
             // lost, after it queued the prompt). Ask it once it answers again (`verifySubmissions`);
             // if its process dies first, the prompt goes back to the queue with everything else
@@ -528,17 +527,18 @@ public actor Runner {
         default:
             // 5xx and the like: cool the server down a little and try again, while retries last.
             servers[flight.server].coolDownUntil = now + min(30, pow(2, Double(flight.attempts)))
-            end(promptID, failure: "\(error)", transient: true)
+            end(promptID, .serverError(error))
         }
         return false
     }
 
     /// Ends a prompt that did not succeed: back to the queue while retries last, else failed.
-    private func end(_ promptID: String, failure: String, transient: Bool, execution: ExecutionFailure? = nil) {
+    private func end(_ promptID: String, _ why: ItemFailure) {
         guard let flight = removeFlight(promptID) else { return }
+        let failure = why.description
         // A transient failure as the run stops goes back to the queue whatever the retries say:
         // the stop caused it, not the item.
-        let retry = transient && (flight.attempts <= flight.retries || stopped)
+        let retry = why.isTransient && (flight.attempts <= flight.retries || stopped)
         if retry {
             record { try queue.requeue(flight.itemID, promptID: promptID, error: failure, now: wallClock) }
             retried += 1
@@ -550,9 +550,8 @@ public actor Runner {
             }
         }
         if let hooks = options.hooks, hooks.wants(.error) {
-            let hookFailure = execution.map(HookFailure.init) ?? HookFailure(message: failure)
             hooks.deliver(
-                .prompt(.error, hookPrompt(flight), snapshot: flight.lastSnapshot, elapsed: now - flight.startedAt, failure: hookFailure, willRetry: retry))
+                .prompt(.error, hookPrompt(flight), snapshot: flight.lastSnapshot, elapsed: now - flight.startedAt, failure: why.hookFailure, willRetry: retry))
         }
         continuation.yield(.failed(item: flight.label, server: servers[flight.server].name, error: failure, willRetry: retry))
         refill()
@@ -624,11 +623,11 @@ public actor Runner {
             apply(flights.handle(.settled(promptID, finished: false)))
             checkFinished()
         case .failed(let failure)?:
-            end(promptID, failure: "\(failure)", transient: false, execution: failure)
+            end(promptID, .execution(failure))
         case .interrupted?:
-            end(promptID, failure: flight.interruptedByUs ? "stalled: no message for \(Int(flight.stallTimeout)) s" : "interrupted on the server", transient: true)
+            end(promptID, flight.interruptedByUs ? .stalled(seconds: Int(flight.stallTimeout), server: servers[server].name) : .interrupted)
         case .cancelled?:
-            end(promptID, failure: "removed from the server's queue", transient: true)
+            end(promptID, .removedFromQueue)
         case nil:
             break
         }
@@ -658,7 +657,7 @@ public actor Runner {
             return
         }
         guard let history, case .success(let files)? = history.outcome else {
-            end(promptID, failure: "\(api.name) reported success but its history has no result for \(promptID)", transient: true)
+            end(promptID, .noHistory(server: api.name, promptID: promptID))
             return
         }
         // Paused (a full disk): it waits, done on its server, to be collected on resuming.
@@ -701,7 +700,7 @@ public actor Runner {
             return
         } catch {
             // A failed download fails the item with the path and the reason; the others go on.
-            end(promptID, failure: "\(error)", transient: false)
+            end(promptID, .output("\(error)"))
             return
         }
         refill()
@@ -749,7 +748,7 @@ public actor Runner {
             let api = servers[flight.server].api
             connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
             await cancelOnServer([promptID], api: api, why: "stalled")
-            end(promptID, failure: "stalled: no message for \(Int(flight.stallTimeout)) s; interrupted on \(api.name)", transient: true)
+            end(promptID, .stalled(seconds: Int(flight.stallTimeout), server: api.name))
             // Two stalls in a row: the server is wedged (a supervised one is restarted).
             perform(servers[flight.server].health.promptStalled(at: now), on: flight.server)
         }
