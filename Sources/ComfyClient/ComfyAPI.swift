@@ -167,6 +167,13 @@ public struct ComfyAPI: Sendable {
             if let session = sessions[timeout] { return session }
             let configuration = URLSessionConfiguration.default
             configuration.timeoutIntervalForRequest = timeout
+            // Nothing is cached or remembered between requests: `/queue` and `/history` must be
+            // asked every time, and a run of weeks must not keep every answer it ever got (the
+            // shared URLCache held each `/history/{id}` and `/view` answer: RSS grew per prompt).
+            configuration.urlCache = nil
+            configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
+            configuration.httpCookieStorage = nil
+            configuration.httpShouldSetCookies = false
             let session = URLSession(configuration: configuration)
             sessions[timeout] = session
             return session

@@ -1,4 +1,3 @@
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -8,8 +7,8 @@ import WebSocket
 
 /// A listening TCP socket (IPv4 or IPv6), opened with `SOCK_CLOEXEC`.
 final class Listener: @unchecked Sendable {
-    let descriptor: Int32
-    private let closed = Mutex(false)
+    private let handle: SocketDescriptor
+    var descriptor: Int32 { handle.value }
     let port: Int
 
     init(host: String, port: Int) throws(SocketError) {
@@ -25,7 +24,7 @@ final class Listener: @unchecked Sendable {
             setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
             guard bind(descriptor, address.ai_addr, address.ai_addrlen) == 0, listen(descriptor, 128) == 0 else {
                 let reason = String(cString: strerror(errno))
-                Self.release(descriptor)
+                SocketDescriptor(descriptor).close()
                 throw .io("cannot listen on \(host):\(port): \(reason)")
             }
             return descriptor
@@ -39,7 +38,7 @@ final class Listener: @unchecked Sendable {
             storage.ss_family == sa_family_t(AF_INET6)
             ? withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_port } }
             : withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_port } }
-        self.descriptor = descriptor
+        handle = SocketDescriptor(descriptor)
         self.port = Int(UInt16(bigEndian: bound))
     }
 
@@ -66,31 +65,8 @@ final class Listener: @unchecked Sendable {
     /// Stops accepting: the accept loop's `accept` returns nil, and that thread then releases
     /// the descriptor (`close`). Only the accept thread closes it, and only after its last
     /// `accept`, so no call here or there can reach a socket that got the number afterwards.
-    func shutdown() {
-        closed.withLock { closed in
-            guard !closed else { return }
-            #if canImport(Glibc)
-            _ = Glibc.shutdown(descriptor, Int32(SHUT_RDWR))
-            #else
-            _ = Darwin.shutdown(descriptor, SHUT_RDWR)
-            #endif
-        }
-    }
-
-    private static func release(_ descriptor: Int32) {
-        #if canImport(Glibc)
-        _ = Glibc.close(descriptor)
-        #else
-        _ = Darwin.close(descriptor)
-        #endif
-    }
+    func shutdown() { handle.shutdown() }
 
     /// Releases the descriptor, once (the accept thread, when `accept` returned nil).
-    func close() {
-        closed.withLock { closed in
-            guard !closed else { return }
-            closed = true
-            Self.release(descriptor)
-        }
-    }
+    func close() { handle.close() }
 }

@@ -68,22 +68,6 @@ final class Night: @unchecked Sendable {
     /// `count` consecutive free ports (the first is returned), below the ephemeral range.
     static func freePorts(_ count: Int) throws -> Int { try Ports.outsideEphemeralRange(count) }
 
-    /// Whether a connection to `port` is refused: what "the server is gone" means. (Binding the port
-    /// is no test of that: a connection in TIME_WAIT, or another test's client that the kernel gave
-    /// the same number as its ephemeral port, holds it too.)
-    static func nothingListens(on port: Int) -> Bool {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        return !connected && errno == ECONNREFUSED
-    }
-
     func writeJob(count: Int, steps: Int = 6, extra: String = "") throws -> String {
         let job = path("night.json")
         try """
@@ -446,7 +430,7 @@ func runToolSync(_ path: String, _ arguments: [String]) throws -> Int32 {
         let stop = try await runBinary(["servers", "stop", "local"], environment: night.environment)
         #expect(stop.stdout == "local: stopped\n", "\(stop.stderr)")
         #expect(night.pidFiles().isEmpty)
-        #expect(Night.nothingListens(on: port))
+        #expect(Ports.nothingListens(on: port))
     }
 
     @Test func aRunUsesAServerStartedBeforeAndRestartRequestsGoThroughIt() async throws {

@@ -19,6 +19,18 @@ public enum Ports {
 
     /// Whether `port` can be bound on 127.0.0.1 now.
     public static func isFree(_ port: Int) -> Bool {
+        onLoopback(port) { bind($0, $1, $2) == 0 }
+    }
+
+    /// Whether a connection to `port` is refused: what "the server is gone" means. (Binding the
+    /// port is no test of that: a connection in TIME_WAIT, or another test's client that the
+    /// kernel gave the same number as its ephemeral port, holds it too.)
+    public static func nothingListens(on port: Int) -> Bool {
+        onLoopback(port) { connect($0, $1, $2) != 0 && errno == ECONNREFUSED }
+    }
+
+    /// Runs `body` with a new TCP socket and the address 127.0.0.1:`port`, then closes it.
+    static func onLoopback(_ port: Int, _ body: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Bool) -> Bool {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(descriptor) }
         var address = sockaddr_in()
@@ -26,7 +38,7 @@ public enum Ports {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
     }
 }

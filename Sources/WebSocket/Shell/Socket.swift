@@ -45,18 +45,16 @@ public protocol ByteStream: AnyObject, Sendable {
 /// inherit it; writes use `MSG_NOSIGNAL` so a vanished peer is an error, not a SIGPIPE.
 public final class TCPSocket: ByteStream, @unchecked Sendable {
     // Thread safety: `descriptor` is immutable after init; `shutdown` and `write` are safe on a
-    // socket from any thread; `close` is only called by the reading thread. `shutdown` and
-    // `close` take `closed` in turn: once the descriptor is closed its number may belong to
-    // another socket of the process (a listener, a URLSession connection), and a late
-    // `shutdown` (a close timer, a dropped client) must not cut that one.
+    // socket from any thread; `close` is only called by the reading thread, and a late
+    // `shutdown` (a close timer, a dropped client) is a no-op (see `SocketDescriptor`).
+    private let handle: SocketDescriptor
     /// The socket's file descriptor (TLS runs on top of it).
-    let descriptor: Int32
-    private let closed = Mutex(false)
+    var descriptor: Int32 { handle.value }
 
-    private init(descriptor: Int32) { self.descriptor = descriptor }
+    private init(descriptor: Int32) { handle = SocketDescriptor(descriptor) }
 
     /// Wraps a connected descriptor (one a listening socket accepted).
-    package init(accepted descriptor: Int32) { self.descriptor = descriptor }
+    package init(accepted descriptor: Int32) { handle = SocketDescriptor(descriptor) }
 
     /// Resolves `host` (name, IPv4 or IPv6 literal) and connects to the first address that answers.
     public static func connect(host: String, port: Int, timeout: Duration) throws(SocketError) -> TCPSocket {
@@ -201,25 +199,10 @@ public final class TCPSocket: ByteStream, @unchecked Sendable {
     }
 
     /// Cuts both directions (a blocked read returns); nothing once the socket is closed.
-    public func shutdown() {
-        closed.withLock { closed in
-            guard !closed else { return }
-            #if canImport(Glibc)
-            _ = Glibc.shutdown(descriptor, Int32(SHUT_RDWR))
-            #else
-            _ = Darwin.shutdown(descriptor, SHUT_RDWR)
-            #endif
-        }
-    }
+    public func shutdown() { handle.shutdown() }
 
     /// Releases the descriptor, once.
-    public func close() {
-        closed.withLock { closed in
-            guard !closed else { return }
-            closed = true
-            Glibc_close(descriptor)
-        }
-    }
+    public func close() { handle.close() }
 
     #if canImport(Glibc)
     private static let sendFlags = Int32(MSG_NOSIGNAL)
@@ -247,3 +230,34 @@ private func errorText() -> String { String(cString: strerror(errno)) }
     Darwin.connect(fd, address, length)
 }
 #endif
+
+/// A socket's file descriptor, shut down and closed at most once, the two under one lock. Once
+/// it is closed its number may belong to another socket of the process (a listener, a
+/// URLSession connection): a late `shutdown` or a second `close` must not reach that one.
+package final class SocketDescriptor: Sendable {
+    package let value: Int32
+    private let closed = Mutex(false)
+
+    package init(_ value: Int32) { self.value = value }
+
+    /// Cuts both directions (a blocked read or accept returns); nothing once closed.
+    package func shutdown() {
+        closed.withLock { closed in
+            guard !closed else { return }
+            #if canImport(Glibc)
+            _ = Glibc.shutdown(value, Int32(SHUT_RDWR))
+            #else
+            _ = Darwin.shutdown(value, SHUT_RDWR)
+            #endif
+        }
+    }
+
+    /// Releases the descriptor, once.
+    package func close() {
+        closed.withLock { closed in
+            guard !closed else { return }
+            closed = true
+            Glibc_close(value)
+        }
+    }
+}
