@@ -102,6 +102,10 @@ public actor ServerConnection {
 
     public var isConnected: Bool { supervisor.isOpen }
 
+    /// Prompts followed now (by the engine, the supervisor, or as confirmed): nothing is kept
+    /// once a prompt ends, so a run of weeks holds only what is in flight.
+    public var retainedPromptCount: Int { Set(engine.trackedPromptIDs + supervisor.trackedPromptIDs + confirmed).count }
+
     /// Closes the WebSocket and ends `events`.
     public func stop() {
         stopped = true

@@ -446,6 +446,14 @@ public actor Runner {
         return nil
     }
 
+    /// Prompts the run holds anything about: in flight here, in the flight machine, or followed
+    /// by a connection. Zero once a batch is done, however long the run.
+    func retainedPromptCount() async -> Int {
+        var count = inFlight.count + flights.flights.count
+        for slot in servers { count += await slot.connection.retainedPromptCount }
+        return count
+    }
+
     /// Ends a prompt's flight here and in the machine; returns what was kept about it.
     @discardableResult
     func removeFlight(_ promptID: String) -> InFlight? {

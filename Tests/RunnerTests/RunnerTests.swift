@@ -2,7 +2,7 @@ import ComfyClient
 import ComfyCore
 import Foundation
 import QueueStore
-import Runner
+@testable import Runner
 import Simulator
 import TestSupport
 import Testing
@@ -117,6 +117,19 @@ func stats(_ simulator: Simulator) async -> JSONValue {
         #expect(sidecar["workflow_sha1"]?.stringValue?.count == 40)
         #expect(sidecar["model_key"] == "ckpt_name=v1-5-pruned-emaonly.safetensors")
         #expect(sidecar["timings"]?.objectValue != nil)
+    }
+
+    /// A long run must not keep anything per finished prompt: once the batch is done, the
+    /// runner's tables and each connection's are empty.
+    @Test func nothingIsKeptPerFinishedPrompt() async throws {
+        let workspace = try Workspace()
+        try workspace.addJob(count: 40)
+        let server = try simulator()
+        defer { server.stop() }
+        let runner = try Runner(queuePath: workspace.queuePath, options: fastOptions([server], concurrency: 4))
+        let summary = await runner.run()
+        #expect(summary.done == 40)
+        #expect(await runner.retainedPromptCount() == 0)
     }
 
     @Test func serverRestartAndDroppedSocketsLoseNothing() async throws {
