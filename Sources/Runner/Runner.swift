@@ -197,30 +197,28 @@ public actor Runner {
         checkFinished(reason: .stoppedByUser)
     }
 
+    /// Asks `RunEnd` whether the run ends now, and does what it says. `reason`, when given,
+    /// is the one to report if it does (Ctrl-C twice).
     func checkFinished(reason: StopReason? = nil) {
+        guard finish != nil else { return }
+        let pending = queueBroken == nil && hasPending()
+        // Asking the queue may have ended the run already (a queue that failed for good).
         guard let finish else { return }
-        if let queueBroken {
-            // Nothing more can be recorded: end now (what is in flight stays in flight).
+        let left = serversLeft
+        let end = RunEnd(
+            inFlight: inFlight.count, watch: options.watch, mode: flights.mode, pending: pending,
+            serversGone: left.any ? nil : left.reasons, queueBroken: queueBroken, idleAnnounced: idleAnnounced)
+        switch end.decide() {
+        case .keepGoing:
+            return
+        case .announceIdle:
+            idleAnnounced = true
+            if let hooks = options.hooks, hooks.wants(.idle) { hooks.deliver(.batch(.idle, batchCounts())) }
+        case .finish(let why):
             self.finish = nil
             finish.resume(
-                returning: RunSummary(done: done, failed: failed, retried: retried, skipped: skipped, seconds: now, stopReason: .queueFailed(queueBroken)))
-            return
+                returning: RunSummary(done: done, failed: failed, retried: retried, skipped: skipped, seconds: now, stopReason: reason ?? why))
         }
-        let idle = inFlight.isEmpty
-        if idle, options.watch, !idleAnnounced, !draining, let hooks = options.hooks, hooks.wants(.idle), !hasPending() {
-            idleAnnounced = true
-            hooks.deliver(.batch(.idle, batchCounts()))
-        }
-        let left = serversLeft
-        let nothingLeft = stopped || draining || !left.any || (!options.watch && !hasPending())
-        guard idle && nothingLeft else { return }
-        self.finish = nil
-        let drained: StopReason? = draining && hasPending() ? .drained : nil
-        let gone: StopReason? = !left.any && hasPending() ? .noServerLeft(left.reasons) : nil
-        finish.resume(
-            returning: RunSummary(
-                done: done, failed: failed, retried: retried, skipped: skipped, seconds: now,
-                stopReason: reason ?? (stopped ? .stoppedByUser : drained ?? gone)))
     }
 
     private func hasPending() -> Bool {
