@@ -29,7 +29,7 @@ public actor Runner {
     var done = 0
     var failed = 0
     var retried = 0
-    private var skipped = 0
+    var skipped = 0
     /// Failed items for `on_batch_done` (the first 100).
     var failures: [JSONValue] = []
     /// Per item: the server crashes it was running at (two make it a poison prompt).
@@ -201,7 +201,8 @@ public actor Runner {
     /// is the one to report if it does (Ctrl-C twice).
     func checkFinished(reason: StopReason? = nil) {
         guard finish != nil else { return }
-        let pending = queueBroken == nil && hasPending()
+        // Whether items wait matters only once nothing is in flight: asked then, not after every prompt.
+        let pending = queueBroken == nil && inFlight.isEmpty && hasPending()
         // Asking the queue may have ended the run already (a queue that failed for good).
         guard let finish else { return }
         let left = serversLeft
@@ -298,132 +299,6 @@ public actor Runner {
         apply(flights.handle(.claimed(promptID, server: server)))
     }
 
-    /// Submits one prompt, for its server's lane: `on_submit` hooks, then the POST. The item may
-    /// stop being wanted at every await (Ctrl-C twice, a crash putting it back), so it is asked
-    /// again after each, right before the POST, and after it: a prompt that got through for an
-    /// item no longer wanted is taken off the server rather than left to run unrecorded.
-    func submit(_ promptID: String, on server: Int) async {
-        guard flights.handle(.laneTook(promptID)) == [.prepare(promptID)], let flight = inFlight[promptID] else { return }
-        var workflow = flight.workflow
-        if let hooks = options.hooks, hooks.wants(.submit) {
-            let resolver = AddressResolver(workflow: workflow)
-            let decision = await hooks.submit(.prompt(.submit, hookPrompt(flight), elapsed: 0)) { Self.problem(in: $0, resolver: resolver) }
-            if let script = decision.skippedBy {
-                skip(promptID, by: script)  // (nothing, if Ctrl-C took it back meanwhile)
-                return
-            }
-            if !decision.overrides.isEmpty {
-                var merged = JSONObject()
-                for override in decision.overrides { for (key, value) in override.values { merged[key] = value } }
-                workflow = workflow.applying(.object(merged), addresses: [:])
-                overridden(promptID, decision: decision, merged: merged, resolver: resolver, workflow: workflow)
-            }
-        }
-        let slot = servers[server]
-        await slot.connection.track(promptID, plan: PromptPlan(workflow))
-        // Still wanted after the hooks and the tracking? Asked right before the POST.
-        let next = flights.handle(.prepared(promptID, server: server))
-        guard next == [.post(promptID)] else {
-            apply(next)
-            return
-        }
-        posting.insert(promptID)
-        defer { posting.remove(promptID) }
-        do {
-            _ = try await slot.api.submit(workflow, promptID: promptID, clientID: slot.connection.clientID)
-        } catch {
-            if submitFailed(promptID, error) { await perform(flights.handle(.postUncertain(promptID))) }
-            return
-        }
-        // Accepted, or (taken back during the POST) taken off the server again.
-        await perform(flights.handle(.posted(promptID, server: server)))
-    }
-
-    /// Runs what the flight machine decided, but for the cancels, which it returns: they await
-    /// the server (`perform` runs them).
-    @discardableResult
-    func apply(_ actions: [FlightMachine.Action]) -> [(ids: [String], server: Int)] {
-        var cancels: [(ids: [String], server: Int)] = []
-        for action in actions {
-            switch action {
-            case .enqueue(let promptID, let server):
-                servers[server].lane.yield(promptID)
-            case .prepare, .post:
-                break  // the submission goes on: it asked
-            case .markRunning(let promptID, let server):
-                connectionCommands.yield(.confirm(promptID, servers[server].connection))
-                submitted(promptID)
-            case .forget(let promptID, let server):
-                connectionCommands.yield(.forget(promptID, servers[server].connection))
-            case .putBack(let promptIDs):
-                for promptID in promptIDs {
-                    guard let flight = inFlight.removeValue(forKey: promptID) else { continue }
-                    record { try queue.requeue(flight.itemID, promptID: promptID, error: StopReason.stoppedByUser.description, now: wallClock) }
-                }
-            case .submitAgain(let promptID, let reason):
-                guard let flight = inFlight.removeValue(forKey: promptID) else { continue }
-                let text = "\(flight.uncertain ?? "the submission failed"): \(reason); submitting again"
-                record { try queue.requeue(flight.itemID, promptID: promptID, error: text, now: wallClock) }
-                retried += 1
-                continuation.yield(.failed(item: flight.label, server: servers[flight.server].name, error: text, willRetry: true))
-            case .cancel(let promptIDs, let server):
-                cancels.append((promptIDs, server))
-            case .collect(let promptID, let server):
-                inFlight[promptID]?.collecting = true
-                let api = servers[server].api
-                Task { await self.collect(promptID, api: api) }
-            case .leaveForReconcile(let promptID):
-                guard let flight = inFlight.removeValue(forKey: promptID) else { continue }
-                connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
-                continuation.yield(
-                    .message("\(flight.label): \(servers[flight.server].name) did not answer as the run stopped; the next run asks it what became of the prompt"))
-            }
-        }
-        return cancels
-    }
-
-    /// `apply`, then the cancels, each settled.
-    func perform(_ actions: [FlightMachine.Action]) async {
-        for cancel in apply(actions) { await settle(cancel.ids, on: cancel.server) }
-    }
-
-    /// Takes prompts off their server, then asks whether each finished there first, once it has
-    /// left the server's queue: that answer (or none) goes to the machine. Every call is bounded
-    /// by the server's short probe timeout, so a server that hangs cannot hold the stop.
-    func settle(_ promptIDs: [String], on server: Int) async {
-        let api = servers[server].probeAPI
-        await cancelOnServer(promptIDs, api: api, why: stopped ? StopReason.stoppedByUser.description : "it got through after it was taken back")
-        for promptID in promptIDs {
-            var finished: Bool?
-            do {
-                for attempt in 0..<20 where finished == nil {
-                    if try await !api.queue().contains(promptID) {
-                        let outcome = try await api.history(promptID)?.outcome
-                        if case .success? = outcome { finished = true } else { finished = false }
-                    } else if attempt < 19 {
-                        try? await Task.sleep(for: .milliseconds(100))
-                    }
-                }
-            } catch {
-                finished = nil  // no answer: the next run asks
-            }
-            apply(flights.handle(.settled(promptID, finished: finished)))
-        }
-        refill()
-        checkFinished()
-    }
-
-    /// Takes prompts off a server: out of its queue first (so none can start), then an
-    /// interrupt for whichever of them runs. One order for Ctrl-C, stalls and late submissions.
-    func cancelOnServer(_ promptIDs: [String], api: ComfyAPI, why: String) async {
-        do {
-            try await api.delete(promptIDs)
-            for promptID in promptIDs { try await api.interrupt(promptID) }
-        } catch {
-            continuation.yield(.message("\(api.name): could not cancel \(promptIDs.count) prompt\(promptIDs.count == 1 ? "" : "s") (\(why)): \(error)"))
-        }
-    }
-
     // MARK: Hooks
 
     func hookPrompt(_ flight: InFlight) -> HookPrompt {
@@ -459,38 +334,6 @@ public actor Runner {
         return inFlight.removeValue(forKey: promptID)
     }
 
-    /// Records what `on_submit` changed. An override replaces the item's own parameter for the
-    /// same input however either was written (`KSampler.seed` and `3.seed` are one input), so
-    /// the sidecar, `{seed}` and the template show what was really submitted.
-    private func overridden(_ promptID: String, decision: SubmitDecision, merged: JSONObject, resolver: AddressResolver, workflow: Workflow) {
-        guard var flight = inFlight[promptID] else { return }
-        func input(_ written: String) -> String? {
-            guard case .success(let address) = resolver.resolve(written) else { return nil }
-            return address.nodeID + "\u{0}" + address.input
-        }
-        let replaced = Set(merged.keys.compactMap(input))
-        var parameters = JSONObject()
-        for (key, value) in flight.parameters.objectValue ?? JSONObject() where input(key).map({ !replaced.contains($0) }) ?? true {
-            parameters[key] = value
-        }
-        for (key, value) in merged { parameters[key] = value }
-        flight.parameters = .object(parameters)
-        flight.workflow = workflow
-        flight.modelKey = ModelKey(workflow)  // a hook may have changed what it loads
-        flight.hookOverrides = decision.record
-        inFlight[promptID] = flight
-    }
-
-    /// `on_submit` returned false: the item is cancelled with the script's name, not run.
-    private func skip(_ promptID: String, by script: String) {
-        guard let flight = removeFlight(promptID) else { return }
-        record { try queue.finish(flight.itemID, promptID: promptID, state: .cancelled, error: "skipped by \(script) (on_submit returned false)", now: wallClock) }
-        skipped += 1
-        continuation.yield(.skipped(item: flight.label, by: script))
-        refill()
-        checkFinished()
-    }
-
     private func batchCounts() -> JSONObject {
         ["done": .int(done), "failed": .int(failed), "retried": .int(retried), "skipped": .int(skipped), "elapsed": .double(HookEvent.rounded(now))]
     }
@@ -505,41 +348,8 @@ public actor Runner {
     }
 
 
-    private func submitted(_ promptID: String) {
-        guard var flight = inFlight[promptID] else { return }
-        flight.accepted = true
-        inFlight[promptID] = flight
-        record { try queue.markRunning(flight.itemID, promptID: promptID, now: wallClock) }
-    }
-
-    /// A POST that failed; returns whether it failed at the connection (the server may have it).
-    private func submitFailed(_ promptID: String, _ error: ComfyAPIError) -> Bool {
-        guard let flight = inFlight[promptID] else { return false }
-        connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
-        switch error.kind {
-        case .rejected:
-            // Validation errors fail at once: retrying the same prompt cannot help.
-            end(promptID, .rejected(error))
-            return false
-        case .connectionRefused, .hostNotFound, .timedOut, .transport:
-            // The POST may or may not have reached the server (it can die, or the answer be
-            // lost, after it queued the prompt). Ask it once it answers again (`verifySubmissions`);
-            // if its process dies first, the prompt goes back to the queue with everything else
-            // that was there. Either way no retry is spent: the server went away, not the item.
-            inFlight[promptID]?.uncertain = "\(error)"
-            servers[flight.server].coolDownUntil = now + min(30, pow(2, Double(min(flight.attempts, 5))))
-            servers[flight.server].probes.yield()
-            return true
-        default:
-            // 5xx and the like: cool the server down a little and try again, while retries last.
-            servers[flight.server].coolDownUntil = now + min(30, pow(2, Double(flight.attempts)))
-            end(promptID, .serverError(error))
-        }
-        return false
-    }
-
     /// Ends a prompt that did not succeed: back to the queue while retries last, else failed.
-    private func end(_ promptID: String, _ why: ItemFailure) {
+    func end(_ promptID: String, _ why: ItemFailure) {
         guard let flight = removeFlight(promptID) else { return }
         let failure = why.description
         // A transient failure as the run stops goes back to the queue whatever the retries say:
@@ -785,127 +595,4 @@ public actor Runner {
             apply(flights.handle(.verified(promptID, onServer: present)))
         }
     }
-
-    // MARK: Reconciling
-
-    /// Items a previous run left in flight (or this run, when a queue write was lost): ask their
-    /// servers what became of them. Prompts this run follows are left alone.
-    func reconcile() async {
-        let left: [ItemRow]
-        do {
-            left = try queue.inFlight().filter { $0.promptID.map { inFlight[$0] == nil } ?? true }
-        } catch {
-            continuation.yield(.message("queue: cannot read the items in flight: \(error)"))
-            return
-        }
-        guard !left.isEmpty else { return }
-        continuation.yield(.message("reconciling \(left.count) item\(left.count == 1 ? "" : "s") left in flight by a previous run"))
-        for item in left {
-            guard let promptID = item.promptID else { continue }
-            let index = servers.firstIndex { $0.name == item.server }
-            let api = index.map { servers[$0].api } ?? item.server.flatMap { URL(string: $0) }.map { ComfyAPI(baseURL: $0) }
-            guard let api else {
-                record { try queue.requeue(item.id, promptID: promptID, error: "its server is unknown", now: wallClock) }
-                continue
-            }
-            let history: HistoryRecord?
-            let queued: QueueSnapshot?
-            do {
-                queued = try await api.queue()
-                history = try await api.history(promptID)
-            } catch {
-                // The server is not there: the prompt goes to whichever server can take it.
-                record { try queue.requeue(item.id, promptID: promptID, error: "\(error)", now: wallClock) }
-                continue
-            }
-            guard let index else {
-                record { try queue.requeue(item.id, promptID: promptID, error: "its server is not one of this run's: submitting again", now: wallClock) }
-                continue
-            }
-            let found: ClaimedItem?
-            do {
-                found = try queue.claimedItem(item.id)
-            } catch {
-                continuation.yield(.message("queue: cannot read \(item.jobName)/\(item.index): \(error)"))
-                return
-            }
-            guard let claimed = found else { continue }  // removed meanwhile
-            switch history?.outcome {
-            case .success?:
-                // Finished while we were away: collect it, do not run it again.
-                adopt(claimed, on: index, finished: true)
-            case .failed(let failure)?:
-                record { try queue.finish(item.id, promptID: promptID, state: .failed, error: "\(failure)", now: wallClock) }
-                failed += 1
-            case .interrupted?:
-                record { try queue.requeue(item.id, promptID: promptID, error: "interrupted on the server", now: wallClock) }
-            case nil where queued?.contains(promptID) == true:
-                // Still queued or running there: follow it again.
-                adopt(claimed, on: index, finished: false)
-                let plan = inFlight[promptID].map { PromptPlan($0.workflow) }
-                if let plan {
-                    await servers[index].connection.track(promptID, plan: plan, expectsMessages: false)
-                    await servers[index].connection.confirm(promptID)
-                }
-            case nil:
-                record { try queue.requeue(item.id, promptID: promptID, error: "unknown to \(api.name): submitting again", now: wallClock) }
-            }
-        }
-    }
-
-    /// Takes over a prompt a previous run left on its server: followed again, or collected.
-    private func adopt(_ claimed: ClaimedItem, on server: Int, finished: Bool) {
-        guard let promptID = claimed.item.promptID else { return }
-        var flight: InFlight
-        do {
-            flight = try makeInFlight(claimed, on: server)
-        } catch {
-            record { try queue.finish(claimed.item.id, promptID: promptID, state: .failed, error: error.description, now: wallClock) }
-            failed += 1
-            return
-        }
-        flight.accepted = true
-        inFlight[promptID] = flight
-        record { try queue.markRunning(claimed.item.id, promptID: promptID, now: wallClock) }
-        apply(flights.handle(.adopted(promptID, server: server, finished: finished)))
-    }
-
-    /// What the runner keeps about a claimed item: its graph with the item's parameters applied,
-    /// and the job's settings. Throws, saying what, when the stored job cannot be read.
-    private func makeInFlight(_ claimed: ClaimedItem, on server: Int) throws(StoredJobError) -> InFlight {
-        let item = claimed.item
-        guard let promptID = item.promptID else { throw StoredJobError(what: "the item", reason: "has no prompt id") }
-        let graph: Workflow
-        let settings: JobSettings
-        let parameters: JSONValue
-        do {
-            graph = try Workflow(json: JSONValue(parsing: claimed.workflow))
-        } catch {
-            throw StoredJobError(what: "the stored workflow", reason: "\(error)")
-        }
-        do {
-            settings = try JobSettings(json: JSONValue(parsing: claimed.spec))
-        } catch {
-            throw StoredJobError(what: "the job's stored settings", reason: "\(error)")
-        }
-        do {
-            parameters = try JSONValue(parsing: item.parameters)
-        } catch {
-            throw StoredJobError(what: "the item's stored parameters", reason: "\(error)")
-        }
-        let workflow = graph.applying(parameters, addresses: settings.addresses)
-        return InFlight(
-            itemID: item.id, promptID: promptID, label: "\(item.jobName)/\(item.index)", jobName: item.jobName, index: item.index,
-            attempts: item.attempts, retries: settings.retries, server: server, parameters: parameters, outputFolder: settings.output.folder,
-            template: settings.output.template, workflow: workflow, modelKey: ModelKey(workflow), startedAt: now, lastHeard: now,
-            stallTimeout: settings.stallTimeout, phaseSince: now)
-    }
-}
-
-/// A claimed item whose stored job cannot be read (a queue damaged or edited by hand): the item
-/// fails with this, and the others go on.
-struct StoredJobError: Error, CustomStringConvertible {
-    var what: String
-    var reason: String
-    var description: String { "\(what) cannot be read: \(reason)" }
 }

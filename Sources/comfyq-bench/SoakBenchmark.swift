@@ -58,8 +58,8 @@ enum SoakBenchmark {
         while runner.isRunning {
             try? await Task.sleep(for: .milliseconds(250))
             let done = doneCount()
-            if done >= nextMark, let rss = residentMegabytes(of: runner.processIdentifier) {
-                samples.append((done, rss))
+            if done >= nextMark {
+                samples.append((done, Double(residentBytes(of: String(runner.processIdentifier))) / 1_048_576))
                 nextMark += count / 10
                 for name in (try? FileManager.default.contentsOfDirectory(atPath: outputs.path)) ?? [] {
                     try? FileManager.default.removeItem(at: outputs.appendingPathComponent(name))
@@ -72,17 +72,8 @@ enum SoakBenchmark {
         print("  runner RSS by prompts done: " + samples.map { "\($0.done / 1000)k \(format($0.rss, 1)) MB" }.joined(separator: ", "))
         if let first = samples.first, let last = samples.last {
             print(
-                "  from \(first.done / 1000)k to \(last.done / 1000)k: \(format(last.rss - first.rss, 1)) MB (\(format((last.rss - first.rss) * 1024 / Double(max(1, last.done - first.done)) * 1000, 1)) bytes per prompt)  [target: within 5 MB]"
+                "  from \(first.done / 1000)k to \(last.done / 1000)k: \(format(last.rss - first.rss, 1)) MB (\(format((last.rss - first.rss) * 1_048_576 / Double(max(1, last.done - first.done)), 0)) bytes per prompt)  [target: within 5 MB]"
             )
         }
-    }
-
-    /// VmRSS of a process, in megabytes.
-    static func residentMegabytes(of pid: Int32) -> Double? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
-        else { return nil }
-        let kilobytes = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
-        return kilobytes / 1024
     }
 }

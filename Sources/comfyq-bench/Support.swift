@@ -29,9 +29,9 @@ func measure(rounds: Int = 7, _ body: () -> Void) -> Double {
 
 func format(_ value: Double, _ decimals: Int = 2) -> String { String(format: "%.\(decimals)f", value) }
 
-/// Resident set size from /proc/self/statm (Linux).
-func residentBytes() -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+/// Resident set size of this process (or of the process with pid `process`), from /proc (Linux).
+func residentBytes(of process: String = "self") -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/\(process)/statm", encoding: .utf8) else { return 0 }
     let fields = text.split(separator: " ")
     guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))

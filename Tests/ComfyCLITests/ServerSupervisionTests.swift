@@ -55,7 +55,7 @@ final class Night: @unchecked Sendable {
 
     /// A supervised entry running `comfyq simulate` on free ports.
     func writeServers(instances: Int = 1, extraArguments: String = "", fields: String = "", command: String? = nil) throws {
-        let port = try Self.freePorts(instances)
+        let port = try Ports.outsideEphemeralRange(instances)
         let simulate =
             command
             ?? "\(Paths.binary.path) simulate --port {port} --output \(path("sim-out"))/{index} --step-time 40ms --load-time 0 --node-time 0 --warm-up 0 \(extraArguments)"
@@ -64,9 +64,6 @@ final class Night: @unchecked Sendable {
                         command: "\(simulate)", start_timeout: "20s", \(fields)}]}
             """.write(toFile: serversFile, atomically: true, encoding: .utf8)
     }
-
-    /// `count` consecutive free ports (the first is returned), below the ephemeral range.
-    static func freePorts(_ count: Int) throws -> Int { try Ports.outsideEphemeralRange(count) }
 
     func writeJob(count: Int, steps: Int = 6, extra: String = "") throws -> String {
         let job = path("night.json")

@@ -1,0 +1,132 @@
+import ComfyClient
+import ComfyCore
+import Foundation
+import Hooks
+import QueueStore
+
+/// Reconciling what a previous run left in flight, and building what the runner keeps about a
+/// claimed item.
+extension Runner {
+    // MARK: Reconciling
+
+    /// Items a previous run left in flight (or this run, when a queue write was lost): ask their
+    /// servers what became of them. Prompts this run follows are left alone.
+    func reconcile() async {
+        let left: [ItemRow]
+        do {
+            left = try queue.inFlight().filter { $0.promptID.map { inFlight[$0] == nil } ?? true }
+        } catch {
+            continuation.yield(.message("queue: cannot read the items in flight: \(error)"))
+            return
+        }
+        guard !left.isEmpty else { return }
+        continuation.yield(.message("reconciling \(left.count) item\(left.count == 1 ? "" : "s") left in flight by a previous run"))
+        for item in left {
+            guard let promptID = item.promptID else { continue }
+            let index = servers.firstIndex { $0.name == item.server }
+            let api = index.map { servers[$0].api } ?? item.server.flatMap { URL(string: $0) }.map { ComfyAPI(baseURL: $0) }
+            guard let api else {
+                record { try queue.requeue(item.id, promptID: promptID, error: "its server is unknown", now: wallClock) }
+                continue
+            }
+            let history: HistoryRecord?
+            let queued: QueueSnapshot?
+            do {
+                queued = try await api.queue()
+                history = try await api.history(promptID)
+            } catch {
+                // The server is not there: the prompt goes to whichever server can take it.
+                record { try queue.requeue(item.id, promptID: promptID, error: "\(error)", now: wallClock) }
+                continue
+            }
+            guard let index else {
+                record { try queue.requeue(item.id, promptID: promptID, error: "its server is not one of this run's: submitting again", now: wallClock) }
+                continue
+            }
+            let found: ClaimedItem?
+            do {
+                found = try queue.claimedItem(item.id)
+            } catch {
+                continuation.yield(.message("queue: cannot read \(item.jobName)/\(item.index): \(error)"))
+                return
+            }
+            guard let claimed = found else { continue }  // removed meanwhile
+            switch history?.outcome {
+            case .success?:
+                // Finished while we were away: collect it, do not run it again.
+                adopt(claimed, on: index, finished: true)
+            case .failed(let failure)?:
+                record { try queue.finish(item.id, promptID: promptID, state: .failed, error: "\(failure)", now: wallClock) }
+                failed += 1
+            case .interrupted?:
+                record { try queue.requeue(item.id, promptID: promptID, error: "interrupted on the server", now: wallClock) }
+            case nil where queued?.contains(promptID) == true:
+                // Still queued or running there: follow it again.
+                adopt(claimed, on: index, finished: false)
+                let plan = inFlight[promptID].map { PromptPlan($0.workflow) }
+                if let plan {
+                    await servers[index].connection.track(promptID, plan: plan, expectsMessages: false)
+                    await servers[index].connection.confirm(promptID)
+                }
+            case nil:
+                record { try queue.requeue(item.id, promptID: promptID, error: "unknown to \(api.name): submitting again", now: wallClock) }
+            }
+        }
+    }
+
+    /// Takes over a prompt a previous run left on its server: followed again, or collected.
+    private func adopt(_ claimed: ClaimedItem, on server: Int, finished: Bool) {
+        guard let promptID = claimed.item.promptID else { return }
+        var flight: InFlight
+        do {
+            flight = try makeInFlight(claimed, on: server)
+        } catch {
+            record { try queue.finish(claimed.item.id, promptID: promptID, state: .failed, error: error.description, now: wallClock) }
+            failed += 1
+            return
+        }
+        flight.accepted = true
+        inFlight[promptID] = flight
+        record { try queue.markRunning(claimed.item.id, promptID: promptID, now: wallClock) }
+        apply(flights.handle(.adopted(promptID, server: server, finished: finished)))
+    }
+
+    /// What the runner keeps about a claimed item: its graph with the item's parameters applied,
+    /// and the job's settings. Throws, saying what, when the stored job cannot be read.
+    func makeInFlight(_ claimed: ClaimedItem, on server: Int) throws(StoredJobError) -> InFlight {
+        let item = claimed.item
+        guard let promptID = item.promptID else { throw StoredJobError(what: "the item", reason: "has no prompt id") }
+        let graph: Workflow
+        let settings: JobSettings
+        let parameters: JSONValue
+        do {
+            graph = try Workflow(json: JSONValue(parsing: claimed.workflow))
+        } catch {
+            throw StoredJobError(what: "the stored workflow", reason: "\(error)")
+        }
+        do {
+            settings = try JobSettings(json: JSONValue(parsing: claimed.spec))
+        } catch {
+            throw StoredJobError(what: "the job's stored settings", reason: "\(error)")
+        }
+        do {
+            parameters = try JSONValue(parsing: item.parameters)
+        } catch {
+            throw StoredJobError(what: "the item's stored parameters", reason: "\(error)")
+        }
+        let workflow = graph.applying(parameters, addresses: settings.addresses)
+        return InFlight(
+            itemID: item.id, promptID: promptID, label: "\(item.jobName)/\(item.index)", jobName: item.jobName, index: item.index,
+            attempts: item.attempts, retries: settings.retries, server: server, parameters: parameters, outputFolder: settings.output.folder,
+            template: settings.output.template, workflow: workflow, modelKey: ModelKey(workflow), startedAt: now, lastHeard: now,
+            stallTimeout: settings.stallTimeout, phaseSince: now)
+    }
+}
+
+/// A claimed item whose stored job cannot be read (a queue damaged or edited by hand): the item
+/// fails with this, and the others go on.
+struct StoredJobError: Error, CustomStringConvertible {
+    var what: String
+    var reason: String
+    var description: String { "\(what) cannot be read: \(reason)" }
+}
