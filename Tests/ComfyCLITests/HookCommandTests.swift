@@ -15,7 +15,7 @@ import Testing
     final class Folder: @unchecked Sendable {
         let root: URL
         init() throws {
-            root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-hooks-cli-\(UUID())")
+            root = TestFolder.root.appendingPathComponent("comfyq-hooks-cli-\(UUID())")
             try FileManager.default.createDirectory(at: root.appendingPathComponent("config/comfyq/hooks"), withIntermediateDirectories: true)
         }
         deinit { try? FileManager.default.removeItem(at: root) }

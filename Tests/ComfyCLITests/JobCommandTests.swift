@@ -9,7 +9,7 @@ import Testing
     static func job(_ name: String) -> String { Paths.packageRoot.appendingPathComponent("jobs/\(name)").path }
 
     @Test func addStatusCancelRetryRemove() async throws {
-        let db = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-cli-\(UUID()).db").path
+        let db = TestFolder.root.appendingPathComponent("comfyq-cli-\(UUID()).db").path
         defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) } }
         let environment = ["COMFYQ_DB": db]
         let added = try await runBinary(["add", Self.job("seed-sweep.json"), Self.job("prompt-matrix.json")], environment: environment)
@@ -34,7 +34,7 @@ import Testing
     }
 
     @Test func invalidJobsExit65WithOneLinePerProblemAndQueueNothing() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-jobs-\(UUID())")
+        let directory = TestFolder.root.appendingPathComponent("comfyq-jobs-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let bad = directory.appendingPathComponent("night.json").path
@@ -64,7 +64,7 @@ import Testing
 
     /// A checkpoint sweep is one model group per checkpoint: what the plan expects to load.
     @Test func dryRunShowsTheModelGroups() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-groups-\(UUID())")
+        let folder = TestFolder.root.appendingPathComponent("comfyq-groups-\(UUID())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let job = folder.appendingPathComponent("models.json").path
@@ -101,7 +101,7 @@ import Testing
 @Suite struct StatusWatchTests {
     /// Not on a terminal, `--watch` prints a plain snapshot every 2 s (no escape codes) until stopped.
     @Test func watchPrintsPlainSnapshots() async throws {
-        let db = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-watch-\(UUID()).db").path
+        let db = TestFolder.root.appendingPathComponent("comfyq-watch-\(UUID()).db").path
         defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) } }
         _ = try await runBinary(["add", JobCommandTests.job("seed-sweep.json")], environment: ["COMFYQ_DB": db])
         let process = Process()

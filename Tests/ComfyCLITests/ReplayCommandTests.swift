@@ -1,6 +1,7 @@
 import ComfyCLI
 import ComfyCore
 import Foundation
+import TestSupport
 import Testing
 
 @Suite struct ReplayCommandTests {
@@ -33,7 +34,7 @@ import Testing
     }
 
     @Test func malformedLineFailsWithItsNumber() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID()).jsonl").path
+        let path = TestFolder.root.appendingPathComponent("bad-\(UUID()).jsonl").path
         try "{\"t\": 0, \"note\": \"ok\"}\n{\"t\": 1, \"ws\": {\"type\"\n".write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let run = await comfyq("replay", path)
@@ -49,7 +50,7 @@ import Testing
     }
 
     @Test func unknownTypesAreSummarisedOnStderr() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("unknown-\(UUID()).jsonl").path
+        let path = TestFolder.root.appendingPathComponent("unknown-\(UUID()).jsonl").path
         try #"{"t": 0, "ws": {"type": "crystools.monitor", "data": {}}}"#.write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let run = await comfyq("replay", path)

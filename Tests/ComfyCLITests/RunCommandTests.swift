@@ -31,7 +31,7 @@ import FoundationNetworking
     }
 
     @Test func killedMidBatchTheNextRunFinishesEveryItemOnce() async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-kill-\(UUID())")
+        let root = TestFolder.root.appendingPathComponent("comfyq-kill-\(UUID())")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
         let (simulator, url) = try await Self.startSimulator(root.appendingPathComponent("sim").path)
@@ -78,7 +78,7 @@ import FoundationNetworking
     }
 
     @Test func runSimulateRunsTheExampleJob() async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-sim-run-\(UUID())")
+        let root = TestFolder.root.appendingPathComponent("comfyq-sim-run-\(UUID())")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
         let job = root.appendingPathComponent("two.json").path
@@ -96,7 +96,7 @@ import FoundationNetworking
     }
 
     @Test func noServerIsOneLineAndExit1() async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-noserver-\(UUID())")
+        let root = TestFolder.root.appendingPathComponent("comfyq-noserver-\(UUID())")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
         let run = try await runBinary(["run", "--server", "http://127.0.0.1:1", "--db", root.appendingPathComponent("q.db").path])
@@ -135,7 +135,7 @@ import FoundationNetworking
 
     @Test(arguments: [1, 2])
     func ctrlCDrainsOnceAndStopsTwice(presses: Int) async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-int-\(UUID())")
+        let root = TestFolder.root.appendingPathComponent("comfyq-int-\(UUID())")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
         let (process, db) = try Self.start(root)
@@ -174,7 +174,7 @@ import FoundationNetworking
 
     /// `--watch` picks up a job added from another process, and Ctrl-C ends it cleanly.
     @Test func watchPicksUpLaterJobs() async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-watch-run-\(UUID())")
+        let root = TestFolder.root.appendingPathComponent("comfyq-watch-run-\(UUID())")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
         let db = root.appendingPathComponent("q.db").path
@@ -198,7 +198,7 @@ import FoundationNetworking
 
     /// Outputs never overwrite unless asked: a second run of the same names adds `-1`.
     @Test func overwriteOnlyWhenAsked() async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-over-\(UUID())")
+        let root = TestFolder.root.appendingPathComponent("comfyq-over-\(UUID())")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
         let job = try Self.job(root, name: "same", count: 1)
@@ -214,7 +214,7 @@ import FoundationNetworking
     /// On a terminal the run is drawn live (redrawn in place); `script` gives it a pseudo-terminal.
     @Test func liveViewOnATerminal() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "script(1) from bsdutils gives the run a terminal")
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-tty-\(UUID())")
+        let root = TestFolder.root.appendingPathComponent("comfyq-tty-\(UUID())")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
         let job = try Self.job(root, name: "tty", count: 4)

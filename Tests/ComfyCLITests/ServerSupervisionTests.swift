@@ -20,7 +20,7 @@ final class Night: @unchecked Sendable {
     }
 
     init(_ name: String) throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-\(name)-\(UUID())")
+        root = TestFolder.root.appendingPathComponent("comfyq-\(name)-\(UUID())")
         try FileManager.default.createDirectory(at: root.appendingPathComponent("config/comfyq"), withIntermediateDirectories: true)
         try """
             function on_server(e)

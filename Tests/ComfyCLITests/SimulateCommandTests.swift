@@ -8,7 +8,7 @@ import Testing
     /// The real binary: `comfyq simulate --port 0` prints its URL, `comfyq doctor` passes against
     /// it, and SIGINT stops it with exit 0.
     @Test func binaryServesUntilInterrupted() async throws {
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-sim-cli-\(UUID())").path
+        let output = TestFolder.root.appendingPathComponent("comfyq-sim-cli-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: output) }
         let process = Process()
         process.executableURL = Paths.binary

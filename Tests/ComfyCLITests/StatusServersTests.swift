@@ -9,7 +9,7 @@ import Testing
 /// as a run would, with this process as the run, so the picture is exact).
 @Suite struct StatusServersTests {
     static func queue() throws -> (Queue, String) {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-status-\(UUID()).db").path
+        let path = TestFolder.root.appendingPathComponent("comfyq-status-\(UUID()).db").path
         let queue = try Queue(path: path)
         let workflow = Paths.packageRoot.appendingPathComponent("jobs/workflows/txt2img.json").path
         let loader = JobLoader(readFile: { try String(contentsOfFile: $0, encoding: .utf8) }, fileExists: { _ in true })

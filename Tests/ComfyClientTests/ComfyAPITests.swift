@@ -46,7 +46,7 @@ import Testing
             #expect(record.outcome == .success(outputs: [OutputFile(filename: "out_00001_.png")]))
             #expect(try await api.history("unknown") == nil)
 
-            let destination = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-\(UUID()).png")
+            let destination = TestFolder.root.appendingPathComponent("comfyq-\(UUID()).png")
             defer { try? FileManager.default.removeItem(at: destination) }
             let size = try await api.download(OutputFile(filename: "out_00001_.png"), to: destination)
             #expect(size == 2008)

@@ -71,7 +71,7 @@ import TestSupport
     }
 
     @Test func notifyUsesNotifySendOrFallsBackToTheLog() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-notify-\(UUID().uuidString)")
+        let folder = TestFolder.root.appendingPathComponent("comfyq-notify-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let record = folder.appendingPathComponent("calls").path
         let fake = folder.appendingPathComponent("notify-send").path

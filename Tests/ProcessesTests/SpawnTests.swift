@@ -1,11 +1,12 @@
 import Foundation
+import TestSupport
 import Processes
 import Testing
 
 @Suite struct SpawnTests {
     /// Runs `argv` with its output in a file and returns what it wrote once it has exited.
     static func output(of argv: [String], cwd: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("spawn-\(UUID())").path
+        let path = TestFolder.root.appendingPathComponent("spawn-\(UUID())").path
         let log = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         defer {
             close(log)
@@ -30,7 +31,7 @@ import Testing
     }
 
     @Test func itRunsInTheFolderItIsGivenAndItsOwnProcessGroup() throws {
-        let folder = FileManager.default.temporaryDirectory.path
+        let folder = TestFolder.root.path
         let text = try Self.output(of: ["/bin/sh", "-c", "pwd; echo $$; ps -o pgid= -p $$"], cwd: folder)
         let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
         #expect(lines.first == (folder as NSString).resolvingSymlinksInPath || lines.first == folder)

@@ -1,11 +1,12 @@
 import Foundation
+import TestSupport
 import ComfyCore
 import QueueStore
 import Testing
 
 @Suite struct DatabaseTests {
     static func temporaryPath() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-\(UUID().uuidString).db").path
+        TestFolder.root.appendingPathComponent("comfyq-\(UUID().uuidString).db").path
     }
 
     @Test func bindsAndReadsEveryType() throws {

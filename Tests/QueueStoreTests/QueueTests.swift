@@ -1,5 +1,6 @@
 import ComfyCore
 import Foundation
+import TestSupport
 import QueueStore
 import Testing
 
@@ -16,7 +17,7 @@ import Testing
     }
 
     static func temporaryPath() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-queue-\(UUID()).db").path
+        TestFolder.root.appendingPathComponent("comfyq-queue-\(UUID()).db").path
     }
 
     @Test func addListCancelRetryRemove() throws {

@@ -19,7 +19,7 @@ final class Workspace: @unchecked Sendable {
         .deletingLastPathComponent().appendingPathComponent("jobs/workflows/txt2img.json").path
 
     init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-run-\(UUID())")
+        root = TestFolder.root.appendingPathComponent("comfyq-run-\(UUID())")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 
@@ -53,7 +53,7 @@ final class Workspace: @unchecked Sendable {
 
 func simulator(_ configure: (inout SimulatorOptions) -> Void = { _ in }) throws -> Simulator {
     var options = SimulatorOptions(
-        outputDirectory: FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-run-sim-\(UUID())").path)
+        outputDirectory: TestFolder.root.appendingPathComponent("comfyq-run-sim-\(UUID())").path)
     options.port = 0
     options.instant()
     options.stepTime = 0.002

@@ -7,7 +7,7 @@ import Testing
 /// The process shell of a supervised server: its log, its pid file, its lock.
 @Suite struct ServerProcessTests {
     static func files() throws -> ServerFiles {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-server-files-\(UUID())").path
+        let folder = TestFolder.root.appendingPathComponent("comfyq-server-files-\(UUID())").path
         return ServerFiles(stateFolder: folder, name: "local/1")
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Simulator
 import Testing
 
@@ -43,7 +44,7 @@ import Testing
         #expect(png == PNG.noise(width: 96, height: 64, seed: 7))
         #expect(png != PNG.noise(width: 96, height: 64, seed: 8))
         // An independent decoder (Python's zlib) agrees on chunks, CRCs and pixel data.
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-\(UUID()).png").path
+        let path = TestFolder.root.appendingPathComponent("comfyq-\(UUID()).png").path
         _ = FileManager.default.createFile(atPath: path, contents: Data(png))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let check = """

@@ -1,6 +1,7 @@
 import ComfyClient
 import ComfyCore
 import Foundation
+import TestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -134,7 +135,7 @@ import WebSocket
         #expect((stats["busy_seconds"]?.numberValue?.double ?? 0) >= 0.3)
         _ = try await fixture.post("/sim/slow-view", ["seconds": 0.4])
         let file = try #require(try await fixture.api.history("p")?.outputs.first)
-        let destination = FileManager.default.temporaryDirectory.appendingPathComponent("slow-\(UUID()).png")
+        let destination = TestFolder.root.appendingPathComponent("slow-\(UUID()).png")
         defer { try? FileManager.default.removeItem(at: destination) }
         let download = try await Self.seconds { _ = try await fixture.api.download(file, to: destination) }
         #expect(download >= 0.4)

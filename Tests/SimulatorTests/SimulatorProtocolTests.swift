@@ -29,7 +29,7 @@ import Workloads
             return
         }
         #expect(outputs == [OutputFile(filename: "sim_00001_.png")])
-        let destination = FileManager.default.temporaryDirectory.appendingPathComponent("sim-\(UUID()).png")
+        let destination = TestFolder.root.appendingPathComponent("sim-\(UUID()).png")
         defer { try? FileManager.default.removeItem(at: destination) }
         _ = try await fixture.api.download(outputs[0], to: destination)
         let png = try Data(contentsOf: destination)

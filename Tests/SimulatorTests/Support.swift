@@ -16,7 +16,7 @@ final class SimulatorFixture: Sendable {
     let output: String
 
     init(configure: (inout SimulatorOptions) -> Void = { $0.instant() }) throws {
-        output = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-sim-\(UUID())").path
+        output = TestFolder.root.appendingPathComponent("comfyq-sim-\(UUID())").path
         var options = SimulatorOptions(outputDirectory: output)
         options.port = 0
         configure(&options)

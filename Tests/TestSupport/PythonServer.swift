@@ -66,7 +66,7 @@ public enum Support {
 public enum TestCertificate {
     /// A certificate for `names` (subjectAltName entries like "IP:127.0.0.1") and its key.
     public static func make(_ names: String) throws -> (cert: String, key: String) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-tls-\(UUID())")
+        let directory = TestFolder.root.appendingPathComponent("comfyq-tls-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let cert = directory.appendingPathComponent("cert.pem").path
         let key = directory.appendingPathComponent("key.pem").path

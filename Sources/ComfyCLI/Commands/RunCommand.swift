@@ -82,7 +82,7 @@ enum RunCommand {
         options.stateFolder = ServerFiles.stateFolder(environment: console.environment, home: NSHomeDirectory())
         if arguments.flag("simulate") {
             // Its log and lock live with its outputs: two demos at once are two servers.
-            options.stateFolder = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-simulator-\(getpid())-state").path
+            options.stateFolder = simulatorFolder + "/state"
             console.printError("simulated ComfyUI at \(servers[0].url), started and supervised by this run")
         }
         let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: NSHomeDirectory())
@@ -92,6 +92,12 @@ enum RunCommand {
         let signals = interrupts(runner, console: console)
         let summary = await runner.run()
         await printer.value
+        if arguments.flag("simulate"), FileManager.default.fileExists(atPath: simulatorFolder) {
+            // The simulated server has stopped; its copies of the outputs and its log go with it.
+            do { try FileManager.default.removeItem(atPath: simulatorFolder) } catch {
+                console.printError("warning: could not remove the simulator's folder \(simulatorFolder): \(error.localizedDescription)")
+            }
+        }
         for script in hooks?.scripts ?? [] {
             let stats = script.stats
             guard stats.failures > 0 || stats.dropped > 0 else { continue }
@@ -145,11 +151,14 @@ enum RunCommand {
         return try ServersConfig.resolve([DoctorCommand.defaultServer], in: nil, what: "--server")
     }
 
+    /// `--simulate`: the simulator's outputs and its state (log, lock), removed when the run ends.
+    static let simulatorFolder = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-simulator-\(getpid())").path
+
     /// `--simulate`: the simulator as a supervised server (`comfyq simulate` on a free port,
     /// started and stopped by the run), so a demo goes through the same code as a real night.
     static func simulatorServer() throws -> ServerDefinition {
         let port = try FreePort.find()
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-simulator-\(getpid())").path
+        let output = simulatorFolder + "/output"
         let argv = [
             FreePort.executable, "simulate", "--port", String(port), "--output", output, "--step-time", "20ms", "--load-time", "300ms",
             "--warm-up", "50ms", "--parent", String(getpid()),
@@ -163,7 +172,7 @@ enum RunCommand {
     static func loadHooks(_ arguments: ParsedArguments, specs: [JobSpec], queue: Queue, console: Console, display: RunDisplay) async throws -> HookSet? {
         var sources: [HookSet.Source] = []
         var jobHooks: [(job: String, hooks: [HookReference])] = specs.map { ($0.name, $0.hooks) }
-        jobHooks += (try? queue.hooksOfUnfinishedJobs()) ?? []
+        jobHooks += try queue.hooksOfUnfinishedJobs()
         for (job, references) in jobHooks {
             for reference in references { sources.append(HookSet.Source(path: reference.path, jobs: [job], options: reference.options)) }
         }

@@ -1,5 +1,6 @@
 import ComfyCore
 import Foundation
+import TestSupport
 import Hooks
 import Synchronization
 
@@ -21,7 +22,7 @@ final class LogCollector: Sendable {
 
 /// A script written to a temporary file.
 func scriptFile(_ source: String, name: String = "hook.lua") throws -> String {
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-hooks-\(UUID().uuidString)")
+    let folder = TestFolder.root.appendingPathComponent("comfyq-hooks-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     let path = folder.appendingPathComponent(name).path
     try source.write(toFile: path, atomically: true, encoding: .utf8)
