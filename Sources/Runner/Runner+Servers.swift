@@ -253,32 +253,33 @@ extension Runner {
     }
 
     /// The server's process is gone with everything queued or running in it: back to the
-    /// queue, not failed, since a server going away is no fault of the item. The item that was
-    /// running counts a crash; at its second it fails as a poison prompt, with the log's end.
+    /// queue, not failed, since a server going away is no fault of the item; the item it was
+    /// running at its second crash fails as a poison prompt, with the log's end (see `Watchdog`).
     func putBackInFlight(on index: Int, crashed: Bool) {
         let name = servers[index].name
-        let flights = inFlight.filter { $0.value.server == index }.sorted { ($0.value.startedAt, $0.key) < ($1.value.startedAt, $1.key) }
-        // Which prompt the server was running when it died: the one it said it had started, else
-        // the oldest it had (ComfyUI runs its queue in order, and a crash can come before any
-        // message about the prompt gets out). Finished ones being collected are not suspects.
-        let suspects = flights.filter { !$0.value.collecting }
-        let culprit = crashed ? (suspects.first { ($0.value.lastSnapshot?.phase ?? .queued) != .queued } ?? suspects.first)?.key : nil
-        for (promptID, flight) in flights {
-            removeFlight(promptID)
-            connectionCommands.yield(.forget(promptID, servers[index].connection))
-            let wasRunning = promptID == culprit
-            if wasRunning {
-                crashes[flight.itemID, default: 0] += 1
-            }
-            if wasRunning && crashes[flight.itemID, default: 0] >= 2 {
+        let stranded = inFlight.values.filter { $0.server == index }.map { flight in
+            Watchdog.Stranded(
+                id: flight.promptID, itemID: flight.itemID, startedAt: flight.startedAt,
+                started: (flight.lastSnapshot?.phase ?? .queued) != .queued, collecting: flight.collecting)
+        }
+        for verdict in watchdog.serverWentAway(stranded, crashed: crashed) {
+            switch verdict {
+            case .submitAgain(let promptID):
+                guard let flight = removeFlight(promptID) else { continue }
+                connectionCommands.yield(.forget(promptID, servers[index].connection))
+                let reason = "server \(name) went away (\(servers[index].health.reason)): submitting again"
+                record { try queue.requeue(flight.itemID, promptID: promptID, error: reason, now: wallClock) }
+                retried += 1
+                continuation.yield(.failed(item: flight.label, server: name, error: reason, willRetry: true))
+            case .poison(let promptID):
+                guard let flight = removeFlight(promptID) else { continue }
+                connectionCommands.yield(.forget(promptID, servers[index].connection))
                 let tail = servers[index].files?.logTail(5).filter { !$0.hasPrefix("==== comfyq") } ?? []
                 var failure = "server \(name) crashed twice while running it"
                 if !tail.isEmpty { failure += "; its log ends: " + tail.joined(separator: " | ") }
                 record { try queue.finish(flight.itemID, promptID: promptID, state: .failed, error: failure, timings: timingsJSON(flight), now: wallClock) }
                 failed += 1
-                if failures.count < 100 {
-                    failures.append(["job": .string(flight.jobName), "item": .int(flight.index), "prompt_id": .string(promptID), "error": .string(failure)])
-                }
+                listFailure(flight, failure)
                 if let hooks = options.hooks, hooks.wants(.error) {
                     hooks.deliver(
                         .prompt(
@@ -286,11 +287,6 @@ extension Runner {
                             failure: HookFailure(message: failure), willRetry: false))
                 }
                 continuation.yield(.failed(item: flight.label, server: name, error: failure, willRetry: false))
-            } else {
-                let reason = "server \(name) went away (\(servers[index].health.reason)): submitting again"
-                record { try queue.requeue(flight.itemID, promptID: promptID, error: reason, now: wallClock) }
-                retried += 1
-                continuation.yield(.failed(item: flight.label, server: name, error: reason, willRetry: true))
             }
         }
     }

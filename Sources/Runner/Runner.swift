@@ -32,8 +32,8 @@ public actor Runner {
     var skipped = 0
     /// Failed items for `on_batch_done` (the first 100).
     var failures: [JSONValue] = []
-    /// Per item: the server crashes it was running at (two make it a poison prompt).
-    var crashes: [Int64: Int] = [:]
+    /// What the clock finds to do, and the crashes each item was running at.
+    var watchdog = Watchdog()
     /// The run is ending: server news is no longer acted on.
     var serversStopped = false
     /// When server rows were last written to the queue (a heartbeat for other processes).
@@ -334,6 +334,12 @@ public actor Runner {
         return inFlight.removeValue(forKey: promptID)
     }
 
+    /// Keeps a failed item for `on_batch_done` (the first 100).
+    func listFailure(_ flight: InFlight, _ failure: String) {
+        guard failures.count < 100 else { return }
+        failures.append(["job": .string(flight.jobName), "item": .int(flight.index), "prompt_id": .string(flight.promptID), "error": .string(failure)])
+    }
+
     private func batchCounts() -> JSONObject {
         ["done": .int(done), "failed": .int(failed), "retried": .int(retried), "skipped": .int(skipped), "elapsed": .double(HookEvent.rounded(now))]
     }
@@ -361,9 +367,7 @@ public actor Runner {
         } else {
             record { try queue.finish(flight.itemID, promptID: promptID, state: .failed, error: failure, timings: timingsJSON(flight), now: wallClock) }
             failed += 1
-            if failures.count < 100 {
-                failures.append(["job": .string(flight.jobName), "item": .int(flight.index), "prompt_id": .string(promptID), "error": .string(failure)])
-            }
+            listFailure(flight, failure)
         }
         if let hooks = options.hooks, hooks.wants(.error) {
             hooks.deliver(
@@ -454,25 +458,30 @@ public actor Runner {
     func collect(_ promptID: String, api: ComfyAPI) async {
         var history: HistoryRecord?
         var unanswered: ComfyAPIError?
-        for attempt in 0..<20 {
+        var step = Watchdog.HistoryStep.readAgain(after: 0)
+        for attempt in 0... {
             do {
                 history = try await api.history(promptID)
                 unanswered = nil
             } catch {
                 unanswered = error
             }
-            if history?.outcome != nil { break }
-            try? await Task.sleep(for: .milliseconds(min(1000, 50 * (attempt + 1))))
+            step = Watchdog.afterHistoryRead(attempt: attempt, hasOutcome: history?.outcome != nil, answered: unanswered == nil)
+            guard case .readAgain(let delay) = step else { break }
+            try? await Task.sleep(for: .seconds(delay))
         }
         guard let flight = inFlight[promptID] else { return }
-        if history?.outcome == nil, let unanswered {
+        let files: [OutputFile]
+        switch (step, history?.outcome) {
+        case (.collect, .success(let outputs)?):
+            files = outputs
+        case (.awaitServer, _):
             // The server stopped answering with the outputs on it: collected once it is back.
             awaitingServer.insert(promptID)
             servers[flight.server].probes.yield()
-            continuation.yield(.message("\(flight.label): cannot read its history (\(unanswered)); collecting it again when \(api.name) answers"))
+            continuation.yield(.message("\(flight.label): cannot read its history (\(unanswered.map { "\($0)" } ?? "no answer")); collecting it again when \(api.name) answers"))
             return
-        }
-        guard let history, case .success(let files)? = history.outcome else {
+        default:
             end(promptID, .noHistory(server: api.name, promptID: promptID))
             return
         }
@@ -546,27 +555,37 @@ public actor Runner {
 
     private func tick() async {
         guard !ended else { return }
-        // Stalls: no message for the job's stall timeout → interrupt on the server, retry.
-        await verifySubmissions()
-        for promptID in awaitingServer.sorted() {
-            guard let flight = inFlight[promptID] else {
-                awaitingServer.remove(promptID)
-                continue
-            }
-            guard servers[flight.server].health.state == .up, paused == nil else { continue }
-            awaitingServer.remove(promptID)
-            await collect(promptID, api: servers[flight.server].api)
+        awaitingServer.formIntersection(inFlight.keys)
+        let prompts = inFlight.values.map { flight in
+            Watchdog.Prompt(
+                id: flight.promptID, server: flight.server, lastHeard: flight.lastHeard, stallTimeout: flight.stallTimeout,
+                collecting: flight.collecting, uncertain: flight.uncertain != nil, awaitingServer: awaitingServer.contains(flight.promptID))
         }
-        for (promptID, flight) in inFlight where !flight.collecting && flight.uncertain == nil && now - flight.lastHeard > flight.stallTimeout {
-            var marked = flight
-            marked.interruptedByUs = true
-            inFlight[promptID] = marked
-            let api = servers[flight.server].api
-            connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
-            await cancelOnServer([promptID], api: api, why: "stalled")
-            end(promptID, .stalled(seconds: Int(flight.stallTimeout), server: api.name))
-            // Two stalls in a row: the server is wedged (a supervised one is restarted).
-            perform(servers[flight.server].health.promptStalled(at: now), on: flight.server)
+        let serverUp = servers.map { $0.health.state == .up }
+        for action in Watchdog.tick(prompts, serverUp: { serverUp[$0] }, paused: paused != nil, now: now) {
+            // Each action is checked against the state as it is now: earlier ones awaited.
+            switch action {
+            case .verify(let promptID):
+                guard let flight = inFlight[promptID], flight.uncertain != nil, servers[flight.server].health.state == .up else { continue }
+                await verify(promptID, api: servers[flight.server].api)
+            case .collectAgain(let promptID):
+                guard let flight = inFlight[promptID], awaitingServer.contains(promptID), servers[flight.server].health.state == .up, paused == nil
+                else { continue }
+                awaitingServer.remove(promptID)
+                await collect(promptID, api: servers[flight.server].api)
+            case .stalled(let promptID):
+                guard var flight = inFlight[promptID], !flight.collecting, flight.uncertain == nil, !awaitingServer.contains(promptID),
+                    now - flight.lastHeard > flight.stallTimeout
+                else { continue }
+                flight.interruptedByUs = true
+                inFlight[promptID] = flight
+                let api = servers[flight.server].api
+                connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
+                await cancelOnServer([promptID], api: api, why: "stalled")
+                end(promptID, .stalled(seconds: Int(flight.stallTimeout), server: api.name))
+                // Two stalls in a row: the server is wedged (a supervised one is restarted).
+                perform(servers[flight.server].health.promptStalled(at: now), on: flight.server)
+            }
         }
         superviseServers()
         await checkPause()
@@ -574,25 +593,20 @@ public actor Runner {
         checkFinished()
     }
 
-    /// Submissions whose POST failed at the connection: once their server answers, is the
+    /// A submission whose POST failed at the connection, its server answering again: is the
     /// prompt there (follow it) or not (submit it again, with no retry spent)?
-    private func verifySubmissions() async {
-        let uncertain = inFlight.filter { $0.value.uncertain != nil && servers[$0.value.server].health.state == .up }.map(\.key).sorted()
-        for promptID in uncertain {
-            guard let flight = inFlight[promptID] else { continue }
-            let api = servers[flight.server].api
-            let present: Bool
-            do {
-                let queued = try await api.queue()
-                let history = queued.contains(promptID) ? nil : try await api.history(promptID)
-                present = queued.contains(promptID) || history != nil
-            } catch {
-                continue  // not answering after all: the next tick asks again
-            }
-            // The state may have moved while we asked (a crash put it back, Ctrl-C stopped it):
-            // the machine knows, and ignores an answer that no longer applies.
-            if present { inFlight[promptID]?.uncertain = nil }
-            apply(flights.handle(.verified(promptID, onServer: present)))
+    private func verify(_ promptID: String, api: ComfyAPI) async {
+        let present: Bool
+        do {
+            let queued = try await api.queue()
+            let history = queued.contains(promptID) ? nil : try await api.history(promptID)
+            present = queued.contains(promptID) || history != nil
+        } catch {
+            return  // not answering after all: the next tick asks again
         }
+        // The state may have moved while we asked (a crash put it back, Ctrl-C stopped it):
+        // the machine knows, and ignores an answer that no longer applies.
+        if present { inFlight[promptID]?.uncertain = nil }
+        apply(flights.handle(.verified(promptID, onServer: present)))
     }
 }
