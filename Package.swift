@@ -39,7 +39,17 @@ let package = Package(
         // RFC 6455: the pure codec (frames, messages, handshake, SHA-1) and the socket shell.
         .target(name: "WebSocket", dependencies: ["COpenSSL"]),
         // The ComfyUI API over HTTP (URLSession) and the WebSocket.
-        .target(name: "ComfyClient", dependencies: ["ComfyCore", "WebSocket"]),
+        .target(name: "ComfyClient", dependencies: ["ComfyCore", "WebSocket", "CCurlFix"]),
+        // Releases the URL handles swift-corelibs-foundation leaks on every request (see curlfix.c).
+        // Its functions must be in the executable's dynamic symbol table to come before libcurl's.
+        .target(
+            name: "CCurlFix",
+            linkerSettings: [
+                .linkedLibrary("dl", .when(platforms: [.linux])),
+                .unsafeFlags(
+                    ["curl_url", "curl_url_dup", "curl_url_cleanup", "curl_free"].flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] },
+                    .when(platforms: [.linux])),
+            ]),
         // The fake ComfyUI server: HTTP/1.1 + WebSocket server role, prompts, outputs, faults.
         .target(name: "Simulator", dependencies: ["ComfyCore", "WebSocket"]),
         // Storage: SQLite wrapper and migrations.

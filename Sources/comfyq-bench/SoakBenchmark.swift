@@ -60,7 +60,8 @@ enum SoakBenchmark {
             let done = doneCount()
             if done >= nextMark {
                 samples.append((done, Double(residentBytes(of: String(runner.processIdentifier))) / 1_048_576))
-                nextMark += count / 10
+                // Every tenth, and the last at 99 % (the run's end, before it exits).
+                nextMark = nextMark + count / 10 < count ? nextMark + count / 10 : (nextMark < count * 99 / 100 ? count * 99 / 100 : Int.max)
                 for name in (try? FileManager.default.contentsOfDirectory(atPath: outputs.path)) ?? [] {
                     try? FileManager.default.removeItem(at: outputs.appendingPathComponent(name))
                 }
