@@ -34,6 +34,12 @@ let package = Package(
             providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
         ),
 
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
+        ),
+
         // Pure core: graph model, server events, wire decoding, the progress engine.
         .target(name: "ComfyCore", linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
         // RFC 6455: the pure codec (frames, messages, handshake, SHA-1) and the socket shell.
@@ -51,8 +57,10 @@ let package = Package(
                     .when(platforms: [.linux])),
             ]),
         // The fake ComfyUI server: HTTP/1.1 + WebSocket server role, prompts, outputs, faults.
-        .target(name: "Simulator", dependencies: ["ComfyCore", "WebSocket"]),
+        .target(name: "Simulator", dependencies: ["ComfyCore", "WebSocket", "InputFiles"]),
         // Storage: SQLite wrapper and migrations.
+        // Input files on this machine: the file system for job loading, SHA-256, PNG masks.
+        .target(name: "InputFiles", dependencies: ["ComfyCore", "COpenSSL", "CZlib"]),
         .target(name: "QueueStore", dependencies: ["CSQLite", "ComfyCore"]),
         // Starting and stopping programs (posix_spawn, process groups): hooks' exec, servers.
         .target(name: "CProcessShim"),
@@ -60,27 +68,28 @@ let package = Package(
         // The Lua host.
         .target(name: "Hooks", dependencies: ["CLuaShim", "ComfyCore", "Processes"]),
         // Scheduling, reconciliation, outputs: the queue run against ComfyUI servers.
-        .target(name: "Runner", dependencies: ["ComfyCore", "ComfyClient", "QueueStore", "WebSocket", "Hooks", "Processes"]),
+        .target(name: "Runner", dependencies: ["ComfyCore", "ComfyClient", "QueueStore", "WebSocket", "Hooks", "Processes", "InputFiles"]),
         // The command router and commands (the shell around the libraries).
-        .target(name: "ComfyCLI", dependencies: ["ComfyCore", "ComfyClient", "Runner", "Simulator", "WebSocket", "QueueStore", "Hooks"]),
+        .target(name: "ComfyCLI", dependencies: ["ComfyCore", "ComfyClient", "Runner", "Simulator", "WebSocket", "QueueStore", "Hooks", "InputFiles"]),
         // Entry point only.
         .executableTarget(name: "comfyq", dependencies: ["ComfyCLI"]),
         // Benchmarks (run in release).
         .executableTarget(
-            name: "comfyq-bench", dependencies: ["ComfyCore", "ComfyClient", "Simulator", "WebSocket", "QueueStore", "Runner", "Hooks", "Workloads"]),
+            name: "comfyq-bench", dependencies: ["ComfyCore", "ComfyClient", "Simulator", "WebSocket", "QueueStore", "Runner", "Hooks", "Workloads", "InputFiles"]),
         // Graphs shared by the tests and the benchmarks.
         .target(name: "Workloads", dependencies: ["ComfyCore"]),
 
-        .testTarget(name: "ComfyCoreTests", dependencies: ["ComfyCore", "Workloads"]),
+        .testTarget(name: "ComfyCoreTests", dependencies: ["ComfyCore", "Workloads", "InputFiles"]),
         .target(name: "TestSupport", path: "Tests/TestSupport", exclude: ["http_listener.py", "lifeline.py"]),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "TestSupport"], exclude: ["Support/ws_server.py"]),
         .testTarget(name: "ComfyClientTests", dependencies: ["ComfyClient", "TestSupport"], exclude: ["Support/fake_comfyui.py"]),
-        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ComfyClient", "ComfyCore", "TestSupport", "Workloads", "WebSocket"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ComfyClient", "ComfyCore", "TestSupport", "Workloads", "WebSocket", "InputFiles"]),
         .testTarget(name: "QueueStoreTests", dependencies: ["QueueStore", "ComfyCore", "TestSupport"]),
-        .testTarget(name: "RunnerTests", dependencies: ["Runner", "Simulator", "QueueStore", "ComfyCore", "ComfyClient", "Hooks", "Processes", "TestSupport"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "Simulator", "QueueStore", "ComfyCore", "ComfyClient", "Hooks", "Processes", "TestSupport", "InputFiles"]),
         .testTarget(name: "ProcessesTests", dependencies: ["Processes", "TestSupport"]),
         .testTarget(name: "HooksTests", dependencies: ["Hooks", "ComfyCore", "TestSupport"]),
-        .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore", "QueueStore", "TestSupport"]),
+        .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore", "QueueStore", "TestSupport", "InputFiles"]),
+        .testTarget(name: "InputFilesTests", dependencies: ["InputFiles", "ComfyCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -3,7 +3,7 @@
 # Debian/Ubuntu: system libraries through apt-get (as root, or through sudo).
 set -euo pipefail
 
-packages=(pkg-config liblua5.4-dev libsqlite3-dev libssl-dev python3 python3-websockets openssl)
+packages=(pkg-config liblua5.4-dev libsqlite3-dev libssl-dev zlib1g-dev python3 python3-websockets openssl)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

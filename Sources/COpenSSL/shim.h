@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <openssl/evp.h>
 
 /* Macros Swift cannot import, as static inline functions. */
 

@@ -140,6 +140,17 @@ public final class Queue {
         """
         CREATE INDEX items_by_model ON items (state, job_id, model_key, idx);
         """,
+        // Input files uploaded to each server, by content: uploaded once per server, also across runs.
+        """
+        CREATE TABLE uploads (
+            server TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            value TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            uploaded_at REAL NOT NULL,
+            PRIMARY KEY (server, sha256)
+        );
+        """,
     ])
 
     /// `$COMFYQ_DB`, else `$XDG_STATE_HOME/comfyq/queue.db`, else `~/.local/state/comfyq/queue.db`.

@@ -21,12 +21,14 @@ enum ItemFailure: Sendable, CustomStringConvertible {
     case noHistory(server: String, promptID: String)
     /// An output could not be saved (a path, a reason).
     case output(String)
+    /// An input file cannot be used: gone, changed since `add`, unreadable, too large.
+    case input(String)
 
     /// Whether another attempt may succeed (while the job's retries last).
     var isTransient: Bool {
         switch self {
         case .serverError, .interrupted, .stalled, .removedFromQueue, .noHistory: true
-        case .rejected, .execution, .output: false
+        case .rejected, .execution, .output, .input: false
         }
     }
 
@@ -38,7 +40,7 @@ enum ItemFailure: Sendable, CustomStringConvertible {
         case .stalled(let seconds, let server): "stalled: no message for \(seconds) s; interrupted on \(server)"
         case .removedFromQueue: "removed from the server's queue"
         case .noHistory(let server, let promptID): "\(server) reported success but its history has no result for \(promptID)"
-        case .output(let reason): reason
+        case .output(let reason), .input(let reason): reason
         }
     }
 

@@ -117,7 +117,7 @@ enum OutputWriter {
             "server": .string(server), "parameters": flight.parameters, "seed": seed(flight).map { .string($0) } ?? .null,
             "workflow_sha1": .string(SHA1.hash(Array(flight.workflow.json.serialized().utf8)).map { String(format: "%02x", $0) }.joined()),
             "timings": .object(timings), "attempt": .int(flight.attempts), "hook_overrides": flight.hookOverrides,
-            "model_key": .string(flight.modelKey.description),
+            "model_key": .string(flight.modelKey.description), "inputs": .array(flight.inputs.map(\.json)),
             "source": ["filename": .string(file.filename), "subfolder": .string(file.subfolder), "type": .string(file.type)],
             "saved_at": .string(ISO8601DateFormatter().string(from: Date())),
         ]
@@ -145,9 +145,14 @@ enum OutputWriter {
             "date": formatter.string(from: Date()), "seed": seed(flight) ?? "",
         ]
         for (written, value) in flight.parameters.objectValue ?? JSONObject() {
-            let text = value.stringValue ?? value.serialized()
+            // An input file stands for its stem (`photos/cat.png` → `cat`).
+            let text = InputFile(json: value)?.stem ?? value.stringValue ?? value.serialized()
             values[written] = text
             if let dot = written.lastIndex(of: ".") { values[String(written[written.index(after: dot)...])] = text }
+        }
+        if let first = InputFile.all(in: flight.parameters).first?.file {
+            values["input"] = first.stem
+            values["input_dir"] = first.folderName
         }
         return values
     }

@@ -30,6 +30,10 @@ extension Runner {
                 overridden(promptID, decision: decision, merged: merged, resolver: resolver, workflow: workflow)
             }
         }
+        if !InputFile.all(in: inFlight[promptID]?.parameters ?? [:]).isEmpty {
+            guard case .ready(let uploaded) = await uploadInputs(promptID, workflow: workflow, on: server) else { return }
+            workflow = uploaded
+        }
         let slot = servers[server]
         await slot.connection.track(promptID, plan: PromptPlan(workflow))
         // Still wanted after the hooks and the tracking? Asked right before the POST.
@@ -180,7 +184,9 @@ extension Runner {
         connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
         switch error.kind {
         case .rejected:
-            // Validation errors fail at once: retrying the same prompt cannot help.
+            // Validation errors fail at once: retrying the same prompt cannot help, unless the
+            // server lost the input files we uploaded to it.
+            if lostInputs(promptID, error) { return false }
             end(promptID, .rejected(error))
             return false
         case .connectionRefused, .hostNotFound, .timedOut, .transport:

@@ -32,6 +32,8 @@ struct ServerSlot {
     var lastLockAttempt: Double = 0
     /// What the last prompt sent to it loads (nil: nothing yet, or it went away since).
     var loaded: ModelKey?
+    /// `max_upload_size` from its `/features`, asked before its first upload.
+    var maxUploadSize: Int64?
 
     var name: String { definition.name }
     var isAvailable: Bool { health.state.isAvailable && socketOpen }

@@ -34,6 +34,8 @@ public actor Runner {
     var failures: [JSONValue] = []
     /// What the clock finds to do, and the crashes each item was running at.
     var watchdog = Watchdog()
+    /// Per item: how often its server was found to have lost its uploaded inputs.
+    var inputRetries: [Int64: Int] = [:]
     /// The run is ending: server news is no longer acted on.
     var serversStopped = false
     /// When server rows were last written to the queue (a heartbeat for other processes).
@@ -393,13 +395,7 @@ public actor Runner {
             continuation.yield(.serverState(server: servers[server].name, state: "disconnected (\(reason)); reconnecting in \(String(format: "%.1f", retryIn)) s"))
         case .lost(let promptID):
             // The server restarted and lost its queue: no fault of the item, so no retry is spent.
-            guard let flight = removeFlight(promptID) else { return }
-            let reason = "\(servers[server].name) no longer knows the prompt (did it restart?): submitting again"
-            record { try queue.requeue(flight.itemID, promptID: promptID, error: reason, now: wallClock) }
-            retried += 1
-            continuation.yield(.failed(item: flight.label, server: servers[server].name, error: reason, willRetry: true))
-            refill()
-            checkFinished()
+            putBackUnspent(promptID, reason: "\(servers[server].name) no longer knows the prompt (did it restart?): submitting again")
         case .progress(let update):
             await progress(update, server: server)
         }

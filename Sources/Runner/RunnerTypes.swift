@@ -48,6 +48,9 @@ public enum RunnerEvent: Sendable {
     /// A server's health changed (`on_server`).
     case server(ServerReport)
     case submitted(item: String, server: String, attempt: Int)
+    /// An item's input files are on its server: each with its path, SHA-256, the name the
+    /// server gave it (`uploaded_as`) and whether this submission uploaded it (`uploaded`).
+    case inputs(item: String, server: String, inputs: [JSONValue])
     case transition(item: String, server: String, update: ProgressUpdate)
     case progress(item: String, server: String, update: ProgressUpdate)
     case completed(item: String, server: String, outputs: [String], seconds: Double)
@@ -159,4 +162,6 @@ struct InFlight: Sendable {
     var hookOverrides: JSONValue = []
     /// The engine's latest view of the prompt.
     var lastSnapshot: ProgressSnapshot?
+    /// Its input files as uploaded (empty until its lane has uploaded them, and for none).
+    var inputs: [UsedInput] = []
 }

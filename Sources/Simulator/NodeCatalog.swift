@@ -1,3 +1,4 @@
+import Foundation
 import ComfyCore
 
 /// A node class the simulator knows: what it needs, what it makes, how it behaves.
@@ -18,6 +19,10 @@ public struct NodeClass: Sendable {
     public var outputs: [String]
     public var behaviour: Behaviour
     public var category: String
+    /// Inputs that name a file in the input folder, with their upload flag (`image_upload`).
+    public var uploads: [String: String] = [:]
+    /// Combo inputs with a fixed list of values.
+    public var choices: [String: [String]] = [:]
 
     public var isOutput: Bool { if case .output = behaviour { true } else { false } }
 }
@@ -73,23 +78,58 @@ public enum NodeCatalog {
             NodeClass(
                 name: "PreviewImage", required: [("images", "IMAGE")], outputs: [], behaviour: .output(save: false),
                 category: "image"),
+            // Inputs from files: img2img, inpainting, upscaling.
+            NodeClass(
+                name: "LoadImage", required: [("image", "COMBO")], outputs: ["IMAGE", "MASK"], behaviour: .plain, category: "image",
+                uploads: ["image": "image_upload"]),
+            NodeClass(
+                name: "LoadImageMask", required: [("image", "COMBO"), ("channel", "COMBO")], outputs: ["MASK"], behaviour: .plain,
+                category: "mask", uploads: ["image": "image_upload"], choices: ["channel": ["alpha", "red", "green", "blue"]]),
+            NodeClass(
+                name: "VAEEncode", required: [("pixels", "IMAGE"), ("vae", "VAE")], outputs: ["LATENT"], behaviour: .plain, category: "latent"),
+            NodeClass(
+                name: "VAEEncodeForInpaint", required: [("pixels", "IMAGE"), ("vae", "VAE"), ("mask", "MASK"), ("grow_mask_by", "INT")],
+                outputs: ["LATENT"], behaviour: .plain, category: "latent/inpaint"),
+            NodeClass(
+                name: "SetLatentNoiseMask", required: [("samples", "LATENT"), ("mask", "MASK")], outputs: ["LATENT"], behaviour: .plain,
+                category: "latent/inpaint"),
+            NodeClass(
+                name: "ImageScaleBy", required: [("image", "IMAGE"), ("upscale_method", "COMBO"), ("scale_by", "FLOAT")], outputs: ["IMAGE"],
+                behaviour: .plain, category: "image/upscaling"),
+            NodeClass(
+                name: "UpscaleModelLoader", required: [("model_name", "COMBO")], outputs: ["UPSCALE_MODEL"], behaviour: .loader,
+                category: "loaders"),
+            NodeClass(
+                name: "ImageUpscaleWithModel", required: [("upscale_model", "UPSCALE_MODEL"), ("image", "IMAGE")], outputs: ["IMAGE"],
+                behaviour: .plain, category: "image/upscaling"),
         ]
         return Dictionary(uniqueKeysWithValues: list.map { ($0.name, $0) })
     }()
 
     /// Inputs that may be left out (ComfyUI gives them defaults).
     static let defaults: Set<String> = [
+        "grow_mask_by",
         "denoise", "crop", "upscale_method", "seconds_per_step", "fail_at_step", "send_text", "filename_prefix",
         "add_noise", "return_with_leftover_noise", "start_at_step", "end_at_step",
     ]
 
     /// `GET /object_info` in ComfyUI's shape (inputs, order, outputs, output_node, category).
-    public static func objectInfo() -> JSONValue {
+    /// Inputs naming an input-folder file list `inputFiles` with their upload flag, as ComfyUI's
+    /// `LoadImage` does.
+    public static func objectInfo(inputFiles: [String] = []) -> JSONValue {
         var object = JSONObject()
         for name in classes.keys.sorted() {
             let node = classes[name]!
             var required = JSONObject()
-            for input in node.required { required[input.name] = [.string(input.type), [:]] }
+            for input in node.required {
+                if let flag = node.uploads[input.name] {
+                    required[input.name] = [.array(inputFiles.map { .string($0) }), .object([flag: true])]
+                } else if let values = node.choices[input.name] {
+                    required[input.name] = [.array(values.map { .string($0) }), [:]]
+                } else {
+                    required[input.name] = [.string(input.type), [:]]
+                }
+            }
             object[name] = [
                 "input": ["required": .object(required)],
                 "input_order": ["required": .array(node.required.map { .string($0.name) })],
@@ -119,7 +159,7 @@ struct ValidatedPrompt: Sendable {
 }
 
 enum PromptValidator {
-    static func validate(_ json: JSONValue?, knownModels: Set<String>?) throws(ValidationFailure) -> ValidatedPrompt {
+    static func validate(_ json: JSONValue?, knownModels: Set<String>?, inputDirectory: String? = nil) throws(ValidationFailure) -> ValidatedPrompt {
         func failure(_ type: String, _ message: String, _ details: String, nodeErrors: JSONObject = [:]) -> ValidationFailure {
             ValidationFailure(body: [
                 "error": ["type": .string(type), "message": .string(message), "details": .string(details), "extra_info": [:]],
@@ -145,7 +185,7 @@ enum PromptValidator {
 
         var nodeErrors = JSONObject()
         for node in workflow.orderedNodes {
-            let errors = problems(node, in: workflow, knownModels: knownModels)
+            let errors = problems(node, in: workflow, knownModels: knownModels, inputDirectory: inputDirectory)
             guard !errors.isEmpty else { continue }
             let dependents = outputs.filter { ancestors(of: $0, in: workflow).contains(node.id) || $0 == node.id }
             nodeErrors[node.id] = [
@@ -163,7 +203,7 @@ enum PromptValidator {
     }
 
     /// One node's input problems, as ComfyUI reports them.
-    static func problems(_ node: WorkflowNode, in workflow: Workflow, knownModels: Set<String>?) -> [JSONValue] {
+    static func problems(_ node: WorkflowNode, in workflow: Workflow, knownModels: Set<String>?, inputDirectory: String?) -> [JSONValue] {
         let nodeClass = NodeCatalog.classes[node.classType]!
         var errors: [JSONValue] = []
         func error(_ type: String, _ message: String, _ details: String, _ input: String, _ extra: JSONObject = [:]) {
@@ -194,6 +234,21 @@ enum PromptValidator {
             }
             if ["steps", "width", "height", "batch_size"].contains(input.name), let number = value.numberValue?.int, number < 1 {
                 error("value_smaller_than_min", "Value \(number) smaller than min of 1", input.name, input.name, ["received_value": value])
+            }
+            if nodeClass.uploads[input.name] != nil, let inputDirectory {
+                // LoadImage's VALIDATE_INPUTS: the file must be in the input folder.
+                let name = value.stringValue ?? value.serialized()
+                let safe = !name.hasPrefix("/") && !name.split(separator: "/").contains("..")
+                if !safe || !InputFolder.exists(name, in: inputDirectory) {
+                    error(
+                        "custom_validation_failed", "Custom validation failed for node", "\(input.name) - Invalid image file: \(name)", input.name,
+                        ["input_config": [.string("COMBO"), [:]], "received_value": value])
+                }
+                continue
+            }
+            if let values = nodeClass.choices[input.name], let text = value.stringValue, !values.contains(text) {
+                let list = values.map { "'\($0)'" }.joined(separator: ", ")
+                error("value_not_in_list", "Value not in list", "\(input.name): '\(text)' not in [\(list)]", input.name, ["received_value": value])
             }
             if input.name == "ckpt_name", let knownModels, let name = value.stringValue, !knownModels.contains(name) {
                 let list = knownModels.sorted().map { "'\($0)'" }.joined(separator: ", ")
@@ -239,5 +294,13 @@ enum PromptValidator {
         }
         for id in workflow.order { _ = signature(id, depth: 0) }
         return memo
+    }
+}
+
+/// The simulator's input folder, as `LoadImage` reads it.
+enum InputFolder {
+    static func exists(_ name: String, in directory: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory) && !isDirectory.boolValue
     }
 }

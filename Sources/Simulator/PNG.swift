@@ -1,7 +1,7 @@
 /// A minimal PNG encoder: 8-bit RGB, zlib "stored" blocks (no compression library needed).
 /// The images are noise, deterministic from a seed, the size of the latent that made them.
 public enum PNG {
-    public static func noise(width: Int, height: Int, seed: UInt64) -> [UInt8] {
+    public static func noise(width: Int, height: Int, seed: UInt64, text: [String: String] = [:]) -> [UInt8] {
         var state = seed &+ 0x9E37_79B9_7F4A_7C15
         var raw: [UInt8] = []
         raw.reserveCapacity((width * 3 + 1) * height)
@@ -20,17 +20,19 @@ public enum PNG {
                 }
             }
         }
-        return encode(width: width, height: height, rgb: raw)
+        return encode(width: width, height: height, rgb: raw, text: text)
     }
 
-    /// `rgb` is the filtered scanlines (a 0 filter byte, then width × 3 bytes, per row).
-    public static func encode(width: Int, height: Int, rgb: [UInt8]) -> [UInt8] {
+    /// `rgb` is the filtered scanlines (a 0 filter byte, then width × 3 bytes, per row); `text`
+    /// goes in `tEXt` chunks (keyword, NUL, Latin-1 text), as ComfyUI stores the prompt.
+    public static func encode(width: Int, height: Int, rgb: [UInt8], text: [String: String] = [:]) -> [UInt8] {
         var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         var header: [UInt8] = []
         header += bigEndian(UInt32(width))
         header += bigEndian(UInt32(height))
         header += [8, 2, 0, 0, 0]  // 8-bit, truecolour, deflate, no filter method, no interlace
         chunk("IHDR", header, into: &out)
+        for (keyword, value) in text.sorted(by: { $0.key < $1.key }) { chunk("tEXt", Array(keyword.utf8) + [0] + Array(value.utf8), into: &out) }
         chunk("IDAT", zlibStored(rgb), into: &out)
         chunk("IEND", [], into: &out)
         return out

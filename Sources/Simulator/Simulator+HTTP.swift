@@ -87,11 +87,13 @@ extension Simulator {
             return HTTPResponse(status: 200, contentType: "text/plain")
         case ("GET", "/view"): return view(request.query)
         case ("GET", "/system_stats"): return json(systemStats())
-        case ("GET", "/object_info"): return json(NodeCatalog.objectInfo())
+        case ("GET", "/object_info"): return json(NodeCatalog.objectInfo(inputFiles: inputFiles()))
         case ("GET", _) where path.hasPrefix("/object_info/"):
             let name = String(path.dropFirst("/object_info/".count))
-            return json(NodeCatalog.objectInfo()[name].map { .object([name: $0]) } ?? [:])
-        case ("GET", "/features"): return json(["supports_preview_metadata": true, "max_upload_size": 104_857_600])
+            return json(NodeCatalog.objectInfo(inputFiles: inputFiles())[name].map { .object([name: $0]) } ?? [:])
+        case ("GET", "/features"): return json(["supports_preview_metadata": true, "max_upload_size": .int(Int(options.maxUploadSize))])
+        case ("POST", "/upload/image"): return upload(request, mask: false)
+        case ("POST", "/upload/mask"): return upload(request, mask: true)
         case (_, _) where path.hasPrefix("/sim/"): return control(path, body, request.query)
         default: return json(["error": "not found"], status: 404)
         }
@@ -108,7 +110,7 @@ extension Simulator {
         if failing { return HTTPResponse(status: 500, contentType: "text/plain", body: Array("500 Internal Server Error".utf8)) }
         let prompt: ValidatedPrompt
         do {
-            prompt = try PromptValidator.validate(body?["prompt"], knownModels: options.models)
+            prompt = try PromptValidator.validate(body?["prompt"], knownModels: options.models, inputDirectory: options.inputDirectory)
         } catch {
             // ComfyUI counts a number even for a prompt that then fails validation.
             state.withLock { $0.nextNumber += 1 }
@@ -259,7 +261,7 @@ extension Simulator {
                     [
                         "busy_seconds": .double(state.busySeconds),
                         "active_seconds": .double(state.firstStartedAt.flatMap { first in state.lastFinishedAt.map { $0 - first } } ?? 0),
-                        "completed": .int(state.completed), "failed": .int(state.failed), "loads": .int(state.loads),
+                        "completed": .int(state.completed), "failed": .int(state.failed), "loads": .int(state.loads), "uploads": .int(state.uploads),
                         "queue_remaining": .int(state.queueRemaining), "clients": .int(state.clients.count),
                     ]
                 })

@@ -1,5 +1,6 @@
 import ComfyCore
 import Foundation
+import InputFiles
 
 extension Simulator {
     /// Runs queued prompts one at a time, in queue order, until the simulator stops.
@@ -345,7 +346,7 @@ extension Simulator {
 
     /// Writes the images an output node saves: PNG noise from the seed, the latent's size.
     private func writeImages(for node: WorkflowNode, in workflow: Workflow, save: Bool) -> [JSONValue] {
-        let (width, height, batch, seed) = Self.imageShape(from: node, in: workflow)
+        let (width, height, batch, seed) = Self.imageShape(from: node, in: workflow, inputDirectory: options.inputDirectory)
         var prefix = save ? (node.inputs["filename_prefix"]?.stringValue ?? "ComfyUI") : "ComfyUI_temp"
         prefix = prefix.replacingOccurrences(of: "..", with: "_")
         var subfolder = ""
@@ -369,7 +370,8 @@ extension Simulator {
                 return start + 1
             }
             let name = "\(prefix)_\(String(repeating: "0", count: max(0, 5 - String(counter).count)))\(counter)_.png"
-            let png = PNG.noise(width: width, height: height, seed: seed &+ UInt64(index))
+            // As ComfyUI's SaveImage: the prompt in a tEXt chunk, so an output names its inputs.
+            let png = PNG.noise(width: width, height: height, seed: seed &+ UInt64(index), text: ["prompt": workflow.json.serialized()])
             // A plain write: createFile would go through a temporary file and a rename.
             try? Data(png).write(to: directory.appendingPathComponent(name))
             images.append(["filename": .string(name), "subfolder": .string(subfolder), "type": .string(type)])
@@ -389,12 +391,16 @@ extension Simulator {
     }
 
     /// Walks up from an output node to the latent that sized it, and the sampler seed behind it.
-    static func imageShape(from node: WorkflowNode, in workflow: Workflow) -> (Int, Int, Int, UInt64) {
+    /// An image loaded from the input folder (img2img, upscaling) sizes it when no latent did,
+    /// and its content goes into the noise, so different inputs make different outputs.
+    static func imageShape(from node: WorkflowNode, in workflow: Workflow, inputDirectory: String? = nil) -> (Int, Int, Int, UInt64) {
         var width = 64
         var height = 64
         var batch = 1
         var seed: UInt64?
         var sized = false
+        var inputMix: UInt64 = 0
+        var scaleBy = 1.0
         var current: WorkflowNode? = node
         var visited = 0
         while let this = current, visited < 100 {
@@ -412,9 +418,27 @@ extension Simulator {
                 batch = this.inputs["batch_size"]?.numberValue?.int ?? batch
                 break
             }
-            let next = ["images", "samples", "latent_image"].lazy.compactMap { this.inputs[$0].flatMap(Workflow.link(in:)) }.first
+            if this.classType == "LoadImage", let inputDirectory, let name = this.inputs["image"]?.stringValue,
+                !name.hasPrefix("/"), !name.split(separator: "/").contains(".."),
+                let data = FileManager.default.contents(atPath: inputDirectory + "/" + name)
+            {
+                let bytes = [UInt8](data)
+                if !sized, let size = PNGImage.size(of: bytes) {
+                    width = size.width
+                    height = size.height
+                    sized = true
+                }
+                inputMix = inputMix &* 0x100_0000_01B3 ^ UInt64(PNG.crc32(bytes))
+                break
+            }
+            if this.classType == "ImageScaleBy", !sized, let scale = this.inputs["scale_by"]?.numberValue?.double {
+                scaleBy *= scale
+            }
+            let next = ["images", "samples", "latent_image", "pixels", "image"].lazy.compactMap { this.inputs[$0].flatMap(Workflow.link(in:)) }.first
             current = next.flatMap { workflow[$0.node] }
         }
-        return (min(max(width, 8), 4096), min(max(height, 8), 4096), min(max(batch, 1), 16), seed ?? 0)
+        width = Int((Double(width) * scaleBy).rounded())
+        height = Int((Double(height) * scaleBy).rounded())
+        return (min(max(width, 8), 4096), min(max(height, 8), 4096), min(max(batch, 1), 16), (seed ?? 0) ^ inputMix)
     }
 }

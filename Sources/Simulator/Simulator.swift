@@ -38,6 +38,12 @@ public struct SimulatorOptions: Sendable {
     /// Per-class durations that override the above: a sampler's is per step, a loader's is its
     /// first load, any other node's is its run time.
     public var classTimes: [String: Double] = [:]
+    /// The largest upload accepted (`/features` says it; larger bodies get 413), as ComfyUI's
+    /// `--max-upload-size`.
+    public var maxUploadSize: Int64 = 100 << 20
+
+    /// Uploaded files go here (`input` beside the outputs), as ComfyUI's input folder.
+    public var inputDirectory: String { outputDirectory + "/input" }
 
     public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
 
@@ -125,6 +131,8 @@ public final class Simulator: Sendable {
     public var busySeconds: Double { state.withLock { $0.busySeconds } }
     /// Prompts in which at least one loader ran (a model load).
     public var loads: Int { state.withLock { $0.loads } }
+    /// Files written by uploads (an upload of content already there under that name is not one).
+    public var uploads: Int { state.withLock { $0.uploads } }
 
     /// Seconds from the start of the first prompt to the end of the last: the span in which idle
     /// time between prompts is what a client's overhead costs.
@@ -172,6 +180,8 @@ struct SimulatorState: ~Copyable {
 
     var queue: [Queued] = []
     var nextNumber = 0
+    /// Files written by `/upload/image` and `/upload/mask` (not duplicates).
+    var uploads = 0
     var running: (promptID: String, clientID: String?, node: String?)?
     var runningEntry: Queued?
     var interruptRequested = false

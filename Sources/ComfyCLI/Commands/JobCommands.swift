@@ -1,6 +1,7 @@
 import ComfyCore
 import Foundation
 import Hooks
+import InputFiles
 import QueueStore
 
 /// Job files invalid: every problem already printed, one per line (exit 65, EX_DATAERR).
@@ -21,7 +22,8 @@ enum JobFiles {
                     throw LoadFailure(reason: FileManager.default.fileExists(atPath: path) ? "cannot read it" : "no such file")
                 }
             },
-            fileExists: { FileManager.default.fileExists(atPath: $0) })
+            fileExists: { FileManager.default.fileExists(atPath: $0) }, files: LocalFiles.files,
+            workingDirectory: FileManager.default.currentDirectoryPath)
     }
 
     struct LoadFailure: Error, CustomStringConvertible {
@@ -103,7 +105,12 @@ enum AddCommand {
             for spec in specs {
                 let items = spec.expand(random: JobFiles.random)
                 console.print("\(spec.name): \(items.count) item\(items.count == 1 ? "" : "s") (dry run, nothing added)")
-                for item in items { console.print("  \(spec.name)/\(item.index)  \(item.parametersJSON.serialized())") }
+                for item in items {
+                    console.print("  \(spec.name)/\(item.index)  \(Self.shown(item.parametersJSON).serialized())")
+                    for (address, file) in InputFile.all(in: item.parametersJSON) {
+                        console.print("      \(address): \(file.path)" + (file.mask.map { " (mask \($0.path))" } ?? ""))
+                    }
+                }
                 // What the items load, grouped: each group is a load on the server that runs it.
                 var groups: [(key: ModelKey, count: Int)] = []
                 let keys = spec.modelKeys(items)
@@ -128,6 +135,15 @@ enum AddCommand {
             console.print("added job \(spec.name) (#\(id)): \(items.count) item\(items.count == 1 ? "" : "s")")
         }
         return .success
+    }
+}
+
+extension AddCommand {
+    /// Parameters as a person reads them: an input file by its path alone.
+    static func shown(_ parameters: JSONValue) -> JSONValue {
+        var object = JSONObject()
+        for (key, value) in parameters.objectValue ?? JSONObject() { object[key] = InputFile(json: value).map { .string($0.path) } ?? value }
+        return .object(object)
     }
 }
 

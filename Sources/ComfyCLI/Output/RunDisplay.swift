@@ -69,6 +69,9 @@ final class RunDisplay: @unchecked Sendable {
             log("\(item)  skipped by \(script)")
         case .submitted(let item, let server, let attempt):
             if !console.outputIsTerminal { log("\(item)  submitted to \(server)\(attempt > 1 ? " (attempt \(attempt))" : "")") }
+        case .inputs(let item, let server, let inputs):
+            let fresh = inputs.filter { $0["uploaded"]?.boolValue == true }.compactMap { $0["path"]?.stringValue }
+            if !fresh.isEmpty { log("\(item)  uploaded to \(server): \(fresh.joined(separator: ", "))") }
         case .serverState(let server, let state): log("\(server): \(state)")
         case .server(let report):
             serverStates[report.server] = report.state
@@ -175,6 +178,11 @@ final class RunDisplay: @unchecked Sendable {
             object["server"] = .string(server)
             object["outputs"] = .array(outputs.map { .string($0) })
             object["seconds"] = .double(seconds)
+        case .inputs(let item, let server, let inputs):
+            object["event"] = "inputs"
+            object["item"] = .string(item)
+            object["server"] = .string(server)
+            object["inputs"] = .array(inputs)
         case .failed(let item, let server, let error, let willRetry):
             object["event"] = "failed"
             object["item"] = .string(item)

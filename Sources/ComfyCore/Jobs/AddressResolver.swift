@@ -92,16 +92,23 @@ public struct AddressResolver: Sendable {
 public enum OutputTemplate {
     static let builtIn: Set<String> = ["job", "index", "seed", "date", "n", "item"]
 
+    /// Tokens for a job with input files: the (first) input file's stem and its folder's name.
+    static let inputTokens: Set<String> = ["input", "input_dir"]
+
     /// Every problem with a template: unknown tokens, absolute paths, `..`.
-    public static func problems(_ template: String, parameters: [ParameterAddress]) -> [String] {
+    public static func problems(_ template: String, parameters: [ParameterAddress], inputFiles: Bool = false) -> [String] {
         var problems: [String] = []
         if template.isEmpty { problems.append("must not be empty") }
         if template.hasPrefix("/") { problems.append("must be relative to the output folder, not start with /") }
         if template.split(separator: "/").contains(where: { $0 == ".." }) {
             problems.append("must not contain '..': outputs stay inside the output folder")
         }
-        let known = Set(parameters.flatMap { [$0.written, $0.input] }).union(builtIn)
+        let known = Set(parameters.flatMap { [$0.written, $0.input] }).union(builtIn).union(inputFiles ? inputTokens : [])
         for token in tokens(template) where !known.contains(token) {
+            if inputTokens.contains(token) {
+                problems.append("{\(token)} needs an input file ({file: …} or {files: …}) among the job's values")
+                continue
+            }
             problems.append("unknown token {\(token)} (tokens: \(known.sorted().joined(separator: ", ")))")
         }
         return problems

@@ -5,10 +5,24 @@ public struct JobLoader {
     public var readFile: (String) throws -> String
     /// Whether a file exists (hook scripts).
     public var fileExists: (String) -> Bool
+    /// The file system behind input files (`{file: …}`, `{files: …}`, `{lines: …}`, `{csv: …}`);
+    /// without one, such values are an error.
+    public var files: FileAccess?
+    /// Which inputs take uploaded files.
+    public var uploads: UploadInputs
+    /// Where a relative job path starts: paths stored with the job (outputs, hooks, input
+    /// files) are made absolute with it, so a later `comfyq run` from elsewhere finds them.
+    public var workingDirectory: String?
 
-    public init(readFile: @escaping (String) throws -> String, fileExists: @escaping (String) -> Bool) {
+    public init(
+        readFile: @escaping (String) throws -> String, fileExists: @escaping (String) -> Bool, files: FileAccess? = nil,
+        uploads: UploadInputs = .builtIn, workingDirectory: String? = nil
+    ) {
+        self.workingDirectory = workingDirectory
         self.readFile = readFile
         self.fileExists = fileExists
+        self.files = files
+        self.uploads = uploads
     }
 
     static let fields = [
@@ -28,7 +42,8 @@ public struct JobLoader {
     public func load(document: JSONValue, path: String) throws(JobValidationError) -> JobSpec {
         var problems: [JobProblem] = []
         func problem(_ location: String, _ reason: String) { problems.append(JobProblem(file: path, location: location, reason: reason)) }
-        let directory = Self.directory(of: path)
+        let absolute = path.hasPrefix("/") || workingDirectory == nil ? path : workingDirectory! + "/" + path
+        let directory = Self.directory(of: Self.normalized(absolute))
         guard let object = document.objectValue else {
             let kind = path.hasSuffix(".lua") ? "a Lua job file must return a table of job fields" : "a job file must be a JSON object"
             throw JobValidationError(problems: [JobProblem(file: path, location: "", reason: kind)])
@@ -81,6 +96,7 @@ public struct JobLoader {
         func check(_ value: JSONValue, for address: ParameterAddress, at location: String) {
             if let reason = resolver.typeProblem(value, for: address) { problem(location, reason) }
         }
+        var inputs = InputSources(directory: directory, files: files, uploads: uploads, workflow: workflow, problem: problem)
 
         var fixed: [(ParameterAddress, JSONValue)] = []
         if let set = object["set"] {
@@ -88,8 +104,13 @@ public struct JobLoader {
                 for (key, value) in entries {
                     let location = "set[\(Self.quoted(key))]"
                     guard let resolved = address(key, at: location) else { continue }
-                    check(value, for: resolved, at: location)
-                    fixed.append((resolved, value))
+                    guard let values = inputs.values(value, for: resolved, at: location) else { continue }
+                    guard values.count == 1 else {
+                        problem(location, "stands for \(values.count) values; set takes one (use matrix or zip to sweep them)")
+                        continue
+                    }
+                    if InputFile(json: values[0]) == nil { check(values[0], for: resolved, at: location) }
+                    fixed.append((resolved, values[0]))
                 }
             } else {
                 problem("set", "must be an object of \"NODE.input\": value")
@@ -106,15 +127,26 @@ public struct JobLoader {
             for (key, list) in entries {
                 let location = "\(field)[\(Self.quoted(key))]"
                 guard let resolved = address(key, at: location) else { continue }
-                guard let values = list.arrayValue else {
-                    problem(location, "must be a list of values")
+                var values: [JSONValue] = []
+                if let written = list.arrayValue {
+                    for (offset, element) in written.enumerated() {
+                        guard let expanded = inputs.values(element, for: resolved, at: "\(location)[\(offset)]") else { continue }
+                        for value in expanded where InputFile(json: value) == nil { check(value, for: resolved, at: "\(location)[\(offset)]") }
+                        values += expanded
+                    }
+                    guard !written.isEmpty else {
+                        problem(location, "empty sweep: give at least one value")
+                        continue
+                    }
+                } else if InputSources.isSource(list) {
+                    guard let expanded = inputs.values(list, for: resolved, at: location) else { continue }
+                    for value in expanded where InputFile(json: value) == nil { check(value, for: resolved, at: location) }
+                    values = expanded
+                } else {
+                    problem(location, "must be a list of values, or {files: …}, {lines: …} or {csv: …, column: …}")
                     continue
                 }
-                guard !values.isEmpty else {
-                    problem(location, "empty sweep: give at least one value")
-                    continue
-                }
-                for (offset, value) in values.enumerated() { check(value, for: resolved, at: "\(location)[\(offset)]") }
+                guard !values.isEmpty else { continue }  // (a source that found nothing said so)
                 result.append((resolved, values))
             }
             return result
@@ -243,7 +275,9 @@ public struct JobLoader {
             }
         }
         let addresses = fixed.map(\.0) + matrix.map(\.0) + zip.map(\.0) + (seeds.map { [$0.address] } ?? [])
-        for reason in OutputTemplate.problems(output.template, parameters: addresses) { problem("output[\"name\"]", reason) }
+        for reason in OutputTemplate.problems(output.template, parameters: addresses, inputFiles: inputs.foundFiles) {
+            problem("output[\"name\"]", reason)
+        }
 
         let combinations = matrix.reduce(1) { $0.multipliedReportingOverflow(by: $1.1.count).partialValue }
         let total = [combinations, zip.first?.1.count ?? 1, seeds?.count ?? 1, repeatCount].reduce(1) {
@@ -316,7 +350,24 @@ public struct JobLoader {
 
     static func resolve(_ relative: String, against directory: String) -> String {
         if relative.hasPrefix("/") || directory.isEmpty { return relative }
-        return directory + "/" + relative
+        return normalized(directory + "/" + relative)
+    }
+
+    /// `.` and `..` taken out of an absolute path (`/a/b/../c` → `/a/c`); relative paths keep
+    /// their leading `..`.
+    static func normalized(_ path: String) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == "..", let last = parts.last, last != ".." {
+                parts.removeLast()
+                continue
+            }
+            if part == "..", path.hasPrefix("/") { continue }
+            parts.append(part)
+        }
+        let joined = parts.joined(separator: "/")
+        return path.hasPrefix("/") ? "/" + joined : (joined.isEmpty ? "." : joined)
     }
 
     static func quoted(_ key: String) -> String {

@@ -1,5 +1,6 @@
 import ComfyCore
 import Foundation
+import InputFiles
 import Testing
 
 @Suite struct JobLoaderTests {
@@ -136,9 +137,10 @@ import Testing
     @Test func everyExampleJobIsValid() throws {
         let directory = Fixtures.packageRoot.appendingPathComponent("jobs")
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".json") }.sorted()
-        #expect(names == ["hires-fix.json", "prompt-matrix.json", "seed-sweep.json"])
+        #expect(names == ["hires-fix.json", "img2img-folder.json", "prompt-matrix.json", "seed-sweep.json"])
         let loader = JobLoader(
-            readFile: { try String(contentsOfFile: $0, encoding: .utf8) }, fileExists: { FileManager.default.fileExists(atPath: $0) })
+            readFile: { try String(contentsOfFile: $0, encoding: .utf8) }, fileExists: { FileManager.default.fileExists(atPath: $0) },
+            files: LocalFiles.files)
         for name in names {
             let path = directory.appendingPathComponent(name).path
             let spec = try loader.load(text: try String(contentsOfFile: path, encoding: .utf8), path: path)
