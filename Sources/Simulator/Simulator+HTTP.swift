@@ -221,6 +221,8 @@ extension Simulator {
                 return Array(state.clients.values)
             }
             for client in clients { client.drop() }
+            // `{"lose_inputs": true}`: a restart onto a fresh input folder (a new container).
+            if body?["lose_inputs"]?.boolValue == true { try? FileManager.default.removeItem(atPath: options.inputDirectory) }
             return json(["restarted": true])
         case "/sim/hang":
             state.withLock { $0.hung = true }

@@ -27,6 +27,7 @@ package enum SimulateCommand {
             .value("warm-up", name: "duration", help: "A sampler's silence before its first step (default 100ms)."),
             .value("latency", name: "duration", help: "Delay added to every answer and message (default 0)."),
             .value("models", name: "names", help: "Comma-separated checkpoint names to accept (default: any)."),
+            .value("max-upload-size", name: "MB", help: "The largest upload accepted, in MB (default 100, as ComfyUI)."),
             .value(
                 "time", name: "class=duration",
                 help: "Duration for one node class, e.g. VAEDecode=200ms (per step for samplers,\nfirst load for loaders).",
@@ -109,6 +110,12 @@ package enum SimulateCommand {
                 _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
                 _exit(70)
             }
+        }
+        if let text = arguments.value("max-upload-size") {
+            guard let megabytes = Double(text), megabytes > 0 else {
+                throw UsageError("--max-upload-size must be a number of MB, got '\(text)'", command: spec)
+            }
+            options.maxUploadSize = Int64(megabytes * 1_048_576)
         }
         if let models = arguments.value("models") {
             options.models = Set(models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
