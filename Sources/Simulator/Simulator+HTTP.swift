@@ -263,7 +263,7 @@ extension Simulator {
                     [
                         "busy_seconds": .double(state.busySeconds),
                         "active_seconds": .double(state.firstStartedAt.flatMap { first in state.lastFinishedAt.map { $0 - first } } ?? 0),
-                        "completed": .int(state.completed), "failed": .int(state.failed), "loads": .int(state.loads), "uploads": .int(state.uploads),
+                        "completed": .int(state.completed), "failed": .int(state.failed), "loads": .int(state.loads), "uploads": .int(state.uploads), "upload_requests": .int(state.uploadRequests),
                         "queue_remaining": .int(state.queueRemaining), "clients": .int(state.clients.count),
                     ]
                 })

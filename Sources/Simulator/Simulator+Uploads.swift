@@ -11,6 +11,7 @@ import InputFiles
 /// mask's alpha channel instead of the mask itself.
 extension Simulator {
     func upload(_ request: HTTPRequest, mask: Bool) -> HTTPResponse {
+        state.withLock { $0.uploadRequests += 1 }
         if Int64(request.body.count) > options.maxUploadSize { return HTTPResponse(status: 413, contentType: "text/plain") }
         guard let boundary = Multipart.boundary(request.headers["content-type"] ?? ""),
             let parts = Multipart.parse(request.body, boundary: boundary)

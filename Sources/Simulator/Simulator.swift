@@ -182,6 +182,8 @@ struct SimulatorState: ~Copyable {
     var nextNumber = 0
     /// Files written by `/upload/image` and `/upload/mask` (not duplicates).
     var uploads = 0
+    /// Requests to `/upload/image` and `/upload/mask`, written or not.
+    var uploadRequests = 0
     var running: (promptID: String, clientID: String?, node: String?)?
     var runningEntry: Queued?
     var interruptRequested = false

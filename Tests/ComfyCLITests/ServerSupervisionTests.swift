@@ -53,8 +53,9 @@ final class Night: @unchecked Sendable {
 
     func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
 
-    /// A supervised entry running `comfyq simulate` on free ports.
-    func writeServers(instances: Int = 1, extraArguments: String = "", fields: String = "", command: String? = nil) throws {
+    /// A supervised entry running `comfyq simulate` on free ports; returns the first port.
+    @discardableResult
+    func writeServers(instances: Int = 1, extraArguments: String = "", fields: String = "", command: String? = nil) throws -> Int {
         let port = try Ports.outsideEphemeralRange(instances)
         let simulate =
             command
@@ -63,6 +64,7 @@ final class Night: @unchecked Sendable {
             {servers: [{name: "local", url: "http://127.0.0.1:{port}", port: \(port), instances: \(instances),
                         command: "\(simulate)", start_timeout: "20s", \(fields)}]}
             """.write(toFile: serversFile, atomically: true, encoding: .utf8)
+        return port
     }
 
     func writeJob(count: Int, steps: Int = 6, extra: String = "") throws -> String {
@@ -148,7 +150,7 @@ final class Night: @unchecked Sendable {
     func simulatorOutputs() -> Int {
         let root = path("sim-out")
         let names = (FileManager.default.enumerator(atPath: root)?.allObjects as? [String]) ?? []
-        return names.filter { $0.hasSuffix(".png") && !$0.contains("temp") }.count
+        return names.filter { $0.hasSuffix(".png") && !$0.contains("temp") && !$0.split(separator: "/").contains("input") }.count
     }
 
     func post(_ url: String, _ path: String) async throws {

@@ -1,3 +1,4 @@
+import ComfyClient
 import ComfyCore
 import Foundation
 import Hooks
@@ -15,14 +16,16 @@ struct InvalidJobFiles: Error, CustomStringConvertible, ExitCodeProviding {
 enum JobFiles {
     static let dbOption = OptionSpec.value("db", name: "path", help: "The queue database (default $COMFYQ_DB or $XDG_STATE_HOME/comfyq/queue.db).")
 
-    static var loader: JobLoader {
+    static var loader: JobLoader { loader(uploads: .builtIn) }
+
+    static func loader(uploads: UploadInputs) -> JobLoader {
         JobLoader(
             readFile: { path in
                 do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
                     throw LoadFailure(reason: FileManager.default.fileExists(atPath: path) ? "cannot read it" : "no such file")
                 }
             },
-            fileExists: { FileManager.default.fileExists(atPath: $0) }, files: LocalFiles.files,
+            fileExists: { FileManager.default.fileExists(atPath: $0) }, files: LocalFiles.files, uploads: uploads,
             workingDirectory: FileManager.default.currentDirectoryPath)
     }
 
@@ -32,7 +35,8 @@ enum JobFiles {
     }
 
     /// Loads every file; all problems in all files are reported together.
-    static func load(_ paths: [String]) throws -> [JobSpec] {
+    static func load(_ paths: [String], uploads: UploadInputs = .builtIn) throws -> [JobSpec] {
+        let loader = loader(uploads: uploads)
         var specs: [JobSpec] = []
         var problems: [JobProblem] = []
         for path in paths {
@@ -79,13 +83,57 @@ enum ValidateCommand {
         name: "validate", abstract: "Check job files without queueing anything.",
         discussion: "Prints every problem, one line each (file, where, why), and exits 65 if there is any.",
         arguments: [ArgumentSpec("job", help: "Job files (JSON with comments and trailing commas).", variadic: true)],
-        options: []
+        options: [
+            .value(
+                "server", name: "name|url",
+                help: "Also check against this server: which inputs take uploaded files (its custom\nnodes too) and its max_upload_size.",
+                repeatable: true),
+            ServersConfig.option,
+        ]
     ) { arguments, console in
-        let specs = try JobFiles.load(arguments.positionals)
+        let specs = try await checked(arguments.positionals, servers: arguments.values("server"), arguments: arguments, console: console)
         for spec in specs {
             console.print("\(spec.file): ok, \(spec.itemCount) item\(spec.itemCount == 1 ? "" : "s") (\(spec.name))")
         }
         return .success
+    }
+}
+
+extension ValidateCommand {
+    /// Loads the jobs; with servers, with their upload inputs, and every input file checked
+    /// against each server's `max_upload_size`.
+    static func checked(_ paths: [String], servers names: [String], arguments: ParsedArguments, console: Console) async throws -> [JobSpec] {
+        guard !names.isEmpty else { return try JobFiles.load(paths) }
+        let definitions = try ServersConfig.resolve(names, in: try ServersConfig.load(arguments, console), what: "--server", command: spec)
+        var uploads = UploadInputs.builtIn
+        var limits: [(name: String, bytes: Int64)] = []
+        for definition in definitions {
+            guard let url = URL(string: definition.url) else { continue }
+            let api = ComfyAPI(baseURL: url, timeout: 10)
+            do {
+                uploads = uploads.merging(UploadInputs(objectInfo: try await api.objectInfo()))
+                if let limit = try await api.maxUploadSize() { limits.append((definition.name, limit)) }
+            } catch {
+                throw CommandFailure("\(definition.name): cannot check the jobs against it: \(error)")
+            }
+        }
+        let specs = try JobFiles.load(paths, uploads: uploads)
+        var problems: [JobProblem] = []
+        for spec in specs {
+            var seen: Set<String> = []
+            for item in spec.expand(random: { 0 }) {
+                for (address, file) in InputFile.all(in: item.parametersJSON) where seen.insert(file.path).inserted {
+                    for limit in limits where file.size > limit.bytes {
+                        problems.append(
+                            JobProblem(
+                                file: spec.file, location: "\(spec.name)/\(item.index) \(address)",
+                                reason: "\(file.path): \(file.size) bytes, more than \(limit.name)'s max_upload_size (\(limit.bytes) bytes)"))
+                    }
+                }
+            }
+        }
+        if !problems.isEmpty { throw InvalidJobFiles(error: JobValidationError(problems: problems)) }
+        return specs
     }
 }
 
