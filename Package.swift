@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "CProcessShim"),
         .target(name: "Processes", dependencies: ["CProcessShim"]),
         // The Lua host.
-        .target(name: "Hooks", dependencies: ["CLuaShim", "ComfyCore", "Processes"]),
+        .target(name: "Hooks", dependencies: ["CLuaShim", "ComfyCore", "Processes", "InputFiles"]),
         // Scheduling, reconciliation, outputs: the queue run against ComfyUI servers.
         .target(name: "Runner", dependencies: ["ComfyCore", "ComfyClient", "QueueStore", "WebSocket", "Hooks", "Processes", "InputFiles"]),
         // The command router and commands (the shell around the libraries).

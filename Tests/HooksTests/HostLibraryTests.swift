@@ -116,6 +116,21 @@ import TestSupport
         #expect(job["matrix"]?["KSampler.cfg"]?.serialized() == "[5,7.5]")
     }
 
+    @Test func comfyqFilesListsAFolderRelativeToTheJob() throws {
+        let path = try scriptFile(
+            """
+            local photos = comfyq.files('photos/*.png')
+            local none = comfyq.files('photos/*.jpg')
+            return { workflow = 'w.json', zip = { ['Load Image.image'] = { files = photos } }, count = #none }
+            """, name: "folder.lua")
+        let folder = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: folder + "/photos/sub", withIntermediateDirectories: true)
+        for name in ["b.png", "a.png", "notes.txt", "sub/c.png"] { try Data().write(to: URL(fileURLWithPath: folder + "/photos/" + name)) }
+        let job = try LuaJobFile.evaluate(path: path)
+        #expect(job["zip"]?["Load Image.image"]?["files"] == ["photos/a.png", "photos/b.png"])
+        #expect(job["count"] == 0)
+    }
+
     @Test(arguments: [
         ("return {\n  name = 'x',\n  seeds = {start = 1, count = nil + 1},\n}", "line 3", "attempt to perform arithmetic on a nil value"),
         ("local x = {", "line 1", "expected"),
