@@ -14,15 +14,15 @@ mkdir -p out
 echo "== comfyq validate jobs/*.json jobs/*.lua"
 "$bin" validate jobs/*.json jobs/*.lua
 echo
-echo "== comfyq run --simulate jobs/seed-sweep.json jobs/hires-fix.json --hook scripts/timings-csv.lua"
-"$bin" run --simulate jobs/seed-sweep.json jobs/hires-fix.json \
+echo "== comfyq run --simulate jobs/seed-sweep.json jobs/hires-fix.json jobs/img2img-folder.json --hook scripts/timings-csv.lua"
+"$bin" run --simulate jobs/seed-sweep.json jobs/hires-fix.json jobs/img2img-folder.json \
   --hook scripts/timings-csv.lua --hook-opt timings-csv.file=out/timings.csv --no-user-hooks
 echo
 echo "== comfyq status"
 "$bin" status
 echo
 echo "outputs and their sidecars:"
-ls out/seed-sweep out/hires-fix | head -20
+ls out/seed-sweep out/hires-fix out/img2img-folder | head -40
 echo
 echo "out/timings.csv (from the timings-csv.lua hook):"
 head -4 out/timings.csv
