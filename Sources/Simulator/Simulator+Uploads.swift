@@ -29,7 +29,8 @@ extension Simulator {
         default: return HTTPResponse(status: 400, contentType: "text/plain")
         }
         let subfolder = field("subfolder") ?? ""
-        let folder = root.appendingPathComponent(subfolder).standardizedFileURL
+        // As os.path.join: an absolute subfolder replaces the folder (and then fails the check below).
+        let folder = (subfolder.hasPrefix("/") ? URL(fileURLWithPath: subfolder) : root.appendingPathComponent(subfolder)).standardizedFileURL
         var target = folder.appendingPathComponent(filename).standardizedFileURL
         let rootPath = root.standardizedFileURL.path
         guard target.path.hasPrefix(rootPath + "/") else { return HTTPResponse(status: 400, contentType: "text/plain") }

@@ -36,4 +36,16 @@ public enum Workloads {
         }
         return workflow
     }
+
+    /// img2img as `jobs/workflows/img2img.json`: 10 LoadImage ("Load Image") → 11 VAEEncode → 3
+    /// KSampler (denoise 0.6) → 8 VAE decode → 9 save.
+    public static func img2img(image: String = "example.png", seed: Int = 1, steps: Int = 4, denoise: Double = 0.6) -> Workflow {
+        var nodes = txt2img(seed: seed, steps: steps).orderedNodes.filter { $0.id != "5" }
+        nodes.append(WorkflowNode(id: "10", classType: "LoadImage", title: "Load Image", inputs: ["image": .string(image)]))
+        nodes.append(WorkflowNode(id: "11", classType: "VAEEncode", inputs: ["pixels": ["10", 0], "vae": ["4", 2]]))
+        var workflow = Workflow(nodes)
+        workflow.set(node: "3", input: "latent_image", to: ["11", 0])
+        workflow.set(node: "3", input: "denoise", to: .double(denoise))
+        return workflow
+    }
 }
