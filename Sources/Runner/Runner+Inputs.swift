@@ -60,17 +60,18 @@ extension Runner {
                 end(promptID, .input(change))
                 return .ended
             }
-            let prepared: PreparedFile
-            var mask: PreparedFile?
+            // Hashed once per file and version (the content is read again only to upload it).
+            let sha256: String
+            var maskSHA256: String?
             do {
-                prepared = try await Self.read(file.path)
-                if let maskFile = file.mask { mask = try await Self.read(maskFile.path, asMask: true) }
+                sha256 = try await hash(file.path, size: file.size, modified: file.modified)
+                if let maskFile = file.mask { maskSHA256 = try await hash(maskFile.path, size: maskFile.size, modified: maskFile.modified) }
             } catch {
                 end(promptID, .input("\(error)"))
                 return .ended
             }
             guard stillPreparing(promptID) else { return .ended }
-            let key = mask.map { prepared.sha256 + "+mask:" + $0.sha256 } ?? prepared.sha256
+            let key = maskSHA256.map { sha256 + "+mask:" + $0 } ?? sha256
             var value: String?
             var fresh = false
             do {
@@ -81,6 +82,20 @@ extension Runner {
                 return .ended
             }
             if value == nil {
+                let prepared: PreparedFile
+                var mask: PreparedFile?
+                do {
+                    prepared = try await Self.read(file.path)
+                    if let maskFile = file.mask { mask = try await Self.read(maskFile.path, asMask: true) }
+                } catch {
+                    end(promptID, .input("\(error)"))
+                    return .ended
+                }
+                guard prepared.sha256 == sha256, mask?.sha256 == maskSHA256 else {
+                    end(promptID, .input("\(file.path): the input file changed while it was being uploaded; add the job again to use the new file"))
+                    return .ended
+                }
+                guard stillPreparing(promptID) else { return .ended }
                 switch await upload(prepared, mask: mask, file: file, key: key, promptID: promptID, server: server) {
                 case .some(let uploaded): value = uploaded
                 case .none: return .ended
@@ -90,7 +105,7 @@ extension Runner {
             guard let value, stillPreparing(promptID) else { return .ended }
             if case .success(let target) = resolver.resolve(address) { workflow.set(node: target.nodeID, input: target.input, to: .string(value)) }
             let input = UsedInput(
-                address: address, path: file.path, sha256: prepared.sha256, uploadedAs: value, mask: file.mask.map { ($0.path, mask?.sha256 ?? "") })
+                address: address, path: file.path, sha256: sha256, uploadedAs: value, mask: file.mask.map { ($0.path, maskSHA256 ?? "") })
             used.append(input)
             freshly.append(fresh)
         }
@@ -175,6 +190,19 @@ extension Runner {
             end(promptID, .serverError(error))
         }
     }
+
+    /// A file's SHA-256, from the run's cache when the file's size and time are those hashed
+    /// (the cache holds at most 10,000 files: a run of weeks over many folders stays bounded).
+    private func hash(_ path: String, size: Int64, modified: Double) async throws -> String {
+        if let known = inputHashes[path], known.size == size, known.modified == modified { return known.sha256 }
+        let sha256 = try await Self.hashFile(path)
+        if inputHashes.count >= 10_000 { inputHashes.removeAll(keepingCapacity: true) }
+        inputHashes[path] = (size, modified, sha256)
+        return sha256
+    }
+
+    /// SHA-256 of a file, read in pieces off the runner's actor.
+    nonisolated static func hashFile(_ path: String) async throws -> String { try FileHash.sha256(of: path) }
 
     /// Whether the prompt is still being prepared for its POST (not taken back meanwhile).
     func stillPreparing(_ promptID: String) -> Bool { flights.stage(of: promptID) == .preparing && inFlight[promptID] != nil }

@@ -36,6 +36,8 @@ public actor Runner {
     var watchdog = Watchdog()
     /// Per item: how often its server was found to have lost its uploaded inputs.
     var inputRetries: [Int64: Int] = [:]
+    /// Input files hashed this run, by path, with the size and time they had (see `hash`).
+    var inputHashes: [String: (size: Int64, modified: Double, sha256: String)] = [:]
     /// The run is ending: server news is no longer acted on.
     var serversStopped = false
     /// When server rows were last written to the queue (a heartbeat for other processes).
