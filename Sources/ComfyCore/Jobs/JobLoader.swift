@@ -342,11 +342,7 @@ public struct JobLoader {
         return String(path[..<slash])
     }
 
-    static func baseName(_ path: String) -> String {
-        let file = path.split(separator: "/").last.map(String.init) ?? path
-        guard let dot = file.lastIndex(of: "."), dot != file.startIndex else { return file }
-        return String(file[..<dot])
-    }
+    static func baseName(_ path: String) -> String { InputFile.stem(of: path) }
 
     static func resolve(_ relative: String, against directory: String) -> String {
         if relative.hasPrefix("/") || directory.isEmpty { return relative }
