@@ -397,7 +397,7 @@ public struct ComfyAPI: Sendable {
 
     // MARK: Plumbing
 
-    private func send(
+    func send(
         _ method: String, _ path: String, body: JSONValue? = nil, rawBody: Data? = nil, contentType: String? = nil
     ) async throws(ComfyAPIError) -> (Int, Data) {
         guard let url = URL(string: baseURL.absoluteString + path) else {
@@ -422,7 +422,7 @@ public struct ComfyAPI: Sendable {
         }
     }
 
-    private func expectOK(_ status: Int, _ data: Data, _ request: String) throws(ComfyAPIError) {
+    func expectOK(_ status: Int, _ data: Data, _ request: String) throws(ComfyAPIError) {
         guard status == 200 else {
             let text = String(decoding: data.prefix(200), as: UTF8.self)
             let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
@@ -430,7 +430,7 @@ public struct ComfyAPI: Sendable {
         }
     }
 
-    private func parse(_ data: Data, _ request: String) throws(ComfyAPIError) -> JSONValue {
+    func parse(_ data: Data, _ request: String) throws(ComfyAPIError) -> JSONValue {
         do {
             return try JSONValue(parsing: Array(data))
         } catch {
@@ -438,7 +438,7 @@ public struct ComfyAPI: Sendable {
         }
     }
 
-    private func error(_ request: String, _ kind: ComfyAPIError.Kind) -> ComfyAPIError {
+    func error(_ request: String, _ kind: ComfyAPIError.Kind) -> ComfyAPIError {
         ComfyAPIError(server: name, request: request, kind: kind)
     }
 

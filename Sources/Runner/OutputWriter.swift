@@ -119,6 +119,7 @@ enum OutputWriter {
             "timings": .object(timings), "attempt": .int(flight.attempts), "hook_overrides": flight.hookOverrides,
             "model_key": .string(flight.modelKey.description), "inputs": .array(flight.inputs.map(\.json)),
             "source": ["filename": .string(file.filename), "subfolder": .string(file.subfolder), "type": .string(file.type)],
+            "media": file.media?.json ?? .null,
             "saved_at": .string(ISO8601DateFormatter().string(from: Date())),
         ]
         do {

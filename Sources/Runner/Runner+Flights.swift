@@ -107,16 +107,15 @@ extension Runner {
     /// by the server's short probe timeout, so a server that hangs cannot hold the stop.
     func settle(_ promptIDs: [String], on server: Int) async {
         let api = servers[server].probeAPI
-        await cancelOnServer(promptIDs, api: api, why: stopped ? StopReason.stoppedByUser.description : "it got through after it was taken back")
+        await cancelOnServer(promptIDs, on: server, api: api, why: stopped ? StopReason.stoppedByUser.description : "it got through after it was taken back")
         for promptID in promptIDs {
             var finished: Bool?
             do {
                 for attempt in 0..<20 where finished == nil {
-                    if try await !api.queue().contains(promptID) {
-                        let outcome = try await api.history(promptID)?.outcome
-                        if case .success? = outcome { finished = true } else { finished = false }
-                    } else if attempt < 19 {
-                        try? await Task.sleep(for: .milliseconds(100))
+                    switch try await api.state(of: promptID, jobs: servers[server].jobs) {
+                    case .ended(.success): finished = true
+                    case .ended, .unknown: finished = false
+                    case .queued, .running: if attempt < 19 { try? await Task.sleep(for: .milliseconds(100)) }
                     }
                 }
             } catch {
@@ -128,12 +127,12 @@ extension Runner {
         checkFinished()
     }
 
-    /// Takes prompts off a server: out of its queue first (so none can start), then an
-    /// interrupt for whichever of them runs. One order for Ctrl-C, stalls and late submissions.
-    func cancelOnServer(_ promptIDs: [String], api: ComfyAPI, why: String) async {
+    /// Takes prompts off a server: one `POST /api/jobs/cancel` where it has the jobs API (atomic:
+    /// no other prompt can be hit), else out of its queue first (so none can start), then an
+    /// interrupt aimed at each. One way for Ctrl-C, stalls and late submissions.
+    func cancelOnServer(_ promptIDs: [String], on server: Int, api: ComfyAPI, why: String) async {
         do {
-            try await api.delete(promptIDs)
-            for promptID in promptIDs { try await api.interrupt(promptID) }
+            try await api.cancel(promptIDs, jobs: servers[server].jobs)
         } catch {
             continuation.yield(.message("\(api.name): could not cancel \(promptIDs.count) prompt\(promptIDs.count == 1 ? "" : "s") (\(why)): \(error)"))
         }

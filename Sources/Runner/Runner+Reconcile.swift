@@ -29,11 +29,9 @@ extension Runner {
                 record { try queue.requeue(item.id, promptID: promptID, error: "its server is unknown", now: wallClock) }
                 continue
             }
-            let history: HistoryRecord?
-            let queued: QueueSnapshot?
+            let found: PromptState
             do {
-                queued = try await api.queue()
-                history = try await api.history(promptID)
+                found = try await api.state(of: promptID, jobs: index.map { servers[$0].jobs } ?? false)
             } catch {
                 // The server is not there: the prompt goes to whichever server can take it.
                 record { try queue.requeue(item.id, promptID: promptID, error: "\(error)", now: wallClock) }
@@ -43,24 +41,24 @@ extension Runner {
                 record { try queue.requeue(item.id, promptID: promptID, error: "its server is not one of this run's: submitting again", now: wallClock) }
                 continue
             }
-            let found: ClaimedItem?
+            let stored: ClaimedItem?
             do {
-                found = try queue.claimedItem(item.id)
+                stored = try queue.claimedItem(item.id)
             } catch {
                 continuation.yield(.message("queue: cannot read \(item.jobName)/\(item.index): \(error)"))
                 return
             }
-            guard let claimed = found else { continue }  // removed meanwhile
-            switch history?.outcome {
-            case .success?:
+            guard let claimed = stored else { continue }  // removed meanwhile
+            switch found {
+            case .ended(.success):
                 // Finished while we were away: collect it, do not run it again.
                 adopt(claimed, on: index, finished: true)
-            case .failed(let failure)?:
+            case .ended(.failed(let failure)):
                 record { try queue.finish(item.id, promptID: promptID, state: .failed, error: "\(failure)", now: wallClock) }
                 failed += 1
-            case .interrupted?:
+            case .ended(.interrupted):
                 record { try queue.requeue(item.id, promptID: promptID, error: "interrupted on the server", now: wallClock) }
-            case nil where queued?.contains(promptID) == true:
+            case .queued, .running:
                 // Still queued or running there: follow it again.
                 adopt(claimed, on: index, finished: false)
                 let plan = inFlight[promptID].map { PromptPlan($0.workflow) }
@@ -68,7 +66,7 @@ extension Runner {
                     await servers[index].connection.track(promptID, plan: plan, expectsMessages: false)
                     await servers[index].connection.confirm(promptID)
                 }
-            case nil:
+            case .unknown:
                 record { try queue.requeue(item.id, promptID: promptID, error: "unknown to \(api.name): submitting again", now: wallClock) }
             }
         }

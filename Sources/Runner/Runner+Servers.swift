@@ -34,6 +34,10 @@ struct ServerSlot {
     var loaded: ModelKey?
     /// `max_upload_size` from its `/features`, asked before its first upload.
     var maxUploadSize: Int64?
+    /// Its version and API (the jobs API of ComfyUI 0.38), probed each time it comes up.
+    var features: ServerFeatures?
+    /// Whether to use the jobs API with it.
+    var jobs: Bool { features?.jobs ?? false }
 
     var name: String { definition.name }
     var isAvailable: Bool { health.state.isAvailable && socketOpen }
@@ -49,7 +53,8 @@ enum ConnectionCommand: Sendable {
 
 /// What one health probe found.
 enum ProbeResult: Sendable {
-    case answered(SystemStats)
+    /// With what it offers when that was asked too (once per time it comes up).
+    case answered(SystemStats, ServerFeatures?)
     case failed(String, notComfyUI: Bool)
 }
 
@@ -102,16 +107,19 @@ extension Runner {
             tasks.append(
                 Task { [weak self] in
                     for await _ in requests {
-                        let result = await Self.probe(probeAPI)
+                        let result = await Self.probe(probeAPI, features: await self?.needsFeatures(index) ?? false)
                         await self?.probed(index, result)
                     }
                 })
         }
     }
 
-    static func probe(_ api: ComfyAPI) async -> ProbeResult {
+    /// `/system_stats`, and with `features` whether the jobs API answers.
+    static func probe(_ api: ComfyAPI, features: Bool) async -> ProbeResult {
         do {
-            return .answered(try await api.systemStats())
+            let stats = try await api.systemStats()
+            guard features else { return .answered(stats, nil) }
+            return .answered(stats, ServerFeatures(version: stats.comfyUIVersion, jobs: try await api.hasJobsAPI()))
         } catch {
             if case .notComfyUI = error.kind {
                 let port = api.baseURL.port.map { "port \($0)" } ?? api.name
@@ -127,17 +135,26 @@ extension Runner {
     func firstLook() async -> Bool {
         for index in servers.indices {
             _ = servers[index].health.tick(at: now)  // the machine asks for its first probe
-            let result = await Self.probe(servers[index].probeAPI)
+            let result = await Self.probe(servers[index].probeAPI, features: true)
             probed(index, result)
         }
         return servers.contains { $0.health.state == .up || $0.health.state == .starting || $0.definition.isSupervised }
     }
 
+    /// Whether the next probe should ask what the server offers too.
+    func needsFeatures(_ index: Int) -> Bool { servers[index].features == nil }
+
     func probed(_ index: Int, _ result: ProbeResult) {
         guard !serversStopped else { return }
         switch result {
-        case .answered(let stats):
+        case .answered(let stats, let features):
             servers[index].stats = stats
+            if let features {
+                if servers[index].features == nil {
+                    continuation.yield(.message("\(servers[index].name): ComfyUI \(features.version ?? "of unknown version"), \(features.apiDescription)"))
+                }
+                servers[index].features = features
+            }
             perform(servers[index].health.probeSucceeded(at: now), on: index)
         case .failed(let reason, let notComfyUI):
             perform(servers[index].health.probeFailed(at: now, reason: reason, notComfyUI: notComfyUI), on: index)
@@ -296,7 +313,12 @@ extension Runner {
     /// A change of health: the run's output, `on_server`, the queue, and whatever it unblocks.
     func announce(_ change: ServerHealth.Change, on index: Int) {
         // A server that went away (or restarts) has nothing loaded when it is back.
-        if change.to != .up { servers[index].loaded = nil }
+        if change.to != .up {
+            servers[index].loaded = nil
+            // It may come back as another version: asked again then.
+            servers[index].features = nil
+            servers[index].maxUploadSize = nil
+        }
         let slot = servers[index]
         let tail = slot.definition.isSupervised && change.to != .up ? slot.files?.logTail(10) : nil
         let report = ServerReport(

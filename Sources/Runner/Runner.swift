@@ -579,7 +579,7 @@ public actor Runner {
                 inFlight[promptID] = flight
                 let api = servers[flight.server].api
                 connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
-                await cancelOnServer([promptID], api: api, why: "stalled")
+                await cancelOnServer([promptID], on: flight.server, api: api, why: "stalled")
                 end(promptID, .stalled(seconds: Int(flight.stallTimeout), server: api.name))
                 // Two stalls in a row: the server is wedged (a supervised one is restarted).
                 perform(servers[flight.server].health.promptStalled(at: now), on: flight.server)
@@ -596,9 +596,7 @@ public actor Runner {
     private func verify(_ promptID: String, api: ComfyAPI) async {
         let present: Bool
         do {
-            let queued = try await api.queue()
-            let history = queued.contains(promptID) ? nil : try await api.history(promptID)
-            present = queued.contains(promptID) || history != nil
+            present = try await api.state(of: promptID, jobs: inFlight[promptID].map { servers[$0.server].jobs } ?? false) != .unknown
         } catch {
             return  // not answering after all: the next tick asks again
         }

@@ -159,20 +159,33 @@ struct ValidatedPrompt: Sendable {
 }
 
 enum PromptValidator {
-    static func validate(_ json: JSONValue?, knownModels: Set<String>?, inputDirectory: String? = nil) throws(ValidationFailure) -> ValidatedPrompt {
-        func failure(_ type: String, _ message: String, _ details: String, nodeErrors: JSONObject = [:]) -> ValidationFailure {
+    static func validate(
+        _ json: JSONValue?, knownModels: Set<String>?, inputDirectory: String? = nil, profile: ComfyUIProfile = .v0_38
+    ) throws(ValidationFailure) -> ValidatedPrompt {
+        func failure(_ type: String, _ message: String, _ details: String, nodeErrors: JSONObject = [:], extra: JSONObject = [:]) -> ValidationFailure {
             ValidationFailure(body: [
-                "error": ["type": .string(type), "message": .string(message), "details": .string(details), "extra_info": [:]],
+                "error": ["type": .string(type), "message": .string(message), "details": .string(details), "extra_info": .object(extra)],
                 "node_errors": .object(nodeErrors),
             ])
         }
         guard let json, case .object(let graph) = json else { throw failure("no_prompt", "No prompt provided", "No prompt provided") }
         for (id, node) in graph {
+            let title = node["_meta"]?["title"]?.stringValue
             guard let classType = node["class_type"]?.stringValue else {
+                if profile == .v0_38 {
+                    throw failure(
+                        "missing_node_type", "Node '\(title ?? "ID #\(id)")' has no class_type. The workflow may be corrupted or a custom node is missing.",
+                        "Node ID '#\(id)'", extra: ["node_id": .string(id), "class_type": .null, "node_title": title.map { .string($0) } ?? .null])
+                }
                 throw failure(
                     "invalid_prompt", "Cannot execute because a node is missing the class_type property.", "Node ID '#\(id)'")
             }
             guard NodeCatalog.classes[classType] != nil else {
+                if profile == .v0_38 {
+                    throw failure(
+                        "missing_node_type", "Node '\(title ?? "ID #\(id)")' not found. The custom node may not be installed.", "Node ID '#\(id)'",
+                        extra: ["node_id": .string(id), "class_type": .string(classType), "node_title": title.map { .string($0) } ?? .null])
+                }
                 throw failure("invalid_prompt", "Cannot execute because node \(classType) does not exist.", "Node ID '#\(id)'")
             }
         }
@@ -182,6 +195,11 @@ enum PromptValidator {
         }
         let outputs = workflow.orderedNodes.filter { NodeCatalog.classes[$0.classType]!.isOutput }.map(\.id)
         guard !outputs.isEmpty else { throw failure("prompt_no_outputs", "Prompt has no outputs", "") }
+        if profile == .v0_38, let cycle = cycle(in: workflow) {
+            throw failure(
+                "dependency_cycle", "Dependency cycle detected", "Nodes \(cycle.map { "#\($0)" }.joined(separator: " → ")) depend on each other",
+                extra: ["node_ids": .array(cycle.map { .string($0) })])
+        }
 
         var nodeErrors = JSONObject()
         for node in workflow.orderedNodes {
@@ -256,6 +274,24 @@ enum PromptValidator {
             }
         }
         return errors
+    }
+
+    /// A cycle of links, as the nodes on it (nil: none).
+    static func cycle(in workflow: Workflow) -> [String]? {
+        var state: [String: Bool] = [:]  // false: on the current path, true: done
+        var path: [String] = []
+        func visit(_ id: String) -> [String]? {
+            if state[id] == true { return nil }
+            if state[id] == false { return Array(path[(path.firstIndex(of: id) ?? 0)...]) + [id] }
+            state[id] = false
+            path.append(id)
+            for source in workflow[id]?.linkedNodeIDs ?? [] { if let found = visit(source) { return found } }
+            path.removeLast()
+            state[id] = true
+            return nil
+        }
+        for id in workflow.order { if let found = visit(id) { return found } }
+        return nil
     }
 
     static func ancestors(of id: String, in workflow: Workflow) -> Set<String> {

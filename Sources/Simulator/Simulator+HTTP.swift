@@ -49,6 +49,12 @@ extension Simulator {
     func respond(to request: HTTPRequest) -> HTTPResponse {
         let path = route(request.path)
         let body = request.body.isEmpty ? nil : try? JSONValue(parsing: request.body)
+        if request.method == "POST" {
+            let counted = request.path.hasPrefix("/api/jobs/") && request.path.hasSuffix("/cancel") && request.path != "/api/jobs/cancel" ? "/api/jobs/{id}/cancel" : path
+            state.withLock { $0.requests["POST " + counted, default: 0] += 1 }
+        }
+        // 0.38's jobs API lives only under /api (registered on the app, not mirrored).
+        if options.profile.jobsAPI, request.path.hasPrefix("/api/jobs") { return jobs(request, body: body) }
         switch (request.method, path) {
         case ("POST", "/prompt"): return submit(body)
         case ("GET", "/prompt"):
@@ -91,7 +97,7 @@ extension Simulator {
         case ("GET", _) where path.hasPrefix("/object_info/"):
             let name = String(path.dropFirst("/object_info/".count))
             return json(NodeCatalog.objectInfo(inputFiles: inputFiles())[name].map { .object([name: $0]) } ?? [:])
-        case ("GET", "/features"): return json(["supports_preview_metadata": true, "max_upload_size": .int(Int(options.maxUploadSize))])
+        case ("GET", "/features"): return json(features())
         case ("POST", "/upload/image"): return upload(request, mask: false)
         case ("POST", "/upload/mask"): return upload(request, mask: true)
         case (_, _) where path.hasPrefix("/sim/"): return control(path, body, request.query)
@@ -109,8 +115,23 @@ extension Simulator {
         }
         if failing { return HTTPResponse(status: 500, contentType: "text/plain", body: Array("500 Internal Server Error".utf8)) }
         let prompt: ValidatedPrompt
+        if options.profile == .v0_38, let given = body?["prompt_id"], given != .null {
+            // jobs.validate_job_id: a canonical, lower-case, hyphenated UUID.
+            let text = given.stringValue ?? given.serialized()
+            if UUID(uuidString: text)?.uuidString.lowercased() != text {
+                return json(
+                    [
+                        "error": [
+                            "type": "invalid_prompt_id", "message": "prompt_id must be a valid UUID",
+                            "details": .string("\(text) is not a UUID in canonical lowercase hyphenated form"), "extra_info": [:],
+                        ],
+                        "node_errors": [:],
+                    ], status: 400)
+            }
+        }
         do {
-            prompt = try PromptValidator.validate(body?["prompt"], knownModels: options.models, inputDirectory: options.inputDirectory)
+            prompt = try PromptValidator.validate(
+                body?["prompt"], knownModels: options.models, inputDirectory: options.inputDirectory, profile: options.profile)
         } catch {
             // ComfyUI counts a number even for a prompt that then fails validation.
             state.withLock { $0.nextNumber += 1 }
@@ -125,6 +146,7 @@ extension Simulator {
             let explicit = body?["number"]?.numberValue?.double
             var extra = body?["extra_data"]?.objectValue ?? JSONObject()
             if let clientID { extra["client_id"] = .string(clientID) }
+            if self.options.profile == .v0_38 { extra["create_time"] = .int(Int(Date().timeIntervalSince1970 * 1000)) }
             state.queue.append(
                 SimulatorState.Queued(
                     number: explicit ?? Double(front ? -number : number), promptID: id, prompt: prompt,
@@ -182,7 +204,8 @@ extension Simulator {
     private func systemStats() -> JSONValue {
         [
             "system": [
-                "os": "posix", "ram_total": 25_276_510_208, "ram_free": 19_960_414_208, "comfyui_version": "0.3.64",
+                "os": .string(options.profile == .v0_38 ? "linux" : "posix"), "ram_total": 25_276_510_208, "ram_free": 19_960_414_208,
+                "comfyui_version": .string(options.profile.version),
                 "required_frontend_version": "1.27.10", "python_version": "3.11.2 (comfyq simulator)",
                 "pytorch_version": "simulated", "embedded_python": false, "argv": ["comfyq", "simulate"],
             ],
@@ -265,6 +288,7 @@ extension Simulator {
                         "active_seconds": .double(state.firstStartedAt.flatMap { first in state.lastFinishedAt.map { $0 - first } } ?? 0),
                         "completed": .int(state.completed), "failed": .int(state.failed), "loads": .int(state.loads), "uploads": .int(state.uploads), "upload_requests": .int(state.uploadRequests),
                         "queue_remaining": .int(state.queueRemaining), "clients": .int(state.clients.count),
+                        "requests": .object(state.requests.reduce(into: JSONObject()) { $0[$1.key] = .int($1.value) }),
                     ]
                 })
         default:
@@ -290,6 +314,10 @@ extension Simulator {
             // from the connect handler before anything else reaches the socket).
             let status: JSONValue = ["status": ["exec_info": ["queue_remaining": .int(state.queueRemaining)]], "sid": .string(sid)]
             connection.sendText(message("status", status))
+            if options.profile == .v0_38 {
+                // The asset seeder's broadcasts (sid None): clients must let unknown types pass.
+                connection.sendText(message("assets.seed.completed", ["roots": ["models", "input", "output"], "total": 0, "created": 0]))
+            }
             // A reconnecting client of the running prompt learns which node runs, without prompt_id.
             if let replay = state.running.flatMap({ $0.clientID == sid ? $0.node : nil }) {
                 connection.sendText(message("executing", ["node": .string(replay)]))
@@ -314,7 +342,7 @@ extension Simulator {
                         switch action {
                         case .deliver(.text(let text)):
                             if first, (try? JSONValue(parsing: text))?["type"] == "feature_flags" {
-                                connection.sendText(message("feature_flags", ["supports_preview_metadata": true, "max_upload_size": 104_857_600]))
+                                connection.sendText(message("feature_flags", features()))
                             }
                             first = false
                         case .deliver(.binary): first = false

@@ -42,11 +42,11 @@ extension Simulator {
         func timestamp() -> JSONValue { .int(Int(Date().timeIntervalSince1970 * 1000)) }
 
         let signatures = PromptValidator.signatures(prompt.workflow)
-        let cachePolicy = options.cache
+        let cachePolicy = options.effectiveCache
         let (cachedIDs, cachedUI) = state.withLock { state -> ([String], [String: JSONValue]) in
             let ids: [String]
             switch cachePolicy {
-            case .classic: ids = prompt.order.filter { state.cache[$0] != nil && state.cache[$0] == signatures[$0] }
+            case .classic, .ramPressure: ids = prompt.order.filter { state.cache[$0] != nil && state.cache[$0] == signatures[$0] }
             case .lru: ids = prompt.order.filter { signatures[$0].map { state.lru[$0] != nil } ?? false }
             }
             return (ids, state.cachedUI)
@@ -240,8 +240,8 @@ extension Simulator {
             state.history[id] = entry
             state.historyOrder.append(id)
             if state.historyOrder.count > 10_000 { state.history[state.historyOrder.removeFirst()] = nil }
-            switch options.cache {
-            case .classic:
+            switch options.effectiveCache {
+            case .classic, .ramPressure:
                 var cache: [String: String] = [:]
                 for node in keepCache { cache[node] = signatures[node] }
                 state.cache = cache
@@ -374,7 +374,10 @@ extension Simulator {
             let png = PNG.noise(width: width, height: height, seed: seed &+ UInt64(index), text: ["prompt": workflow.json.serialized()])
             // A plain write: createFile would go through a temporary file and a rename.
             try? Data(png).write(to: directory.appendingPathComponent(name))
-            images.append(["filename": .string(name), "subfolder": .string(subfolder), "type": .string(type)])
+            var entry: JSONObject = ["filename": .string(name), "subfolder": .string(subfolder), "type": .string(type)]
+            // 0.38's enrich_output_with_media_metadata.
+            if options.profile == .v0_38 { entry["metadata"] = ["kind": "image", "width": .int(width), "height": .int(height)] }
+            images.append(.object(entry))
         }
         return images
     }

@@ -17,8 +17,12 @@ public struct SimulatorOptions: Sendable {
     /// not in the cache: with the classic cache, whenever its input differs from the previous
     /// prompt's, so switching checkpoints back and forth loads each time.
     public var loadTime: Double = 1
-    /// Which of ComfyUI's caches to imitate.
-    public var cache: CachePolicy = .classic
+    /// Which ComfyUI to answer as (routes, rejection types, output entries, default cache).
+    public var profile: ComfyUIProfile = .v0_38
+    /// Which of ComfyUI's caches to imitate (nil: the profile's default).
+    public var cache: CachePolicy?
+    /// The cache in effect.
+    public var effectiveCache: CachePolicy { cache ?? profile.defaultCache }
     /// Any other node.
     public var nodeTime: Double = 0.01
     /// A sampler's silence before its first step (the model moving to the device).
@@ -64,11 +68,18 @@ public enum CachePolicy: Sendable, Equatable, CustomStringConvertible {
     case classic
     /// `--cache-lru N`: up to N node results, the least recently used dropped first.
     case lru(Int)
+    /// The default of ComfyUI 0.38 (`RAMPressureCache`): results not used by the running prompt
+    /// are dropped while free RAM is under its target (all RAM up to 128 GB), which on such a
+    /// machine drops them as soon as the next prompt's first node has run. For which loaders run
+    /// again, that is `classic`: a changed checkpoint loads, and A → B → A loads A again.
+    case ramPressure
 
-    /// `classic` or `lru:N`.
+    /// `classic`, `ram-pressure` or `lru:N`.
     public init?(_ text: String) {
         if text == "classic" {
             self = .classic
+        } else if text == "ram-pressure" {
+            self = .ramPressure
         } else if text.hasPrefix("lru:"), let size = Int(text.dropFirst(4)), size > 0 {
             self = .lru(size)
         } else {
@@ -79,9 +90,27 @@ public enum CachePolicy: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .classic: "classic"
+        case .ramPressure: "ram-pressure"
         case .lru(let size): "lru:\(size)"
         }
     }
+}
+
+/// The ComfyUI versions the simulator answers as. What differs (from their source; see
+/// shared/comfyui/protocol-0.38.md): 0.38 has `/api/jobs` (status, atomic cancel), checks that
+/// a `prompt_id` is a canonical UUID (`invalid_prompt_id`), names an unknown node class
+/// `missing_node_type` (0.3.64: `invalid_prompt`) and a cycle `dependency_cycle`, adds
+/// `metadata` to every output entry and `create_time` to `extra_data`, broadcasts
+/// `assets.seed.*`, and caches under RAM pressure by default.
+public enum ComfyUIProfile: String, Sendable, CaseIterable, CustomStringConvertible {
+    case v0_3_64 = "0.3.64"
+    case v0_38 = "0.38"
+
+    /// What `/system_stats` says.
+    public var version: String { self == .v0_38 ? "0.38.1" : "0.3.64" }
+    public var jobsAPI: Bool { self == .v0_38 }
+    public var defaultCache: CachePolicy { self == .v0_38 ? .ramPressure : .classic }
+    public var description: String { rawValue }
 }
 
 /// A fake ComfyUI server that speaks the real protocol: HTTP/1.1 and the WebSocket on one port,
@@ -184,6 +213,8 @@ struct SimulatorState: ~Copyable {
     var uploads = 0
     /// Requests to `/upload/image` and `/upload/mask`, written or not.
     var uploadRequests = 0
+    /// Requests by route, for the ones tests count (`/interrupt`, `/api/jobs/cancel`, …).
+    var requests: [String: Int] = [:]
     var running: (promptID: String, clientID: String?, node: String?)?
     var runningEntry: Queued?
     var interruptRequested = false

@@ -409,11 +409,11 @@ func runToolSync(_ path: String, _ arguments: [String]) throws -> Int32 {
 
         let up = try await runBinary(["servers", "--json"], environment: night.environment)
         let row = try JSONValue(parsing: up.stdout)["servers"]?.arrayValue?.first
-        #expect(row?["state"] == "up" && row?["version"] == "0.3.64" && row?["gpu"] == "sim:0 comfyq simulator", "\(up.stdout)")
+        #expect(row?["state"] == "up" && row?["version"] == "0.38.1" && row?["gpu"] == "sim:0 comfyq simulator", "\(up.stdout)")
         #expect(row?["log_tail"]?.arrayValue?.contains { $0.stringValue?.contains("comfyq simulator listening") == true } == true)
         let text = try await runBinary(["servers"], environment: night.environment)
         #expect(text.stdout.contains("local  up  http://127.0.0.1:\(port)  (supervised)"), "\(text.stdout)")
-        #expect(text.stdout.contains("ComfyUI 0.3.64, sim:0 comfyq simulator, 85.9 GB of 85.9 GB free"), "\(text.stdout)")
+        #expect(text.stdout.contains("ComfyUI 0.38.1, sim:0 comfyq simulator, 85.9 GB of 85.9 GB free"), "\(text.stdout)")
 
         let doctor = try await runBinary(["doctor", "--server", "local"], environment: night.environment)
         #expect(doctor.status == .success && doctor.stdout.contains("✓ websocket"), "\(doctor.stdout)")

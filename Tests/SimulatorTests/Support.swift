@@ -15,10 +15,13 @@ final class SimulatorFixture: Sendable {
     let api: ComfyAPI
     let output: String
 
-    init(configure: (inout SimulatorOptions) -> Void = { $0.instant() }) throws {
+    /// `profile`: these tests were written against ComfyUI 0.3.64's recordings, whose prompt ids
+    /// ("p1") 0.38 refuses; the 0.38 tests say so.
+    init(profile: ComfyUIProfile = .v0_3_64, configure: (inout SimulatorOptions) -> Void = { $0.instant() }) throws {
         output = TestFolder.root.appendingPathComponent("comfyq-sim-\(UUID())").path
         var options = SimulatorOptions(outputDirectory: output)
         options.port = 0
+        options.profile = profile
         configure(&options)
         simulator = try Simulator(options: options)
         api = ComfyAPI(

@@ -20,9 +20,10 @@ package enum SimulateCommand {
             .value("output", name: "dir", help: "Where outputs are written (default: a folder in the state directory)."),
             .value("step-time", name: "duration", help: "Time per sampler step (default 50ms)."),
             .value("load-time", name: "duration", help: "A loader that runs (not cached): a checkpoint, LoRA… (default 1s)."),
+            .value("comfyui", name: "version", help: "The ComfyUI to answer as: 0.38 (its jobs API, rejection types, output metadata)\nor 0.3.64 (default 0.38)."),
             .value(
                 "cache", name: "policy",
-                help: "classic (ComfyUI's default: keep only what the last prompt used, so a changed\ncheckpoint loads again) or lru:N (as --cache-lru N) (default classic)."),
+                help: "classic (0.3.64's default: keep only what the last prompt used, so a changed\ncheckpoint loads again), ram-pressure (0.38's default; loads as classic) or lru:N\n(as --cache-lru N) (default: the version's)."),
             .value("node-time", name: "duration", help: "Any other node (default 10ms)."),
             .value("warm-up", name: "duration", help: "A sampler's silence before its first step (default 100ms)."),
             .value("latency", name: "duration", help: "Delay added to every answer and message (default 0)."),
@@ -84,8 +85,16 @@ package enum SimulateCommand {
         if let value = try duration("warm-up") { options.warmUpTime = value }
         if let value = try duration("latency") { options.latency = value }
         options.previews = arguments.flag("previews")
+        if let text = arguments.value("comfyui") {
+            guard let profile = ComfyUIProfile(rawValue: text) else {
+                throw UsageError("--comfyui must be \(ComfyUIProfile.allCases.map(\.rawValue).joined(separator: " or ")), got '\(text)'", command: spec)
+            }
+            options.profile = profile
+        }
         if let text = arguments.value("cache") {
-            guard let policy = CachePolicy(text) else { throw UsageError("--cache must be classic or lru:N (N at least 1), got '\(text)'", command: spec) }
+            guard let policy = CachePolicy(text) else {
+                throw UsageError("--cache must be classic, ram-pressure or lru:N (N at least 1), got '\(text)'", command: spec)
+            }
             options.cache = policy
         }
         for entry in arguments.values("time") {

@@ -34,11 +34,56 @@ public struct OutputFile: Sendable, Equatable, Hashable {
     public var subfolder: String
     /// `output`, `temp` or `input`.
     public var type: String
+    /// What ComfyUI 0.38 says of the file (`metadata` on the output entry); nil from older servers.
+    public var media: Media?
 
-    public init(filename: String, subfolder: String = "", type: String = "output") {
+    public init(filename: String, subfolder: String = "", type: String = "output", media: Media? = nil) {
         self.filename = filename
         self.subfolder = subfolder
         self.type = type
+        self.media = media
+    }
+
+    /// An output entry's `metadata`: `{kind, width, height[, duration, fps, frame_count]}`.
+    public struct Media: Sendable, Equatable, Hashable {
+        public var kind: String?
+        public var width: Int?
+        public var height: Int?
+        /// Seconds (video, audio).
+        public var duration: Double?
+        public var fps: Double?
+        public var frameCount: Int?
+
+        public init(kind: String? = nil, width: Int? = nil, height: Int? = nil, duration: Double? = nil, fps: Double? = nil, frameCount: Int? = nil) {
+            self.kind = kind
+            self.width = width
+            self.height = height
+            self.duration = duration
+            self.fps = fps
+            self.frameCount = frameCount
+        }
+
+        /// Reads `metadata`; nil when it is not an object or says nothing known.
+        public init?(json: JSONValue) {
+            guard let object = json.objectValue else { return nil }
+            self.init(
+                kind: object["kind"]?.stringValue, width: object["width"]?.numberValue?.int, height: object["height"]?.numberValue?.int,
+                duration: object["duration"]?.numberValue?.double, fps: object["fps"]?.numberValue?.double,
+                frameCount: object["frame_count"]?.numberValue?.int)
+            if self == Media() { return nil }
+        }
+
+        /// As the sidecar records it (only what is known).
+        public var json: JSONValue {
+            var object = JSONObject()
+            if let kind { object["kind"] = .string(kind) }
+            if let width { object["width"] = .int(width) }
+            if let height { object["height"] = .int(height) }
+            if let duration { object["duration"] = .double(duration) }
+            if let fps { object["fps"] = .double(fps) }
+            if let frameCount { object["frame_count"] = .int(frameCount) }
+            return .object(object)
+        }
     }
 }
 

@@ -451,7 +451,7 @@ public enum ServerEventDecoder {
                 files.append(
                     OutputFile(
                         filename: filename, subfolder: element["subfolder"]?.stringValue ?? "",
-                        type: element["type"]?.stringValue ?? "output"))
+                        type: element["type"]?.stringValue ?? "output", media: element["metadata"].flatMap(OutputFile.Media.init(json:))))
             }
         }
         return files
