@@ -71,13 +71,18 @@ public struct PromptRejection: Sendable, Equatable, CustomStringConvertible {
     public var message: String
     public var details: String
     public var nodeErrors: [NodeError]
+    /// The node a prompt-level error names (0.38's `missing_node_type`: `node_id`, `class_type`).
+    public var nodeID: String?
+    public var classType: String?
 
-    /// Reads ComfyUI's 400 body.
+    /// Reads ComfyUI's 400 body (0.3.64 and 0.38: every error type, known or not).
     public init(json: JSONValue) {
         let error = json["error"]
         type = error?["type"]?.stringValue ?? "unknown"
         message = error?["message"]?.stringValue ?? "the server rejected the prompt"
         details = error?["details"]?.stringValue ?? ""
+        nodeID = error?["extra_info"]?["node_id"]?.stringValue
+        classType = error?["extra_info"]?["class_type"]?.stringValue
         var nodes: [NodeError] = []
         for (id, entry) in json["node_errors"]?.objectValue ?? JSONObject() {
             for item in entry["errors"]?.arrayValue ?? [] {
@@ -93,9 +98,14 @@ public struct PromptRejection: Sendable, Equatable, CustomStringConvertible {
 
     /// `node 4 (CheckpointLoaderSimple) input ckpt_name: Value not in list: ckpt_name: 'x' not in [...]`,
     /// with further problems counted.
+    /// Without node errors: `missing_node_type: Node 'Upscaler' not found. The custom node may not be
+    /// installed. (node 12, class UltimateSDUpscale)`.
     public var description: String {
         guard let first = nodeErrors.first else {
-            return details.isEmpty || details == message ? message : "\(message): \(details)"
+            var line = "\(type): \(message)"
+            if !details.isEmpty && details != message && nodeID == nil { line += " (\(details))" }
+            if let nodeID { line += " (node \(nodeID)\(classType.map { ", class \($0)" } ?? ""))" }
+            return line
         }
         var line = "node \(first.nodeID)"
         if let classType = first.classType { line += " (\(classType))" }

@@ -39,6 +39,16 @@ extension Simulator {
         while state.withLock({ $0.hung && !$0.stopped }) { Thread.sleep(forTimeInterval: 0.05) }
     }
 
+    /// A request's route with ids left out, for `/sim/stats`: `GET /history/{id}`, `POST /api/jobs/{id}/cancel`.
+    static func routeName(_ path: String) -> String {
+        if path.hasPrefix("/api/jobs/") && path != "/api/jobs/cancel" {
+            return path.hasSuffix("/cancel") ? "/api/jobs/{id}/cancel" : "/api/jobs/{id}"
+        }
+        let plain = path.hasPrefix("/api/") ? String(path.dropFirst(4)) : path
+        for prefix in ["/history/", "/object_info/"] where plain.hasPrefix(prefix) { return prefix + "{id}" }
+        return path.hasPrefix("/api/jobs") ? path : plain
+    }
+
     /// `/api/x` and `/x` are the same route, as in ComfyUI.
     func route(_ path: String) -> String { path.hasPrefix("/api/") ? String(path.dropFirst(4)) : path }
 
@@ -49,10 +59,7 @@ extension Simulator {
     func respond(to request: HTTPRequest) -> HTTPResponse {
         let path = route(request.path)
         let body = request.body.isEmpty ? nil : try? JSONValue(parsing: request.body)
-        if request.method == "POST" {
-            let counted = request.path.hasPrefix("/api/jobs/") && request.path.hasSuffix("/cancel") && request.path != "/api/jobs/cancel" ? "/api/jobs/{id}/cancel" : path
-            state.withLock { $0.requests["POST " + counted, default: 0] += 1 }
-        }
+        state.withLock { $0.requests[request.method + " " + Self.routeName(request.path), default: 0] += 1 }
         // 0.38's jobs API lives only under /api (registered on the app, not mirrored).
         if options.profile.jobsAPI, request.path.hasPrefix("/api/jobs") { return jobs(request, body: body) }
         switch (request.method, path) {

@@ -72,14 +72,25 @@ import Testing
         }
     }
 
-    @Test func recordedRejectionsDecode() throws {
-        // The exact 400 bodies of the real server (validation-error.jsonl).
-        let unknown = try JSONValue(
-            parsing: #"{"error": {"type": "invalid_prompt", "message": "Cannot execute because node NoSuchNode does not exist.", "details": "Node ID '#3'", "extra_info": {}}, "node_errors": {}}"#)
-        #expect(PromptRejection(json: unknown).description == "Cannot execute because node NoSuchNode does not exist.: Node ID '#3'")
-        let noOutputs = try JSONValue(
-            parsing: #"{"error": {"type": "prompt_no_outputs", "message": "Prompt has no outputs", "details": "", "extra_info": {}}, "node_errors": {}}"#)
-        #expect(PromptRejection(json: noOutputs).description == "Prompt has no outputs")
+    /// Every 400 of 0.3.64 (the exact bodies of validation-error.jsonl) and of 0.38 (from its
+    /// source): one line each, with the type, the node and the input where there is one.
+    @Test(arguments: [
+        (#"{"error": {"type": "invalid_prompt", "message": "Cannot execute because node NoSuchNode does not exist.", "details": "Node ID '#3'", "extra_info": {}}, "node_errors": {}}"#,
+         "invalid_prompt: Cannot execute because node NoSuchNode does not exist. (Node ID '#3')"),
+        (#"{"error": {"type": "prompt_no_outputs", "message": "Prompt has no outputs", "details": "", "extra_info": {}}, "node_errors": {}}"#,
+         "prompt_no_outputs: Prompt has no outputs"),
+        (#"{"error": {"type": "missing_node_type", "message": "Node 'Upscaler' not found. The custom node may not be installed.", "details": "Node ID '#12'", "extra_info": {"node_id": "12", "class_type": "UltimateSDUpscale", "node_title": "Upscaler"}}, "node_errors": {}}"#,
+         "missing_node_type: Node 'Upscaler' not found. The custom node may not be installed. (node 12, class UltimateSDUpscale)"),
+        (#"{"error": {"type": "invalid_prompt_id", "message": "prompt_id must be a valid UUID", "details": "P-1 is not a UUID", "extra_info": {}}, "node_errors": {}}"#,
+         "invalid_prompt_id: prompt_id must be a valid UUID (P-1 is not a UUID)"),
+        (#"{"error": {"type": "dependency_cycle", "message": "Dependency cycle detected", "details": "Nodes #3 → #8 → #3 depend on each other", "extra_info": {}}, "node_errors": {}}"#,
+         "dependency_cycle: Dependency cycle detected (Nodes #3 → #8 → #3 depend on each other)"),
+        (#"{"error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation", "details": "", "extra_info": {}}, "node_errors": {"4": {"errors": [{"type": "value_not_in_list", "message": "Value not in list", "details": "ckpt_name: 'x.safetensors' not in ['a.safetensors']", "extra_info": {"input_name": "ckpt_name"}}], "dependent_outputs": ["9"], "class_type": "CheckpointLoaderSimple"}}}"#,
+         "node 4 (CheckpointLoaderSimple) input ckpt_name: Value not in list: ckpt_name: 'x.safetensors' not in ['a.safetensors']"),
+        (#"{"error": {"type": "something_new", "message": "A future check failed"}}"#, "something_new: A future check failed"),
+    ])
+    func rejectionsAreOneLine(_ body: String, _ line: String) throws {
+        #expect(PromptRejection(json: try JSONValue(parsing: body)).description == line)
     }
 
     @Test func serverErrorsAreOneLine() async throws {

@@ -19,8 +19,10 @@ import Testing
         (0, 0.1), (0.05, 0.1), (0.12, 0.1), (0.1, 0.02), (0.25, 0.02), (0.3, 0), (0.45, 0), (0.6, 0),
     ]
 
-    @Test(arguments: points.indices)
-    func stopAtEveryPointRunsEachItemOnce(_ point: Int) async throws {
+    /// Against ComfyUI 0.38 (prompts taken off with `/api/jobs/cancel`, never `/interrupt`) and
+    /// 0.3.64 (out of `/queue`, then a targeted `/interrupt`).
+    @Test(arguments: points.indices, ComfyUIProfile.allCases)
+    func stopAtEveryPointRunsEachItemOnce(_ point: Int, _ profile: ComfyUIProfile) async throws {
         let (stopAfter, latency) = Self.points[point]
         let count = 16
         let workspace = try Workspace()
@@ -28,6 +30,7 @@ import Testing
         let server = try simulator {
             $0.stepTime = 0.01
             $0.latency = latency
+            $0.profile = profile
         }
         defer { server.stop() }
         let first = try Runner(queuePath: workspace.queuePath, options: fastOptions([server], concurrency: 8))
@@ -57,5 +60,12 @@ import Testing
         let completed = seen["completed"]?.numberValue?.int
         #expect(completed == count, "prompts completed on the server: \(seen) for \(count) items (stop after \(stopAfter) s)")
         #expect(workspace.files("png").count == count)
+        let requests = seen["requests"]?.objectValue ?? JSONObject()
+        switch profile {
+        case .v0_38:
+            #expect(requests["POST /interrupt"] == nil && requests["POST /queue"] == nil, "\(requests)")
+        case .v0_3_64:
+            #expect(requests.keys.allSatisfy { !$0.contains("/api/jobs") || $0 == "GET /api/jobs" }, "only the probe asks for jobs: \(requests)")
+        }
     }
 }

@@ -1,0 +1,119 @@
+import ComfyClient
+import ComfyCore
+import Foundation
+import QueueStore
+import Runner
+import Simulator
+import TestSupport
+import Testing
+
+/// The runner against ComfyUI 0.38 and 0.3.64 (simulator profiles): a batch, a crashed run's
+/// prompts reconciled, and every rejection type failing its item at once with one line.
+@Suite(.serialized) struct RunnerProfileTests {
+    static var now: Double { Date().timeIntervalSince1970 }
+
+    @Test(arguments: ComfyUIProfile.allCases)
+    func aBatchRunsAndLearnsTheServersAPI(_ profile: ComfyUIProfile) async throws {
+        let workspace = try Workspace()
+        try workspace.addJob(count: 6)
+        let server = try simulator { $0.profile = profile }
+        defer { server.stop() }
+        let runner = try Runner(queuePath: workspace.queuePath, options: fastOptions([server]))
+        let messages = Task { await runner.events.reduce(into: [String]()) { if case .message(let text) = $1 { $0.append(text) } } }
+        let summary = await runner.run()
+        #expect(summary.done == 6 && summary.failed == 0)
+        let said = await messages.value
+        let expected = profile == .v0_38 ? "ComfyUI 0.38.1, jobs API" : "ComfyUI 0.3.64, queue API"
+        #expect(said.contains { $0.contains(expected) }, "\(said)")
+        // The sidecar records the output's size where the server gives it (0.38), nothing otherwise.
+        let sidecar = try JSONValue(parsing: String(contentsOf: workspace.outputs.appendingPathComponent("night_0.json"), encoding: .utf8))
+        if profile == .v0_38 {
+            #expect(sidecar["media"] == ["kind": "image", "width": 64, "height": 64])
+        } else {
+            #expect(sidecar["media"] == .null)
+        }
+    }
+
+    /// A run died with two prompts on the server (one finished there, one still queued behind
+    /// it) and one claimed but never sent. The next run asks the server about each (one
+    /// `/api/jobs/{id}` on 0.38; `/queue` and `/history` on 0.3.64), collects the finished one,
+    /// follows the other, submits the third again: each item runs exactly once.
+    @Test(arguments: ComfyUIProfile.allCases)
+    func aCrashedRunsPromptsAreReconciledExactlyOnce(_ profile: ComfyUIProfile) async throws {
+        let workspace = try Workspace()
+        try workspace.addJob(count: 4)
+        let server = try simulator {
+            $0.profile = profile
+            $0.stepTime = 0.02
+        }
+        defer { server.stop() }
+        let queue = try Queue(path: workspace.queuePath)
+        let api = ComfyAPI(baseURL: URL(string: server.url)!)
+        for _ in 0..<2 {
+            let id = UUID().uuidString.lowercased()
+            let claimed = try #require(try queue.claimNext(server: api.name, promptID: id, now: Self.now))
+            let workflow = try Workflow(json: JSONValue(parsing: claimed.workflow)).applying(try JSONValue(parsing: claimed.item.parameters), addresses: [:])
+            #expect(try queue.markRunning(claimed.item.id, promptID: id, now: Self.now))
+            _ = try await api.submit(workflow, promptID: id, clientID: "the-run-that-died")
+        }
+        _ = try queue.claimNext(server: api.name, promptID: UUID().uuidString.lowercased(), now: Self.now)
+        try await eventually("the first prompt to finish on the server") {
+            (await stats(server))["completed"]?.numberValue?.int == 1 ? true : nil
+        }
+
+        let summary = try await Runner(queuePath: workspace.queuePath, options: fastOptions([server])).run()
+        #expect(summary.done == 4 && summary.failed == 0)
+        let seen = await stats(server)
+        #expect(seen["completed"] == 4, "every item ran exactly once: \(seen)")
+        let requests = seen["requests"]?.objectValue ?? JSONObject()
+        switch profile {
+        case .v0_38: #expect((requests["GET /api/jobs/{id}"]?.numberValue?.int ?? 0) >= 3, "\(requests)")
+        case .v0_3_64: #expect(requests["GET /api/jobs/{id}"] == nil && requests["GET /queue"] != nil, "\(requests)")
+        }
+    }
+
+    struct Rejection: Sendable, CustomTestStringConvertible {
+        var name: String
+        var profiles: [ComfyUIProfile]
+        var change: @Sendable (inout Workflow) -> Void
+        var line: String
+        var testDescription: String { name }
+    }
+
+    static let rejections: [Rejection] = [
+        Rejection(
+            name: "an unknown node class (0.38)", profiles: [.v0_38],
+            change: { $0 = Workflow($0.orderedNodes + [WorkflowNode(id: "20", classType: "NoSuchNode", title: "Upscaler", inputs: ["x": 1])]) },
+            line: "missing_node_type: Node 'Upscaler' not found. The custom node may not be installed. (node 20, class NoSuchNode)"),
+        Rejection(
+            name: "an unknown node class (0.3.64)", profiles: [.v0_3_64],
+            change: { $0 = Workflow($0.orderedNodes + [WorkflowNode(id: "20", classType: "NoSuchNode", inputs: ["x": 1])]) },
+            line: "invalid_prompt: Cannot execute because node NoSuchNode does not exist. (Node ID '#20')"),
+        Rejection(
+            name: "a value below its minimum", profiles: ComfyUIProfile.allCases, change: { _ = $0.set(node: "5", input: "width", to: 0) },
+            line: "node 5 (EmptyLatentImage) input width: Value 0 smaller than min of 1: width"),
+        Rejection(
+            name: "no output node", profiles: ComfyUIProfile.allCases, change: { $0 = Workflow($0.orderedNodes.filter { $0.id != "9" }) },
+            line: "prompt_no_outputs: Prompt has no outputs"),
+        Rejection(
+            name: "a dependency cycle (0.38)", profiles: [.v0_38], change: { _ = $0.set(node: "5", input: "batch_size", to: ["8", 0]) },
+            line: "dependency_cycle: Dependency cycle detected"),
+    ]
+
+    @Test(arguments: rejections, ComfyUIProfile.allCases)
+    func everyRejectionFailsItsItemAtOnceWithOneLine(_ rejection: Rejection, _ profile: ComfyUIProfile) async throws {
+        guard rejection.profiles.contains(profile) else { return }
+        let workspace = try Workspace()
+        var workflow = try Workflow(json: JSONValue(parsing: String(contentsOfFile: Workspace.workflow, encoding: .utf8)))
+        rejection.change(&workflow)
+        let text = #"{name: "bad", workflow: \#(workflow.json.serialized()), retries: 3, output: {folder: "\#(workspace.outputs.path)"}}"#
+        let spec = try JobLoader(readFile: { _ in "" }, fileExists: { _ in true }).load(text: text, path: workspace.root.appendingPathComponent("bad.json").path)
+        let job = try Queue(path: workspace.queuePath).add(spec, items: spec.expand(random: { 0 }), now: Self.now)
+        let server = try simulator { $0.profile = profile }
+        defer { server.stop() }
+        let summary = try await Runner(queuePath: workspace.queuePath, options: fastOptions([server])).run()
+        #expect(summary.failed == 1 && summary.retried == 0, "failed at once, no retry: \(summary)")
+        let error = try #require(try Queue(path: workspace.queuePath).items(jobID: job).first?.error)
+        #expect(error.contains(rejection.line) && !error.contains("\n"), "\(error)")
+    }
+}
