@@ -109,6 +109,14 @@ extension Queue {
     /// Items a previous run left in flight, to reconcile with their servers.
     public func inFlight() throws -> [ItemRow] { try items(states: [.submitting, .running]) }
 
+    /// Which of these prompts' items were cancelled (`comfyq cancel`) while they ran.
+    public func cancelled(among promptIDs: [String]) throws -> Set<String> {
+        guard !promptIDs.isEmpty else { return [] }
+        let marks = Array(repeating: "?", count: promptIDs.count).joined(separator: ", ")
+        let rows = try database.query("SELECT prompt_id FROM items WHERE state = 'cancelled' AND prompt_id IN (\(marks))", promptIDs.map { .text($0) })
+        return Set(rows.compactMap { $0.first?.text })
+    }
+
     private func change(_ itemID: Int64, promptID: String, from states: [ItemState], set: String, _ parameters: [SQLValue]) throws -> Bool {
         try database.transaction {
             let allowed = states.map { "'\($0.rawValue)'" }.joined(separator: ", ")

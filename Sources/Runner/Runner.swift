@@ -554,10 +554,19 @@ public actor Runner {
     private func tick() async {
         guard !ended else { return }
         awaitingServer.formIntersection(inFlight.keys)
+        // Items cancelled with `comfyq cancel` while their server runs them.
+        let running = inFlight.keys.filter { flights.stage(of: $0) == .accepted }.sorted()
+        var cancelled: Set<String> = []
+        do {
+            cancelled = try queue.cancelled(among: running)
+        } catch {
+            queueFailed(error, doing: "read")
+        }
         let prompts = inFlight.values.map { flight in
             Watchdog.Prompt(
                 id: flight.promptID, server: flight.server, lastHeard: flight.lastHeard, stallTimeout: flight.stallTimeout,
-                collecting: flight.collecting, uncertain: flight.uncertain != nil, awaitingServer: awaitingServer.contains(flight.promptID))
+                collecting: flight.collecting, uncertain: flight.uncertain != nil, awaitingServer: awaitingServer.contains(flight.promptID),
+                cancelled: cancelled.contains(flight.promptID))
         }
         let serverUp = servers.map { $0.health.state == .up }
         for action in Watchdog.tick(prompts, serverUp: { serverUp[$0] }, paused: paused != nil, now: now) {
@@ -571,6 +580,15 @@ public actor Runner {
                 else { continue }
                 awaitingServer.remove(promptID)
                 await collect(promptID, api: servers[flight.server].api)
+            case .cancel(let promptID):
+                guard let flight = inFlight[promptID], flights.stage(of: promptID) == .accepted else { continue }
+                let slot = servers[flight.server]
+                connectionCommands.yield(.forget(promptID, slot.connection))
+                removeFlight(promptID)  // the queue already says cancelled
+                await cancelOnServer([promptID], on: flight.server, api: slot.api, why: "cancelled")
+                continuation.yield(.message("\(flight.label): cancelled; taken off \(slot.name)"))
+                refill()
+                checkFinished()
             case .stalled(let promptID):
                 guard var flight = inFlight[promptID], !flight.collecting, flight.uncertain == nil, !awaitingServer.contains(promptID),
                     now - flight.lastHeard > flight.stallTimeout

@@ -72,6 +72,40 @@ import Testing
         }
     }
 
+    /// `comfyq cancel` of an item its server is running: the run takes it off the server (the
+    /// jobs API's cancel on 0.38, an interrupt aimed at it on 0.3.64) and goes on with the rest.
+    @Test(arguments: ComfyUIProfile.allCases)
+    func cancellingARunningItemTakesItOffItsServer(_ profile: ComfyUIProfile) async throws {
+        let workspace = try Workspace()
+        let job = try workspace.addJob(count: 3)
+        let server = try simulator {
+            $0.profile = profile
+            $0.stepTime = 0.01
+        }
+        defer { server.stop() }
+        // The first prompt waits at its second step until it is taken off (or 30 s pass).
+        await control(server, "/sim/hold", #"{"at_step": 2, "seconds": 30}"#)
+        let queue = try Queue(path: workspace.queuePath)
+        let runner = try Runner(queuePath: workspace.queuePath, options: fastOptions([server], concurrency: 1))
+        async let summary = runner.run()
+        let path = workspace.queuePath
+        let first = try await eventually("item 0 sampling on the server", timeout: 20) {
+            try Queue(path: path).items(jobID: job).first { $0.index == 0 && $0.state == .running && $0.phase == "sampling" }
+        }
+        #expect(try queue.cancel(.item(job: job, index: first.index), now: Self.now) == 1)
+        let result = await summary
+        #expect(result.done == 2 && result.failed == 0, "\(result)")
+        let items = try queue.items(jobID: job)
+        #expect(items.map(\.state) == [.cancelled, .done, .done])
+        let seen = await stats(server)
+        #expect(seen["completed"] == 2, "the cancelled prompt did not run to its end: \(seen)")
+        let requests = seen["requests"]?.objectValue ?? JSONObject()
+        switch profile {
+        case .v0_38: #expect(requests["POST /api/jobs/cancel"] == 1 && requests["POST /interrupt"] == nil, "\(requests)")
+        case .v0_3_64: #expect(requests["POST /interrupt"] == 1, "\(requests)")
+        }
+    }
+
     struct Rejection: Sendable, CustomTestStringConvertible {
         var name: String
         var profiles: [ComfyUIProfile]

@@ -9,9 +9,11 @@ import Testing
 
     static func prompt(
         _ id: String, server: Int = 0, heard: Double = 0, timeout: Double = 60, collecting: Bool = false, uncertain: Bool = false,
-        awaiting: Bool = false
+        awaiting: Bool = false, cancelled: Bool = false
     ) -> Prompt {
-        Prompt(id: id, server: server, lastHeard: heard, stallTimeout: timeout, collecting: collecting, uncertain: uncertain, awaitingServer: awaiting)
+        Prompt(
+            id: id, server: server, lastHeard: heard, stallTimeout: timeout, collecting: collecting, uncertain: uncertain, awaitingServer: awaiting,
+            cancelled: cancelled)
     }
 
     struct TickCase: Sendable, CustomTestStringConvertible {
@@ -41,6 +43,10 @@ import Testing
         TickCase(
             name: "servers apart", prompts: [prompt("a", server: 0, uncertain: true), prompt("b", server: 1, uncertain: true)], up: [false, true],
             expected: [.verify("b")]),
+        TickCase(name: "cancelled: taken off, not also stalled", prompts: [prompt("a", heard: 0, cancelled: true)], expected: [.cancel("a")]),
+        TickCase(
+            name: "cancelled first, even on a server that is down", prompts: [prompt("b", uncertain: true), prompt("c", cancelled: true)],
+            up: [false], expected: [.cancel("c")]),
         TickCase(
             name: "order: verify, collect, stall; by prompt id within each",
             prompts: [

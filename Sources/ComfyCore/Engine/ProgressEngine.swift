@@ -121,6 +121,11 @@ public struct ProgressEngine: Sendable {
             guard failure.exceptionType != "ExecutionBlocked" else { return nil }
             return end(id, .failed(failure), at: time)
 
+        case .executionNodeError(let id, let failure):
+            guard prompts[id] != nil else { return nil }
+            prompts[id]?.nodeErrors.append(failure)
+            return nil
+
         case .executionInterrupted(let id, let nodeID, let classType):
             let node = nodeID.map { NodeRef(id: $0, classType: classType, title: prompts[id]?.plan[$0]?.title) }
             return end(id, .interrupted(node: node), at: time)
@@ -176,6 +181,9 @@ public struct ProgressEngine: Sendable {
     /// Ends a followed prompt, returns its final snapshot, and drops its state.
     private mutating func end(_ id: String, _ outcome: Outcome, at time: Double) -> ProgressUpdate? {
         guard var progress = prompts.removeValue(forKey: id) else { return nil }
+        // A "success" after node errors (partial execution) is a failure naming them.
+        var outcome = outcome
+        if outcome == .success, !progress.nodeErrors.isEmpty { outcome = .failed(.partial(progress.nodeErrors)) }
         lastLookup = nil
         if runningPromptID == id { runningPromptID = nil }
         let from = progress.phase

@@ -29,6 +29,8 @@ struct PromptProgress: Sendable {
 
     let plan: PromptPlan
     let weights: PhaseWeights
+    /// Nodes that failed while the prompt went on (partial execution): it ends failed.
+    var nodeErrors: [ExecutionFailure] = []
 
     private(set) var phase: Phase = .queued
     private var settled: NodeSet

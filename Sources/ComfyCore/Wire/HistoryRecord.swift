@@ -35,6 +35,17 @@ public struct HistoryRecord: Sendable, Equatable {
         }
         let name = terminal?.arrayValue?.first?.stringValue
         let data = terminal?.arrayValue?.dropFirst().first ?? .null
+        // Partial execution: nodes that failed while the rest ran make the prompt a failure.
+        let nodeErrors = messages.compactMap { message -> ExecutionFailure? in
+            guard message.arrayValue?.first?.stringValue == "execution_node_error", let error = message.arrayValue?.dropFirst().first else { return nil }
+            return ExecutionFailure(
+                nodeID: error["node_id"]?.stringValue, classType: error["node_type"]?.stringValue,
+                exceptionType: error["exception_type"]?.stringValue ?? "", message: error["exception_message"]?.stringValue ?? "")
+        }
+        if !nodeErrors.isEmpty && name != "execution_interrupted" && name != "execution_error" {
+            outcome = .failed(.partial(nodeErrors))
+            return
+        }
         switch (statusString, name) {
         case ("success", _), (_, "execution_success"?):
             outcome = .success(outputs: files)

@@ -89,6 +89,15 @@ public struct OutputFile: Sendable, Equatable, Hashable {
 
 /// What ComfyUI said about a node that raised.
 public struct ExecutionFailure: Sendable, Equatable, Error, CustomStringConvertible {
+    /// Nodes that failed while the prompt went on (partial execution), as one failure: the
+    /// first's node, type and message, and how many more. The item fails: it succeeds only when
+    /// every output node produced its outputs.
+    public static func partial(_ failures: [ExecutionFailure]) -> ExecutionFailure {
+        var first = failures[0]
+        first.message += failures.count > 1 ? " (and \(failures.count - 1) more node\(failures.count == 2 ? "" : "s") failed; the other outputs were made)" : " (the other outputs were made)"
+        return first
+    }
+
     public var nodeID: String?
     public var classType: String?
     public var exceptionType: String
@@ -136,6 +145,9 @@ public enum ServerEvent: Sendable, Equatable {
     /// `execution_error`; `ExecutionBlocked` errors are included here but do not end a prompt.
     case executionError(promptID: String, failure: ExecutionFailure)
     case executionInterrupted(promptID: String, nodeID: String?, classType: String?)
+    /// `execution_node_error` (partial execution, ComfyUI PRs #14918/#15325, not merged yet): a
+    /// node failed and the prompt goes on with what does not depend on it.
+    case executionNodeError(promptID: String, failure: ExecutionFailure)
     /// A `/history/{id}` record with a final status (an empty answer is not an event).
     case history(promptID: String, outcome: HistoryOutcome)
     /// A message type this version does not interpret (custom nodes send anything).
@@ -147,7 +159,7 @@ public enum ServerEvent: Sendable, Equatable {
         case .status, .unknown: nil
         case .executionStart(let id), .executionCached(let id, _), .progressState(let id, _),
             .executed(let id, _, _), .executionSuccess(let id), .executionError(let id, _),
-            .executionInterrupted(let id, _, _), .history(let id, _):
+            .executionInterrupted(let id, _, _), .history(let id, _), .executionNodeError(let id, _):
             id
         case .executing(let id, _, _), .progress(let id, _, _, _): id
         }

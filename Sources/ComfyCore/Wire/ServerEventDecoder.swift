@@ -186,13 +186,14 @@ public enum ServerEventDecoder {
             return type == "execution_start" ? .executionStart(promptID: id) : .executionSuccess(promptID: id)
         case "execution_cached": return try executionCached(&reader)
         case "executed": return try executed(&reader)
-        case "execution_error":
+        case "execution_error", "execution_node_error":
             let fields = try Fields(
                 &reader, strings: ["prompt_id", "node_id", "node_type", "exception_type", "exception_message"])
             let failure = ExecutionFailure(
                 nodeID: fields["node_id"], classType: fields["node_type"],
                 exceptionType: fields["exception_type"] ?? "", message: fields["exception_message"] ?? "")
-            return .executionError(promptID: try fields.require("prompt_id", type), failure: failure)
+            let id = try fields.require("prompt_id", type)
+            return type == "execution_error" ? .executionError(promptID: id, failure: failure) : .executionNodeError(promptID: id, failure: failure)
         case "execution_interrupted":
             let fields = try Fields(&reader, strings: ["prompt_id", "node_id", "node_type"])
             return .executionInterrupted(

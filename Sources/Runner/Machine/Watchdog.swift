@@ -16,6 +16,8 @@ struct Watchdog: Sendable {
         var uncertain = false
         /// Done on its server, but its outputs could not be read as the server went away.
         var awaitingServer = false
+        /// Its item was cancelled (`comfyq cancel`) while the server has it.
+        var cancelled = false
     }
 
     enum Action: Sendable, Equatable {
@@ -25,20 +27,25 @@ struct Watchdog: Sendable {
         case collectAgain(String)
         /// Nothing heard for too long: take it off its server and end it as stalled.
         case stalled(String)
+        /// Its item was cancelled: take it off its server and forget it.
+        case cancel(String)
     }
 
-    /// One tick: in this order, uncertain POSTs whose server is up are verified, outputs left
-    /// behind by a server that went away are collected once it is up (not while paused), and
-    /// prompts silent past their stall timeout are stalled. A prompt being collected, awaiting
-    /// its server or not known to be on the server is never stalled: silence is expected there.
+    /// One tick: in this order, prompts whose item was cancelled are taken off their server,
+    /// uncertain POSTs whose server is up are verified, outputs left behind by a server that went
+    /// away are collected once it is up (not while paused), and prompts silent past their stall
+    /// timeout are stalled. A prompt being collected, awaiting its server or not known to be on
+    /// the server is never stalled: silence is expected there. (The shell marks `cancelled` only
+    /// on prompts the server has accepted and still runs.)
     static func tick(_ prompts: [Prompt], serverUp: (Int) -> Bool, paused: Bool, now: Double) -> [Action] {
         let ordered = prompts.sorted { $0.id < $1.id }
-        var actions: [Action] = []
-        for prompt in ordered where prompt.uncertain && serverUp(prompt.server) { actions.append(.verify(prompt.id)) }
+        var actions: [Action] = ordered.filter(\.cancelled).map { .cancel($0.id) }
+        let prompts = ordered.filter { !$0.cancelled }
+        for prompt in prompts where prompt.uncertain && serverUp(prompt.server) { actions.append(.verify(prompt.id)) }
         if !paused {
-            for prompt in ordered where prompt.awaitingServer && serverUp(prompt.server) { actions.append(.collectAgain(prompt.id)) }
+            for prompt in prompts where prompt.awaitingServer && serverUp(prompt.server) { actions.append(.collectAgain(prompt.id)) }
         }
-        for prompt in ordered
+        for prompt in prompts
         where !prompt.collecting && !prompt.uncertain && !prompt.awaitingServer && now - prompt.lastHeard > prompt.stallTimeout {
             actions.append(.stalled(prompt.id))
         }
