@@ -75,10 +75,12 @@ public enum Doctor {
             add("devices", .passed, list.joined(separator: "; "))
         }
 
-        // The queue.
+        // The queue, and the API comfyq will use for status and cancel.
         do {
             let remaining = try await api.queueRemaining()
-            add("queue", .passed, remaining == 1 ? "1 prompt queued or running" : "\(remaining) prompts queued or running")
+            let jobs = try await api.hasJobsAPI()
+            let api = ServerFeatures(version: version, jobs: jobs).apiDescription
+            add("queue", .passed, (remaining == 1 ? "1 prompt queued or running" : "\(remaining) prompts queued or running") + "; comfyq uses its \(api)")
         } catch {
             add("queue", .failed, "\(error)", hint: hint(for: error.kind))
         }
