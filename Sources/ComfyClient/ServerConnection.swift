@@ -12,6 +12,9 @@ public enum ConnectionEvent: Sendable, Equatable {
     case connected(attempt: Int)
     /// The WebSocket failed or dropped; the next attempt comes after `retryIn` seconds.
     case disconnected(reason: String, retryIn: Double)
+    /// A preview of the image a prompt is sampling (servers started with `--preview-method`):
+    /// event 4 names its prompt and node; an event 1 preview is the running prompt's.
+    case preview(promptID: String, nodeID: String?, mimeType: String, image: [UInt8])
 }
 
 /// One ComfyUI server: the WebSocket, kept alive, feeding one `ProgressEngine` for every prompt
@@ -149,6 +152,8 @@ public actor ServerConnection {
             }
             self.socket = socket
             decoder.reset()
+            // First frame: ask for previews that say which prompt and node they are of.
+            try? socket.send(.text(#"{"type":"feature_flags","data":{"supports_preview_metadata":true}}"#))
             continuation.yield(.connected(attempt: attempt))
             perform(supervisor.connected(at: now))
             for try await message in socket.messages { receive(message) }
@@ -173,11 +178,32 @@ public actor ServerConnection {
     private func tick() { perform(supervisor.tick(at: now)) }
 
     private func receive(_ message: WebSocketMessage) {
-        guard case .text(let text) = message else { return }  // previews: not needed for progress
+        if case .binary(let bytes) = message {
+            preview(bytes)
+            return
+        }
+        guard case .text(let text) = message else { return }
         guard let event = try? decoder.decode(text) else { return }  // a malformed message is skipped
         let time = now
         if let id = event.promptID ?? engine.runningPromptID { supervisor.heard(id, at: time) }
         if let update = engine.receive(event, at: time) { emit(update) }
+    }
+
+    /// A binary frame: a preview is passed on with its prompt; anything else is dropped.
+    private func preview(_ bytes: [UInt8]) {
+        switch BinaryMessage.parse(bytes) {
+        case .previewImageWithMetadata(let metadata, let offset)?:
+            guard let promptID = metadata["prompt_id"]?.stringValue, engine.isTracking(promptID), offset < bytes.count else { return }
+            continuation.yield(
+                .preview(
+                    promptID: promptID, nodeID: metadata["node_id"]?.stringValue, mimeType: metadata["image_type"]?.stringValue ?? "image/jpeg",
+                    image: Array(bytes[offset...])))
+        case .previewImage(let type, let offset)?:
+            guard let promptID = engine.runningPromptID, offset < bytes.count else { return }
+            continuation.yield(.preview(promptID: promptID, nodeID: nil, mimeType: type == 2 ? "image/png" : "image/jpeg", image: Array(bytes[offset...])))
+        default:
+            return
+        }
     }
 
     private func emit(_ update: ProgressUpdate) {

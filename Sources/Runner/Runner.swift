@@ -34,6 +34,8 @@ public actor Runner {
     var failures: [JSONValue] = []
     /// What the clock finds to do, and the crashes each item was running at.
     var watchdog = Watchdog()
+    /// A preview could not be written (said once).
+    var previewWriteFailed = false
     /// Per item: how often its server was found to have lost its uploaded inputs.
     var inputRetries: [Int64: Int] = [:]
     /// Input files hashed this run, by path, with the size and time they had (see `hash`).
@@ -94,6 +96,7 @@ public actor Runner {
 
     /// Runs until the queue is empty (or forever with `watch`), then returns what happened.
     public func run() async -> RunSummary {
+        Self.removeStalePreviews(in: options.stateFolder + "/previews", now: wallClock)
         makeSlots()
         let exits = exits
         tasks.append(Task { [weak self] in for await index in exits { await self?.processEnded(index) } })
@@ -308,7 +311,7 @@ public actor Runner {
     func hookPrompt(_ flight: InFlight) -> HookPrompt {
         HookPrompt(
             job: flight.jobName, item: flight.index, promptID: flight.promptID, server: servers[flight.server].name, params: flight.parameters,
-            attempt: flight.attempts)
+            attempt: flight.attempts, preview: flight.preview)
     }
 
     /// Why a table of `on_submit` overrides cannot apply to the graph (nil when it can).
@@ -335,7 +338,32 @@ public actor Runner {
     @discardableResult
     func removeFlight(_ promptID: String) -> InFlight? {
         _ = flights.handle(.ended(promptID))
-        return inFlight.removeValue(forKey: promptID)
+        let flight = inFlight.removeValue(forKey: promptID)
+        if let preview = flight?.preview { Self.removePreview(preview) }
+        return flight
+    }
+
+    /// Writes a preview where hooks find it (`preview` in their events), replacing the last.
+    nonisolated static func writePreview(_ image: [UInt8], to path: String) async throws {
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(image).write(to: url, options: .atomic)
+    }
+
+    /// Previews a run that died left behind (a day old: another run's are newer).
+    nonisolated static func removeStalePreviews(in folder: String, now: Double) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+            let path = folder + "/" + name
+            guard let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                now - modified.timeIntervalSince1970 > 86_400
+            else { continue }
+            removePreview(path)
+        }
+    }
+
+    /// A preview is a convenience: one that cannot be removed is left for the next run's clean-up.
+    nonisolated static func removePreview(_ path: String) {
+        do { try FileManager.default.removeItem(atPath: path) } catch {}
     }
 
     /// Keeps a failed item for `on_batch_done` (the first 100).
@@ -400,6 +428,22 @@ public actor Runner {
             putBackUnspent(promptID, reason: "\(servers[server].name) no longer knows the prompt (did it restart?): submitting again")
         case .progress(let update):
             await progress(update, server: server)
+        case .preview(let promptID, _, let mimeType, let image):
+            guard inFlight[promptID] != nil else { return }
+            let path = "\(options.stateFolder)/previews/\(promptID).\(mimeType == "image/png" ? "png" : "jpg")"
+            do {
+                try await Self.writePreview(image, to: path)
+            } catch {
+                if !previewWriteFailed { continuation.yield(.message("previews: cannot write \(path): \(error.localizedDescription)")) }
+                previewWriteFailed = true
+                return
+            }
+            // Ended while it was written: its preview goes with it.
+            guard inFlight[promptID] != nil else {
+                Self.removePreview(path)
+                return
+            }
+            inFlight[promptID]?.preview = path
         }
     }
 

@@ -164,4 +164,6 @@ struct InFlight: Sendable {
     var lastSnapshot: ProgressSnapshot?
     /// Its input files as uploaded (empty until its lane has uploaded them, and for none).
     var inputs: [UsedInput] = []
+    /// The latest preview of it, as a file (servers that send previews).
+    var preview: String?
 }

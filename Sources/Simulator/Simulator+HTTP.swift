@@ -340,7 +340,10 @@ extension Simulator {
         defer {
             // As ComfyUI does (server.py:243-245): the handler's cleanup removes whatever socket is
             // registered under this sid, even a newer one. Clients must close the old socket first.
-            state.withLock { $0.clients[sid] = nil }
+            state.withLock {
+                $0.clients[sid] = nil
+                $0.previewMetadata.remove(sid)
+            }
         }
         while true {
             do {
@@ -348,7 +351,10 @@ extension Simulator {
                     for action in machine.received(frame) {
                         switch action {
                         case .deliver(.text(let text)):
-                            if first, (try? JSONValue(parsing: text))?["type"] == "feature_flags" {
+                            if first, let flags = try? JSONValue(parsing: text), flags["type"] == "feature_flags" {
+                                if flags["data"]?["supports_preview_metadata"]?.boolValue == true {
+                                    _ = state.withLock { $0.previewMetadata.insert(sid) }
+                                }
                                 connection.sendText(message("feature_flags", features()))
                             }
                             first = false

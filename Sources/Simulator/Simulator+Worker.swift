@@ -153,9 +153,21 @@ extension Simulator {
                         try progressState()
                         try send("progress", ["value": .int(step), "max": .int(steps), "prompt_id": .string(id), "node": .string(nodeID)])
                         if options.previews && !isFake {
-                            // A latent preview after each step (event 1, JPEG), as with --preview-method.
-                            let target = state.withLock { state in item.clientID.flatMap { state.clients[$0] } }
-                            target?.sendBinary(Self.be32(1) + Self.be32(1) + Self.previewJPEG)
+                            // A latent preview after each step, as with --preview-method: event 4 with
+                            // its node and prompt for a client that asked (feature_flags), else event 1.
+                            let (target, metadata) = state.withLock { state in
+                                (item.clientID.flatMap { state.clients[$0] }, item.clientID.map { state.previewMetadata.contains($0) } ?? false)
+                            }
+                            if metadata {
+                                let json: JSONValue = [
+                                    "node_id": .string(nodeID), "prompt_id": .string(id), "display_node_id": .string(nodeID),
+                                    "parent_node_id": .null, "real_node_id": .string(nodeID), "image_type": "image/jpeg",
+                                ]
+                                let head = Array(json.serialized().utf8)
+                                target?.sendBinary(Self.be32(4) + Self.be32(UInt32(head.count)) + head + Self.previewJPEG)
+                            } else {
+                                target?.sendBinary(Self.be32(1) + Self.be32(1) + Self.previewJPEG)
+                            }
                         }
                         try holdIfAsked(after: step, generation)
                         try pause(options.classTimes[node.classType] ?? options.stepTime, generation)

@@ -213,6 +213,9 @@ struct SimulatorState: ~Copyable {
     var uploads = 0
     /// Requests to `/upload/image` and `/upload/mask`, written or not.
     var uploadRequests = 0
+    /// Clients that said `supports_preview_metadata` in their `feature_flags`: they get previews
+    /// as event 4 (with node and prompt), the others as event 1.
+    var previewMetadata: Set<String> = []
     /// Requests by route, for the ones tests count (`/interrupt`, `/api/jobs/cancel`, …).
     var requests: [String: Int] = [:]
     var running: (promptID: String, clientID: String?, node: String?)?

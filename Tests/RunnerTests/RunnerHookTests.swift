@@ -5,6 +5,7 @@ import QueueStore
 import Runner
 import Simulator
 import Synchronization
+import TestSupport
 import Testing
 
 /// Records every event a script receives (each logged as its JSON table).
@@ -137,5 +138,54 @@ final class EventRecorder: Sendable {
         #expect(await idles().map { $0["done"] } == [2, 3])
         await runner.drain()
         #expect(await run.value.done == 3)
+    }
+}
+
+/// Previews: the run asks for previews with metadata (feature_flags first), writes the latest of
+/// each prompt where hooks find it (`e.preview`), and removes it when the prompt ends.
+@Suite struct RunnerPreviewTests {
+    @Test func hooksSeeTheLatestPreviewAsAFileThatGoesWithThePrompt() async throws {
+        let workspace = try Workspace()
+        try workspace.addJob(count: 2)
+        let server = try simulator {
+            $0.previews = true
+            $0.stepTime = 0.01
+        }
+        defer { server.stop() }
+        let seen = workspace.root.appendingPathComponent("previews-seen.txt").path
+        let script = """
+            function on_progress(e)
+              if e.preview then
+                local file = io.open(e.preview, 'rb')
+                local bytes = file and file:read('a') or ''
+                if file then file:close() end
+                local out = assert(io.open('\(seen)', 'a'))
+                out:write(e.item, ' ', e.preview, ' ', #bytes, ' ', bytes:sub(1, 2) == '\\255\\216' and 'jpeg' or 'other', '\\n')
+                out:close()
+              end
+            end
+            """
+        let recorder = EventRecorder()
+        var options = fastOptions([server], concurrency: 1)
+        options.hooks = try await HookSet.load(
+            [HookSet.Source(path: try RunnerHookTests.hookFile(script, in: workspace, name: "previews.lua"))], environment: recorder.environment,
+            progressRate: 1000)
+        options.stateFolder = workspace.root.appendingPathComponent("state").path
+        // The first prompt waits at step 3 until the hook has read a preview of it.
+        await control(server, "/sim/hold", #"{"at_step": 3, "seconds": 30}"#)
+        let runner = try Runner(queuePath: workspace.queuePath, options: options)
+        async let summary = runner.run()
+        let line = try await eventually("the hook to read a preview of item 0", timeout: 30) { () -> [Substring]? in
+            let text = (try? String(contentsOfFile: seen, encoding: .utf8)) ?? ""
+            let lines: [[Substring]] = text.split(separator: "\n").map { $0.split(separator: " ") }
+            return lines.first { $0.first == "0" && $0.last == "jpeg" }
+        }
+        await control(server, "/sim/release")
+        #expect(await summary.done == 2)
+        #expect(line.count == 4 && Int(line[2]) ?? 0 > 0, "\(line)")
+        #expect(line[1].hasPrefix(options.stateFolder + "/previews/"))
+        // Gone with their prompts.
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: options.stateFolder + "/previews")) ?? []
+        #expect(left.isEmpty, "\(left)")
     }
 }

@@ -52,14 +52,17 @@ public struct HookPrompt: Sendable {
     public var params: JSONValue
     /// 1 for the first attempt.
     public var attempt: Int
+    /// The latest preview of the image being sampled, as a file (when the server sends previews).
+    public var preview: String?
 
-    public init(job: String, item: Int, promptID: String, server: String, params: JSONValue, attempt: Int) {
+    public init(job: String, item: Int, promptID: String, server: String, params: JSONValue, attempt: Int, preview: String? = nil) {
         self.job = job
         self.item = item
         self.promptID = promptID
         self.server = server
         self.params = params
         self.attempt = attempt
+        self.preview = preview
     }
 }
 
@@ -105,6 +108,7 @@ extension HookEvent {
         table.append("server", .string(prompt.server))
         table.append("params", prompt.params)
         table.append("attempt", .int(prompt.attempt))
+        if let preview = prompt.preview { table.append("preview", .string(preview)) }
         table.append("elapsed", .double(rounded(elapsed)))
         if let snapshot {
             table.append("phase", .string(snapshot.phase.rawValue))
