@@ -26,6 +26,11 @@ public enum ConnectionEvent: Sendable, Equatable {
 /// `/history` for prompts that go silent, so a completion the WebSocket missed is still seen.
 public actor ServerConnection {
     public let api: ComfyAPI
+    /// Whether the server has the jobs API (set by the owner once it knows): a silent prompt's
+    /// state is then asked with one `GET /api/jobs/{id}` instead of `/history/{id}`.
+    private var jobs = false
+
+    public func useJobsAPI(_ available: Bool) { jobs = available }
     public let clientID: String
     public nonisolated let events: AsyncStream<ConnectionEvent>
 
@@ -233,7 +238,10 @@ public actor ServerConnection {
 
     private func poll(_ ids: [String]) async {
         for id in ids where engine.isTracking(id) {
-            guard let record = try? await api.history(id), let outcome = record.outcome else { continue }
+            // A poll that fails is asked again at the next one; the WebSocket may say first.
+            let state: PromptState
+            do { state = try await api.state(of: id, jobs: jobs) } catch { continue }
+            guard case .ended(let outcome) = state, engine.isTracking(id) else { continue }
             if let update = engine.receive(.history(promptID: id, outcome: outcome), at: now) { emit(update) }
         }
     }

@@ -21,6 +21,8 @@ extension Runner {
         }
         guard !left.isEmpty else { return }
         continuation.yield(.message("reconciling \(left.count) item\(left.count == 1 ? "" : "s") left in flight by a previous run"))
+        // What each server has queued or running, asked once (one /api/jobs list on 0.38).
+        var unfinished: [String: Set<String>] = [:]
         for item in left {
             guard let promptID = item.promptID else { continue }
             let index = servers.firstIndex { $0.name == item.server }
@@ -31,7 +33,9 @@ extension Runner {
             }
             let found: PromptState
             do {
-                found = try await api.state(of: promptID, jobs: index.map { servers[$0].jobs } ?? false)
+                let jobs = index.map { servers[$0].jobs } ?? false
+                if unfinished[api.name] == nil { unfinished[api.name] = try await api.unfinished(jobs: jobs) }
+                found = unfinished[api.name]?.contains(promptID) == true ? .running : try await api.state(of: promptID, jobs: jobs)
             } catch {
                 // The server is not there: the prompt goes to whichever server can take it.
                 record { try queue.requeue(item.id, promptID: promptID, error: "\(error)", now: wallClock) }

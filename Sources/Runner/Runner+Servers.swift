@@ -49,6 +49,7 @@ enum ConnectionCommand: Sendable {
     /// The server has the prompt (a resync after a reconnect may look for it).
     case confirm(String, ServerConnection)
     case wake(ServerConnection)
+    case useJobsAPI(Bool, ServerConnection)
 }
 
 /// What one health probe found.
@@ -154,6 +155,8 @@ extension Runner {
                     continuation.yield(.message("\(servers[index].name): ComfyUI \(features.version ?? "of unknown version"), \(features.apiDescription)"))
                 }
                 servers[index].features = features
+                let connection = servers[index].connection
+                connectionCommands.yield(.useJobsAPI(features.jobs, connection))
             }
             perform(servers[index].health.probeSucceeded(at: now), on: index)
         case .failed(let reason, let notComfyUI):

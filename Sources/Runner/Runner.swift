@@ -108,6 +108,7 @@ public actor Runner {
                     case .forget(let promptID, let connection): await connection.forget(promptID)
                     case .confirm(let promptID, let connection): await connection.confirm(promptID)
                     case .wake(let connection): await connection.wake()
+                    case .useJobsAPI(let available, let connection): await connection.useJobsAPI(available)
                     }
                 }
             })

@@ -35,8 +35,9 @@ import Testing
     }
 
     /// A run died with two prompts on the server (one finished there, one still queued behind
-    /// it) and one claimed but never sent. The next run asks the server about each (one
-    /// `/api/jobs/{id}` on 0.38; `/queue` and `/history` on 0.3.64), collects the finished one,
+    /// it) and one claimed but never sent. The next run asks the server (one list of what it has
+    /// queued or running and `/api/jobs/{id}` for the rest on 0.38; `/queue` and `/history` on
+    /// 0.3.64), collects the finished one,
     /// follows the other, submits the third again: each item runs exactly once.
     @Test(arguments: ComfyUIProfile.allCases)
     func aCrashedRunsPromptsAreReconciledExactlyOnce(_ profile: ComfyUIProfile) async throws {
@@ -67,7 +68,7 @@ import Testing
         #expect(seen["completed"] == 4, "every item ran exactly once: \(seen)")
         let requests = seen["requests"]?.objectValue ?? JSONObject()
         switch profile {
-        case .v0_38: #expect((requests["GET /api/jobs/{id}"]?.numberValue?.int ?? 0) >= 3, "\(requests)")
+        case .v0_38: #expect((requests["GET /api/jobs/{id}"]?.numberValue?.int ?? 0) >= 1 && (requests["GET /api/jobs"]?.numberValue?.int ?? 0) >= 2, "\(requests)")
         case .v0_3_64: #expect(requests["GET /api/jobs/{id}"] == nil && requests["GET /queue"] != nil, "\(requests)")
         }
     }
