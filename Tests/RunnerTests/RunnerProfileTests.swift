@@ -73,6 +73,32 @@ import Testing
         }
     }
 
+    /// Ctrl-C once: what the server has finishes, nothing more is sent, and a second run does the
+    /// rest: each item once, on either version.
+    @Test(arguments: ComfyUIProfile.allCases)
+    func ctrlCOnceDrainsAndTheNextRunFinishes(_ profile: ComfyUIProfile) async throws {
+        let workspace = try Workspace()
+        try workspace.addJob(count: 8)
+        let server = try simulator {
+            $0.profile = profile
+            $0.stepTime = 0.01
+        }
+        defer { server.stop() }
+        let runner = try Runner(queuePath: workspace.queuePath, options: fastOptions([server], concurrency: 2))
+        async let summary = runner.run()
+        try await eventually("a first item done") { (try? workspace.counts()[.done]) ?? 0 >= 1 ? true : nil }
+        await runner.drain()
+        let drained = await summary
+        #expect(drained.stopReason == .drained)
+        let counts = try workspace.counts()
+        #expect((counts[.done] ?? 0) + (counts[.pending] ?? 0) == 8, "\(counts)")
+        #expect((await stats(server))["completed"]?.numberValue?.int == counts[.done], "only what was finished ran")
+        let second = try await Runner(queuePath: workspace.queuePath, options: fastOptions([server], concurrency: 2)).run()
+        let finalCounts = try workspace.counts()
+        #expect(second.failed == 0 && finalCounts == [.done: 8])
+        #expect((await stats(server))["completed"] == 8)
+    }
+
     /// `comfyq cancel` of an item its server is running: the run takes it off the server (the
     /// jobs API's cancel on 0.38, an interrupt aimed at it on 0.3.64) and goes on with the rest.
     @Test(arguments: ComfyUIProfile.allCases)
