@@ -57,7 +57,9 @@ let package = Package(
                     .when(platforms: [.linux])),
             ]),
         // The fake ComfyUI server: HTTP/1.1 + WebSocket server role, prompts, outputs, faults.
-        .target(name: "Simulator", dependencies: ["ComfyCore", "WebSocket", "InputFiles"]),
+        // One HTTP/1.1 server for the simulator and `comfyq serve`: listener, connections, messages.
+        .target(name: "HTTPServer", dependencies: ["WebSocket"]),
+        .target(name: "Simulator", dependencies: ["ComfyCore", "WebSocket", "InputFiles", "HTTPServer"]),
         // Storage: SQLite wrapper and migrations.
         // Input files on this machine: the file system for job loading, SHA-256, PNG masks.
         .target(name: "InputFiles", dependencies: ["ComfyCore", "COpenSSL", "CZlib"]),
@@ -89,6 +91,7 @@ let package = Package(
         .testTarget(name: "ProcessesTests", dependencies: ["Processes", "TestSupport"]),
         .testTarget(name: "HooksTests", dependencies: ["Hooks", "ComfyCore", "TestSupport"]),
         .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore", "QueueStore", "TestSupport", "InputFiles"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
         .testTarget(name: "InputFilesTests", dependencies: ["InputFiles", "ComfyCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

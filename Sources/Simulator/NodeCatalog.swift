@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import ComfyCore
 
 /// A node class the simulator knows: what it needs, what it makes, how it behaves.

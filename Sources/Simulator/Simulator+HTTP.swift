@@ -1,37 +1,18 @@
 import ComfyCore
 import Foundation
+import HTTPServer
 import WebSocket
 
 extension Simulator {
-    /// Serves one connection: HTTP requests until it closes, or a WebSocket after an upgrade.
-    func serve(_ connection: ClientConnection) {
-        defer {
-            state.withLock { $0.httpConnections.removeAll { $0 === connection } }
-            connection.close()
+    /// One request of a connection: a WebSocket upgrade takes the connection over; anything
+    /// else is answered (after `/sim/hang`, never).
+    func handle(_ request: HTTPRequest, _ connection: ClientConnection, _ remainder: () -> [UInt8]) -> HTTPServer.Reply {
+        waitWhileHung()
+        if request.wantsWebSocket && route(request.path) == "/ws" {
+            serveWebSocket(connection, request: request, leftover: remainder())
+            return .tookOver
         }
-        var parser = HTTPRequestParser()
-        while true {
-            let request: HTTPRequest?
-            do {
-                request = try parser.nextRequest()
-            } catch {
-                connection.send(HTTPResponse(status: 400, body: Array("bad request: \(error)".utf8)).serialized(keepAlive: false))
-                return
-            }
-            if let request {
-                waitWhileHung()
-                if request.wantsWebSocket && route(request.path) == "/ws" {
-                    serveWebSocket(connection, request: request, leftover: parser.takeRemainder())
-                    return
-                }
-                let response = respond(to: request)
-                connection.send(response.serialized(keepAlive: request.keepAlive))
-                if !request.keepAlive { return }
-                continue
-            }
-            guard let chunk = try? connection.socket.read(maximum: 64 * 1024, timeout: nil), !chunk.isEmpty else { return }
-            parser.append(chunk)
-        }
+        return .response(respond(to: request))
     }
 
     /// After `/sim/hang`: a request is never answered (until the simulator stops).
@@ -314,7 +295,6 @@ extension Simulator {
         let accept = Handshake.acceptValue(for: key)
         connection.send(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: \(accept)\r\n\r\n".utf8))
         let previous = state.withLock { state -> ClientConnection? in
-            state.httpConnections.removeAll { $0 === connection }
             let previous = state.clients[sid]
             state.clients[sid] = connection
             // Queued under the lock, so no worker message can come first (ComfyUI sends these two

@@ -1,5 +1,6 @@
 import ComfyCore
 import Foundation
+import HTTPServer
 
 /// ComfyUI 0.38's jobs API (comfy_execution/jobs.py, server.py): a prompt's status in one call,
 /// and an atomic cancel of queued or running prompts.

@@ -1,5 +1,6 @@
 import ComfyCore
 import Foundation
+import HTTPServer
 import InputFiles
 
 /// `POST /upload/image` and `/upload/mask` with ComfyUI's rules (server.py `image_upload`):

@@ -1,5 +1,6 @@
 import ComfyCore
 import Foundation
+import HTTPServer
 import InputFiles
 
 extension Simulator {

@@ -1,6 +1,7 @@
 import ComfyCore
 import Dispatch
 import Foundation
+import HTTPServer
 import Synchronization
 import WebSocket
 
@@ -120,11 +121,11 @@ public final class Simulator: Sendable {
     public let options: SimulatorOptions
     let state: Mutex<SimulatorState>
     let work = DispatchSemaphore(value: 0)
-    private let listener: Listener
+    private let server: HTTPServer
     let epoch = ContinuousClock.now
 
     /// The port it listens on.
-    public var port: Int { listener.port }
+    public var port: Int { server.port }
     public var url: String {
         let host = options.host.contains(":") ? "[\(options.host)]" : options.host
         return "http://\(host):\(port)"
@@ -134,11 +135,9 @@ public final class Simulator: Sendable {
     public init(options: SimulatorOptions) throws {
         self.options = options
         try FileManager.default.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
-        listener = try Listener(host: options.host, port: options.port)
+        server = try HTTPServer(host: options.host, port: options.port, name: "comfyq-sim", latency: options.latency)
         state = Mutex(SimulatorState())
-        let accept = Thread { [self] in acceptLoop() }
-        accept.name = "comfyq-sim accept"
-        accept.start()
+        server.start { [self] request, connection, remainder in handle(request, connection, remainder) }
         let worker = Thread { [self] in workerLoop() }
         worker.name = "comfyq-sim worker"
         worker.start()
@@ -146,13 +145,11 @@ public final class Simulator: Sendable {
 
     /// Stops listening, drops every connection and ends the worker.
     public func stop() {
-        let connections = state.withLock { state -> [ClientConnection] in
+        state.withLock { state in
             state.stopped = true
             state.generation += 1
-            return Array(state.clients.values) + state.httpConnections
         }
-        listener.shutdown()
-        for connection in connections { connection.drop() }
+        server.stop()
         work.signal()
     }
 
@@ -175,24 +172,6 @@ public final class Simulator: Sendable {
     var now: Double {
         let elapsed = ContinuousClock.now - epoch
         return elapsed.seconds
-    }
-
-    private func acceptLoop() {
-        defer { listener.close() }
-        while let socket = listener.accept() {
-            let connection = ClientConnection(socket: socket, latency: options.latency)
-            let stopped = state.withLock { state -> Bool in
-                if !state.stopped { state.httpConnections.append(connection) }
-                return state.stopped
-            }
-            if stopped {
-                connection.drop()
-                return
-            }
-            let thread = Thread { [self] in serve(connection) }
-            thread.name = "comfyq-sim connection"
-            thread.start()
-        }
     }
 }
 
@@ -231,7 +210,6 @@ struct SimulatorState: ~Copyable {
     var lruClock = 0
     var fileCounters: [String: Int] = [:]
     var clients: [String: ClientConnection] = [:]
-    var httpConnections: [ClientConnection] = []
     var busySeconds = 0.0
     var firstStartedAt: Double?
     var lastFinishedAt: Double?

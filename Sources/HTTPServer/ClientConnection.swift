@@ -5,16 +5,16 @@ import WebSocket
 
 /// One accepted connection. Writes go through a queue drained by its own thread, so the worker
 /// never blocks on a slow client and `--latency` can hold every message back without reordering.
-final class ClientConnection: Sendable {
-    let socket: TCPSocket
-    let latency: Double
+public final class ClientConnection: Sendable {
+    public let socket: TCPSocket
+    public let latency: Double
     /// What waits to go out; `closed`: cut, nothing more goes out; `closing`: what waits goes
     /// out (at its time), then the writer ends.
     private let outbox = Mutex<(items: [(due: ContinuousClock.Instant, bytes: [UInt8])], closed: Bool, closing: Bool)>(([], false, false))
     private let ready = DispatchSemaphore(value: 0)
     private let writerDone = DispatchSemaphore(value: 0)
 
-    init(socket: TCPSocket, latency: Double) {
+    public init(socket: TCPSocket, latency: Double) {
         self.socket = socket
         self.latency = latency
         let thread = Thread { [self] in sendLoop() }
@@ -23,7 +23,7 @@ final class ClientConnection: Sendable {
     }
 
     /// Queues bytes to go out after the configured latency.
-    func send(_ bytes: [UInt8]) {
+    public func send(_ bytes: [UInt8]) {
         let due = ContinuousClock.now + .milliseconds(Int(latency * 1000))
         let accepted = outbox.withLock { box -> Bool in
             guard !box.closed && !box.closing else { return false }
@@ -34,12 +34,12 @@ final class ClientConnection: Sendable {
     }
 
     /// Sends a text message as an unmasked WebSocket frame (the server role).
-    func sendText(_ text: String) { send(FrameEncoder.encode(Frame(opcode: .text, payload: Array(text.utf8)), maskKey: nil)) }
+    public func sendText(_ text: String) { send(FrameEncoder.encode(Frame(opcode: .text, payload: Array(text.utf8)), maskKey: nil)) }
 
-    func sendBinary(_ bytes: [UInt8]) { send(FrameEncoder.encode(Frame(opcode: .binary, payload: bytes), maskKey: nil)) }
+    public func sendBinary(_ bytes: [UInt8]) { send(FrameEncoder.encode(Frame(opcode: .binary, payload: bytes), maskKey: nil)) }
 
     /// Cuts the connection now (a dropped WebSocket, a crashed server).
-    func drop() {
+    public func drop() {
         outbox.withLock { box in
             box.closed = true
             box.items.removeAll()
@@ -51,7 +51,7 @@ final class ClientConnection: Sendable {
     /// Sends what is still queued (a response held back by `--latency` must not be lost because
     /// the request said `Connection: close`), waits for the writer thread, then releases the
     /// descriptor. Called once, by the thread that reads the connection, when it is done.
-    func close() {
+    public func close() {
         outbox.withLock { $0.closing = true }
         ready.signal()
         writerDone.wait()

@@ -6,12 +6,12 @@ import Darwin
 import WebSocket
 
 /// A listening TCP socket (IPv4 or IPv6), opened with `SOCK_CLOEXEC`.
-final class Listener: @unchecked Sendable {
+public final class Listener: @unchecked Sendable {
     private let handle: SocketDescriptor
-    var descriptor: Int32 { handle.value }
-    let port: Int
+    public var descriptor: Int32 { handle.value }
+    public let port: Int
 
-    init(host: String, port: Int) throws(SocketError) {
+    public init(host: String, port: Int) throws(SocketError) {
         let descriptor = try TCPSocket.withAddresses(host: host, port: port, passive: true) { (addresses) throws(SocketError) -> Int32 in
             guard let address = addresses.first else { throw .io("cannot listen on \(host):\(port): no address") }
             #if canImport(Glibc)
@@ -43,7 +43,7 @@ final class Listener: @unchecked Sendable {
     }
 
     /// The next connection, or nil once the listener is shut down.
-    func accept() -> TCPSocket? {
+    public func accept() -> TCPSocket? {
         while true {
             // accept4 is not exported to Swift; set close-on-exec right after accepting.
             #if canImport(Glibc)
@@ -65,8 +65,8 @@ final class Listener: @unchecked Sendable {
     /// Stops accepting: the accept loop's `accept` returns nil, and that thread then releases
     /// the descriptor (`close`). Only the accept thread closes it, and only after its last
     /// `accept`, so no call here or there can reach a socket that got the number afterwards.
-    func shutdown() { handle.shutdown() }
+    public func shutdown() { handle.shutdown() }
 
     /// Releases the descriptor, once (the accept thread, when `accept` returned nil).
-    func close() { handle.close() }
+    public func close() { handle.close() }
 }

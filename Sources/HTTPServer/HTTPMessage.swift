@@ -1,4 +1,4 @@
-/// An HTTP/1.1 request as the simulator sees it.
+/// An HTTP/1.1 request as our servers (the simulator, `comfyq serve`) see it.
 public struct HTTPRequest: Sendable, Equatable {
     public var method: String
     /// The path without the query, percent-decoded; `/api/` prefixes are kept (the router strips them).
@@ -89,7 +89,7 @@ public struct HTTPRequestParser: Sendable {
         return nil
     }
 
-    static func percentDecode(_ text: Substring) -> String {
+    public static func percentDecode(_ text: Substring) -> String {
         var bytes: [UInt8] = []
         var iterator = Array(text.utf8).makeIterator()
         while let byte = iterator.next() {
@@ -132,7 +132,7 @@ public struct HTTPResponse: Sendable, Equatable {
         return Array(head.utf8) + body
     }
 
-    static func reason(_ status: Int) -> String {
+    public static func reason(_ status: Int) -> String {
         switch status {
         case 101: "Switching Protocols"
         case 200: "OK"
