@@ -72,7 +72,7 @@ let package = Package(
         // Scheduling, reconciliation, outputs: the queue run against ComfyUI servers.
         .target(name: "Runner", dependencies: ["ComfyCore", "ComfyClient", "QueueStore", "WebSocket", "Hooks", "Processes", "InputFiles"]),
         // The command router and commands (the shell around the libraries).
-        .target(name: "ComfyCLI", dependencies: ["ComfyCore", "ComfyClient", "Runner", "Simulator", "WebSocket", "QueueStore", "Hooks", "InputFiles"]),
+        .target(name: "ComfyCLI", dependencies: ["ComfyCore", "ComfyClient", "Runner", "Simulator", "WebSocket", "QueueStore", "Hooks", "InputFiles", "HTTPServer"]),
         // Entry point only.
         .executableTarget(name: "comfyq", dependencies: ["ComfyCLI"]),
         // Benchmarks (run in release).

@@ -38,6 +38,9 @@ public final class ClientConnection: Sendable {
 
     public func sendBinary(_ bytes: [UInt8]) { send(FrameEncoder.encode(Frame(opcode: .binary, payload: bytes), maskKey: nil)) }
 
+    /// Cut, or closing: nothing more goes out (a stream's writer stops on this).
+    public var isClosed: Bool { outbox.withLock { $0.closed || $0.closing } }
+
     /// Cuts the connection now (a dropped WebSocket, a crashed server).
     public func drop() {
         outbox.withLock { box in

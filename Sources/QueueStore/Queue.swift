@@ -257,6 +257,32 @@ public final class Queue {
         return try database.query(sql, parameters).map(Self.itemRow)
     }
 
+    /// Each finished item's output files (paths as recorded), by item index.
+    public func outputs(jobID: Int64) throws -> [Int: [String]] {
+        var result: [Int: [String]] = [:]
+        for row in try database.query("SELECT idx, outputs FROM items WHERE job_id = ? AND outputs IS NOT NULL", [.integer(jobID)]) {
+            guard let index = row[0].int, let text = row[1].text, let json = try? JSONValue(parsing: text) else { continue }
+            result[Int(index)] = (json.arrayValue ?? []).compactMap { $0["path"]?.stringValue }
+        }
+        return result
+    }
+
+    /// One item with its outputs and timings (nil: no such item).
+    public func item(jobID: Int64, index: Int) throws -> (row: ItemRow, outputs: [String], timings: JSONValue?)? {
+        let sql = "SELECT \(Self.itemColumns), items.outputs, items.timings FROM items JOIN jobs ON jobs.id = items.job_id WHERE items.job_id = ? AND items.idx = ?"
+        guard let row = try database.query(sql, [.integer(jobID), .integer(Int64(index))]).first else { return nil }
+        let outputs = row[17].text.flatMap { try? JSONValue(parsing: $0) }?.arrayValue?.compactMap { $0["path"]?.stringValue } ?? []
+        return (Self.itemRow(row), outputs, row[18].text.flatMap { try? JSONValue(parsing: $0) })
+    }
+
+    /// Changes whenever the queue changes, in this process or another (`PRAGMA data_version`
+    /// counts others' commits; `total_changes` this connection's).
+    public func changeToken() throws -> String {
+        let version = try database.query("PRAGMA data_version").first?.first?.int ?? 0
+        let own = try database.query("SELECT total_changes()").first?.first?.int ?? 0
+        return "\(version).\(own)"
+    }
+
     static func itemRow(_ row: [SQLValue]) -> ItemRow {
         ItemRow(
             id: row[0].int ?? 0, jobID: row[1].int ?? 0, jobName: row[2].text ?? "", index: Int(row[3].int ?? 0),

@@ -26,7 +26,24 @@ public enum Ports {
     /// port is no test of that: a connection in TIME_WAIT, or another test's client that the
     /// kernel gave the same number as its ephemeral port, holds it too.)
     public static func nothingListens(on port: Int) -> Bool {
-        onLoopback(port) { connect($0, $1, $2) != 0 && errno == ECONNREFUSED }
+        onLoopback(port) { Glibc.connect($0, $1, $2) != 0 && errno == ECONNREFUSED }
+    }
+
+    /// A socket connected to 127.0.0.1:`port` (the caller closes it).
+    public static func connect(_ port: Int) throws -> Int32 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            close(descriptor)
+            throw CocoaError(.fileReadUnknown)
+        }
+        return descriptor
     }
 
     /// Runs `body` with a new TCP socket and the address 127.0.0.1:`port`, then closes it.

@@ -150,7 +150,11 @@ enum StatusCommand {
     // MARK: JSON
 
     static func json(_ queue: Queue, _ arguments: ParsedArguments) throws -> JSONValue {
-        let selected = try selectedJob(queue, arguments)
+        try document(queue, job: try selectedJob(queue, arguments), states: states(arguments))
+    }
+
+    /// `status --json` (also `/api/status` of `comfyq serve`).
+    static func document(_ queue: Queue, job selected: JobSummary?, states filter: [ItemState]) throws -> JSONValue {
         let jobs = try selected.map { [$0] } ?? queue.jobs()
         let now = JobFiles.now
         let groups = Dictionary(grouping: try queue.pendingGroups(), by: \.jobID)
@@ -169,7 +173,6 @@ enum StatusCommand {
                 "model_groups": .array(models),
             ]
         }
-        let filter = states(arguments)
         let items: [ItemRow]
         if let selected {
             items = try queue.items(states: filter, jobID: selected.id)

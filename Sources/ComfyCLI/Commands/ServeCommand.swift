@@ -1,0 +1,46 @@
+import Foundation
+import HTTPServer
+import QueueStore
+
+/// `comfyq serve [--listen ADDR:PORT] [--token T] [--db PATH]`
+enum ServeCommand {
+    static let spec = CommandSpec(
+        name: "serve",
+        abstract: "Show the queue in a browser: jobs, live progress, sweep grids, every image with its parameters.",
+        discussion: """
+            Pages are rendered from the queue, so a comfyq run in another process shows live (a
+            change reaches an open page within a second). Listens on loopback by default; on any
+            other address a token is required, and one is made up and printed when none is given.
+            """,
+        options: [
+            .value("listen", name: "addr:port", help: "Where to listen (default 127.0.0.1:8190)."),
+            .value("token", name: "token", help: "Require this token (in the URL once, then a cookie; or Authorization: Bearer)."),
+            JobFiles.dbOption,
+        ],
+        run: run)
+
+    static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
+        let listen = arguments.value("listen") ?? "127.0.0.1:8190"
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            throw UsageError("--listen must be ADDRESS:PORT, such as 127.0.0.1:8190 or 0.0.0.0:8190, got '\(listen)'", command: spec)
+        }
+        let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        let loopback = ["127.0.0.1", "localhost", "::1"].contains(host)
+        let token = arguments.value("token") ?? (loopback ? nil : UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))
+        let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: NSHomeDirectory())
+        _ = try JobFiles.openQueue(arguments, console)  // fails here, clearly, if the queue cannot be opened
+        let app = ServeApp(databasePath: path, token: token)
+        let server: HTTPServer
+        do {
+            server = try HTTPServer(host: host, port: port, name: "comfyq-serve", maximumBody: 1 << 20, idleTimeout: .seconds(60))
+        } catch {
+            throw CommandFailure("cannot listen on \(listen): \(error)")
+        }
+        server.start { request, connection, _ in app.handle(request, connection) }
+        let shown = host.contains(":") ? "[\(host)]" : host
+        console.print("comfyq serve: http://\(shown):\(server.port)/" + (token.map { "?token=\($0)" } ?? "") + "  (Ctrl-C to stop)")
+        await SimulateCommand.waitForInterrupt()
+        server.stop()
+        return .success
+    }
+}

@@ -1,0 +1,148 @@
+import ComfyCore
+import Foundation
+import HTTPServer
+import QueueStore
+import Synchronization
+
+/// `comfyq serve`: the queue in a browser. Each request opens the queue read-only in spirit
+/// (SQLite in WAL mode lets a `comfyq run` in another process write meanwhile) and renders from
+/// it; `/events` tells open pages when the queue changed.
+final class ServeApp: Sendable {
+    let databasePath: String
+    /// Required on every request when set (query `token`, which also sets a cookie; the cookie;
+    /// or `Authorization: Bearer`).
+    let token: String?
+    /// How often an event stream looks at the queue.
+    let pollInterval: Duration
+
+    init(databasePath: String, token: String?, pollInterval: Duration = .milliseconds(250)) {
+        self.databasePath = databasePath
+        self.token = token
+        self.pollInterval = pollInterval
+    }
+
+    func handle(_ request: HTTPRequest, _ connection: ClientConnection) -> HTTPServer.Reply {
+        var setCookie: [(String, String)] = []
+        if let token {
+            let cookie = (request.headers["cookie"] ?? "").split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            let bearer = request.headers["authorization"] == "Bearer \(token)"
+            if request.query["token"] == token {
+                setCookie = [("Set-Cookie", "comfyq_token=\(token); Path=/; HttpOnly; SameSite=Strict")]
+            } else if !(bearer || cookie.contains("comfyq_token=\(token)")) {
+                return .response(HTTPResponse(status: 403, contentType: "text/plain", body: Array("a token is needed: open the URL comfyq serve printed".utf8)))
+            }
+        }
+        guard request.method == "GET" else { return .response(HTTPResponse(status: 405, contentType: "text/plain")) }
+        if request.path == "/events" { return stream(connection) }
+        var response: HTTPResponse
+        do {
+            let queue = try Queue(path: databasePath)
+            response = try route(request.path, queue)
+        } catch {
+            response = HTTPResponse(status: 500, contentType: "text/plain", body: Array("\(databasePath): \(error)".utf8))
+        }
+        response.headers += setCookie
+        return .response(response)
+    }
+
+    private func html(_ text: String, status: Int = 200) -> HTTPResponse {
+        HTTPResponse(status: status, contentType: "text/html; charset=utf-8", body: Array(text.utf8), headers: [("Cache-Control", "no-store")])
+    }
+
+    private func notFound(_ what: String) -> HTTPResponse { html(ServePages.notFound(what), status: 404) }
+
+    /// `/`, `/api/status`, `/jobs/NAME`, `/jobs/NAME/INDEX`, `/files/NAME/INDEX/N`.
+    func route(_ path: String, _ queue: Queue) throws -> HTTPResponse {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        switch parts.first {
+        case nil:
+            let jobs = try queue.jobs()
+            let inFlight = try queue.items(states: [.submitting, .running])
+            let failures = Array(try queue.items(states: [.failed]).suffix(20))
+            var recent: [(ItemRow, String)] = []
+            for job in jobs.reversed() where recent.count < 12 {
+                let outputs = try queue.outputs(jobID: job.id)
+                for index in outputs.keys.sorted().reversed() where recent.count < 12 {
+                    guard let row = try queue.item(jobID: job.id, index: index)?.row, !(outputs[index] ?? []).isEmpty else { continue }
+                    recent.append((row, "/files/\(ServePages.segment(job.name))/\(index)/0"))
+                }
+            }
+            let servers = try ServerView.read(queue, now: Date().timeIntervalSince1970)
+            return html(ServePages.overview(jobs: jobs, inFlight: inFlight, failures: failures, servers: servers, recent: recent))
+        case "api" where parts == ["api", "status"]:
+            let document = try StatusCommand.document(queue, job: nil, states: [])
+            return HTTPResponse(status: 200, body: Array(document.serialized().utf8), headers: [("Cache-Control", "no-store")])
+        case "jobs" where parts.count == 2 || parts.count == 3:
+            guard let job = try queue.jobs().first(where: { $0.name == parts[1] }) else { return notFound("no job \(parts[1])") }
+            if parts.count == 2 {
+                let items = try queue.items(jobID: job.id).map { ($0, Self.parameters($0)) }
+                var images: [Int: String] = [:]
+                for (index, paths) in try queue.outputs(jobID: job.id) where !paths.isEmpty {
+                    images[index] = "/files/\(ServePages.segment(job.name))/\(index)/0"
+                }
+                return html(ServePages.grid(job: job, items: items, outputs: images))
+            }
+            guard let index = Int(parts[2]), let found = try queue.item(jobID: job.id, index: index) else {
+                return notFound("no item \(parts[1])/\(parts[2])")
+            }
+            let images = found.outputs.indices.map { "/files/\(ServePages.segment(job.name))/\(index)/\($0)" }
+            return html(ServePages.item(job: job.name, row: found.row, parameters: Self.parameters(found.row), images: images, timings: found.timings))
+        case "files" where parts.count == 4:
+            // Only files recorded as an item's outputs, by their number: no path from the URL
+            // ever reaches the file system.
+            guard let job = try queue.jobs().first(where: { $0.name == parts[1] }), let index = Int(parts[2]), let number = Int(parts[3]),
+                let outputs = try queue.item(jobID: job.id, index: index)?.outputs, outputs.indices.contains(number),
+                let data = FileManager.default.contents(atPath: outputs[number])
+            else { return notFound("no such file") }
+            return HTTPResponse(status: 200, contentType: Self.contentType(outputs[number]), body: [UInt8](data), headers: [("Cache-Control", "max-age=3600")])
+        default:
+            return notFound("no page \(path)")
+        }
+    }
+
+    static func parameters(_ row: ItemRow) -> JSONObject {
+        (try? JSONValue(parsing: row.parameters))?.objectValue ?? JSONObject()
+    }
+
+    static func contentType(_ path: String) -> String {
+        switch InputFile.extensionOf(path) {
+        case "png": "image/png"
+        case "jpg", "jpeg": "image/jpeg"
+        case "webp": "image/webp"
+        case "gif": "image/gif"
+        case "mp4": "video/mp4"
+        case "webm": "video/webm"
+        case "json": "application/json"
+        default: "application/octet-stream"
+        }
+    }
+
+    /// Server-Sent Events: a `changed` event whenever the queue changes (another process's
+    /// commit included), a comment every 15 s to keep proxies from closing it. Ends when the
+    /// client goes away or the server stops.
+    private func stream(_ connection: ClientConnection) -> HTTPServer.Reply {
+        connection.send(Array("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: keep-alive\r\n\r\nretry: 1000\n\n".utf8))
+        let queue: Queue
+        do { queue = try Queue(path: databasePath) } catch { return .tookOver }
+        var last: String?
+        var quiet = ContinuousClock.now
+        while !connection.isClosed {
+            do {
+                let token = try queue.changeToken()
+                if token != last {
+                    if last != nil { connection.send(Array("data: changed\n\n".utf8)) }
+                    last = token
+                    quiet = .now
+                }
+            } catch {
+                return .tookOver  // the queue cannot be read: the page's EventSource reconnects
+            }
+            if ContinuousClock.now - quiet > .seconds(15) {
+                connection.send(Array(": still here\n\n".utf8))
+                quiet = .now
+            }
+            Thread.sleep(forTimeInterval: pollInterval.seconds)
+        }
+        return .tookOver
+    }
+}

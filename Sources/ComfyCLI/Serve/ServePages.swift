@@ -1,0 +1,198 @@
+import ComfyCore
+import Foundation
+import QueueStore
+
+/// The pages of `comfyq serve`, rendered on the server from the queue: plain HTML and one small
+/// script (the live refresh), no framework and nothing fetched from elsewhere.
+enum ServePages {
+    static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.count)
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+
+    /// A path segment for a URL (job names may hold anything).
+    static func segment(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
+    }
+
+    static let style = """
+        :root{color-scheme:light dark;--bg:#fff;--fg:#1b1b1f;--muted:#6b6b76;--line:#ddd;--bar:#3b82f6;--bad:#dc2626;--ok:#16a34a}
+        @media (prefers-color-scheme:dark){:root{--bg:#121214;--fg:#e8e8ec;--muted:#9b9ba6;--line:#2c2c31;--bar:#60a5fa;--bad:#f87171;--ok:#4ade80}}
+        body{margin:0;font:15px/1.45 system-ui,sans-serif;background:var(--bg);color:var(--fg)}
+        header{padding:.8rem 1rem;border-bottom:1px solid var(--line)}header a{color:inherit;text-decoration:none;font-weight:600}
+        main{padding:1rem;max-width:80rem}h2{font-size:1.05rem;margin:1.4rem 0 .5rem}
+        table{border-collapse:collapse;width:100%}td,th{padding:.35rem .5rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+        .bar{height:.5rem;background:var(--line);border-radius:.25rem;min-width:6rem}.bar>i{display:block;height:100%;background:var(--bar);border-radius:.25rem}
+        .muted{color:var(--muted)}.failed{color:var(--bad)}.done{color:var(--ok)}
+        .grid td{text-align:center}.grid img{max-width:12rem;max-height:12rem;display:block;margin:auto}
+        .item img{max-width:100%}code{font-size:.9em}
+        @media (max-width:40rem){td,th{padding:.3rem .25rem}.grid img{max-width:6rem}}
+        """
+
+    /// Reloads the page's `main` when the queue changes (the `/events` stream).
+    static let live = """
+        <script>
+        (function(){var s=new EventSource('/events');s.onmessage=function(){fetch(location.href).then(function(r){return r.text()})
+        .then(function(t){var d=new DOMParser().parseFromString(t,'text/html');var m=d.querySelector('main');if(m)document.querySelector('main').replaceWith(m)})}})();
+        </script>
+        """
+
+    static func page(_ title: String, _ body: String) -> String {
+        """
+        <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+        <title>\(escape(title)) · comfyq</title><style>\(style)</style></head>
+        <body><header><a href="/">comfyq</a> <span class="muted">\(escape(title))</span></header><main>\(body)</main>\(live)</body></html>
+        """
+    }
+
+    static func bar(_ fraction: Double) -> String {
+        "<div class=\"bar\"><i style=\"width:\(Int((max(0, min(1, fraction)) * 100).rounded()))%\"></i></div>"
+    }
+
+    // MARK: Overview
+
+    static func overview(jobs: [JobSummary], inFlight: [ItemRow], failures: [ItemRow], servers: [ServerView], recent: [(ItemRow, String)]) -> String {
+        var html = "<h2>Jobs</h2>"
+        if jobs.isEmpty { html += "<p class=\"muted\">The queue is empty: <code>comfyq add JOB</code> or <code>comfyq run JOB</code>.</p>" }
+        else {
+            html += "<table><tr><th>job</th><th>done</th><th>failed</th><th>running</th><th>pending</th><th></th></tr>"
+            for job in jobs {
+                let fraction = job.total == 0 ? 0 : Double(job.finished) / Double(job.total)
+                html += "<tr><td><a href=\"/jobs/\(segment(job.name))\">\(escape(job.name))</a></td>"
+                html += "<td>\(job.counts[.done] ?? 0)/\(job.total)</td><td class=\"failed\">\(job.counts[.failed] ?? 0)</td>"
+                html += "<td>\(job.running)</td><td>\(job.counts[.pending] ?? 0)</td><td>\(bar(fraction))</td></tr>"
+            }
+            html += "</table>"
+        }
+        html += "<h2>In flight</h2>"
+        if inFlight.isEmpty { html += "<p class=\"muted\">Nothing is running.</p>" }
+        else {
+            html += "<table><tr><th>item</th><th>server</th><th>phase</th><th>step</th><th></th></tr>"
+            for item in inFlight {
+                let step = item.steps.map { "\(item.step ?? 0)/\($0)" } ?? ""
+                html += "<tr><td><a href=\"/jobs/\(segment(item.jobName))/\(item.index)\">\(escape(item.jobName))/\(item.index)</a></td>"
+                html += "<td>\(escape(item.server ?? ""))</td><td>\(escape(item.phase ?? item.state.rawValue))</td><td>\(step)</td><td>\(bar(item.fraction ?? 0))</td></tr>"
+            }
+            html += "</table>"
+        }
+        if !servers.isEmpty {
+            html += "<h2>Servers</h2><table>"
+            for server in servers {
+                html += "<tr><td>\(escape(server.record.name))</td><td>\(escape(server.record.state))</td><td class=\"muted\">\(escape(server.record.reason))</td></tr>"
+            }
+            html += "</table>"
+        }
+        if !recent.isEmpty {
+            html += "<h2>Recent outputs</h2><p>"
+            for (item, link) in recent {
+                html += "<a href=\"/jobs/\(segment(item.jobName))/\(item.index)\"><img src=\"\(link)\" alt=\"\(escape(item.jobName))/\(item.index)\" style=\"max-height:8rem;margin:.2rem\"></a>"
+            }
+            html += "</p>"
+        }
+        if !failures.isEmpty {
+            html += "<h2>Failures</h2><table>"
+            for item in failures {
+                html += "<tr><td><a href=\"/jobs/\(segment(item.jobName))/\(item.index)\">\(escape(item.jobName))/\(item.index)</a></td><td class=\"failed\">\(escape(item.error ?? ""))</td></tr>"
+            }
+            html += "</table>"
+        }
+        return page("overview", html)
+    }
+
+    // MARK: Job grid
+
+    /// The axes of a job: the parameters whose values differ between its items, in the job's
+    /// order. The last is laid across, the others down.
+    static func axes(_ items: [(row: ItemRow, parameters: JSONObject)]) -> [String] {
+        guard let first = items.first else { return [] }
+        return first.parameters.keys.filter { key in
+            let firstValue = first.parameters[key]
+            return items.contains { $0.parameters[key] != firstValue }
+        }
+    }
+
+    static func shown(_ value: JSONValue?) -> String {
+        guard let value else { return "" }
+        if let file = InputFile(json: value) { return file.stem }
+        return value.stringValue ?? value.serialized()
+    }
+
+    static func grid(job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], outputs: [Int: String]) -> String {
+        let axes = axes(items)
+        var html = "<p>\(job.counts[.done] ?? 0) of \(job.total) done"
+        if let failed = job.counts[.failed], failed > 0 { html += ", <span class=\"failed\">\(failed) failed</span>" }
+        html += "</p>"
+        let across = axes.last
+        let down = Array(axes.dropLast())
+        var columns: [String] = []
+        var rows: [String] = []
+        var cells: [String: [(row: ItemRow, parameters: JSONObject)]] = [:]
+        for item in items {
+            let column = across.map { shown(item.parameters[$0]) } ?? ""
+            let row = down.map { shown(item.parameters[$0]) }.joined(separator: " · ")
+            if !columns.contains(column) { columns.append(column) }
+            if !rows.contains(row) { rows.append(row) }
+            cells[row + "\u{0}" + column, default: []].append(item)
+        }
+        html += "<table class=\"grid\"><tr><th class=\"muted\">\(escape(down.joined(separator: " · ")))</th>"
+        for column in columns { html += "<th>\(escape(across.map { "\($0) = " } ?? ""))\(escape(column))</th>" }
+        html += "</tr>"
+        for row in rows {
+            html += "<tr><th>\(escape(row))</th>"
+            for column in columns {
+                html += "<td>"
+                for item in cells[row + "\u{0}" + column] ?? [] { html += cell(item.row, job: job.name, image: outputs[item.row.index]) }
+                html += "</td>"
+            }
+            html += "</tr>"
+        }
+        html += "</table>"
+        return page(job.name, html)
+    }
+
+    static func cell(_ item: ItemRow, job: String, image: String?) -> String {
+        let link = "/jobs/\(segment(job))/\(item.index)"
+        var html = "<a href=\"\(link)\" data-item=\"\(item.index)\">"
+        switch item.state {
+        case .done where image != nil: html += "<img src=\"\(image!)\" alt=\"\(escape(job))/\(item.index)\">"
+        case .running, .submitting: html += "\(escape(item.phase ?? "running"))\(bar(item.fraction ?? 0))"
+        case .failed: html += "<span class=\"failed\">failed</span>"
+        default: html += "<span class=\"muted\">\(item.state.rawValue)</span>"
+        }
+        return html + "</a>"
+    }
+
+    // MARK: Item
+
+    static func item(job: String, row: ItemRow, parameters: JSONObject, images: [String], timings: JSONValue?) -> String {
+        var html = ""
+        for image in images { html += "<p class=\"item\"><a href=\"\(image)\"><img src=\"\(image)\" alt=\"output\"></a></p>" }
+        html += "<table>"
+        func line(_ name: String, _ value: String) { html += "<tr><th>\(escape(name))</th><td>\(value)</td></tr>" }
+        line("state", "<span class=\"\(row.state.rawValue)\">\(row.state.rawValue)</span>")
+        if let error = row.error { line("error", "<span class=\"failed\">\(escape(error))</span>") }
+        for (key, value) in parameters {
+            let text = InputFile(json: value).map { $0.path } ?? value.stringValue ?? value.serialized()
+            line(key, escape(text))
+        }
+        line("prompt id", "<code>\(escape(row.promptID ?? ""))</code>")
+        line("server", escape(row.server ?? ""))
+        line("attempts", "\(row.attempts)")
+        for (phase, seconds) in timings?.objectValue ?? JSONObject() { line("time in \(phase)", "\(seconds.serialized()) s") }
+        html += "</table>"
+        return page("\(job)/\(row.index)", html)
+    }
+
+    static func notFound(_ what: String) -> String { page("not found", "<p>\(escape(what))</p>") }
+}

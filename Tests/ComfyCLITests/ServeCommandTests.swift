@@ -1,0 +1,178 @@
+import ComfyCore
+import Foundation
+import TestSupport
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `comfyq serve` through the real binary, over a queue a real `comfyq run --simulate` filled:
+/// the pages, the grid's cells, files, traversal, the token and the live event stream.
+@Suite(.serialized) struct ServeCommandTests {
+    /// A 3 × 2 matrix batch run on the simulator, and `comfyq serve` over its queue.
+    final class Served: @unchecked Sendable {
+        let night: Night
+        let port: Int
+        let process: Process
+        var base: String { "http://127.0.0.1:\(port)" }
+
+        init(token: String? = nil) async throws {
+            night = try Night("serve")
+            let job = night.path("grid.json")
+            try """
+                {name: "grid", workflow: "\(RunCommandTests.workflow)",
+                 matrix: {"KSampler.steps": [2, 3, 4], "KSampler.cfg": [5.0, 7.5]},
+                 set: {"Empty Latent Image.width": 64, "Empty Latent Image.height": 64},
+                 output: {folder: "\(night.path("out"))", name: "{job}_{index}"}}
+                """.write(toFile: job, atomically: true, encoding: .utf8)
+            let run = try await runBinary(["run", "--simulate", "--no-user-hooks", job], environment: night.environment)
+            try #require(run.status == .success, "\(run.stderr)")
+            port = try Ports.outsideEphemeralRange(1)
+            process = Process()
+            process.executableURL = Paths.binary
+            process.arguments = ["serve", "--listen", "127.0.0.1:\(port)"] + (token.map { ["--token", $0] } ?? [])
+            process.environment = ProcessInfo.processInfo.environment.merging(night.environment) { $1 }
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let base = base
+            _ = try await eventually("comfyq serve to answer") { try? await Self.get(base + "/api/status", headers: ["Authorization": "Bearer \(token ?? "")"]).status }
+        }
+
+        deinit {
+            process.terminate()
+            process.waitUntilExit()
+        }
+
+        static func get(_ url: String, headers: [String: String] = [:]) async throws -> (status: Int, body: String, headers: [String: String]) {
+            var request = URLRequest(url: URL(string: url)!)
+            for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+            let (data, response) = try await URLSession(configuration: .ephemeral).data(for: request)
+            let http = response as? HTTPURLResponse
+            var fields: [String: String] = [:]
+            for (name, value) in http?.allHeaderFields ?? [:] { fields["\(name)"] = "\(value)" }
+            return (http?.statusCode ?? 0, String(decoding: data, as: UTF8.self), fields)
+        }
+
+        /// A request written as is on a socket (no client normalises its path).
+        func raw(_ target: String) throws -> String {
+            let socket = try Ports.connect(port)
+            defer { close(socket) }
+            let request = Array("GET \(target) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)
+            _ = request.withUnsafeBytes { write(socket, $0.baseAddress, $0.count) }
+            var answer: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let got = buffer.withUnsafeMutableBytes { read(socket, $0.baseAddress, 4096) }
+                if got <= 0 { break }
+                answer += buffer[0..<got]
+            }
+            return String(decoding: answer, as: UTF8.self)
+        }
+    }
+
+    @Test func pagesGridFilesAndSafety() async throws {
+        let served = try await Served()
+        let overview = try await Served.get(served.base + "/")
+        #expect(overview.status == 200 && overview.body.contains(">grid</a>") && overview.body.contains("<td>6/6</td>"), "\(overview.body.prefix(400))")
+
+        // The grid: KSampler.cfg across, KSampler.steps down; every cell holds its own item.
+        // /api/status is `comfyq status --json`.
+        let status = try JSONValue(parsing: try await Served.get(served.base + "/api/status").body)
+        let cli = try JSONValue(parsing: try await runBinary(["status", "--json"], environment: served.night.environment).stdout)
+        #expect(status["jobs"] == cli["jobs"] && status["schema"] == 1)
+        let grid = try await Served.get(served.base + "/jobs/grid")
+        #expect(grid.status == 200)
+        let rows = grid.body.components(separatedBy: "<tr>").dropFirst()
+        let header = try #require(rows.first)
+        #expect(header.contains("KSampler.cfg = 5.0") && header.contains("KSampler.cfg = 7.5"), "\(header)")
+        var seen: [Int] = []
+        for (rowOffset, row) in rows.dropFirst().enumerated() {
+            let cells = row.components(separatedBy: "data-item=\"").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
+            #expect(row.hasPrefix("<th>\([2, 3, 4][rowOffset])</th>"), "\(row.prefix(60))")
+            for (column, index) in cells.enumerated() {
+                // Items go 0…5 in matrix order: steps slowest, cfg fastest.
+                #expect(index == rowOffset * 2 + column)
+                #expect(row.contains("src=\"/files/grid/\(index)/0\""))
+                seen.append(index)
+            }
+        }
+        #expect(seen.sorted() == Array(0..<6))
+
+        // An item page and its image, byte for byte what the run saved.
+        let page = try await Served.get(served.base + "/jobs/grid/3")
+        #expect(page.status == 200 && page.body.contains("KSampler.steps") && page.body.contains("<td>3</td>") && page.body.contains("7.5"))
+        let image = try await Served.get(served.base + "/files/grid/3/0")
+        let saved = try String(decoding: Data(contentsOf: URL(fileURLWithPath: served.night.path("out/grid_3.png"))), as: UTF8.self)
+        #expect(image.status == 200 && image.body == saved)
+
+        // Nothing else: unknown jobs and items, and every way of walking out of the outputs.
+        #expect(try await Served.get(served.base + "/jobs/nope").status == 404)
+        #expect(try await Served.get(served.base + "/jobs/grid/99").status == 404)
+        #expect(try await Served.get(served.base + "/files/grid/3/1").status == 404)
+        for target in ["/files/../../etc/passwd", "/files/grid/3/..%2F..%2F..%2Fetc%2Fpasswd", "/files/grid/../grid/3/0/../../../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd"] {
+            let answer = try served.raw(target)
+            #expect(answer.hasPrefix("HTTP/1.1 404"), "\(target): \(answer.prefix(40))")
+        }
+        #expect(try served.raw("/api/status").hasPrefix("HTTP/1.1 200"))
+    }
+
+    @Test func aTokenIsNeededWhenSet() async throws {
+        let served = try await Served(token: "s3cret")
+        #expect(try await Served.get(served.base + "/").status == 403)
+        #expect(try await Served.get(served.base + "/?token=wrong").status == 403)
+        let first = try await Served.get(served.base + "/?token=s3cret")
+        #expect(first.status == 200)
+        let cookie = try #require(first.headers["Set-Cookie"])
+        #expect(cookie.hasPrefix("comfyq_token=s3cret") && cookie.contains("HttpOnly"))
+        #expect(try await Served.get(served.base + "/jobs/grid", headers: ["Cookie": "comfyq_token=s3cret"]).status == 200)
+        #expect(try await Served.get(served.base + "/jobs/grid", headers: ["Authorization": "Bearer s3cret"]).status == 200)
+        #expect(try await Served.get(served.base + "/jobs/grid", headers: ["Cookie": "comfyq_token=wrong"]).status == 403)
+    }
+
+    /// A change made by another process reaches an open event stream.
+    @Test func theEventStreamSaysWhenTheQueueChanges() async throws {
+        let served = try await Served()
+        let received = EventLines()
+        let socket = try Ports.connect(served.port)
+        defer { close(socket) }
+        let request = Array("GET /events HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { write(socket, $0.baseAddress, $0.count) }
+        let reader = Thread { received.read(socket) }
+        reader.start()
+        try await eventually("the stream to open", describe: { received.lines.joined(separator: "|") }) {
+            received.lines.contains("retry: 1000") ? true : nil
+        }
+        let change = try await runBinary(["retry", "grid"], environment: served.night.environment)  // nothing to retry: no change yet
+        #expect(change.status == .success)
+        let add = try await runBinary(["add", served.night.path("grid.json")], environment: served.night.environment)
+        #expect(add.status == .success, "\(add.stderr)")
+        try await eventually("a changed event", timeout: 10, describe: { received.lines.joined(separator: "|") }) {
+            received.lines.contains("data: changed") ? true : nil
+        }
+        shutdown(socket, Int32(SHUT_RDWR))  // the reader thread ends
+    }
+}
+
+/// Reads an event stream's lines from a socket as they come (on a thread of its own).
+final class EventLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var collected: [String] = []
+    private var partial: [UInt8] = []
+    var lines: [String] { lock.withLock { collected } }
+
+    func read(_ socket: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let got = buffer.withUnsafeMutableBytes { Glibc.read(socket, $0.baseAddress, 4096) }
+            if got <= 0 { return }
+            lock.withLock {
+                partial += buffer[0..<got]
+                while let newline = partial.firstIndex(of: 10) {
+                    collected.append(String(decoding: partial[..<newline], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+                    partial.removeFirst(newline + 1)
+                }
+            }
+        }
+    }
+}
