@@ -157,7 +157,8 @@ public actor ServerConnection {
             }
             self.socket = socket
             decoder.reset()
-            // First frame: ask for previews that say which prompt and node they are of.
+            // First frame: ask for previews that say which prompt and node they are of. A socket
+            // that cannot take it is broken: the read loop below finds out and reconnects.
             try? socket.send(.text(#"{"type":"feature_flags","data":{"supports_preview_metadata":true}}"#))
             continuation.yield(.connected(attempt: attempt))
             perform(supervisor.connected(at: now))
