@@ -1,3 +1,4 @@
+import Foundation
 import CZlib
 
 /// PNG images in memory as 8-bit RGBA, decoded and encoded with zlib: what masks need (their
@@ -222,5 +223,55 @@ public enum MaskImage {
             rgba[o + 3] = UInt8(255 - brightness)
         }
         return PNGImage(width: image.width, height: image.height, rgba: rgba).encoded()
+    }
+}
+
+/// Thumbnails of outputs: decoded, scaled down by area averaging (every source pixel counts,
+/// so noise and fine detail average out instead of aliasing), encoded as PNG.
+public enum Thumbnail {
+    /// At most `longSide` pixels on the long side (an image already that small is kept as it is).
+    public static func make(_ bytes: [UInt8], longSide: Int = 256) throws(PNGImage.Failure) -> [UInt8] {
+        let image = try PNGImage(decoding: bytes)
+        return scaled(image, longSide: longSide).encoded()
+    }
+
+    public static func scaled(_ image: PNGImage, longSide: Int) -> PNGImage {
+        let scale = Double(max(image.width, image.height)) / Double(longSide)
+        guard scale > 1 else { return image }
+        let width = max(1, Int((Double(image.width) / scale).rounded()))
+        let height = max(1, Int((Double(image.height) / scale).rounded()))
+        var out = [UInt8](repeating: 0, count: width * height * 4)
+        for y in 0..<height {
+            let top = y * image.height / height
+            let bottom = max(top + 1, (y + 1) * image.height / height)
+            for x in 0..<width {
+                let left = x * image.width / width
+                let right = max(left + 1, (x + 1) * image.width / width)
+                var sums = (0, 0, 0, 0)
+                for sy in top..<bottom {
+                    var index = (sy * image.width + left) * 4
+                    for _ in left..<right {
+                        sums.0 += Int(image.rgba[index])
+                        sums.1 += Int(image.rgba[index + 1])
+                        sums.2 += Int(image.rgba[index + 2])
+                        sums.3 += Int(image.rgba[index + 3])
+                        index += 4
+                    }
+                }
+                let count = (bottom - top) * (right - left)
+                let target = (y * width + x) * 4
+                out[target] = UInt8(sums.0 / count)
+                out[target + 1] = UInt8(sums.1 / count)
+                out[target + 2] = UInt8(sums.2 / count)
+                out[target + 3] = UInt8(sums.3 / count)
+            }
+        }
+        return PNGImage(width: width, height: height, rgba: out, hadAlpha: image.hadAlpha)
+    }
+
+    /// Where an output's thumbnail goes: `.thumbs/NAME.png` beside it.
+    public static func path(for output: String) -> String {
+        let url = URL(fileURLWithPath: output)
+        return url.deletingLastPathComponent().appendingPathComponent(".thumbs").appendingPathComponent(url.deletingPathExtension().lastPathComponent + ".png").path
     }
 }

@@ -1,6 +1,7 @@
 import ComfyClient
 import ComfyCore
 import Foundation
+import InputFiles
 import WebSocket
 
 /// Why an output could not be saved: the path and the reason, in one line.
@@ -96,10 +97,25 @@ enum OutputWriter {
                     if let output = error as? OutputError { throw output }
                     throw OutputError(message: "\(candidate.path): cannot write (\(error.localizedDescription))", outOfSpace: DiskSpace.isOutOfSpace(error))
                 }
+                writeThumbnail(of: candidate.path)
                 return Saved(path: candidate.path, size: size)
             }
             counter += 1
             candidate = target.deletingLastPathComponent().appendingPathComponent("\(base)-\(counter).\(ext)")
+        }
+    }
+
+    /// A 256-pixel thumbnail beside a PNG output (`.thumbs/NAME.png`), for `comfyq serve`'s grids.
+    /// Optional: an image we cannot decode (not PNG, 16-bit) is shown full size instead.
+    static func writeThumbnail(of path: String) {
+        guard InputFile.extensionOf(path) == "png", let data = FileManager.default.contents(atPath: path) else { return }
+        let target = Thumbnail.path(for: path)
+        do {
+            let thumbnail = try Thumbnail.make([UInt8](data))
+            try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try Data(thumbnail).write(to: URL(fileURLWithPath: target), options: .atomic)
+        } catch {
+            return  // no thumbnail: the page scales the image itself
         }
     }
 

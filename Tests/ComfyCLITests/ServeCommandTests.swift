@@ -93,7 +93,7 @@ import FoundationNetworking
             for (column, index) in cells.enumerated() {
                 // Items go 0…5 in matrix order: steps slowest, cfg fastest.
                 #expect(index == rowOffset * 2 + column)
-                #expect(row.contains("src=\"/files/grid/\(index)/0\""))
+                #expect(row.contains("src=\"/thumbs/grid/\(index)/0\""))
                 seen.append(index)
             }
         }
@@ -105,6 +105,9 @@ import FoundationNetworking
         let image = try await Served.get(served.base + "/files/grid/3/0")
         let saved = try String(decoding: Data(contentsOf: URL(fileURLWithPath: served.night.path("out/grid_3.png"))), as: UTF8.self)
         #expect(image.status == 200 && image.body == saved)
+        // Its thumbnail was made when it was collected, beside it.
+        #expect(FileManager.default.fileExists(atPath: served.night.path("out/.thumbs/grid_3.png")))
+        #expect(try await Served.get(served.base + "/thumbs/grid/3/0").status == 200)
 
         // Nothing else: unknown jobs and items, and every way of walking out of the outputs.
         #expect(try await Served.get(served.base + "/jobs/nope").status == 404)
@@ -115,6 +118,26 @@ import FoundationNetworking
             #expect(answer.hasPrefix("HTTP/1.1 404"), "\(target): \(answer.prefix(40))")
         }
         #expect(try served.raw("/api/status").hasPrefix("HTTP/1.1 200"))
+    }
+
+    /// `comfyq report`: one page that opens from disk, every link relative and present.
+    @Test func aReportOpensWithoutAServer() async throws {
+        let served = try await Served()
+        let report = try await runBinary(["report", "grid"], environment: served.night.environment)
+        #expect(report.status == .success, "\(report.stderr)")
+        let page = try String(contentsOfFile: served.night.path("out/index.html"), encoding: .utf8)
+        #expect(!page.contains("EventSource") && !page.contains("/files/") && !page.contains("/thumbs/"))
+        let links = page.components(separatedBy: "src=\"").dropFirst().map { String($0.prefix { $0 != "\"" }) }
+        #expect(links.count == 12, "6 thumbnails in the grid, 6 images below: \(links)")
+        for link in links {
+            let path = served.night.path("out/" + (link.removingPercentEncoding ?? link))
+            #expect(FileManager.default.fileExists(atPath: path), "\(link)")
+        }
+        #expect(links.prefix(6).allSatisfy { $0.hasPrefix(".thumbs/") })
+        for index in 0..<6 { #expect(page.contains("href=\"#item-\(index)\"") && page.contains("id=\"item-\(index)\"")) }
+        // An item given instead of a job, or a job with nothing to show, is one clear line.
+        let item = try await runBinary(["report", "grid/1"], environment: served.night.environment)
+        #expect(item.status != .success && item.stderr.contains("give a job, not an item"))
     }
 
     @Test func aTokenIsNeededWhenSet() async throws {

@@ -111,6 +111,28 @@ enum HandPNG {
     }
 }
 
+@Suite struct ThumbnailTests {
+    @Test func areaAveragingHalvesAndKeepsTheLongSide() throws {
+        // 4 × 2, left half black, right half white: 2 × 1 keeps one of each.
+        var rgba: [UInt8] = []
+        for _ in 0..<2 { for x in 0..<4 { rgba += x < 2 ? [0, 0, 0, 255] : [255, 255, 255, 255] } }
+        let small = Thumbnail.scaled(PNGImage(width: 4, height: 2, rgba: rgba), longSide: 2)
+        #expect(small.width == 2 && small.height == 1 && small.rgba == [0, 0, 0, 255, 255, 255, 255, 255])
+        // Alternating pixels average to grey, not to one of them.
+        let stripes = PNGImage(width: 4, height: 1, rgba: (0..<4).flatMap { $0 % 2 == 0 ? [0, 0, 0, 255] : [200, 200, 200, 255] as [UInt8] })
+        #expect(Thumbnail.scaled(stripes, longSide: 2).rgba == [100, 100, 100, 255, 100, 100, 100, 255])
+    }
+
+    @Test func aLargeImageBecomes256OnItsLongSideAndASmallOneStays() throws {
+        let large = PNGImage(width: 1024, height: 512, rgba: [UInt8](repeating: 90, count: 1024 * 512 * 4)).encoded()
+        let thumbnail = try PNGImage(decoding: Thumbnail.make(large))
+        #expect(thumbnail.width == 256 && thumbnail.height == 128 && thumbnail.rgba.allSatisfy { $0 == 90 })
+        let small = PNGImage(width: 64, height: 48, rgba: [UInt8](repeating: 7, count: 64 * 48 * 4))
+        #expect(try PNGImage(decoding: Thumbnail.make(small.encoded())).width == 64)
+        #expect(Thumbnail.path(for: "/out/job/a_1.png") == "/out/job/.thumbs/a_1.png")
+    }
+}
+
 @Suite struct LocalFilesTests {
     @Test func sha256() throws {
         #expect(FileHash.sha256(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

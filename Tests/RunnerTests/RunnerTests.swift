@@ -47,7 +47,8 @@ final class Workspace: @unchecked Sendable {
 
     func files(_ ext: String) -> [String] {
         let names = (FileManager.default.enumerator(atPath: outputs.path)?.allObjects as? [String]) ?? []
-        return names.filter { $0.hasSuffix(".\(ext)") }.sorted()
+        // Outputs, not their thumbnails (`.thumbs/`).
+        return names.filter { $0.hasSuffix(".\(ext)") && !$0.split(separator: "/").contains { $0.hasPrefix(".") } }.sorted()
     }
 }
 

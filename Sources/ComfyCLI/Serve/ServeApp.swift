@@ -1,6 +1,7 @@
 import ComfyCore
 import Foundation
 import HTTPServer
+import InputFiles
 import QueueStore
 import Synchronization
 
@@ -64,7 +65,7 @@ final class ServeApp: Sendable {
                 let outputs = try queue.outputs(jobID: job.id)
                 for index in outputs.keys.sorted().reversed() where recent.count < 12 {
                     guard let row = try queue.item(jobID: job.id, index: index)?.row, !(outputs[index] ?? []).isEmpty else { continue }
-                    recent.append((row, "/files/\(ServePages.segment(job.name))/\(index)/0"))
+                    recent.append((row, "/thumbs/\(ServePages.segment(job.name))/\(index)/0"))
                 }
             }
             let servers = try ServerView.read(queue, now: Date().timeIntervalSince1970)
@@ -78,7 +79,7 @@ final class ServeApp: Sendable {
                 let items = try queue.items(jobID: job.id).map { ($0, Self.parameters($0)) }
                 var images: [Int: String] = [:]
                 for (index, paths) in try queue.outputs(jobID: job.id) where !paths.isEmpty {
-                    images[index] = "/files/\(ServePages.segment(job.name))/\(index)/0"
+                    images[index] = "/thumbs/\(ServePages.segment(job.name))/\(index)/0"
                 }
                 return html(ServePages.grid(job: job, items: items, outputs: images))
             }
@@ -87,6 +88,15 @@ final class ServeApp: Sendable {
             }
             let images = found.outputs.indices.map { "/files/\(ServePages.segment(job.name))/\(index)/\($0)" }
             return html(ServePages.item(job: job.name, row: found.row, parameters: Self.parameters(found.row), images: images, timings: found.timings))
+        case "thumbs" where parts.count == 4:
+            // A recorded output's thumbnail when there is one, else the output itself.
+            guard let job = try queue.jobs().first(where: { $0.name == parts[1] }), let index = Int(parts[2]), let number = Int(parts[3]),
+                let outputs = try queue.item(jobID: job.id, index: index)?.outputs, outputs.indices.contains(number)
+            else { return notFound("no such file") }
+            let thumbnail = Thumbnail.path(for: outputs[number])
+            let path = FileManager.default.fileExists(atPath: thumbnail) ? thumbnail : outputs[number]
+            guard let data = FileManager.default.contents(atPath: path) else { return notFound("no such file") }
+            return HTTPResponse(status: 200, contentType: Self.contentType(path), body: [UInt8](data), headers: [("Cache-Control", "max-age=3600")])
         case "files" where parts.count == 4:
             // Only files recorded as an item's outputs, by their number: no path from the URL
             // ever reaches the file system.

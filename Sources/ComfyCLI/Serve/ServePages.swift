@@ -1,5 +1,6 @@
 import ComfyCore
 import Foundation
+import InputFiles
 import QueueStore
 
 /// The pages of `comfyq serve`, rendered on the server from the queue: plain HTML and one small
@@ -48,11 +49,12 @@ enum ServePages {
         </script>
         """
 
-    static func page(_ title: String, _ body: String) -> String {
+    /// A whole page; `live`: refreshed from `/events` (not in a static report).
+    static func page(_ title: String, _ body: String, live: Bool = true) -> String {
         """
         <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
         <title>\(escape(title)) · comfyq</title><style>\(style)</style></head>
-        <body><header><a href="/">comfyq</a> <span class="muted">\(escape(title))</span></header><main>\(body)</main>\(live)</body></html>
+        <body><header><a href="\(live ? "/" : "#")">comfyq</a> <span class="muted">\(escape(title))</span></header><main>\(body)</main>\(live ? Self.live : "")</body></html>
         """
     }
 
@@ -129,6 +131,13 @@ enum ServePages {
     }
 
     static func grid(job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], outputs: [Int: String]) -> String {
+        page(job.name, gridBody(job: job, items: items, outputs: outputs, link: { "/jobs/\(segment(job.name))/\($0)" }))
+    }
+
+    /// The grid's HTML; `link` gives where a cell leads (an item page, or an anchor in a report).
+    static func gridBody(
+        job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], outputs: [Int: String], link: (Int) -> String
+    ) -> String {
         let axes = axes(items)
         var html = "<p>\(job.counts[.done] ?? 0) of \(job.total) done"
         if let failed = job.counts[.failed], failed > 0 { html += ", <span class=\"failed\">\(failed) failed</span>" }
@@ -152,17 +161,18 @@ enum ServePages {
             html += "<tr><th>\(escape(row))</th>"
             for column in columns {
                 html += "<td>"
-                for item in cells[row + "\u{0}" + column] ?? [] { html += cell(item.row, job: job.name, image: outputs[item.row.index]) }
+                for item in cells[row + "\u{0}" + column] ?? [] {
+                    html += cell(item.row, job: job.name, image: outputs[item.row.index], link: link(item.row.index))
+                }
                 html += "</td>"
             }
             html += "</tr>"
         }
         html += "</table>"
-        return page(job.name, html)
+        return html
     }
 
-    static func cell(_ item: ItemRow, job: String, image: String?) -> String {
-        let link = "/jobs/\(segment(job))/\(item.index)"
+    static func cell(_ item: ItemRow, job: String, image: String?, link: String) -> String {
         var html = "<a href=\"\(link)\" data-item=\"\(item.index)\">"
         switch item.state {
         case .done where image != nil: html += "<img src=\"\(image!)\" alt=\"\(escape(job))/\(item.index)\">"
@@ -176,6 +186,10 @@ enum ServePages {
     // MARK: Item
 
     static func item(job: String, row: ItemRow, parameters: JSONObject, images: [String], timings: JSONValue?) -> String {
+        page("\(job)/\(row.index)", itemBody(row: row, parameters: parameters, images: images, timings: timings))
+    }
+
+    static func itemBody(row: ItemRow, parameters: JSONObject, images: [String], timings: JSONValue?) -> String {
         var html = ""
         for image in images { html += "<p class=\"item\"><a href=\"\(image)\"><img src=\"\(image)\" alt=\"output\"></a></p>" }
         html += "<table>"
@@ -191,7 +205,24 @@ enum ServePages {
         line("attempts", "\(row.attempts)")
         for (phase, seconds) in timings?.objectValue ?? JSONObject() { line("time in \(phase)", "\(seconds.serialized()) s") }
         html += "</table>"
-        return page("\(job)/\(row.index)", html)
+        return html
+    }
+
+    /// A self-contained page of a job for sharing or archiving: the grid, then every item, with
+    /// links relative to where the page is written (`relative` turns an output path into one).
+    static func report(job: JobSummary, items: [(row: ItemRow, parameters: JSONObject, outputs: [String], timings: JSONValue?)], relative: (String) -> String) -> String {
+        var thumbnails: [Int: String] = [:]
+        for item in items {
+            guard let first = item.outputs.first else { continue }
+            let thumbnail = Thumbnail.path(for: first)
+            thumbnails[item.row.index] = relative(FileManager.default.fileExists(atPath: thumbnail) ? thumbnail : first)
+        }
+        var html = gridBody(job: job, items: items.map { ($0.row, $0.parameters) }, outputs: thumbnails, link: { "#item-\($0)" })
+        for item in items {
+            html += "<h2 id=\"item-\(item.row.index)\">\(escape(job.name))/\(item.row.index)</h2>"
+            html += itemBody(row: item.row, parameters: item.parameters, images: item.outputs.map(relative), timings: item.timings)
+        }
+        return page(job.name, html, live: false)
     }
 
     static func notFound(_ what: String) -> String { page("not found", "<p>\(escape(what))</p>") }
