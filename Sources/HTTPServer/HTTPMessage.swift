@@ -136,6 +136,7 @@ public struct HTTPResponse: Sendable, Equatable {
         switch status {
         case 101: "Switching Protocols"
         case 200: "OK"
+        case 303: "See Other"
         case 400: "Bad Request"
         case 403: "Forbidden"
         case 404: "Not Found"

@@ -140,6 +140,39 @@ import FoundationNetworking
         #expect(item.status != .success && item.stderr.contains("give a job, not an item"))
     }
 
+    /// Cancel and retry from the pages: a form of this server's own page works; the same POST
+    /// from another site (or with no origin at all) is refused.
+    @Test func controlsWorkFromTheOwnPagesOnly() async throws {
+        let served = try await Served()
+        let second = served.night.path("later.json")
+        try #"{name: "later", workflow: "\#(RunCommandTests.workflow)", seeds: {start: 1, count: 3}}"#.write(toFile: second, atomically: true, encoding: .utf8)
+        #expect(try await runBinary(["add", second], environment: served.night.environment).status == .success)
+        func post(_ path: String, _ headers: [String: String]) async throws -> (Int, String?) {
+            var request = URLRequest(url: URL(string: served.base + path)!)
+            request.httpMethod = "POST"
+            for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+            let session = URLSession(configuration: .ephemeral, delegate: NoRedirects(), delegateQueue: nil)
+            let (_, response) = try await session.data(for: request)
+            let http = response as? HTTPURLResponse
+            return (http?.statusCode ?? 0, http?.value(forHTTPHeaderField: "Location"))
+        }
+        #expect(try await post("/jobs/later/cancel", [:]).0 == 403)
+        #expect(try await post("/jobs/later/cancel", ["Origin": "http://evil.example"]).0 == 403)
+        #expect(try await post("/jobs/later/cancel", ["Referer": "http://evil.example/jobs/later"]).0 == 403)
+        let page = try await Served.get(served.base + "/jobs/later")
+        #expect(page.body.contains("action=\"/jobs/later/cancel\""))
+        let cancel = try await post("/jobs/later/1/cancel", ["Origin": served.base])
+        #expect(cancel.0 == 303 && cancel.1 == "/jobs/later/1")
+        let states = { () async throws -> [String] in
+            let status = try JSONValue(parsing: try await runBinary(["status", "later", "--json"], environment: served.night.environment).stdout)
+            return (status["items"]?.arrayValue ?? []).compactMap { $0["state"]?.stringValue }
+        }
+        #expect(try await states() == ["pending", "cancelled", "pending"])
+        #expect(try await post("/jobs/later/retry", ["Referer": served.base + "/jobs/later"]).0 == 303)
+        #expect(try await states() == ["pending", "pending", "pending"])
+        #expect(try await post("/jobs/nope/cancel", ["Origin": served.base]).0 == 404)
+    }
+
     @Test func aTokenIsNeededWhenSet() async throws {
         let served = try await Served(token: "s3cret")
         #expect(try await Served.get(served.base + "/").status == 403)
@@ -197,5 +230,15 @@ final class EventLines: @unchecked Sendable {
                 }
             }
         }
+    }
+}
+
+/// Lets a test see a 303 instead of following it.
+final class NoRedirects: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse, newRequest request: URLRequest,
+        completionHandler: @escaping (URLRequest?) -> Void
+    ) {
+        completionHandler(nil)
     }
 }

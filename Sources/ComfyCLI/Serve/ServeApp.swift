@@ -33,6 +33,7 @@ final class ServeApp: Sendable {
                 return .response(HTTPResponse(status: 403, contentType: "text/plain", body: Array("a token is needed: open the URL comfyq serve printed".utf8)))
             }
         }
+        if request.method == "POST" { return .response(control(request, setCookie: setCookie)) }
         guard request.method == "GET" else { return .response(HTTPResponse(status: 405, contentType: "text/plain")) }
         if request.path == "/events" { return stream(connection) }
         var response: HTTPResponse
@@ -44,6 +45,47 @@ final class ServeApp: Sendable {
         }
         response.headers += setCookie
         return .response(response)
+    }
+
+    /// `POST /jobs/NAME/cancel|retry` and `/jobs/NAME/INDEX/cancel|retry`. A browser's form posts
+    /// from this server's own pages (its `Origin` or `Referer` is this server), a script with the
+    /// token (`Authorization: Bearer`) or, on loopback without a token, `X-Requested-By: comfyq`:
+    /// another site's page cannot make a visitor's browser cancel anything.
+    func control(_ request: HTTPRequest, setCookie: [(String, String)]) -> HTTPResponse {
+        let host = request.headers["host"] ?? ""
+        let origin = request.headers["origin"] ?? request.headers["referer"].map { referer -> String in
+            let parts = referer.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
+            return parts.count >= 3 ? parts[0..<3].joined(separator: "/") : referer
+        }
+        let sameOrigin = !host.isEmpty && origin == "http://\(host)"
+        let script = token.map { request.headers["authorization"] == "Bearer \($0)" } ?? (request.headers["x-requested-by"] == "comfyq")
+        guard sameOrigin || script else {
+            return HTTPResponse(status: 403, contentType: "text/plain", body: Array("cross-site request refused: post from comfyq's own pages, or send the token".utf8))
+        }
+        let parts = request.path.split(separator: "/").map(String.init)
+        guard parts.count == 3 || parts.count == 4, parts[0] == "jobs", let action = parts.last, action == "cancel" || action == "retry" else {
+            return notFound("no control \(request.path)")
+        }
+        do {
+            let queue = try Queue(path: databasePath)
+            guard let job = try queue.jobs().first(where: { $0.name == parts[1] }) else { return notFound("no job \(parts[1])") }
+            let target: Queue.Target
+            if parts.count == 4 {
+                guard let index = Int(parts[2]), try queue.item(jobID: job.id, index: index) != nil else { return notFound("no item \(parts[1])/\(parts[2])") }
+                target = .item(job: job.id, index: index)
+            } else {
+                target = .job(job.id)
+            }
+            let now = Date().timeIntervalSince1970
+            let changed = action == "cancel" ? try queue.cancel(target, now: now) : try queue.retry(target, now: now)
+            let back = "/jobs/\(ServePages.segment(job.name))" + (parts.count == 4 ? "/\(parts[2])" : "")
+            if script {
+                return HTTPResponse(status: 200, body: Array(JSONValue.object(["changed": .int(changed)]).serialized().utf8), headers: setCookie)
+            }
+            return HTTPResponse(status: 303, contentType: "text/plain", headers: [("Location", back)] + setCookie)
+        } catch {
+            return HTTPResponse(status: 500, contentType: "text/plain", body: Array("\(databasePath): \(error)".utf8))
+        }
     }
 
     private func html(_ text: String, status: Int = 200) -> HTTPResponse {

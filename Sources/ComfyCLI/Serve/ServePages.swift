@@ -131,7 +131,17 @@ enum ServePages {
     }
 
     static func grid(job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], outputs: [Int: String]) -> String {
-        page(job.name, gridBody(job: job, items: items, outputs: outputs, link: { "/jobs/\(segment(job.name))/\($0)" }))
+        let base = "/jobs/\(segment(job.name))"
+        let buttons = controls(base, cancel: !job.isFinished, retry: (job.counts[.failed] ?? 0) + (job.counts[.cancelled] ?? 0) > 0)
+        return page(job.name, buttons + gridBody(job: job, items: items, outputs: outputs, link: { "\(base)/\($0)" }))
+    }
+
+    /// Cancel and retry, as forms posting to this server (see `ServeApp.control`).
+    static func controls(_ base: String, cancel: Bool, retry: Bool) -> String {
+        var html = ""
+        if cancel { html += "<form method=\"post\" action=\"\(base)/cancel\" style=\"display:inline\"><button>cancel</button></form> " }
+        if retry { html += "<form method=\"post\" action=\"\(base)/retry\" style=\"display:inline\"><button>retry</button></form>" }
+        return html.isEmpty ? "" : "<p>\(html)</p>"
     }
 
     /// The grid's HTML; `link` gives where a cell leads (an item page, or an anchor in a report).
@@ -186,7 +196,9 @@ enum ServePages {
     // MARK: Item
 
     static func item(job: String, row: ItemRow, parameters: JSONObject, images: [String], timings: JSONValue?) -> String {
-        page("\(job)/\(row.index)", itemBody(row: row, parameters: parameters, images: images, timings: timings))
+        let base = "/jobs/\(segment(job))/\(row.index)"
+        let buttons = controls(base, cancel: !row.state.isFinished, retry: row.state == .failed || row.state == .cancelled)
+        return page("\(job)/\(row.index)", buttons + itemBody(row: row, parameters: parameters, images: images, timings: timings))
     }
 
     static func itemBody(row: ItemRow, parameters: JSONObject, images: [String], timings: JSONValue?) -> String {
