@@ -14,8 +14,8 @@ mkdir -p out
 echo "== comfyq validate jobs/*.json jobs/*.lua"
 "$bin" validate jobs/*.json jobs/*.lua
 echo
-echo "== comfyq run --simulate jobs/seed-sweep.json jobs/hires-fix.json jobs/img2img-folder.json --hook scripts/timings-csv.lua"
-"$bin" run --simulate jobs/seed-sweep.json jobs/hires-fix.json jobs/img2img-folder.json \
+echo "== comfyq run --simulate --serve 127.0.0.1:0 jobs/seed-sweep.json jobs/hires-fix.json jobs/img2img-folder.json --hook scripts/timings-csv.lua"
+"$bin" run --simulate --serve 127.0.0.1:0 jobs/seed-sweep.json jobs/hires-fix.json jobs/img2img-folder.json \
   --hook scripts/timings-csv.lua --hook-opt timings-csv.file=out/timings.csv --no-user-hooks
 echo
 echo "== comfyq status"
@@ -23,6 +23,9 @@ echo "== comfyq status"
 echo
 echo "outputs and their sidecars:"
 ls out/seed-sweep out/hires-fix out/img2img-folder | head -40
+echo
+echo "each job's page (open in a browser, no server needed): out/seed-sweep/index.html, out/hires-fix/index.html, out/img2img-folder/index.html"
+echo "while a batch runs, 'comfyq serve' (or run --serve ADDR:PORT) shows it live: http://127.0.0.1:8190/"
 echo
 echo "out/timings.csv (from the timings-csv.lua hook):"
 head -4 out/timings.csv

@@ -173,6 +173,30 @@ import FoundationNetworking
         #expect(try await post("/jobs/nope/cancel", ["Origin": served.base]).0 == 404)
     }
 
+    /// `comfyq run --serve`: the queue is served while the run works, and each job that got
+    /// outputs has its report page when it ends.
+    @Test func aRunServesWhileItWorksAndLeavesAReport() async throws {
+        let night = try Night("run-serve")
+        let job = night.path("small.json")
+        try """
+            {name: "small", workflow: "\(RunCommandTests.workflow)", seeds: {start: 1, count: 4},
+             set: {"Empty Latent Image.width": 64, "Empty Latent Image.height": 64},
+             output: {folder: "\(night.path("out"))", name: "{job}_{index}"}}
+            """.write(toFile: job, atomically: true, encoding: .utf8)
+        let port = try Ports.outsideEphemeralRange(1)
+        let environment = night.environment
+        async let run = runBinary(["run", "--simulate", "--no-user-hooks", "--serve", "127.0.0.1:\(port)", job], environment: environment)
+        _ = try await eventually("the run to serve its queue") {
+            (try? await Served.get("http://127.0.0.1:\(port)/api/status"))?.status == 200 ? true : nil
+        }
+        let result = try await run
+        #expect(result.status == .success, "\(result.stderr)")
+        #expect(result.stderr.contains("serving the queue at http://127.0.0.1:\(port)/"))
+        let page = try String(contentsOfFile: night.path("out/index.html"), encoding: .utf8)
+        #expect(page.contains("#item-3"))
+        #expect(Ports.nothingListens(on: port), "the server stops with the run")
+    }
+
     @Test func aTokenIsNeededWhenSet() async throws {
         let served = try await Served(token: "s3cret")
         #expect(try await Served.get(served.base + "/").status == 403)

@@ -21,13 +21,20 @@ enum ReportCommand {
         guard case .job(let jobID) = try QueueEditCommands.resolve(queue, reference), let job = try queue.jobs().first(where: { $0.id == jobID }) else {
             throw CommandFailure("\(reference): give a job, not an item")
         }
+        let target = try write(job, queue: queue, folder: arguments.value("output"))
+        console.print("wrote \(target)")
+        return .success
+    }
+
+    /// Writes `index.html` for the job into `folder` (default: where its outputs are); returns its path.
+    static func write(_ job: JobSummary, queue: Queue, folder given: String?) throws -> String {
         var items: [(row: ItemRow, parameters: JSONObject, outputs: [String], timings: JSONValue?)] = []
         for row in try queue.items(jobID: job.id) {
             let found = try queue.item(jobID: job.id, index: row.index)
             items.append((row, ServeApp.parameters(row), found?.outputs ?? [], found?.timings))
         }
         let folder: String
-        if let given = arguments.value("output") {
+        if let given {
             folder = given
         } else if let first = items.lazy.compactMap(\.outputs.first).first {
             folder = (first as NSString).deletingLastPathComponent
@@ -41,8 +48,7 @@ enum ReportCommand {
         do { try Data(html.utf8).write(to: target, options: .atomic) } catch {
             throw CommandFailure("\(target.path): cannot write it: \(error.localizedDescription)")
         }
-        console.print("wrote \(target.path)")
-        return .success
+        return target.path
     }
 
     /// `path` as a link from a page in `base` (`../out/x.png`), each segment percent-encoded.

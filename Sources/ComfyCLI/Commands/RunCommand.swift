@@ -2,6 +2,7 @@ import ComfyClient
 import ComfyCore
 import Dispatch
 import Foundation
+import HTTPServer
 import Hooks
 import QueueStore
 import Runner
@@ -31,6 +32,7 @@ enum RunCommand {
                 help: "models (default): each server takes work for the model it has loaded, so a sweep\nacross checkpoints loads each once per server; strict: exactly queue order."),
             .value("max-defer", name: "duration", help: "Longest an item may be overtaken for a loaded model (default 10m)."),
             .flag("watch", help: "Keep running and pick up items added later."),
+            .value("serve", name: "addr:port", help: "Also serve the queue in a browser from this process, e.g. 127.0.0.1:8190 (see comfyq serve)."),
             .flag("simulate", help: "Start a simulated ComfyUI on a free port (a supervised comfyq simulate) and use it."),
             .flag("overwrite", help: "Replace existing output files instead of adding -1, -2."),
             .value("space-check", name: "duration", help: "While paused by a full disk, how often to check the free space (default 30s)."),
@@ -87,11 +89,33 @@ enum RunCommand {
         }
         let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: NSHomeDirectory())
         let runner = try Runner(queuePath: path, options: options)
+        var web: HTTPServer?
+        if let listen = arguments.value("serve") {
+            let (server, url) = try ServeCommand.start(listen: listen, token: nil, databasePath: path, option: "--serve", command: spec)
+            web = server
+            console.printError("serving the queue at \(url)")
+        }
+        defer { web?.stop() }
 
-        let printer = Task { for await event in runner.events { display.show(event) } }
+        // The jobs that got outputs in this run: each gets its report page when the run ends.
+        let printer = Task { () -> Set<String> in
+            var finished: Set<String> = []
+            for await event in runner.events {
+                display.show(event)
+                if case .completed(let item, _, _, _) = event, let slash = item.lastIndex(of: "/") { finished.insert(String(item[..<slash])) }
+            }
+            return finished
+        }
         let signals = interrupts(runner, console: console)
         let summary = await runner.run()
-        await printer.value
+        let finishedJobs = await printer.value
+        for job in try queue.jobs() where finishedJobs.contains(job.name) {
+            do {
+                console.printError("report: \(try ReportCommand.write(job, queue: queue, folder: nil))")
+            } catch {
+                console.printError("warning: report of \(job.name) not written: \(error)")
+            }
+        }
         if arguments.flag("simulate"), FileManager.default.fileExists(atPath: simulatorFolder) {
             // The simulated server has stopped; its copies of the outputs and its log go with it.
             do { try FileManager.default.removeItem(atPath: simulatorFolder) } catch {

@@ -20,16 +20,25 @@ enum ServeCommand {
         run: run)
 
     static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
-        let listen = arguments.value("listen") ?? "127.0.0.1:8190"
+        let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: NSHomeDirectory())
+        _ = try JobFiles.openQueue(arguments, console)  // fails here, clearly, if the queue cannot be opened
+        let (server, url) = try start(listen: arguments.value("listen") ?? "127.0.0.1:8190", token: arguments.value("token"), databasePath: path, option: "--listen", command: spec)
+        console.print("comfyq serve: \(url)  (Ctrl-C to stop)")
+        await SimulateCommand.waitForInterrupt()
+        server.stop()
+        return .success
+    }
+
+    /// Starts serving the queue at `listen` (`ADDRESS:PORT`); returns the server and the URL to
+    /// open (with the token when one is needed: given, or made up off loopback).
+    static func start(listen: String, token given: String?, databasePath: String, option: String, command: CommandSpec) throws -> (HTTPServer, String) {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
-            throw UsageError("--listen must be ADDRESS:PORT, such as 127.0.0.1:8190 or 0.0.0.0:8190, got '\(listen)'", command: spec)
+            throw UsageError("\(option) must be ADDRESS:PORT, such as 127.0.0.1:8190 or 0.0.0.0:8190, got '\(listen)'", command: command)
         }
         let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         let loopback = ["127.0.0.1", "localhost", "::1"].contains(host)
-        let token = arguments.value("token") ?? (loopback ? nil : UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))
-        let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: NSHomeDirectory())
-        _ = try JobFiles.openQueue(arguments, console)  // fails here, clearly, if the queue cannot be opened
-        let app = ServeApp(databasePath: path, token: token)
+        let token = given ?? (loopback ? nil : UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))
+        let app = ServeApp(databasePath: databasePath, token: token)
         let server: HTTPServer
         do {
             server = try HTTPServer(host: host, port: port, name: "comfyq-serve", maximumBody: 1 << 20, idleTimeout: .seconds(60))
@@ -38,9 +47,6 @@ enum ServeCommand {
         }
         server.start { request, connection, _ in app.handle(request, connection) }
         let shown = host.contains(":") ? "[\(host)]" : host
-        console.print("comfyq serve: http://\(shown):\(server.port)/" + (token.map { "?token=\($0)" } ?? "") + "  (Ctrl-C to stop)")
-        await SimulateCommand.waitForInterrupt()
-        server.stop()
-        return .success
+        return (server, "http://\(shown):\(server.port)/" + (token.map { "?token=\($0)" } ?? ""))
     }
 }
