@@ -77,7 +77,7 @@ let package = Package(
         .executableTarget(name: "comfyq", dependencies: ["ComfyCLI"]),
         // Benchmarks (run in release).
         .executableTarget(
-            name: "comfyq-bench", dependencies: ["ComfyCore", "ComfyClient", "Simulator", "WebSocket", "QueueStore", "Runner", "Hooks", "Workloads", "InputFiles"]),
+            name: "comfyq-bench", dependencies: ["ComfyCore", "ComfyClient", "Simulator", "WebSocket", "QueueStore", "Runner", "Hooks", "Workloads", "InputFiles", "ComfyCLI", "HTTPServer"]),
         // Graphs shared by the tests and the benchmarks.
         .target(name: "Workloads", dependencies: ["ComfyCore"]),
 

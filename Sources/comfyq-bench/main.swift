@@ -1,6 +1,6 @@
 // comfyq-bench: the figures quoted in README.md. Build and run in release:
 //
-//     swift run -c release comfyq-bench [engine|decode|graph300|memory|codec|loopback|http|simulator|queue|runner|hooks|supervision|dispatch|inputs|soak|all]
+//     swift run -c release comfyq-bench [engine|decode|graph300|memory|codec|loopback|http|simulator|queue|runner|hooks|supervision|dispatch|inputs|serve|soak|all]
 //
 // Each benchmark runs several rounds and reports the median, so one noisy round on a shared
 // 2-core machine does not decide the figure.
@@ -33,5 +33,6 @@ if all || arguments.contains("hooks") { await benchmarkHooks() }
 if all || arguments.contains("supervision") { await SupervisionBenchmark.run() }
 if all || arguments.contains("dispatch") { await DispatchBenchmark.run() }
 if all || arguments.contains("inputs") { await InputsBenchmark.run() }
+if all || arguments.contains("serve") { await ServeBenchmark.run() }
 // Minutes long: only when asked (`soak [count]`).
 if arguments.contains("soak") { await SoakBenchmark.run(count: CommandLine.arguments.compactMap { Int($0) }.first ?? 100_000) }

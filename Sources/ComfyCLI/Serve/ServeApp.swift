@@ -8,7 +8,7 @@ import Synchronization
 /// `comfyq serve`: the queue in a browser. Each request opens the queue read-only in spirit
 /// (SQLite in WAL mode lets a `comfyq run` in another process write meanwhile) and renders from
 /// it; `/events` tells open pages when the queue changed.
-final class ServeApp: Sendable {
+package final class ServeApp: Sendable {
     let databasePath: String
     /// Required on every request when set (query `token`, which also sets a cookie; the cookie;
     /// or `Authorization: Bearer`).
@@ -16,13 +16,13 @@ final class ServeApp: Sendable {
     /// How often an event stream looks at the queue.
     let pollInterval: Duration
 
-    init(databasePath: String, token: String?, pollInterval: Duration = .milliseconds(250)) {
+    package init(databasePath: String, token: String?, pollInterval: Duration = .milliseconds(250)) {
         self.databasePath = databasePath
         self.token = token
         self.pollInterval = pollInterval
     }
 
-    func handle(_ request: HTTPRequest, _ connection: ClientConnection) -> HTTPServer.Reply {
+    package func handle(_ request: HTTPRequest, _ connection: ClientConnection) -> HTTPServer.Reply {
         var setCookie: [(String, String)] = []
         if let token {
             let cookie = (request.headers["cookie"] ?? "").split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -95,7 +95,7 @@ final class ServeApp: Sendable {
     private func notFound(_ what: String) -> HTTPResponse { html(ServePages.notFound(what), status: 404) }
 
     /// `/`, `/api/status`, `/jobs/NAME`, `/jobs/NAME/INDEX`, `/files/NAME/INDEX/N`.
-    func route(_ path: String, _ queue: Queue) throws -> HTTPResponse {
+    package func route(_ path: String, _ queue: Queue) throws -> HTTPResponse {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         switch parts.first {
         case nil:
