@@ -78,68 +78,96 @@ public struct PNGImage: Sendable, Equatable {
         guard raw.count >= (stride + 1) * height else { throw Failure("image data too short") }
         let pixels = Self.unfilter(raw, stride: stride, height: height, bytesPerPixel: channels)
         var rgba = [UInt8](repeating: 255, count: width * height * 4)
-        for index in 0..<(width * height) {
-            let p = index * channels
-            let o = index * 4
-            switch colour {
-            case 0:
-                let grey = pixels[p]
-                rgba[o] = grey
-                rgba[o + 1] = grey
-                rgba[o + 2] = grey
-                if transparency.count >= 2, UInt16(grey) == UInt16(transparency[0]) << 8 | UInt16(transparency[1]) { rgba[o + 3] = 0 }
-            case 2:
-                rgba[o] = pixels[p]
-                rgba[o + 1] = pixels[p + 1]
-                rgba[o + 2] = pixels[p + 2]
-                if transparency.count >= 6, pixels[p] == transparency[1], pixels[p + 1] == transparency[3], pixels[p + 2] == transparency[5] {
-                    rgba[o + 3] = 0
+        let count = width * height
+        // The common truecolour cases in tight loops; the others pixel by pixel.
+        if colour == 6 {
+            rgba = pixels
+        } else if colour == 2 && transparency.isEmpty {
+            pixels.withUnsafeBufferPointer { source in
+                rgba.withUnsafeMutableBufferPointer { target in
+                    var s = source.baseAddress!
+                    var t = target.baseAddress!
+                    for _ in 0..<count {
+                        t[0] = s[0]
+                        t[1] = s[1]
+                        t[2] = s[2]
+                        s += 3
+                        t += 4
+                    }
                 }
-            case 3:
-                let entry = Int(pixels[p])
-                guard entry * 3 + 2 < palette.count else { throw Failure("palette index \(entry) out of range") }
-                rgba[o] = palette[entry * 3]
-                rgba[o + 1] = palette[entry * 3 + 1]
-                rgba[o + 2] = palette[entry * 3 + 2]
-                if entry < transparency.count { rgba[o + 3] = transparency[entry] }
-            case 4:
-                rgba[o] = pixels[p]
-                rgba[o + 1] = pixels[p]
-                rgba[o + 2] = pixels[p]
-                rgba[o + 3] = pixels[p + 1]
-            default:
-                rgba[o] = pixels[p]
-                rgba[o + 1] = pixels[p + 1]
-                rgba[o + 2] = pixels[p + 2]
-                rgba[o + 3] = pixels[p + 3]
+            }
+        } else {
+            for index in 0..<count {
+                let p = index * channels
+                let o = index * 4
+                switch colour {
+                case 0:
+                    let grey = pixels[p]
+                    rgba[o] = grey
+                    rgba[o + 1] = grey
+                    rgba[o + 2] = grey
+                    if transparency.count >= 2, UInt16(grey) == UInt16(transparency[0]) << 8 | UInt16(transparency[1]) { rgba[o + 3] = 0 }
+                case 2:
+                    rgba[o] = pixels[p]
+                    rgba[o + 1] = pixels[p + 1]
+                    rgba[o + 2] = pixels[p + 2]
+                    if transparency.count >= 6, pixels[p] == transparency[1], pixels[p + 1] == transparency[3], pixels[p + 2] == transparency[5] {
+                        rgba[o + 3] = 0
+                    }
+                case 3:
+                    let entry = Int(pixels[p])
+                    guard entry * 3 + 2 < palette.count else { throw Failure("palette index \(entry) out of range") }
+                    rgba[o] = palette[entry * 3]
+                    rgba[o + 1] = palette[entry * 3 + 1]
+                    rgba[o + 2] = palette[entry * 3 + 2]
+                    if entry < transparency.count { rgba[o + 3] = transparency[entry] }
+                default:  // 4: grey and alpha
+                    rgba[o] = pixels[p]
+                    rgba[o + 1] = pixels[p]
+                    rgba[o + 2] = pixels[p]
+                    rgba[o + 3] = pixels[p + 1]
+                }
             }
         }
         self.init(width: width, height: height, rgba: rgba, hadAlpha: colour == 4 || colour == 6 || !transparency.isEmpty)
     }
 
-    static func unfilter(_ raw: [UInt8], stride: Int, height: Int, bytesPerPixel: Int) -> [UInt8] {
+    /// Undoes PNG's per-row filters (none, sub, up, average, Paeth), one tight loop per filter.
+    static func unfilter(_ raw: [UInt8], stride: Int, height: Int, bytesPerPixel bpp: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: stride * height)
-        for row in 0..<height {
-            let filter = raw[row * (stride + 1)]
-            let source = row * (stride + 1) + 1
-            let target = row * stride
-            for x in 0..<stride {
-                let value = raw[source + x]
-                let left = x >= bytesPerPixel ? Int(out[target + x - bytesPerPixel]) : 0
-                let up = row > 0 ? Int(out[target - stride + x]) : 0
-                let upLeft = row > 0 && x >= bytesPerPixel ? Int(out[target - stride + x - bytesPerPixel]) : 0
-                let predicted: Int
-                switch filter {
-                case 1: predicted = left
-                case 2: predicted = up
-                case 3: predicted = (left + up) / 2
-                case 4:
-                    let estimate = left + up - upLeft
-                    let (a, b, c) = (abs(estimate - left), abs(estimate - up), abs(estimate - upLeft))
-                    predicted = a <= b && a <= c ? left : (b <= c ? up : upLeft)
-                default: predicted = 0
+        raw.withUnsafeBufferPointer { input in
+            out.withUnsafeMutableBufferPointer { output in
+                for row in 0..<height {
+                    let filter = input[row * (stride + 1)]
+                    let source = input.baseAddress! + row * (stride + 1) + 1
+                    let target = output.baseAddress! + row * stride
+                    let above: UnsafeMutablePointer<UInt8>? = row > 0 ? target - stride : nil
+                    switch (filter, above) {
+                    case (1, _):
+                        for x in 0..<stride { target[x] = source[x] &+ (x >= bpp ? target[x - bpp] : 0) }
+                    case (2, let above?):
+                        for x in 0..<stride { target[x] = source[x] &+ above[x] }
+                    case (3, _):
+                        for x in 0..<stride {
+                            let left = x >= bpp ? Int(target[x - bpp]) : 0
+                            let up = above.map { Int($0[x]) } ?? 0
+                            target[x] = source[x] &+ UInt8((left + up) >> 1)
+                        }
+                    case (4, let above?):
+                        for x in 0..<stride {
+                            let left = x >= bpp ? Int(target[x - bpp]) : 0
+                            let up = Int(above[x])
+                            let upLeft = x >= bpp ? Int(above[x - bpp]) : 0
+                            let estimate = left + up - upLeft
+                            let (a, b, c) = (abs(estimate - left), abs(estimate - up), abs(estimate - upLeft))
+                            target[x] = source[x] &+ UInt8(a <= b && a <= c ? left : (b <= c ? up : upLeft))
+                        }
+                    case (4, nil):  // Paeth on the first row is sub
+                        for x in 0..<stride { target[x] = source[x] &+ (x >= bpp ? target[x - bpp] : 0) }
+                    default:  // none, and up on the first row
+                        target.update(from: source, count: stride)
+                    }
                 }
-                out[target + x] = UInt8(truncatingIfNeeded: Int(value) + predicted)
             }
         }
         return out
@@ -168,8 +196,8 @@ public struct PNGImage: Sendable, Equatable {
 
     // MARK: Encoding
 
-    /// The image as an RGBA PNG (filter none, zlib level 6).
-    public func encoded() -> [UInt8] {
+    /// The image as an RGBA PNG (filter none, zlib at `level`: 6, or 1 where speed matters more).
+    public func encoded(level: Int32 = 6) -> [UInt8] {
         var raw = [UInt8]()
         raw.reserveCapacity((width * 4 + 1) * height)
         for row in 0..<height {
@@ -179,7 +207,7 @@ public struct PNGImage: Sendable, Equatable {
         var compressedLength = compressBound(UInt(raw.count))
         var compressed = [UInt8](repeating: 0, count: Int(compressedLength))
         _ = compressed.withUnsafeMutableBufferPointer { target in
-            raw.withUnsafeBufferPointer { source in compress2(target.baseAddress, &compressedLength, source.baseAddress, UInt(source.count), 6) }
+            raw.withUnsafeBufferPointer { source in compress2(target.baseAddress, &compressedLength, source.baseAddress, UInt(source.count), level) }
         }
         compressed.removeSubrange(Int(compressedLength)...)
         var out = Self.signature
@@ -232,7 +260,7 @@ public enum Thumbnail {
     /// At most `longSide` pixels on the long side (an image already that small is kept as it is).
     public static func make(_ bytes: [UInt8], longSide: Int = 256) throws(PNGImage.Failure) -> [UInt8] {
         let image = try PNGImage(decoding: bytes)
-        return scaled(image, longSide: longSide).encoded()
+        return scaled(image, longSide: longSide).encoded(level: 1)
     }
 
     public static func scaled(_ image: PNGImage, longSide: Int) -> PNGImage {
@@ -241,29 +269,33 @@ public enum Thumbnail {
         let width = max(1, Int((Double(image.width) / scale).rounded()))
         let height = max(1, Int((Double(image.height) / scale).rounded()))
         var out = [UInt8](repeating: 0, count: width * height * 4)
-        for y in 0..<height {
-            let top = y * image.height / height
-            let bottom = max(top + 1, (y + 1) * image.height / height)
-            for x in 0..<width {
-                let left = x * image.width / width
-                let right = max(left + 1, (x + 1) * image.width / width)
-                var sums = (0, 0, 0, 0)
-                for sy in top..<bottom {
-                    var index = (sy * image.width + left) * 4
-                    for _ in left..<right {
-                        sums.0 += Int(image.rgba[index])
-                        sums.1 += Int(image.rgba[index + 1])
-                        sums.2 += Int(image.rgba[index + 2])
-                        sums.3 += Int(image.rgba[index + 3])
-                        index += 4
+        image.rgba.withUnsafeBufferPointer { source in
+            out.withUnsafeMutableBufferPointer { target in
+                for y in 0..<height {
+                    let top = y * image.height / height
+                    let bottom = max(top + 1, (y + 1) * image.height / height)
+                    for x in 0..<width {
+                        let left = x * image.width / width
+                        let right = max(left + 1, (x + 1) * image.width / width)
+                        var (r, g, b, a) = (0, 0, 0, 0)
+                        for sy in top..<bottom {
+                            var pixel = source.baseAddress! + (sy * image.width + left) * 4
+                            for _ in left..<right {
+                                r &+= Int(pixel[0])
+                                g &+= Int(pixel[1])
+                                b &+= Int(pixel[2])
+                                a &+= Int(pixel[3])
+                                pixel += 4
+                            }
+                        }
+                        let count = (bottom - top) * (right - left)
+                        let index = (y * width + x) * 4
+                        target[index] = UInt8(r / count)
+                        target[index + 1] = UInt8(g / count)
+                        target[index + 2] = UInt8(b / count)
+                        target[index + 3] = UInt8(a / count)
                     }
                 }
-                let count = (bottom - top) * (right - left)
-                let target = (y * width + x) * 4
-                out[target] = UInt8(sums.0 / count)
-                out[target + 1] = UInt8(sums.1 / count)
-                out[target + 2] = UInt8(sums.2 / count)
-                out[target + 3] = UInt8(sums.3 / count)
             }
         }
         return PNGImage(width: width, height: height, rgba: out, hadAlpha: image.hadAlpha)

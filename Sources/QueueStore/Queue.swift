@@ -267,6 +267,21 @@ public final class Queue {
         return result
     }
 
+    /// The most recently finished items that have outputs: job name, index, first output.
+    public func recentOutputs(limit: Int) throws -> [(job: String, index: Int, path: String)] {
+        let rows = try database.query(
+            """
+            SELECT jobs.name, items.idx, items.outputs FROM items JOIN jobs ON jobs.id = items.job_id
+            WHERE items.state = 'done' AND items.outputs IS NOT NULL ORDER BY items.finished_at DESC LIMIT ?
+            """, [.integer(Int64(limit))])
+        return rows.compactMap { row in
+            guard let job = row[0].text, let index = row[1].int, let text = row[2].text,
+                let path = (try? JSONValue(parsing: text))?.arrayValue?.first?["path"]?.stringValue
+            else { return nil }
+            return (job, Int(index), path)
+        }
+    }
+
     /// One item with its outputs and timings (nil: no such item).
     public func item(jobID: Int64, index: Int) throws -> (row: ItemRow, outputs: [String], timings: JSONValue?)? {
         let sql = "SELECT \(Self.itemColumns), items.outputs, items.timings FROM items JOIN jobs ON jobs.id = items.job_id WHERE items.job_id = ? AND items.idx = ?"

@@ -70,7 +70,8 @@ func pngFacts(_ path: String) throws -> (width: Int, height: Int, prompt: JSONVa
         }
         let runner = try Runner(queuePath: inputs.workspace.queuePath, options: fastOptions([first, second]))
         let summary = await runner.run()
-        #expect(summary.done == 6 && summary.failed == 0)
+        let unfinished = try Queue(path: inputs.workspace.queuePath).items().filter { $0.state != .done }.map { "\($0.index) \($0.state): \($0.error ?? "")" }
+        #expect(summary.done == 6 && summary.failed == 0, "\(summary); not done: \(unfinished)")
         let completed = await [stats(first), stats(second)].map { $0["completed"]?.numberValue?.int ?? 0 }
         #expect(completed.reduce(0, +) == 6, "every item ran exactly once")
 

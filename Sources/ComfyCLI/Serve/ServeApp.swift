@@ -102,13 +102,8 @@ package final class ServeApp: Sendable {
             let jobs = try queue.jobs()
             let inFlight = try queue.items(states: [.submitting, .running])
             let failures = Array(try queue.items(states: [.failed]).suffix(20))
-            var recent: [(ItemRow, String)] = []
-            for job in jobs.reversed() where recent.count < 12 {
-                let outputs = try queue.outputs(jobID: job.id)
-                for index in outputs.keys.sorted().reversed() where recent.count < 12 {
-                    guard let row = try queue.item(jobID: job.id, index: index)?.row, !(outputs[index] ?? []).isEmpty else { continue }
-                    recent.append((row, "/thumbs/\(ServePages.segment(job.name))/\(index)/0"))
-                }
+            let recent = try queue.recentOutputs(limit: 12).map { output in
+                (output.job, output.index, "/thumbs/\(ServePages.segment(output.job))/\(output.index)/0")
             }
             let servers = try ServerView.read(queue, now: Date().timeIntervalSince1970)
             return html(ServePages.overview(jobs: jobs, inFlight: inFlight, failures: failures, servers: servers, recent: recent))

@@ -64,7 +64,7 @@ enum ServePages {
 
     // MARK: Overview
 
-    static func overview(jobs: [JobSummary], inFlight: [ItemRow], failures: [ItemRow], servers: [ServerView], recent: [(ItemRow, String)]) -> String {
+    static func overview(jobs: [JobSummary], inFlight: [ItemRow], failures: [ItemRow], servers: [ServerView], recent: [(job: String, index: Int, link: String)]) -> String {
         var html = "<h2>Jobs</h2>"
         if jobs.isEmpty { html += "<p class=\"muted\">The queue is empty: <code>comfyq add JOB</code> or <code>comfyq run JOB</code>.</p>" }
         else {
@@ -97,8 +97,8 @@ enum ServePages {
         }
         if !recent.isEmpty {
             html += "<h2>Recent outputs</h2><p>"
-            for (item, link) in recent {
-                html += "<a href=\"/jobs/\(segment(item.jobName))/\(item.index)\"><img src=\"\(link)\" alt=\"\(escape(item.jobName))/\(item.index)\" style=\"max-height:8rem;margin:.2rem\"></a>"
+            for (job, index, link) in recent {
+                html += "<a href=\"/jobs/\(segment(job))/\(index)\"><img src=\"\(link)\" alt=\"\(escape(job))/\(index)\" style=\"max-height:8rem;margin:.2rem\"></a>"
             }
             html += "</p>"
         }
