@@ -261,8 +261,8 @@ public final class Queue {
     public func outputs(jobID: Int64) throws -> [Int: [String]] {
         var result: [Int: [String]] = [:]
         for row in try database.query("SELECT idx, outputs FROM items WHERE job_id = ? AND outputs IS NOT NULL", [.integer(jobID)]) {
-            guard let index = row[0].int, let text = row[1].text, let json = try? JSONValue(parsing: text) else { continue }
-            result[Int(index)] = (json.arrayValue ?? []).compactMap { $0["path"]?.stringValue }
+            guard let index = row[0].int else { continue }
+            result[Int(index)] = Self.outputPaths(row[1].text)
         }
         return result
     }
@@ -275,19 +275,22 @@ public final class Queue {
             WHERE items.state = 'done' AND items.outputs IS NOT NULL ORDER BY items.finished_at DESC LIMIT ?
             """, [.integer(Int64(limit))])
         return rows.compactMap { row in
-            guard let job = row[0].text, let index = row[1].int, let text = row[2].text,
-                let path = (try? JSONValue(parsing: text))?.arrayValue?.first?["path"]?.stringValue
-            else { return nil }
+            guard let job = row[0].text, let index = row[1].int, let path = Self.outputPaths(row[2].text).first else { return nil }
             return (job, Int(index), path)
         }
+    }
+
+    /// The paths in a stored `outputs` list (`[{"path", "size"}]`); none for a damaged one.
+    static func outputPaths(_ stored: String?) -> [String] {
+        guard let stored, let json = try? JSONValue(parsing: stored) else { return [] }
+        return (json.arrayValue ?? []).compactMap { $0["path"]?.stringValue }
     }
 
     /// One item with its outputs and timings (nil: no such item).
     public func item(jobID: Int64, index: Int) throws -> (row: ItemRow, outputs: [String], timings: JSONValue?)? {
         let sql = "SELECT \(Self.itemColumns), items.outputs, items.timings FROM items JOIN jobs ON jobs.id = items.job_id WHERE items.job_id = ? AND items.idx = ?"
         guard let row = try database.query(sql, [.integer(jobID), .integer(Int64(index))]).first else { return nil }
-        let outputs = row[17].text.flatMap { try? JSONValue(parsing: $0) }?.arrayValue?.compactMap { $0["path"]?.stringValue } ?? []
-        return (Self.itemRow(row), outputs, row[18].text.flatMap { try? JSONValue(parsing: $0) })
+        return (Self.itemRow(row), Self.outputPaths(row[17].text), row[18].text.flatMap { try? JSONValue(parsing: $0) })
     }
 
     /// Changes whenever the queue changes, in this process or another (`PRAGMA data_version`

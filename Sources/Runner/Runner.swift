@@ -344,29 +344,6 @@ public actor Runner {
         return flight
     }
 
-    /// Writes a preview where hooks find it (`preview` in their events), replacing the last.
-    nonisolated static func writePreview(_ image: [UInt8], to path: String) async throws {
-        let url = URL(fileURLWithPath: path)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try Data(image).write(to: url, options: .atomic)
-    }
-
-    /// Previews a run that died left behind (a day old: another run's are newer).
-    nonisolated static func removeStalePreviews(in folder: String, now: Double) {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
-            let path = folder + "/" + name
-            guard let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
-                now - modified.timeIntervalSince1970 > 86_400
-            else { continue }
-            removePreview(path)
-        }
-    }
-
-    /// A preview is a convenience: one that cannot be removed is left for the next run's clean-up.
-    nonisolated static func removePreview(_ path: String) {
-        do { try FileManager.default.removeItem(atPath: path) } catch {}
-    }
-
     /// Keeps a failed item for `on_batch_done` (the first 100).
     func listFailure(_ flight: InFlight, _ failure: String) {
         guard failures.count < 100 else { return }
@@ -430,21 +407,7 @@ public actor Runner {
         case .progress(let update):
             await progress(update, server: server)
         case .preview(let promptID, _, let mimeType, let image):
-            guard inFlight[promptID] != nil else { return }
-            let path = "\(options.stateFolder)/previews/\(promptID).\(mimeType == "image/png" ? "png" : "jpg")"
-            do {
-                try await Self.writePreview(image, to: path)
-            } catch {
-                if !previewWriteFailed { continuation.yield(.message("previews: cannot write \(path): \(error.localizedDescription)")) }
-                previewWriteFailed = true
-                return
-            }
-            // Ended while it was written: its preview goes with it.
-            guard inFlight[promptID] != nil else {
-                Self.removePreview(path)
-                return
-            }
-            inFlight[promptID]?.preview = path
+            await keepPreview(promptID, mimeType: mimeType, image: image)
         }
     }
 
@@ -592,80 +555,5 @@ public actor Runner {
         var object = JSONObject()
         for (phase, seconds) in flight.timings.sorted(by: { $0.key < $1.key }) { object[phase] = .double((seconds * 1000).rounded() / 1000) }
         return .object(object)
-    }
-
-    // MARK: Clock
-
-    private func tick() async {
-        guard !ended else { return }
-        awaitingServer.formIntersection(inFlight.keys)
-        // Items cancelled with `comfyq cancel` while their server runs them.
-        let running = inFlight.keys.filter { flights.stage(of: $0) == .accepted }.sorted()
-        var cancelled: Set<String> = []
-        do {
-            cancelled = try queue.cancelled(among: running)
-        } catch {
-            queueFailed(error, doing: "read")
-        }
-        let prompts = inFlight.values.map { flight in
-            Watchdog.Prompt(
-                id: flight.promptID, server: flight.server, lastHeard: flight.lastHeard, stallTimeout: flight.stallTimeout,
-                collecting: flight.collecting, uncertain: flight.uncertain != nil, awaitingServer: awaitingServer.contains(flight.promptID),
-                cancelled: cancelled.contains(flight.promptID))
-        }
-        let serverUp = servers.map { $0.health.state == .up }
-        for action in Watchdog.tick(prompts, serverUp: { serverUp[$0] }, paused: paused != nil, now: now) {
-            // Each action is checked against the state as it is now: earlier ones awaited.
-            switch action {
-            case .verify(let promptID):
-                guard let flight = inFlight[promptID], flight.uncertain != nil, servers[flight.server].health.state == .up else { continue }
-                await verify(promptID, api: servers[flight.server].api)
-            case .collectAgain(let promptID):
-                guard let flight = inFlight[promptID], awaitingServer.contains(promptID), servers[flight.server].health.state == .up, paused == nil
-                else { continue }
-                awaitingServer.remove(promptID)
-                await collect(promptID, api: servers[flight.server].api)
-            case .cancel(let promptID):
-                guard let flight = inFlight[promptID], flights.stage(of: promptID) == .accepted else { continue }
-                let slot = servers[flight.server]
-                connectionCommands.yield(.forget(promptID, slot.connection))
-                removeFlight(promptID)  // the queue already says cancelled
-                await cancelOnServer([promptID], on: flight.server, api: slot.api, why: "cancelled")
-                continuation.yield(.message("\(flight.label): cancelled; taken off \(slot.name)"))
-                refill()
-                checkFinished()
-            case .stalled(let promptID):
-                guard var flight = inFlight[promptID], !flight.collecting, flight.uncertain == nil, !awaitingServer.contains(promptID),
-                    now - flight.lastHeard > flight.stallTimeout
-                else { continue }
-                flight.interruptedByUs = true
-                inFlight[promptID] = flight
-                let api = servers[flight.server].api
-                connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
-                await cancelOnServer([promptID], on: flight.server, api: api, why: "stalled")
-                end(promptID, .stalled(seconds: Int(flight.stallTimeout), server: api.name))
-                // Two stalls in a row: the server is wedged (a supervised one is restarted).
-                perform(servers[flight.server].health.promptStalled(at: now), on: flight.server)
-            }
-        }
-        superviseServers()
-        await checkPause()
-        refill()
-        checkFinished()
-    }
-
-    /// A submission whose POST failed at the connection, its server answering again: is the
-    /// prompt there (follow it) or not (submit it again, with no retry spent)?
-    private func verify(_ promptID: String, api: ComfyAPI) async {
-        let present: Bool
-        do {
-            present = try await api.state(of: promptID, jobs: inFlight[promptID].map { servers[$0.server].jobs } ?? false) != .unknown
-        } catch {
-            return  // not answering after all: the next tick asks again
-        }
-        // The state may have moved while we asked (a crash put it back, Ctrl-C stopped it):
-        // the machine knows, and ignores an answer that no longer applies.
-        if present { inFlight[promptID]?.uncertain = nil }
-        apply(flights.handle(.verified(promptID, onServer: present)))
     }
 }

@@ -53,7 +53,7 @@ import Testing
         }
 
         // A second run finishes it: every item ran to completion on the server exactly once.
-        let second = await try Runner(queuePath: workspace.queuePath, options: fastOptions([server], concurrency: 8)).run()
+        let second = try await Runner(queuePath: workspace.queuePath, options: fastOptions([server], concurrency: 8)).run()
         let failures = try Queue(path: workspace.queuePath).items().filter { $0.state == .failed }.map { "\($0.index): \($0.error ?? "")" }
         #expect(second.failed == 0, "\(failures)")
         #expect(try workspace.counts() == [.done: count])

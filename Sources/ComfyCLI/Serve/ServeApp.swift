@@ -125,23 +125,16 @@ package final class ServeApp: Sendable {
             }
             let images = found.outputs.indices.map { "/files/\(ServePages.segment(job.name))/\(index)/\($0)" }
             return html(ServePages.item(job: job.name, row: found.row, parameters: Self.parameters(found.row), images: images, timings: found.timings))
-        case "thumbs" where parts.count == 4:
-            // A recorded output's thumbnail when there is one, else the output itself.
+        case "files" where parts.count == 4, "thumbs" where parts.count == 4:
+            // Only files recorded as an item's outputs, by their number: no path from the URL
+            // ever reaches the file system. `thumbs`: its thumbnail when there is one.
             guard let job = try queue.jobs().first(where: { $0.name == parts[1] }), let index = Int(parts[2]), let number = Int(parts[3]),
                 let outputs = try queue.item(jobID: job.id, index: index)?.outputs, outputs.indices.contains(number)
             else { return notFound("no such file") }
             let thumbnail = Thumbnail.path(for: outputs[number])
-            let path = FileManager.default.fileExists(atPath: thumbnail) ? thumbnail : outputs[number]
+            let path = parts[0] == "thumbs" && FileManager.default.fileExists(atPath: thumbnail) ? thumbnail : outputs[number]
             guard let data = FileManager.default.contents(atPath: path) else { return notFound("no such file") }
             return HTTPResponse(status: 200, contentType: Self.contentType(path), body: [UInt8](data), headers: [("Cache-Control", "max-age=3600")])
-        case "files" where parts.count == 4:
-            // Only files recorded as an item's outputs, by their number: no path from the URL
-            // ever reaches the file system.
-            guard let job = try queue.jobs().first(where: { $0.name == parts[1] }), let index = Int(parts[2]), let number = Int(parts[3]),
-                let outputs = try queue.item(jobID: job.id, index: index)?.outputs, outputs.indices.contains(number),
-                let data = FileManager.default.contents(atPath: outputs[number])
-            else { return notFound("no such file") }
-            return HTTPResponse(status: 200, contentType: Self.contentType(outputs[number]), body: [UInt8](data), headers: [("Cache-Control", "max-age=3600")])
         default:
             return notFound("no page \(path)")
         }
