@@ -7,7 +7,20 @@ import Foundation
 public enum HookSamples {
     static let server = "http://127.0.0.1:8188"
 
-    public static func events() -> [HookEvent] {
+    /// Sample files for the events to name: the first item's thumbnail and the job's contact
+    /// sheet, so scripts that attach pictures send real ones.
+    public struct Pictures: Sendable {
+        public var thumbnail: String
+        public var contactSheet: String
+        public var page: String
+        public init(thumbnail: String, contactSheet: String, page: String) {
+            self.thumbnail = thumbnail
+            self.contactSheet = contactSheet
+            self.page = page
+        }
+    }
+
+    public static func events(pictures: Pictures? = nil) -> [HookEvent] {
         var events: [HookEvent] = []
         events.append(.batch(.batchStart, ["pending": 2, "servers": [.string(server)], "concurrency": 2, "watch": false, "started_at": .double(Date().timeIntervalSince1970)]))
         let first = HookPrompt(
@@ -44,7 +57,10 @@ public enum HookSamples {
         snapshot.outcome = .success
         timings["saving"] = 0.2
         events.append(.prompt(.phase, first, snapshot: snapshot, previous: .saving, elapsed: 6.0, timings: timings))
-        events.append(.prompt(.complete, first, snapshot: snapshot, elapsed: 6.1, outputs: ["outputs/sample/sample_0.png"], timings: timings))
+        events.append(
+            .prompt(
+                .complete, first, snapshot: snapshot, elapsed: 6.1, outputs: ["outputs/sample/sample_0.png"],
+                thumbnails: [pictures?.thumbnail ?? "outputs/sample/.thumbs/sample_0.png"], timings: timings))
 
         let second = HookPrompt(
             job: "sample", item: 1, promptID: "0b0e5a61-96b4-4f1c-8d7e-5f2d0c9a7e42", server: server,
@@ -66,6 +82,12 @@ public enum HookSamples {
                     "done": 1, "failed": 1, "retried": 2, "skipped": 0, "elapsed": 19.4, "servers": [.string(server)],
                     "failures": [["job": "sample", "item": 1, "prompt_id": .string(second.promptID), "error": .string(failure.description)]],
                     "finished_at": .double(Date().timeIntervalSince1970),
+                    "reports": [
+                        [
+                            "job": "sample", "page": .string(pictures?.page ?? "outputs/sample/index.html"),
+                            "contact_sheet": .string(pictures?.contactSheet ?? "outputs/sample/contact-sheet.png"),
+                        ]
+                    ],
                 ]))
         events.append(.batch(.idle, ["done": 1, "failed": 1, "retried": 2, "skipped": 0, "elapsed": 19.4]))
         let log = ["Traceback (most recent call last):", "torch.OutOfMemoryError: CUDA out of memory.", "==== comfyq: the process was killed by signal 9"]
@@ -101,9 +123,11 @@ public enum HookTester {
     }
 
     /// Runs `script` through the sample events (only `only` when given); `say` gets each line.
-    public static func run(_ script: HookScript, only: HookEventKind? = nil, say: @escaping @Sendable (String) -> Void) async -> Report {
+    public static func run(
+        _ script: HookScript, only: HookEventKind? = nil, pictures: HookSamples.Pictures? = nil, say: @escaping @Sendable (String) -> Void
+    ) async -> Report {
         var report = Report()
-        let events = HookSamples.events().filter { only == nil || $0.kind == only }
+        let events = HookSamples.events(pictures: pictures).filter { only == nil || $0.kind == only }
         for event in events {
             guard script.handles(event.kind) else { continue }
             say("→ \(event.kind.function)(\(describe(event)))")

@@ -196,8 +196,9 @@ public struct PNGImage: Sendable, Equatable {
 
     // MARK: Encoding
 
-    /// The image as an RGBA PNG (filter none, zlib at `level`: 6, or 1 where speed matters more).
-    public func encoded(level: Int32 = 6) -> [UInt8] {
+    /// The image as an RGBA PNG (filter none, zlib at `level`: 6, or 1 where speed matters more),
+    /// with `text` in `tEXt` chunks (keyword, NUL, text), as ComfyUI stores the prompt.
+    public func encoded(level: Int32 = 6, text: [String: String] = [:]) -> [UInt8] {
         var raw = [UInt8]()
         raw.reserveCapacity((width * 4 + 1) * height)
         for row in 0..<height {
@@ -214,6 +215,7 @@ public struct PNGImage: Sendable, Equatable {
         var header = Self.bytes32(UInt32(width)) + Self.bytes32(UInt32(height))
         header += [8, 6, 0, 0, 0]
         Self.chunk("IHDR", header, into: &out)
+        for (keyword, value) in text.sorted(by: { $0.key < $1.key }) { Self.chunk("tEXt", Array(keyword.utf8) + [0] + Array(value.utf8), into: &out) }
         Self.chunk("IDAT", compressed, into: &out)
         Self.chunk("IEND", [], into: &out)
         return out

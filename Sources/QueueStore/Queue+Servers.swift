@@ -82,6 +82,22 @@ extension Queue {
             ])
     }
 
+    /// Asks every run whose heartbeat is newer than `since` to drain: finish what is in flight,
+    /// submit nothing new. Returns how many runs were asked.
+    @discardableResult
+    public func requestDrain(aliveSince since: Double, now: Double) throws -> Int {
+        try database.query("UPDATE runners SET drain_requested_at = ? WHERE heartbeat_at >= ?", [.real(now), .real(since)])
+        return database.changes
+    }
+
+    /// Whether this run was asked to drain (the request is taken: it is answered once).
+    public func takeDrainRequest(host: String, pid: Int) throws -> Bool {
+        let key: [SQLValue] = [.text(host), .integer(Int64(pid))]
+        guard try !database.query("SELECT 1 FROM runners WHERE host = ? AND pid = ? AND drain_requested_at IS NOT NULL", key).isEmpty else { return false }
+        try database.query("UPDATE runners SET drain_requested_at = NULL WHERE host = ? AND pid = ?", key)
+        return true
+    }
+
     /// Forgets a run that has ended.
     public func removeRunner(host: String, pid: Int) throws {
         try database.query("DELETE FROM runners WHERE host = ? AND pid = ?", [.text(host), .integer(Int64(pid))])

@@ -151,6 +151,11 @@ public final class Queue {
             PRIMARY KEY (server, sha256)
         );
         """,
+        // `comfyq drain` (and serve's drain button) asks each run, through its row, to finish
+        // what is in flight and submit nothing new.
+        """
+        ALTER TABLE runners ADD COLUMN drain_requested_at REAL;
+        """,
     ])
 
     /// `$COMFYQ_DB`, else `$XDG_STATE_HOME/comfyq/queue.db`, else `~/.local/state/comfyq/queue.db`.
@@ -308,6 +313,12 @@ public final class Queue {
             steps: row[7].int.map(Int.init), fraction: row[8].double, attempts: Int(row[9].int ?? 0), server: row[10].text,
             promptID: row[11].text, error: row[12].text, parameters: row[13].text ?? "{}", startedAt: row[14].double,
             finishedAt: row[15].double, modelKey: row[16].text)
+    }
+
+    /// The job's stored workflow (API format) and settings, as `add` stored them.
+    public func definition(jobID: Int64) throws -> (workflow: String, spec: String)? {
+        guard let row = try database.query("SELECT workflow, spec FROM jobs WHERE id = ?", [.integer(jobID)]).first else { return nil }
+        return (row[0].text ?? "", row[1].text ?? "")
     }
 
     /// A job by id or name (the newest with that name).

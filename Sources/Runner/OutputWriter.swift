@@ -19,6 +19,8 @@ enum OutputWriter {
     struct Saved {
         var path: String
         var size: Int64
+        /// Its thumbnail (`.thumbs/NAME.png`), when one could be made.
+        var thumbnail: String?
     }
 
     static func save(_ files: [OutputFile], for flight: InFlight, api: ComfyAPI, overwrite: Bool, server: String) async throws -> [Saved] {
@@ -64,7 +66,8 @@ enum OutputWriter {
             let free = !manager.fileExists(atPath: candidate.path) && !manager.fileExists(atPath: sidecar.path)
             if ours || free || (overwrite && counter == 0) {
                 if ours, let size = (try? manager.attributesOfItem(atPath: candidate.path))?[.size] as? NSNumber {
-                    return Saved(path: candidate.path, size: size.int64Value)  // saved by an earlier attempt
+                    let thumbnail = Thumbnail.path(for: candidate.path)  // saved by an earlier attempt
+                    return Saved(path: candidate.path, size: size.int64Value, thumbnail: manager.fileExists(atPath: thumbnail) ? thumbnail : nil)
                 }
                 if overwrite && counter == 0 && !ours {
                     try? manager.removeItem(at: candidate)
@@ -97,8 +100,7 @@ enum OutputWriter {
                     if let output = error as? OutputError { throw output }
                     throw OutputError(message: "\(candidate.path): cannot write (\(error.localizedDescription))", outOfSpace: DiskSpace.isOutOfSpace(error))
                 }
-                writeThumbnail(of: candidate.path)
-                return Saved(path: candidate.path, size: size)
+                return Saved(path: candidate.path, size: size, thumbnail: writeThumbnail(of: candidate.path))
             }
             counter += 1
             candidate = target.deletingLastPathComponent().appendingPathComponent("\(base)-\(counter).\(ext)")
@@ -106,16 +108,18 @@ enum OutputWriter {
     }
 
     /// A 256-pixel thumbnail beside a PNG output (`.thumbs/NAME.png`), for `comfyq serve`'s grids.
-    /// Optional: an image we cannot decode (not PNG, 16-bit) is shown full size instead.
-    static func writeThumbnail(of path: String) {
-        guard InputFile.extensionOf(path) == "png", let data = FileManager.default.contents(atPath: path) else { return }
+    /// Optional: an image we cannot decode (not PNG, damaged) is shown full size instead. Returns
+    /// the thumbnail's path when there is one.
+    static func writeThumbnail(of path: String) -> String? {
+        guard InputFile.extensionOf(path) == "png", let data = FileManager.default.contents(atPath: path) else { return nil }
         let target = Thumbnail.path(for: path)
         do {
             let thumbnail = try Thumbnail.make([UInt8](data))
             try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try Data(thumbnail).write(to: URL(fileURLWithPath: target), options: .atomic)
+            return target
         } catch {
-            return  // no thumbnail: the page scales the image itself
+            return nil  // no thumbnail: the page scales the image itself
         }
     }
 

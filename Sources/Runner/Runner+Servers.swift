@@ -208,6 +208,10 @@ extension Runner {
                 default: continuation.yield(.message("\(request.name): unknown request \(request.action)"))
                 }
             }
+            // `comfyq drain` or serve's drain button, from another process.
+            if !draining, try queue.takeDrainRequest(host: ProcessInfo.processInfo.hostName, pid: Int(getpid())) {
+                drain(askedBy: "comfyq drain")
+            }
         } catch {
             continuation.yield(.message("queue: \(error)"))
         }

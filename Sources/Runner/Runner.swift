@@ -182,18 +182,32 @@ public actor Runner {
 
     /// `on_batch_done`, then a bounded wait for every script to finish what it was sent.
     private func finishHooks(_ summary: RunSummary) async {
+        let reports = await options.reports?.finish() ?? []
         guard let hooks = options.hooks else { return }
-        hooks.deliver(.batch(.batchDone, batchTable(summary)))
+        var table = batchTable(summary)
+        table["reports"] = .array(
+            reports.map { report in
+                var entry: JSONObject = ["job": .string(report.job), "page": .string(report.page)]
+                if let sheet = report.contactSheet { entry["contact_sheet"] = .string(sheet) }
+                return .object(entry)
+            })
+        hooks.deliver(.batch(.batchDone, table))
         let busy = await hooks.finish(timeout: options.hookDrainTimeout)
         for name in busy {
             continuation.yield(.message("hook \(name): still busy after \(String(format: "%g", options.hookDrainTimeout)) s; its remaining events are dropped"))
         }
     }
 
-    /// Ctrl-C once: finish what is in flight, submit nothing new.
-    public func drain() {
+    /// Ctrl-C while draining (or a second time): stop now.
+    public func interrupt() async {
+        if draining { await stop() } else { drain() }
+    }
+
+    /// Ctrl-C once (or `comfyq drain`): finish what is in flight, submit nothing new.
+    public func drain(askedBy who: String = "Ctrl-C") {
         _ = flights.handle(.drain)
-        continuation.yield(.message("draining: finishing \(inFlight.count) prompt\(inFlight.count == 1 ? "" : "s") in flight, submitting nothing new (Ctrl-C again to stop now)"))
+        let count = "\(inFlight.count) prompt\(inFlight.count == 1 ? "" : "s")"
+        continuation.yield(.message("draining (\(who)): finishing \(count) in flight, submitting nothing new (Ctrl-C to stop now)"))
         checkFinished()
     }
 
@@ -346,6 +360,7 @@ public actor Runner {
 
     /// Keeps a failed item for `on_batch_done` (the first 100).
     func listFailure(_ flight: InFlight, _ failure: String) {
+        options.reports?.itemFinished(job: flight.jobName)
         guard failures.count < 100 else { return }
         failures.append(["job": .string(flight.jobName), "item": .int(flight.index), "prompt_id": .string(flight.promptID), "error": .string(failure)])
     }
@@ -509,13 +524,14 @@ public actor Runner {
                 return
             }
             done += 1
+            options.reports?.itemFinished(job: current.jobName)
             servers[current.server].health.promptFinished()
             continuation.yield(.completed(item: current.label, server: api.name, outputs: saved.map(\.path), seconds: now - current.startedAt))
             if let hooks = options.hooks, hooks.wants(.complete) {
                 hooks.deliver(
                     .prompt(
                         .complete, hookPrompt(current), snapshot: current.lastSnapshot, elapsed: now - current.startedAt, outputs: saved.map(\.path),
-                        timings: current.timings))
+                        thumbnails: saved.compactMap(\.thumbnail), timings: current.timings))
             }
         } catch let error as OutputError where error.serverGone {
             // The server went away with the outputs on it: no fault of the item. Collected again

@@ -34,10 +34,35 @@ public struct RunnerOptions: Sendable {
     public var spaceCheckInterval: Double = 30
     /// How long the run waits at the end for hook scripts to finish what they were sent.
     public var hookDrainTimeout: Double = 60
+    /// Keeps each job's report up to date as its items finish; nil for none.
+    public var reports: (any JobReports)?
 
     public init(servers: [URL]) { self.servers = servers.map { ServerDefinition(name: ComfyAPI(baseURL: $0).name, url: ComfyAPI(baseURL: $0).name) } }
 
     public init(definitions: [ServerDefinition]) { self.servers = definitions }
+}
+
+/// Pages and pictures of jobs, kept up to date by whoever renders them (the CLI's report writer):
+/// the runner says when a job's item finished, and asks for the final ones before `on_batch_done`,
+/// whose event lists them.
+public protocol JobReports: Sendable {
+    /// An item of `job` finished (done or failed for good): its report is due for rewriting.
+    func itemFinished(job: String)
+    /// Writes whatever is due; returns the reports of every job written in this run.
+    func finish() async -> [JobReport]
+}
+
+public struct JobReport: Sendable, Equatable {
+    public var job: String
+    /// The HTML page (`index.html` in the job's output folder).
+    public var page: String
+    /// The grid as one PNG, when there was a picture to put in it.
+    public var contactSheet: String?
+    public init(job: String, page: String, contactSheet: String?) {
+        self.job = job
+        self.page = page
+        self.contactSheet = contactSheet
+    }
 }
 
 /// What a run reports as it goes, for the live view, logs and `--json-events`.
@@ -94,7 +119,7 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .stoppedByUser: "stopped by the user"
-        case .drained: "drained by Ctrl-C; the rest is still queued"
+        case .drained: "drained; the rest is still queued"
         case .noServerAnswers: "no server answers"
         case .noServerLeft(let reasons): "no server left: " + reasons.joined(separator: "; ")
         case .queueFailed(let reason): "queue: \(reason)"

@@ -357,7 +357,7 @@ extension Simulator {
         [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
     }
 
-    /// Writes the images an output node saves: PNG noise from the seed, the latent's size.
+    /// Writes the images an output node saves: `SimulatedImage`s of the latent's size, labelled with what made them.
     private func writeImages(for node: WorkflowNode, in workflow: Workflow, save: Bool) -> [JSONValue] {
         let (width, height, batch, seed) = Self.imageShape(from: node, in: workflow, inputDirectory: options.inputDirectory)
         var prefix = save ? (node.inputs["filename_prefix"]?.stringValue ?? "ComfyUI") : "ComfyUI_temp"
@@ -368,6 +368,7 @@ extension Simulator {
             prefix = String(prefix[prefix.index(after: slash)...])
         }
         let type = save ? "output" : "temp"
+        let labels = SimulatedImage.lines(for: node, in: workflow, width: width, height: height)
         var directory = URL(fileURLWithPath: options.outputDirectory)
         if !save { directory.appendPathComponent("temp") }
         if !subfolder.isEmpty { directory.appendPathComponent(subfolder) }
@@ -384,7 +385,8 @@ extension Simulator {
             }
             let name = "\(prefix)_\(String(repeating: "0", count: max(0, 5 - String(counter).count)))\(counter)_.png"
             // As ComfyUI's SaveImage: the prompt in a tEXt chunk, so an output names its inputs.
-            let png = PNG.noise(width: width, height: height, seed: seed &+ UInt64(index), text: ["prompt": workflow.json.serialized()])
+            let image = SimulatedImage.render(width: width, height: height, seed: seed &+ UInt64(index), lines: labels)
+            let png = image.encoded(level: 1, text: ["prompt": workflow.json.serialized()])
             // A plain write: createFile would go through a temporary file and a rename.
             try? Data(png).write(to: directory.appendingPathComponent(name))
             var entry: JSONObject = ["filename": .string(name), "subfolder": .string(subfolder), "type": .string(type)]

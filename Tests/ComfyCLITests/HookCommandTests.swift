@@ -1,5 +1,6 @@
 import ComfyCore
 import Foundation
+import InputFiles
 import TestSupport
 import Testing
 
@@ -47,7 +48,14 @@ import Testing
         let posts = try await listener.requests()
         #expect(posts.count == 6)  // the failure, the summary, down, given up, pause, resume
         #expect(posts.allSatisfy { $0["path"] as? String == "/api/webhooks/1/abc" })
-        let bodies = try posts.map { try JSONValue(parsing: $0["body"] as? String ?? "") }
+        // The summary comes as a form: the message in payload_json, the sample job's contact sheet as files[0].
+        let summaryParts = try #require(posts[1]["parts"] as? [[String: Any]], "\(posts[1])")
+        #expect(summaryParts.count == 2)
+        #expect(summaryParts[1]["name"] as? String == "files[0]" && summaryParts[1]["filename"] as? String == "contact-sheet.png")
+        #expect(summaryParts[1]["type"] as? String == "image/png" && (summaryParts[1]["size"] as? Int ?? 0) > 1000)
+        let bodies = try posts.enumerated().map { index, post in
+            try JSONValue(parsing: index == 1 ? summaryParts[0]["text"] as? String ?? "" : post["body"] as? String ?? "")
+        }
         #expect(bodies[0]["content"]?.stringValue?.hasPrefix(":x: **sample/1** failed on http://127.0.0.1:8188: node 8 (VAEDecode)") == true)
         #expect(bodies[1]["content"]?.stringValue?.hasPrefix("**Batch finished** in 19 s: 1 done, 1 failed, 2 retried, 0 skipped\n• sample/1: node 8") == true)
         #expect(bodies[1]["username"] == "comfyq")
@@ -79,8 +87,11 @@ import Testing
         #expect(posts.allSatisfy { $0["path"] as? String == "/night-renders" })
         let headers = posts.map { $0["headers"] as? [String: String] ?? [:] }
         #expect(headers[0]["Title"] == "sample/1 failed" && headers[0]["Priority"] == "high" && headers[0]["Authorization"] == "Bearer tk")
-        #expect(headers[1]["Title"] == "comfyq batch finished" && headers[1]["Tags"] == "warning")
-        #expect(posts[1]["body"] as? String == "1 done, 1 failed in 19 s")
+        // The summary carries the sample job's contact sheet: the picture is the body, the text a header.
+        #expect(headers[1]["Title"] == "comfyq: sample finished" && headers[1]["Tags"] == "warning")
+        #expect(headers[1]["Message"] == "1 done, 1 failed in 19 s" && headers[1]["Filename"] == "contact-sheet.png")
+        #expect(headers[1]["Content-Type"] == "image/png" && (posts[1]["size"] as? Int ?? 0) > 1000)
+        #expect((posts[1]["body"] as? String)?.hasPrefix("\u{FFFD}PNG") == true)
         #expect(headers[2]["Title"] == "comfyq: local/0 is down" && headers[2]["Priority"] == "high")
         #expect(headers[3]["Title"] == "comfyq gave up on local/0" && headers[3]["Priority"] == "urgent")
         #expect((posts[3]["body"] as? String)?.contains("torch.OutOfMemoryError") == true)
@@ -176,7 +187,11 @@ import Testing
         // discord-webhook.lua: the summary; the user's hook: its file.
         let posts = try await listener.requests()
         #expect(posts.count == 1)
-        #expect((try JSONValue(parsing: posts[0]["body"] as? String ?? ""))["content"]?.stringValue?.contains(": 6 done, 0 failed, 0 retried, 0 skipped") == true)
+        let parts = try #require(posts[0]["parts"] as? [[String: Any]], "\(posts[0])")
+        #expect((try JSONValue(parsing: parts[0]["text"] as? String ?? ""))["content"]?.stringValue?.contains(": 6 done, 0 failed, 0 retried, 0 skipped") == true)
+        // The job's contact sheet, as the run wrote it beside the job's page, was attached.
+        let sheet = try Data(contentsOf: URL(fileURLWithPath: folder.path("out/contact-sheet.png")))
+        #expect(parts[1]["filename"] as? String == "contact-sheet.png" && parts[1]["sha256"] as? String == FileHash.sha256([UInt8](sheet)))
         #expect(try String(contentsOfFile: folder.path("user-done"), encoding: .utf8) == "6 0")
     }
 

@@ -74,7 +74,7 @@ import FoundationNetworking
     @Test func pagesGridFilesAndSafety() async throws {
         let served = try await Served()
         let overview = try await Served.get(served.base + "/")
-        #expect(overview.status == 200 && overview.body.contains(">grid</a>") && overview.body.contains("<td>6/6</td>"), "\(overview.body.prefix(400))")
+        #expect(overview.status == 200 && overview.body.contains(">grid</a>") && overview.body.contains("<td class=\"done-count\">6/6</td>"), "\(overview.body.prefix(400))")
 
         // The grid: KSampler.cfg across, KSampler.steps down; every cell holds its own item.
         // /api/status is `comfyq status --json`.

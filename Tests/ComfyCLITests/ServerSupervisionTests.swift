@@ -142,7 +142,7 @@ final class Night: @unchecked Sendable {
     }
 
     func outputs() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: path("out"))) ?? []).filter { $0.hasSuffix(".png") }.sorted()
+        ((try? FileManager.default.contentsOfDirectory(atPath: path("out"))) ?? []).filter { $0.hasSuffix(".png") && $0 != "contact-sheet.png" }.sorted()
     }
 
     /// PNGs the simulators wrote (every incarnation of every instance): a prompt that ran to the
@@ -298,7 +298,7 @@ final class Night: @unchecked Sendable {
         let job = night.path("night.json")
         try """
             {name: "night", workflow: "\(RunCommandTests.workflow)", seeds: {start: 1, count: 6},
-             set: {"KSampler.steps": 2, "Empty Latent Image.width": 256, "Empty Latent Image.height": 256},
+             set: {"KSampler.steps": 2, "Empty Latent Image.width": 1024, "Empty Latent Image.height": 1024},
              output: {folder: "\(folder)", name: "{job}_{index}"}}
             """.write(toFile: job, atomically: true, encoding: .utf8)
         let run = try night.startRun([job, "--space-check", "200ms", "--json-events"])

@@ -33,7 +33,7 @@ import TestSupport
         ("local v, err = comfyq.exec('ls') comfyq.log('info', tostring(v) .. ' ' .. err)", "nil exec: expects a list {program, arg, …}"),
         ("local v, err = comfyq.http_get('ftp://x') comfyq.log('info', tostring(v) .. ' ' .. err)", "nil http_get: expects an http:// or https:// URL"),
         ("local v, err = comfyq.http_post('http://127.0.0.1:1/', 'x', nil, 2) comfyq.log('info', tostring(v) .. ' ' .. err:sub(1, 34))", "nil http_post: http://127.0.0.1:1/: "),
-        ("local v, err = comfyq.http_post('http://127.0.0.1:1/', {}) comfyq.log('info', tostring(v) .. ' ' .. err)", "nil http_post: the body must be a string (use comfyq.json.encode for tables)"),
+        ("local v, err = comfyq.http_post('http://127.0.0.1:1/', {}) comfyq.log('info', tostring(v) .. ' ' .. err)", "nil http_post: the body is an empty table: give a string, {file = PATH} or {fields = …, files = …}"),
     ])
     func functions(body: String, expected: String) async throws {
         var variables = ProcessInfo.processInfo.environment

@@ -1,5 +1,10 @@
 """A local HTTP listener for hook tests: records every request and answers 204 (or the status
-given with --status). GET /_requests returns what was recorded as JSON. Prints "PORT <n>"."""
+given with --status). GET /_requests returns what was recorded as JSON. Prints "PORT <n>".
+Each record has the body's size and SHA-256, and for a multipart form its parts (parsed by
+Python's email package: name, filename, type, size, sha256, and the text of fields)."""
+import email.parser
+import email.policy
+import hashlib
 import json
 import sys
 import threading
@@ -24,9 +29,22 @@ class Handler(BaseHTTPRequestHandler):
 
     def record(self):
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+        raw = self.rfile.read(length) if length else b""
+        entry = {"method": self.command, "path": self.path, "headers": dict(self.headers),
+                 "body": raw.decode("utf-8", "replace"), "size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+        content_type = self.headers.get("Content-Type") or ""
+        if content_type.startswith("multipart/form-data"):
+            message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+                b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+            parts = []
+            for part in message.iter_parts():
+                data = part.get_payload(decode=True) or b""
+                parts.append({"name": part.get_param("name", header="content-disposition"), "filename": part.get_filename(),
+                              "type": part.get_content_type(), "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                              "text": data.decode("utf-8", "replace") if part.get_filename() is None else None})
+            entry["parts"] = parts
         with lock:
-            recorded.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
+            recorded.append(entry)
 
     def answer(self, status, body=b""):
         self.send_response(status)
@@ -45,6 +63,10 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(200, b'{"hello":"hook"}')
 
     def do_POST(self):
+        self.record()
+        self.answer(STATUS)
+
+    def do_PUT(self):
         self.record()
         self.answer(STATUS)
 

@@ -1,7 +1,9 @@
 import ComfyCore
 import Foundation
 import Hooks
+import InputFiles
 import QueueStore
+import Simulator
 
 /// Where hook scripts come from and how they are set up, shared by `run` and `hook test`.
 enum HookFiles {
@@ -133,10 +135,33 @@ enum HookCommand {
         let hooks = HookEventKind.allCases.filter(script.handles).map(\.function)
         console.print("\(path): loaded; hooks: \(hooks.isEmpty ? "none" : hooks.joined(separator: ", "))")
         if !sources[0].options.isEmpty { console.print("  options: \(JSONValue.object(sources[0].options).serialized())") }
-        let report = await HookTester.run(script, only: only) { console.print($0) }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-hook-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let pictures = try samplePictures(in: folder)
+        let report = await HookTester.run(script, only: only, pictures: pictures) { console.print($0) }
         _ = await script.stopAndWait(timeout: 5)
         let disabled = script.isDisabled ? " (the script disabled itself after \(HookScript.Settings().maximumFailures) failures in a row)" : ""
         console.print("\(report.calls) call\(report.calls == 1 ? "" : "s"), \(report.failures) failed\(disabled)")
         return report.failures == 0 ? .success : .failure
+    }
+
+    /// The pictures the sample events name, drawn as a run would make them: the first item's
+    /// thumbnail and the sample job's contact sheet (one image, one failure).
+    static func samplePictures(in folder: String) throws -> HookSamples.Pictures {
+        let thumbnail = SimulatedImage.render(width: 256, height: 256, seed: 1001, lines: ["seed 1001", "a lighthouse at dusk", "sample/0"])
+        let sheet = ContactSheet(
+            title: "sample: 1 of 2 done, 1 failed", columns: ["KSampler.seed = 1001", "KSampler.seed = 1002"], rows: [""],
+            cells: [[.image(thumbnail), .text("failed")]]
+        ).render()
+        let pictures = HookSamples.Pictures(thumbnail: folder + "/.thumbs/sample_0.png", contactSheet: folder + "/contact-sheet.png", page: folder + "/index.html")
+        do {
+            try FileManager.default.createDirectory(atPath: folder + "/.thumbs", withIntermediateDirectories: true)
+            try Data(thumbnail.encoded(level: 1)).write(to: URL(fileURLWithPath: pictures.thumbnail))
+            try Data(sheet.encoded(level: 1)).write(to: URL(fileURLWithPath: pictures.contactSheet))
+            try Data(ServePages.page("sample", "<p>sample report</p>", live: false).utf8).write(to: URL(fileURLWithPath: pictures.page))
+        } catch {
+            throw CommandFailure("\(folder): cannot write the sample pictures: \(error.localizedDescription)")
+        }
+        return pictures
     }
 }

@@ -234,6 +234,28 @@ enum QueueEditCommands {
         return .success
     }
 
+    static let drain = CommandSpec(
+        name: "drain", abstract: "Ask the runs of this queue to finish what they have in flight and submit nothing new.",
+        discussion: """
+            As Ctrl-C once in the run's terminal, from anywhere: each run on this queue (one whose
+            heartbeat is under 15 s old) stops claiming items, waits for its prompts in flight, and ends; the rest
+            stays queued for the next run.
+            """,
+        options: [JobFiles.dbOption]
+    ) { arguments, console in
+        let queue = try JobFiles.openQueue(arguments, console)
+        let asked = try requestDrain(queue)
+        guard asked > 0 else { throw CommandFailure("no run is going on this queue: nothing to drain") }
+        console.print("asked \(asked) run\(asked == 1 ? "" : "s") to drain")
+        return .success
+    }
+
+    /// Asks the runs whose heartbeat is recent (they write one every 5 s) to drain.
+    static func requestDrain(_ queue: Queue) throws -> Int {
+        let now = JobFiles.now
+        return try queue.requestDrain(aliveSince: now - 15, now: now)
+    }
+
     static func resolve(_ queue: Queue, _ reference: String) throws -> Queue.Target {
         do { return try queue.target(reference.hasPrefix("#") ? String(reference.dropFirst()) : reference) } catch let error as QueueError {
             throw CommandFailure(error.message)

@@ -88,6 +88,8 @@ enum RunCommand {
             console.printError("simulated ComfyUI at \(servers[0].url), started and supervised by this run")
         }
         let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: NSHomeDirectory())
+        let reports = ReportWriter(databasePath: path)
+        options.reports = reports
         let runner = try Runner(queuePath: path, options: options)
         var web: HTTPServer?
         if let listen = arguments.value("serve") {
@@ -97,25 +99,18 @@ enum RunCommand {
         }
         defer { web?.stop() }
 
-        // The jobs that got outputs in this run: each gets its report page when the run ends.
-        let printer = Task { () -> Set<String> in
-            var finished: Set<String> = []
-            for await event in runner.events {
-                display.show(event)
-                if case .completed(let item, _, _, _) = event, let slash = item.lastIndex(of: "/") { finished.insert(String(item[..<slash])) }
-            }
-            return finished
+        let printer = Task {
+            for await event in runner.events { display.show(event) }
         }
         let signals = interrupts(runner, console: console)
         let summary = await runner.run()
-        let finishedJobs = await printer.value
-        for job in try queue.jobs() where finishedJobs.contains(job.name) {
-            do {
-                console.printError("report: \(try ReportCommand.write(job, queue: queue, folder: nil))")
-            } catch {
-                console.printError("warning: report of \(job.name) not written: \(error)")
-            }
+        await printer.value
+        // Each job whose items finished in this run has its page (kept up to date as they
+        // finished) and, now, its contact sheet.
+        for report in await reports.finish() {
+            console.printError("report: \(report.page)" + (report.contactSheet.map { " (contact sheet \(($0 as NSString).lastPathComponent))" } ?? ""))
         }
+        for warning in reports.warnings { console.printError("warning: \(warning)") }
         if arguments.flag("simulate"), FileManager.default.fileExists(atPath: simulatorFolder) {
             // The simulated server has stopped; its copies of the outputs and its log go with it.
             do { try FileManager.default.removeItem(atPath: simulatorFolder) } catch {
@@ -221,23 +216,9 @@ enum RunCommand {
 
     /// Ctrl-C once drains, twice stops.
     static func interrupts(_ runner: Runner, console: Console) -> [DispatchSourceSignal] {
-        let count = InterruptCounter()
-        return Signals.handle { _ in
-            let presses = count.increment()
-            Task {
-                if presses == 1 { await runner.drain() } else { await runner.stop() }
-            }
+        Signals.handle { _ in
+            Task { await runner.interrupt() }  // drains, or stops when already draining
         }
     }
 }
 
-final class InterruptCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
-    func increment() -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        value += 1
-        return value
-    }
-}

@@ -16,10 +16,14 @@ package final class ServeApp: Sendable {
     /// How often an event stream looks at the queue.
     let pollInterval: Duration
 
+    /// Tells the event streams when the queue changed.
+    let changes: ChangeFeed
+
     package init(databasePath: String, token: String?, pollInterval: Duration = .milliseconds(250)) {
         self.databasePath = databasePath
         self.token = token
         self.pollInterval = pollInterval
+        changes = ChangeFeed(databasePath: databasePath, interval: pollInterval.seconds)
     }
 
     package func handle(_ request: HTTPRequest, _ connection: ClientConnection) -> HTTPServer.Reply {
@@ -39,7 +43,7 @@ package final class ServeApp: Sendable {
         var response: HTTPResponse
         do {
             let queue = try Queue(path: databasePath)
-            response = try route(request.path, queue)
+            response = try route(request.path, query: request.query, queue)
         } catch {
             response = HTTPResponse(status: 500, contentType: "text/plain", body: Array("\(databasePath): \(error)".utf8))
         }
@@ -47,7 +51,7 @@ package final class ServeApp: Sendable {
         return .response(response)
     }
 
-    /// `POST /jobs/NAME/cancel|retry` and `/jobs/NAME/INDEX/cancel|retry`. A browser's form posts
+    /// `POST /jobs/NAME/cancel|retry`, `/jobs/NAME/INDEX/cancel|retry` and `/drain`. A browser's form posts
     /// from this server's own pages (its `Origin` or `Referer` is this server), a script with the
     /// token (`Authorization: Bearer`) or, on loopback without a token, `X-Requested-By: comfyq`:
     /// another site's page cannot make a visitor's browser cancel anything.
@@ -63,6 +67,15 @@ package final class ServeApp: Sendable {
             return HTTPResponse(status: 403, contentType: "text/plain", body: Array("cross-site request refused: post from comfyq's own pages, or send the token".utf8))
         }
         let parts = request.path.split(separator: "/").map(String.init)
+        if parts == ["drain"] {
+            do {
+                let asked = try QueueEditCommands.requestDrain(try Queue(path: databasePath))
+                if script { return HTTPResponse(status: asked > 0 ? 200 : 409, body: Array(JSONValue.object(["runs": .int(asked)]).serialized().utf8), headers: setCookie) }
+                return HTTPResponse(status: 303, contentType: "text/plain", headers: [("Location", asked > 0 ? "/?drained=\(asked)" : "/?drained=0")] + setCookie)
+            } catch {
+                return HTTPResponse(status: 500, contentType: "text/plain", body: Array("\(databasePath): \(error)".utf8))
+            }
+        }
         guard parts.count == 3 || parts.count == 4, parts[0] == "jobs", let action = parts.last, action == "cancel" || action == "retry" else {
             return notFound("no control \(request.path)")
         }
@@ -94,8 +107,9 @@ package final class ServeApp: Sendable {
 
     private func notFound(_ what: String) -> HTTPResponse { html(ServePages.notFound(what), status: 404) }
 
-    /// `/`, `/api/status`, `/jobs/NAME`, `/jobs/NAME/INDEX`, `/files/NAME/INDEX/N`.
-    package func route(_ path: String, _ queue: Queue) throws -> HTTPResponse {
+    /// `/`, `/api/status`, `/jobs/NAME`, `/jobs/NAME/INDEX`, `/jobs/NAME/INDEX/workflow.json`,
+    /// `/files|thumbs|sidecars/NAME/INDEX/N`.
+    package func route(_ path: String, query: [String: String] = [:], _ queue: Queue) throws -> HTTPResponse {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         switch parts.first {
         case nil:
@@ -105,11 +119,23 @@ package final class ServeApp: Sendable {
             let recent = try queue.recentOutputs(limit: 12).map { output in
                 (output.job, output.index, "/thumbs/\(ServePages.segment(output.job))/\(output.index)/0")
             }
-            let servers = try ServerView.read(queue, now: Date().timeIntervalSince1970)
-            return html(ServePages.overview(jobs: jobs, inFlight: inFlight, failures: failures, servers: servers, recent: recent))
+            let now = Date().timeIntervalSince1970
+            let servers = try ServerView.read(queue, now: now)
+            let runners = try RunnerView.read(queue, now: now)
+            let notice = query["drained"].map { $0 == "0" ? "No run is going: nothing to drain." : "Asked \($0) run(s) to drain: what is in flight finishes, nothing new starts." }
+            return html(ServePages.overview(jobs: jobs, inFlight: inFlight, failures: failures, servers: servers, runners: runners, recent: recent, notice: notice))
         case "api" where parts == ["api", "status"]:
             let document = try StatusCommand.document(queue, job: nil, states: [])
             return HTTPResponse(status: 200, body: Array(document.serialized().utf8), headers: [("Cache-Control", "no-store")])
+        case "jobs" where parts.count == 4 && parts[3] == "workflow.json":
+            // The graph the item was submitted as: the job's workflow with the item's parameters.
+            guard let job = try queue.jobs().first(where: { $0.name == parts[1] }), let index = Int(parts[2]),
+                let found = try queue.item(jobID: job.id, index: index), let stored = try queue.definition(jobID: job.id)
+            else { return notFound("no item \(parts[1])/\(parts[2])") }
+            let graph = try Workflow(json: JSONValue(parsing: stored.workflow))
+            let settings = try JobSettings(json: JSONValue(parsing: stored.spec))
+            let applied = graph.applying(try JSONValue(parsing: found.row.parameters), addresses: settings.addresses)
+            return HTTPResponse(status: 200, body: Array(applied.json.serialized(pretty: true).utf8), headers: [("Cache-Control", "no-store")])
         case "jobs" where parts.count == 2 || parts.count == 3:
             guard let job = try queue.jobs().first(where: { $0.name == parts[1] }) else { return notFound("no job \(parts[1])") }
             if parts.count == 2 {
@@ -118,23 +144,31 @@ package final class ServeApp: Sendable {
                 for (index, paths) in try queue.outputs(jobID: job.id) where !paths.isEmpty {
                     images[index] = "/thumbs/\(ServePages.segment(job.name))/\(index)/0"
                 }
-                return html(ServePages.grid(job: job, items: items, outputs: images))
+                let axes = try ReportCommand.settings(job, queue: queue).matrixAxes
+                return html(ServePages.grid(job: job, items: items, matrixAxes: axes, outputs: images, filter: query.filter { !$0.value.isEmpty && $0.key != "token" }))
             }
             guard let index = Int(parts[2]), let found = try queue.item(jobID: job.id, index: index) else {
                 return notFound("no item \(parts[1])/\(parts[2])")
             }
-            let images = found.outputs.indices.map { "/files/\(ServePages.segment(job.name))/\(index)/\($0)" }
-            return html(ServePages.item(job: job.name, row: found.row, parameters: Self.parameters(found.row), images: images, timings: found.timings))
-        case "files" where parts.count == 4, "thumbs" where parts.count == 4:
+            let base = "\(ServePages.segment(job.name))/\(index)"
+            let images = found.outputs.indices.map { "/files/\(base)/\($0)" }
+            let links = [("workflow", "/jobs/\(base)/workflow.json")] + found.outputs.indices.map { ("sidecar \($0 + 1)", "/sidecars/\(base)/\($0)") }
+            return html(ServePages.item(job: job.name, row: found.row, parameters: Self.parameters(found.row), images: images, timings: found.timings, links: links))
+        case "files" where parts.count == 4, "thumbs" where parts.count == 4, "sidecars" where parts.count == 4:
             // Only files recorded as an item's outputs, by their number: no path from the URL
-            // ever reaches the file system. `thumbs`: its thumbnail when there is one.
+            // ever reaches the file system. `thumbs`: its thumbnail when there is one; `sidecars`: its sidecar.
             guard let job = try queue.jobs().first(where: { $0.name == parts[1] }), let index = Int(parts[2]), let number = Int(parts[3]),
                 let outputs = try queue.item(jobID: job.id, index: index)?.outputs, outputs.indices.contains(number)
             else { return notFound("no such file") }
             let thumbnail = Thumbnail.path(for: outputs[number])
-            let path = parts[0] == "thumbs" && FileManager.default.fileExists(atPath: thumbnail) ? thumbnail : outputs[number]
+            let path: String
+            switch parts[0] {
+            case "thumbs" where FileManager.default.fileExists(atPath: thumbnail): path = thumbnail
+            case "sidecars": path = (outputs[number] as NSString).deletingPathExtension + ".json"
+            default: path = outputs[number]
+            }
             guard let data = FileManager.default.contents(atPath: path) else { return notFound("no such file") }
-            return HTTPResponse(status: 200, contentType: Self.contentType(path), body: [UInt8](data), headers: [("Cache-Control", "max-age=3600")])
+            return HTTPResponse(status: 200, contentType: InputFile.mediaType(path), body: [UInt8](data), headers: [("Cache-Control", "max-age=3600")])
         default:
             return notFound("no page \(path)")
         }
@@ -144,44 +178,24 @@ package final class ServeApp: Sendable {
         (try? JSONValue(parsing: row.parameters))?.objectValue ?? JSONObject()
     }
 
-    static func contentType(_ path: String) -> String {
-        switch InputFile.extensionOf(path) {
-        case "png": "image/png"
-        case "jpg", "jpeg": "image/jpeg"
-        case "webp": "image/webp"
-        case "gif": "image/gif"
-        case "mp4": "video/mp4"
-        case "webm": "video/webm"
-        case "json": "application/json"
-        default: "application/octet-stream"
-        }
-    }
-
     /// Server-Sent Events: a `changed` event whenever the queue changes (another process's
     /// commit included), a comment every 15 s to keep proxies from closing it. Ends when the
-    /// client goes away or the server stops.
+    /// client goes away, the server stops, or the queue cannot be read (the page reconnects).
     private func stream(_ connection: ClientConnection) -> HTTPServer.Reply {
         connection.send(Array("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: keep-alive\r\n\r\nretry: 1000\n\n".utf8))
-        let queue: Queue
-        do { queue = try Queue(path: databasePath) } catch { return .tookOver }
-        var last: String?
+        var seen = changes.subscribe()
+        defer { changes.unsubscribe() }
         var quiet = ContinuousClock.now
         while !connection.isClosed {
-            do {
-                let token = try queue.changeToken()
-                if token != last {
-                    if last != nil { connection.send(Array("data: changed\n\n".utf8)) }
-                    last = token
-                    quiet = .now
-                }
-            } catch {
-                return .tookOver  // the queue cannot be read: the page's EventSource reconnects
-            }
-            if ContinuousClock.now - quiet > .seconds(15) {
+            guard let now = changes.wait(after: seen, timeout: 1) else { return .tookOver }
+            if now != seen {
+                connection.send(Array("data: changed\n\n".utf8))
+                seen = now
+                quiet = .now
+            } else if ContinuousClock.now - quiet > .seconds(15) {
                 connection.send(Array(": still here\n\n".utf8))
                 quiet = .now
             }
-            Thread.sleep(forTimeInterval: pollInterval.seconds)
         }
         return .tookOver
     }

@@ -35,7 +35,7 @@ enum ServePages {
         main{padding:1rem;max-width:80rem}h2{font-size:1.05rem;margin:1.4rem 0 .5rem}
         table{border-collapse:collapse;width:100%}td,th{padding:.35rem .5rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
         .bar{height:.5rem;background:var(--line);border-radius:.25rem;min-width:6rem}.bar>i{display:block;height:100%;background:var(--bar);border-radius:.25rem}
-        .muted{color:var(--muted)}.failed{color:var(--bad)}.done{color:var(--ok)}
+        .muted{color:var(--muted)}.notice{padding:.5rem;border:1px solid var(--line)}.failed{color:var(--bad)}.done{color:var(--ok)}
         .grid td{text-align:center}.grid img{max-width:12rem;max-height:12rem;display:block;margin:auto}
         .item img{max-width:100%}code{font-size:.9em}
         @media (max-width:40rem){td,th{padding:.3rem .25rem}.grid img{max-width:6rem}}
@@ -64,18 +64,33 @@ enum ServePages {
 
     // MARK: Overview
 
-    static func overview(jobs: [JobSummary], inFlight: [ItemRow], failures: [ItemRow], servers: [ServerView], recent: [(job: String, index: Int, link: String)]) -> String {
-        var html = "<h2>Jobs</h2>"
+    static func overview(
+        jobs: [JobSummary], inFlight: [ItemRow], failures: [ItemRow], servers: [ServerView], runners: [RunnerView],
+        recent: [(job: String, index: Int, link: String)], notice: String? = nil
+    ) -> String {
+        var html = notice.map { "<p class=\"notice\">\(escape($0))</p>" } ?? ""
+        html += "<h2>Jobs</h2>"
         if jobs.isEmpty { html += "<p class=\"muted\">The queue is empty: <code>comfyq add JOB</code> or <code>comfyq run JOB</code>.</p>" }
         else {
-            html += "<table><tr><th>job</th><th>done</th><th>failed</th><th>running</th><th>pending</th><th></th></tr>"
+            html += "<table><tr><th>job</th><th>done</th><th>failed</th><th>running</th><th>pending</th><th></th><th>ETA</th></tr>"
             for job in jobs {
                 let fraction = job.total == 0 ? 0 : Double(job.finished) / Double(job.total)
-                html += "<tr><td><a href=\"/jobs/\(segment(job.name))\">\(escape(job.name))</a></td>"
-                html += "<td>\(job.counts[.done] ?? 0)/\(job.total)</td><td class=\"failed\">\(job.counts[.failed] ?? 0)</td>"
-                html += "<td>\(job.running)</td><td>\(job.counts[.pending] ?? 0)</td><td>\(bar(fraction))</td></tr>"
+                let remaining = job.total - job.finished
+                let eta = job.isFinished ? "done" : job.averageItemSeconds.map { StatusCommand.duration($0 * Double(remaining)) } ?? "–"
+                html += "<tr data-job=\"\(escape(job.name))\"><td><a href=\"/jobs/\(segment(job.name))\">\(escape(job.name))</a></td>"
+                html += "<td class=\"done-count\">\(job.counts[.done] ?? 0)/\(job.total)</td><td class=\"failed\">\(job.counts[.failed] ?? 0)</td>"
+                html += "<td>\(job.running)</td><td>\(job.counts[.pending] ?? 0)</td><td>\(bar(fraction))</td><td class=\"muted\">\(eta)</td></tr>"
             }
             html += "</table>"
+        }
+        let live = runners.filter(\.isLive)
+        if !live.isEmpty {
+            html += "<h2>Runs</h2><table>"
+            for runner in live {
+                let state = runner.record.pausedReason.map { "paused: \($0)" } ?? "running"
+                html += "<tr><td>\(escape(runner.record.host)) pid \(runner.record.pid)</td><td class=\"muted\">\(escape(state))</td></tr>"
+            }
+            html += "</table><form method=\"post\" action=\"/drain\"><button title=\"finish what is in flight, submit nothing new\">drain</button></form>"
         }
         html += "<h2>In flight</h2>"
         if inFlight.isEmpty { html += "<p class=\"muted\">Nothing is running.</p>" }
@@ -114,26 +129,32 @@ enum ServePages {
 
     // MARK: Job grid
 
-    /// The axes of a job: the parameters whose values differ between its items, in the job's
-    /// order. The last is laid across, the others down.
-    static func axes(_ items: [(row: ItemRow, parameters: JSONObject)]) -> [String] {
-        guard let first = items.first else { return [] }
-        return first.parameters.keys.filter { key in
-            let firstValue = first.parameters[key]
-            return items.contains { $0.parameters[key] != firstValue }
-        }
+    static func gridItems(_ items: [(row: ItemRow, parameters: JSONObject)]) -> [JobGrid.Item] {
+        items.map { JobGrid.Item(index: $0.row.index, parameters: $0.parameters) }
     }
 
-    static func shown(_ value: JSONValue?) -> String {
-        guard let value else { return "" }
-        if let file = InputFile(json: value) { return file.stem }
-        return value.stringValue ?? value.serialized()
-    }
-
-    static func grid(job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], outputs: [Int: String]) -> String {
+    static func grid(
+        job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], matrixAxes: [String], outputs: [Int: String], filter: [String: String]
+    ) -> String {
         let base = "/jobs/\(segment(job.name))"
         let buttons = controls(base, cancel: !job.isFinished, retry: (job.counts[.failed] ?? 0) + (job.counts[.cancelled] ?? 0) > 0)
-        return page(job.name, buttons + gridBody(job: job, items: items, outputs: outputs, link: { "\(base)/\($0)" }))
+        let grid = JobGrid(items: gridItems(items), matrixAxes: matrixAxes, filter: filter)
+        return page(job.name, buttons + selector(grid, filter: filter) + gridBody(job: job, items: items, grid: grid, outputs: outputs, link: { "\(base)/\($0)" }))
+    }
+
+    /// With more than two axes: a form to fix the outer ones to a value each (a GET, so the URL
+    /// says what is shown); "all" puts every value in the rows.
+    static func selector(_ grid: JobGrid, filter: [String: String]) -> String {
+        guard !grid.choices.isEmpty else { return "" }
+        var html = "<form method=\"get\" class=\"selector\">"
+        for (axis, values) in grid.choices {
+            html += "<label>\(escape(axis)) <select name=\"\(escape(axis))\" onchange=\"this.form.submit()\"><option value=\"\">all</option>"
+            for value in values {
+                html += "<option value=\"\(escape(value))\"\(filter[axis] == value ? " selected" : "")>\(escape(value))</option>"
+            }
+            html += "</select></label> "
+        }
+        return html + "<noscript><button>show</button></noscript></form>"
     }
 
     /// Cancel and retry, as forms posting to this server (see `ServeApp.control`).
@@ -146,33 +167,22 @@ enum ServePages {
 
     /// The grid's HTML; `link` gives where a cell leads (an item page, or an anchor in a report).
     static func gridBody(
-        job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], outputs: [Int: String], link: (Int) -> String
+        job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], grid: JobGrid, outputs: [Int: String], link: (Int) -> String
     ) -> String {
-        let axes = axes(items)
         var html = "<p>\(job.counts[.done] ?? 0) of \(job.total) done"
         if let failed = job.counts[.failed], failed > 0 { html += ", <span class=\"failed\">\(failed) failed</span>" }
         html += "</p>"
-        let across = axes.last
-        let down = Array(axes.dropLast())
-        var columns: [String] = []
-        var rows: [String] = []
-        var cells: [String: [(row: ItemRow, parameters: JSONObject)]] = [:]
-        for item in items {
-            let column = across.map { shown(item.parameters[$0]) } ?? ""
-            let row = down.map { shown(item.parameters[$0]) }.joined(separator: " · ")
-            if !columns.contains(column) { columns.append(column) }
-            if !rows.contains(row) { rows.append(row) }
-            cells[row + "\u{0}" + column, default: []].append(item)
-        }
-        html += "<table class=\"grid\"><tr><th class=\"muted\">\(escape(down.joined(separator: " · ")))</th>"
-        for column in columns { html += "<th>\(escape(across.map { "\($0) = " } ?? ""))\(escape(column))</th>" }
+        let rows = Dictionary(items.map { ($0.row.index, $0.row) }, uniquingKeysWith: { first, _ in first })
+        html += "<table class=\"grid\"><tr><th class=\"muted\">\(escape(grid.down.joined(separator: " · ")))</th>"
+        for column in grid.columns { html += "<th>\(escape(grid.across.map { "\($0) = " } ?? ""))\(escape(column))</th>" }
         html += "</tr>"
-        for row in rows {
+        for (rowIndex, row) in grid.rows.enumerated() {
             html += "<tr><th>\(escape(row))</th>"
-            for column in columns {
+            for column in grid.columns.indices {
                 html += "<td>"
-                for item in cells[row + "\u{0}" + column] ?? [] {
-                    html += cell(item.row, job: job.name, image: outputs[item.row.index], link: link(item.row.index))
+                for index in grid.cells[rowIndex][column] {
+                    guard let item = rows[index] else { continue }
+                    html += cell(item, job: job.name, image: outputs[index], link: link(index))
                 }
                 html += "</td>"
             }
@@ -195,13 +205,14 @@ enum ServePages {
 
     // MARK: Item
 
-    static func item(job: String, row: ItemRow, parameters: JSONObject, images: [String], timings: JSONValue?) -> String {
+    static func item(job: String, row: ItemRow, parameters: JSONObject, images: [String], timings: JSONValue?, links: [(String, String)]) -> String {
         let base = "/jobs/\(segment(job))/\(row.index)"
         let buttons = controls(base, cancel: !row.state.isFinished, retry: row.state == .failed || row.state == .cancelled)
-        return page("\(job)/\(row.index)", buttons + itemBody(row: row, parameters: parameters, images: images, timings: timings))
+        return page("\(job)/\(row.index)", buttons + itemBody(row: row, parameters: parameters, images: images, timings: timings, links: links))
     }
 
-    static func itemBody(row: ItemRow, parameters: JSONObject, images: [String], timings: JSONValue?) -> String {
+    /// `links`: the workflow that was submitted and each output's sidecar (named, with their URLs).
+    static func itemBody(row: ItemRow, parameters: JSONObject, images: [String], timings: JSONValue?, links: [(String, String)] = []) -> String {
         var html = ""
         for image in images { html += "<p class=\"item\"><a href=\"\(image)\"><img src=\"\(image)\" alt=\"output\"></a></p>" }
         html += "<table>"
@@ -216,23 +227,28 @@ enum ServePages {
         line("server", escape(row.server ?? ""))
         line("attempts", "\(row.attempts)")
         for (phase, seconds) in timings?.objectValue ?? JSONObject() { line("time in \(phase)", "\(seconds.serialized()) s") }
+        if !links.isEmpty { line("files", links.map { "<a href=\"\($0.1)\">\(escape($0.0))</a>" }.joined(separator: " · ")) }
         html += "</table>"
         return html
     }
 
     /// A self-contained page of a job for sharing or archiving: the grid, then every item, with
     /// links relative to where the page is written (`relative` turns an output path into one).
-    static func report(job: JobSummary, items: [(row: ItemRow, parameters: JSONObject, outputs: [String], timings: JSONValue?)], relative: (String) -> String) -> String {
+    static func report(
+        job: JobSummary, items: [(row: ItemRow, parameters: JSONObject, outputs: [String], timings: JSONValue?)], matrixAxes: [String], relative: (String) -> String
+    ) -> String {
         var thumbnails: [Int: String] = [:]
         for item in items {
             guard let first = item.outputs.first else { continue }
             let thumbnail = Thumbnail.path(for: first)
             thumbnails[item.row.index] = relative(FileManager.default.fileExists(atPath: thumbnail) ? thumbnail : first)
         }
-        var html = gridBody(job: job, items: items.map { ($0.row, $0.parameters) }, outputs: thumbnails, link: { "#item-\($0)" })
+        let rows = items.map { ($0.row, $0.parameters) }
+        var html = gridBody(job: job, items: rows, grid: JobGrid(items: gridItems(rows), matrixAxes: matrixAxes), outputs: thumbnails, link: { "#item-\($0)" })
         for item in items {
             html += "<h2 id=\"item-\(item.row.index)\">\(escape(job.name))/\(item.row.index)</h2>"
-            html += itemBody(row: item.row, parameters: item.parameters, images: item.outputs.map(relative), timings: item.timings)
+            let sidecars = item.outputs.enumerated().map { ("sidecar \($0.offset + 1)", relative(($0.element as NSString).deletingPathExtension + ".json")) }
+            html += itemBody(row: item.row, parameters: item.parameters, images: item.outputs.map(relative), timings: item.timings, links: sidecars)
         }
         return page(job.name, html, live: false)
     }

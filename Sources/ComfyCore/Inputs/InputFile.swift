@@ -181,6 +181,25 @@ public struct InputFile: Sendable, Equatable {
         return name[name.index(after: dot)...].lowercased()
     }
 
+    /// The media type to send or serve a file as, from its extension.
+    public static func mediaType(_ path: String) -> String {
+        switch extensionOf(path) {
+        case "png": "image/png"
+        case "jpg", "jpeg": "image/jpeg"
+        case "webp": "image/webp"
+        case "gif": "image/gif"
+        case "mp4": "video/mp4"
+        case "webm": "video/webm"
+        case "wav": "audio/wav"
+        case "flac": "audio/flac"
+        case "mp3": "audio/mpeg"
+        case "json": "application/json"
+        case "txt": "text/plain; charset=utf-8"
+        case "html": "text/html; charset=utf-8"
+        default: "application/octet-stream"
+        }
+    }
+
     /// The name a file is uploaded under: the first 16 hex digits of its SHA-256, then its own
     /// name made safe (letters, digits, `.`, `_`, `-`; at most 80 characters). The content in the
     /// name makes the same file one upload per server, and two files of one name two uploads.

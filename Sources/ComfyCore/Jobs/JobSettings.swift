@@ -14,6 +14,9 @@ public struct JobSettings: Sendable, Equatable {
     public var maxDefer: Double?
     /// `order: "strict"`: its items go in exactly their order.
     public var strictOrder: Bool
+    /// The `matrix` parameters, in the job's order: the grid lays the last across (seeds, `zip`
+    /// and `repeat` go down). Empty for a job without a matrix, or one added by an older comfyq.
+    public var matrixAxes: [String] = []
 
     public static let defaultRetries = 2
     public static let defaultStallTimeout: Double = 600
@@ -47,6 +50,7 @@ public struct JobSettings: Sendable, Equatable {
         object["addresses"] = .object(written)
         if let maxDefer { object["max_defer"] = .double(maxDefer) }
         if strictOrder { object["order"] = "strict" }
+        if !matrixAxes.isEmpty { object["matrix_axes"] = .array(matrixAxes.map { .string($0) }) }
         return .object(object)
     }
 
@@ -68,6 +72,7 @@ public struct JobSettings: Sendable, Equatable {
         hooks = try field("hooks") { $0.arrayValue?.compactMap(HookReference.init(json:)) } ?? []
         maxDefer = try field("max_defer") { $0.numberValue?.double }
         strictOrder = try field("order") { $0.stringValue } == "strict"
+        matrixAxes = try field("matrix_axes") { $0.arrayValue?.compactMap(\.stringValue) } ?? []
         for (written, pair) in try field("addresses", \.objectValue) ?? JSONObject() {
             guard let parts = pair.arrayValue, parts.count == 2, let node = parts[0].stringValue, let input = parts[1].stringValue else {
                 throw JobSettingsError(field: "addresses[\"\(written)\"]", reason: "is not a [node, input] pair")
@@ -88,8 +93,10 @@ public struct JobSettingsError: Error, Sendable, Equatable, CustomStringConverti
 extension JobSpec {
     /// The settings stored with the job.
     public var settings: JobSettings {
-        JobSettings(
+        var settings = JobSettings(
             output: output, servers: servers, retries: retries, stallTimeout: stallTimeout, hooks: hooks, addresses: addresses, maxDefer: maxDefer,
             strictOrder: strictOrder)
+        settings.matrixAxes = matrix.map(\.address.written)
+        return settings
     }
 }

@@ -97,7 +97,7 @@ extension HookEvent {
     /// A prompt event (`submit`, `phase`, `progress`, `complete`, `error`).
     public static func prompt(
         _ kind: HookEventKind, _ prompt: HookPrompt, snapshot: ProgressSnapshot? = nil, previous: Phase? = nil, elapsed: Double,
-        outputs: [String]? = nil, failure: HookFailure? = nil, willRetry: Bool? = nil, timings: [String: Double]? = nil
+        outputs: [String]? = nil, thumbnails: [String]? = nil, failure: HookFailure? = nil, willRetry: Bool? = nil, timings: [String: Double]? = nil
     ) -> HookEvent {
         // Each key once, appended (no lookups): this runs for every event a script takes.
         var table = JSONObject()
@@ -130,6 +130,7 @@ extension HookEvent {
         }
         if let previous { table.append("previous_phase", .string(previous.rawValue)) }
         if let outputs { table.append("outputs", .array(outputs.map { .string($0) })) }
+        if let thumbnails { table.append("thumbnails", .array(thumbnails.map { .string($0) })) }
         if let failure { table.append("error", failure.table) }
         if let willRetry { table.append("will_retry", .bool(willRetry)) }
         if let timings {

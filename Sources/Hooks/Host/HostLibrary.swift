@@ -166,13 +166,24 @@ final class HostLibrary {
         var request = URLRequest(url: target)
         request.httpMethod = method
         request.timeoutInterval = clamp(timeout?.numberValue?.double ?? 10)
+        var contentType: String?
         if let body {
             switch body {
             case .string(let string): request.httpBody = Data(string.utf8)
             case .null: break
-            default: return failure("\(name): the body must be a string (use comfyq.json.encode for tables)")
+            case .object(let table):
+                // A file as the whole body ({file = PATH}), or a multipart form ({fields = …, files = …}).
+                do {
+                    let upload = try HTTPBody(table: table)
+                    request.httpBody = Data(upload.bytes)
+                    contentType = upload.contentType
+                } catch {
+                    return failure("\(name): \(error.description)")
+                }
+            default: return failure("\(name): the body must be a string, {file = PATH} or {fields = …, files = …} (use comfyq.json.encode for other tables)")
             }
         }
+        if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
         if let headers, headers != .null {
             guard let entries = headers.objectValue else { return failure("\(name): headers must be a table of name = value") }
             for (key, value) in entries { request.setValue(value.stringValue ?? value.serialized(), forHTTPHeaderField: key) }
