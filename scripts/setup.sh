@@ -4,6 +4,8 @@
 set -euo pipefail
 
 packages=(pkg-config liblua5.4-dev libsqlite3-dev libssl-dev zlib1g-dev python3 python3-websockets openssl)
+# Test-only: a real browser for the web pages (headless), and a font for its screenshots.
+packages+=(chromium fonts-dejavu-core)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -136,6 +136,7 @@ public actor Runner {
             queueFailed(error, doing: "read")
         }
         continuation.yield(.started(pending: pending, servers: servers.map(\.name)))
+        persistRunner()  // the run is in the queue from its start (status, drain), then beats every 5 s
         options.hooks?.deliver(
             .batch(
                 .batchStart,

@@ -1,5 +1,7 @@
 import ComfyCore
 import Foundation
+import InputFiles
+import Simulator
 import TestSupport
 import Testing
 #if canImport(FoundationNetworking)
@@ -22,7 +24,7 @@ import FoundationNetworking
             try """
                 {name: "grid", workflow: "\(RunCommandTests.workflow)",
                  matrix: {"KSampler.steps": [2, 3, 4], "KSampler.cfg": [5.0, 7.5]},
-                 set: {"Empty Latent Image.width": 64, "Empty Latent Image.height": 64},
+                 set: {"Empty Latent Image.width": 192, "Empty Latent Image.height": 192},
                  output: {folder: "\(night.path("out"))", name: "{job}_{index}"}}
                 """.write(toFile: job, atomically: true, encoding: .utf8)
             let run = try await runBinary(["run", "--simulate", "--no-user-hooks", job], environment: night.environment)
@@ -52,6 +54,11 @@ import FoundationNetworking
             var fields: [String: String] = [:]
             for (name, value) in http?.allHeaderFields ?? [:] { fields["\(name)"] = "\(value)" }
             return (http?.statusCode ?? 0, String(decoding: data, as: UTF8.self), fields)
+        }
+
+        static func bytes(_ url: String) async throws -> (status: Int, bytes: [UInt8]) {
+            let (data, response) = try await URLSession(configuration: .ephemeral).data(from: URL(string: url)!)
+            return ((response as? HTTPURLResponse)?.statusCode ?? 0, [UInt8](data))
         }
 
         /// A request written as is on a socket (no client normalises its path).
@@ -89,11 +96,18 @@ import FoundationNetworking
         var seen: [Int] = []
         for (rowOffset, row) in rows.dropFirst().enumerated() {
             let cells = row.components(separatedBy: "data-item=\"").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
-            #expect(row.hasPrefix("<th>\([2, 3, 4][rowOffset])</th>"), "\(row.prefix(60))")
+            let steps = [2, 3, 4][rowOffset]
+            #expect(row.hasPrefix("<th>\(steps)</th>"), "\(row.prefix(60))")
             for (column, index) in cells.enumerated() {
                 // Items go 0…5 in matrix order: steps slowest, cfg fastest.
                 #expect(index == rowOffset * 2 + column)
                 #expect(row.contains("src=\"/thumbs/grid/\(index)/0\""))
+                // The picture in the cell is the one made with the cell's parameters: the
+                // simulator wrote them on it, and they read back from its pixels.
+                let cfg = ["5.0", "7.5"][column]
+                let image = try await Served.bytes(served.base + "/files/grid/\(index)/0")
+                let lines = SimulatedImage.read(try PNGImage(decoding: image.bytes))
+                #expect(lines.contains("steps \(steps) cfg \(cfg)"), "cell \(steps) × \(cfg) shows \(lines)")
                 seen.append(index)
             }
         }
@@ -108,6 +122,14 @@ import FoundationNetworking
         // Its thumbnail was made when it was collected, beside it.
         #expect(FileManager.default.fileExists(atPath: served.night.path("out/.thumbs/grid_3.png")))
         #expect(try await Served.get(served.base + "/thumbs/grid/3/0").status == 200)
+
+        // Its submitted workflow and its sidecar, linked from its page.
+        #expect(page.body.contains("href=\"/jobs/grid/3/workflow.json\"") && page.body.contains("href=\"/sidecars/grid/3/0\""))
+        let workflow = try JSONValue(parsing: try await Served.get(served.base + "/jobs/grid/3/workflow.json").body)
+        let sampler = workflow.objectValue?.values.first { $0["class_type"] == "KSampler" }
+        #expect(sampler?["inputs"]?["steps"] == 3 && sampler?["inputs"]?["cfg"]?.numberValue?.double == 7.5)
+        let sidecar = try JSONValue(parsing: try await Served.get(served.base + "/sidecars/grid/3/0").body)
+        #expect(sidecar["item"] == 3 && sidecar["job"] == "grid")
 
         // Nothing else: unknown jobs and items, and every way of walking out of the outputs.
         #expect(try await Served.get(served.base + "/jobs/nope").status == 404)
@@ -231,6 +253,63 @@ import FoundationNetworking
             received.lines.contains("data: changed") ? true : nil
         }
         shutdown(socket, Int32(SHUT_RDWR))  // the reader thread ends
+    }
+}
+
+extension ServeCommandTests {
+    /// Many open pages and a few broken clients: every stream still hears of the change, from one
+    /// watcher of the queue.
+    @Test func manyStreamsAndBrokenClients() async throws {
+        let served = try await Served()
+        // Broken clients: one that sends half a request and goes, one that opens a stream and
+        // never reads, one that closes its stream at once.
+        let half = try Ports.connect(served.port)
+        _ = Array("GET /events HTTP/1.1\r\nHost".utf8).withUnsafeBytes { write(half, $0.baseAddress, $0.count) }
+        close(half)
+        let silent = try Ports.connect(served.port)
+        defer { close(silent) }
+        _ = Array("GET /events HTTP/1.1\r\nHost: x\r\n\r\n".utf8).withUnsafeBytes { write(silent, $0.baseAddress, $0.count) }
+        let gone = try Ports.connect(served.port)
+        _ = Array("GET /events HTTP/1.1\r\nHost: x\r\n\r\n".utf8).withUnsafeBytes { write(gone, $0.baseAddress, $0.count) }
+        close(gone)
+        var opened: [(Int32, EventLines)] = []
+        for _ in 0..<40 {
+            let socket = try Ports.connect(served.port)
+            _ = Array("GET /events HTTP/1.1\r\nHost: x\r\n\r\n".utf8).withUnsafeBytes { write(socket, $0.baseAddress, $0.count) }
+            let lines = EventLines()
+            Thread { lines.read(socket) }.start()
+            opened.append((socket, lines))
+        }
+        let streams = opened
+        defer { for (socket, _) in streams { shutdown(socket, Int32(SHUT_RDWR)); close(socket) } }
+        try await eventually("40 streams to open", describe: { "\(streams.filter { $0.1.lines.contains("retry: 1000") }.count) open" }) {
+            streams.allSatisfy { $0.1.lines.contains("retry: 1000") } ? true : nil
+        }
+        let add = try await runBinary(["add", served.night.path("grid.json")], environment: served.night.environment)
+        #expect(add.status == .success, "\(add.stderr)")
+        try await eventually("every stream to hear of it", timeout: 10, describe: { "\(streams.filter { $0.1.lines.contains("data: changed") }.count) of 40" }) {
+            streams.allSatisfy { $0.1.lines.contains("data: changed") } ? true : nil
+        }
+        // And the pages are still served.
+        #expect(try await Served.get(served.base + "/").status == 200)
+    }
+
+    /// `comfyq run` keeps the job's page up to date as items finish, not only at the end.
+    @Test func theReportIsKeptUpToDateWhileTheRunGoes() async throws {
+        let night = try Night("live-report")
+        try night.writeServers()
+        let job = try night.writeJob(count: 10, steps: 10)
+        let run = try night.startRun([job])
+        let page = night.path("out/index.html")
+        let early = try await eventually("the page while the run goes", describe: { night.output("run") }) { () -> String? in
+            guard let text = try? String(contentsOfFile: page, encoding: .utf8), run.isRunning else { return nil }
+            return text
+        }
+        #expect(early.contains(" of 10 done") && !early.contains("10 of 10 done"), "\(early.prefix(300))")
+        #expect(try await night.wait(run) == 0, "\(night.output("run"))")
+        #expect(try String(contentsOfFile: page, encoding: .utf8).contains("10 of 10 done"))
+        #expect(FileManager.default.fileExists(atPath: night.path("out/contact-sheet.png")))
+        #expect(night.output("run").contains("report: \(page) (contact sheet contact-sheet.png)"), "\(night.output("run"))")
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import TestSupport
+import InputFiles
 import Simulator
 import Testing
 
@@ -44,5 +45,27 @@ import Testing
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
             do { try process.run() } catch { continuation.resume(throwing: error) }
         }
+    }
+}
+
+/// What the simulator draws: its parameters, readable back from the pixels.
+@Suite struct SimulatedImageTests {
+    @Test(arguments: [(512, 512), (96, 64), (1024, 576), (200, 800)])
+    func theLabelReadsBackAtEverySize(width: Int, height: Int) throws {
+        let lines = ["seed 42", "steps 20 cfg 7.5", "euler normal", "a lighthouse"]
+        let image = try PNGImage(decoding: SimulatedImage.render(width: width, height: height, seed: 42, lines: lines).encoded(level: 1))
+        let fitting = BitmapFont.characters(fitting: width - 2 * SimulatedImage.layout(width: width, height: height).x, scale: SimulatedImage.layout(width: width, height: height).scale)
+        let expected = lines.prefix { _ in true }.map { String($0.prefix(fitting)) }
+        let read = SimulatedImage.read(image)
+        #expect(Array(expected.prefix(read.count)) == read)
+        #expect(read.count == min(lines.count, (height - 3 * SimulatedImage.layout(width: width, height: height).scale) / (BitmapFont.lineHeight * SimulatedImage.layout(width: width, height: height).scale)))
+    }
+
+    @Test func differentParametersMakeDifferentColours() {
+        let a = SimulatedImage.render(width: 64, height: 64, seed: 1, lines: ["cfg 5"])
+        let b = SimulatedImage.render(width: 64, height: 64, seed: 1, lines: ["cfg 7"])
+        #expect(a.colour(x: 60, y: 60) != b.colour(x: 60, y: 60))
+        let deterministic = a == SimulatedImage.render(width: 64, height: 64, seed: 1, lines: ["cfg 5"])
+        #expect(deterministic)
     }
 }

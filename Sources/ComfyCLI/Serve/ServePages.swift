@@ -38,7 +38,7 @@ enum ServePages {
         .muted{color:var(--muted)}.notice{padding:.5rem;border:1px solid var(--line)}.failed{color:var(--bad)}.done{color:var(--ok)}
         .grid td{text-align:center}.grid img{max-width:12rem;max-height:12rem;display:block;margin:auto}
         .item img{max-width:100%}code{font-size:.9em}
-        @media (max-width:40rem){td,th{padding:.3rem .25rem}.grid img{max-width:6rem}}
+        @media (max-width:40rem){td,th{padding:.3rem .25rem}.grid img{max-width:6rem}.bar{min-width:3rem}}
         """
 
     /// Reloads the page's `main` when the queue changes (the `/events` stream).
