@@ -1,9 +1,10 @@
 import Foundation
 import CZlib
 
-/// PNG images in memory as 8-bit RGBA, decoded and encoded with zlib: what masks need (their
-/// alpha), not a general image library. Decodes 8-bit greyscale, grey + alpha, RGB (with a
-/// `tRNS` colour key), palette (with `tRNS`) and RGBA, not interlaced.
+/// PNG images in memory as 8-bit RGBA, decoded and encoded with zlib: what masks and
+/// thumbnails need, not a general image library. Decodes every colour type (grey, grey + alpha,
+/// RGB, palette, RGBA) at every bit depth PNG allows (1, 2, 4, 8 and 16; 16-bit samples keep
+/// their high byte), with `tRNS`; not interlaced (Adam7) images.
 public struct PNGImage: Sendable, Equatable {
     public var width: Int
     public var height: Int
@@ -40,17 +41,18 @@ public struct PNGImage: Sendable, Equatable {
         var header: [UInt8] = []
         var palette: [UInt8] = []
         var transparency: [UInt8] = []
-        var compressed: [UInt8] = []
+        // Where the image data lies: IDAT chunks are inflated in place, one after another.
+        var data: [Range<Int>] = []
         while offset + 8 <= bytes.count {
             let length = Int(Self.be32(bytes, offset))
             let type = String(decoding: bytes[(offset + 4)..<(offset + 8)], as: UTF8.self)
             guard offset + 12 + length <= bytes.count else { throw Failure("truncated \(type) chunk") }
-            let data = Array(bytes[(offset + 8)..<(offset + 8 + length)])
+            let body = (offset + 8)..<(offset + 8 + length)
             switch type {
-            case "IHDR": header = data
-            case "PLTE": palette = data
-            case "tRNS": transparency = data
-            case "IDAT": compressed += data
+            case "IHDR": header = Array(bytes[body])
+            case "PLTE": palette = Array(bytes[body])
+            case "tRNS": transparency = Array(bytes[body])
+            case "IDAT": data.append(body)
             default: break
             }
             offset += 12 + length
@@ -59,77 +61,103 @@ public struct PNGImage: Sendable, Equatable {
         guard header.count == 13 else { throw Failure("no IHDR chunk") }
         let width = Int(Self.be32(header, 0))
         let height = Int(Self.be32(header, 4))
-        let depth = header[8]
+        let depth = Int(header[8])
         let colour = header[9]
         guard width > 0, height > 0, width <= 16384, height <= 16384 else { throw Failure("unsupported size \(width)×\(height)") }
-        guard depth == 8 else { throw Failure("\(depth)-bit PNGs are not supported (8-bit only)") }
         guard header[12] == 0 else { throw Failure("interlaced PNGs are not supported") }
         let channels: Int
+        let depths: [Int]
         switch colour {
-        case 0: channels = 1
-        case 2: channels = 3
-        case 3: channels = 1
-        case 4: channels = 2
-        case 6: channels = 4
+        case 0: (channels, depths) = (1, [1, 2, 4, 8, 16])
+        case 2: (channels, depths) = (3, [8, 16])
+        case 3: (channels, depths) = (1, [1, 2, 4, 8])
+        case 4: (channels, depths) = (2, [8, 16])
+        case 6: (channels, depths) = (4, [8, 16])
         default: throw Failure("unknown colour type \(colour)")
         }
-        let stride = width * channels
-        let raw = try Self.inflate(compressed, expected: (stride + 1) * height)
+        guard depths.contains(depth) else { throw Failure("bit depth \(depth) is not valid for colour type \(colour)") }
+        let stride = (width * channels * depth + 7) / 8
+        let raw = try Self.inflate(bytes, ranges: data, expected: (stride + 1) * height)
         guard raw.count >= (stride + 1) * height else { throw Failure("image data too short") }
-        let pixels = Self.unfilter(raw, stride: stride, height: height, bytesPerPixel: channels)
-        var rgba = [UInt8](repeating: 255, count: width * height * 4)
+        let pixels = Self.unfilter(raw, stride: stride, height: height, bytesPerPixel: max(1, channels * depth / 8))
         let count = width * height
-        // The common truecolour cases in tight loops; the others pixel by pixel.
-        if colour == 6 {
+        let rgba: [UInt8]
+        // The common 8-bit truecolour cases in tight loops; the others sample by sample.
+        if colour == 6 && depth == 8 {
             rgba = pixels
-        } else if colour == 2 && transparency.isEmpty {
-            pixels.withUnsafeBufferPointer { source in
-                rgba.withUnsafeMutableBufferPointer { target in
+        } else if colour == 2 && depth == 8 && transparency.isEmpty {
+            rgba = [UInt8](unsafeUninitializedCapacity: count * 4) { target, initialized in
+                pixels.withUnsafeBufferPointer { source in
                     var s = source.baseAddress!
                     var t = target.baseAddress!
                     for _ in 0..<count {
                         t[0] = s[0]
                         t[1] = s[1]
                         t[2] = s[2]
+                        t[3] = 255
                         s += 3
                         t += 4
                     }
                 }
+                initialized = count * 4
             }
         } else {
-            for index in 0..<count {
-                let p = index * channels
-                let o = index * 4
+            rgba = try Self.expand(pixels, width: width, height: height, stride: stride, colour: colour, depth: depth, palette: palette, transparency: transparency)
+        }
+        self.init(width: width, height: height, rgba: rgba, hadAlpha: colour == 4 || colour == 6 || !transparency.isEmpty)
+    }
+
+    /// Any other layout to RGBA: samples of 1, 2, 4 or 16 bits (16-bit ones keep their high
+    /// byte; grey below 8 bits is scaled to 0–255), palettes, grey, and `tRNS` keys.
+    static func expand(
+        _ pixels: [UInt8], width: Int, height: Int, stride: Int, colour: UInt8, depth: Int, palette: [UInt8], transparency: [UInt8]
+    ) throws(Failure) -> [UInt8] {
+        let channels = [0: 1, 2: 3, 3: 1, 4: 2, 6: 4][Int(colour)] ?? 1
+        let maximum = (1 << depth) - 1
+        /// Sample `index` of row `row`, at full precision.
+        func sample(_ row: Int, _ index: Int) -> Int {
+            let base = row * stride
+            switch depth {
+            case 16: return Int(pixels[base + index * 2]) << 8 | Int(pixels[base + index * 2 + 1])
+            case 8: return Int(pixels[base + index])
+            default:
+                let bit = index * depth
+                let byte = Int(pixels[base + bit / 8])
+                return (byte >> (8 - depth - bit % 8)) & maximum
+            }
+        }
+        func eight(_ value: Int) -> UInt8 { depth == 16 ? UInt8(value >> 8) : UInt8(value * 255 / maximum) }
+        let key: [Int]? = transparency.count >= 2 * channels && (colour == 0 || colour == 2)
+            ? (0..<channels).map { Int(transparency[$0 * 2]) << 8 | Int(transparency[$0 * 2 + 1]) } : nil
+        var rgba = [UInt8](repeating: 255, count: width * height * 4)
+        for y in 0..<height {
+            for x in 0..<width {
+                let o = (y * width + x) * 4
+                let first = x * channels
                 switch colour {
                 case 0:
-                    let grey = pixels[p]
-                    rgba[o] = grey
-                    rgba[o + 1] = grey
-                    rgba[o + 2] = grey
-                    if transparency.count >= 2, UInt16(grey) == UInt16(transparency[0]) << 8 | UInt16(transparency[1]) { rgba[o + 3] = 0 }
+                    let value = sample(y, first)
+                    let grey = eight(value)
+                    (rgba[o], rgba[o + 1], rgba[o + 2]) = (grey, grey, grey)
+                    if let key, value == key[0] { rgba[o + 3] = 0 }
                 case 2:
-                    rgba[o] = pixels[p]
-                    rgba[o + 1] = pixels[p + 1]
-                    rgba[o + 2] = pixels[p + 2]
-                    if transparency.count >= 6, pixels[p] == transparency[1], pixels[p + 1] == transparency[3], pixels[p + 2] == transparency[5] {
-                        rgba[o + 3] = 0
-                    }
+                    let values = (sample(y, first), sample(y, first + 1), sample(y, first + 2))
+                    (rgba[o], rgba[o + 1], rgba[o + 2]) = (eight(values.0), eight(values.1), eight(values.2))
+                    if let key, values.0 == key[0], values.1 == key[1], values.2 == key[2] { rgba[o + 3] = 0 }
                 case 3:
-                    let entry = Int(pixels[p])
+                    let entry = sample(y, first)
                     guard entry * 3 + 2 < palette.count else { throw Failure("palette index \(entry) out of range") }
-                    rgba[o] = palette[entry * 3]
-                    rgba[o + 1] = palette[entry * 3 + 1]
-                    rgba[o + 2] = palette[entry * 3 + 2]
+                    (rgba[o], rgba[o + 1], rgba[o + 2]) = (palette[entry * 3], palette[entry * 3 + 1], palette[entry * 3 + 2])
                     if entry < transparency.count { rgba[o + 3] = transparency[entry] }
-                default:  // 4: grey and alpha
-                    rgba[o] = pixels[p]
-                    rgba[o + 1] = pixels[p]
-                    rgba[o + 2] = pixels[p]
-                    rgba[o + 3] = pixels[p + 1]
+                case 4:
+                    let grey = eight(sample(y, first))
+                    (rgba[o], rgba[o + 1], rgba[o + 2], rgba[o + 3]) = (grey, grey, grey, eight(sample(y, first + 1)))
+                default:  // 6 at 16 bits
+                    for channel in 0..<4 { rgba[o + channel] = eight(sample(y, first + channel)) }
                 }
             }
         }
-        self.init(width: width, height: height, rgba: rgba, hadAlpha: colour == 4 || colour == 6 || !transparency.isEmpty)
+        return rgba
     }
 
     /// Undoes PNG's per-row filters (none, sub, up, average, Paeth), one tight loop per filter.
@@ -173,52 +201,99 @@ public struct PNGImage: Sendable, Equatable {
         return out
     }
 
-    static func inflate(_ data: [UInt8], expected: Int) throws(Failure) -> [UInt8] {
+    /// Inflates the zlib stream split over `ranges` of `bytes` (the IDAT chunks), without copying them.
+    static func inflate(_ bytes: [UInt8], ranges: [Range<Int>], expected: Int) throws(Failure) -> [UInt8] {
         var stream = z_stream()
         guard comfyq_inflate_init(&stream) == Z_OK else { throw Failure("cannot start zlib") }
         defer { inflateEnd(&stream) }
-        var out = [UInt8](repeating: 0, count: max(expected, 1))
-        var input = data
-        let status: Int32 = input.withUnsafeMutableBufferPointer { source in
-            out.withUnsafeMutableBufferPointer { target in
-                stream.next_in = source.baseAddress
-                stream.avail_in = UInt32(source.count)
+        var status = Z_OK
+        var produced = 0
+        let out = [UInt8](unsafeUninitializedCapacity: max(expected, 1)) { target, initialized in
+            bytes.withUnsafeBufferPointer { source in
                 stream.next_out = target.baseAddress
                 stream.avail_out = UInt32(target.count)
-                return CZlib.inflate(&stream, Z_FINISH)
+                for range in ranges where status == Z_OK {
+                    stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress! + range.lowerBound)
+                    stream.avail_in = UInt32(range.count)
+                    while stream.avail_in > 0 && stream.avail_out > 0 && status == Z_OK {
+                        status = CZlib.inflate(&stream, Z_NO_FLUSH)
+                    }
+                }
             }
+            produced = Int(stream.total_out)
+            // What zlib did not fill (a short stream) is zero, not garbage: the length check follows.
+            if produced < target.count { (target.baseAddress! + produced).initialize(repeating: 0, count: target.count - produced) }
+            initialized = target.count
         }
-        guard status == Z_STREAM_END || (status == Z_BUF_ERROR && stream.avail_out == 0) || status == Z_OK else {
+        guard status == Z_STREAM_END || status == Z_OK || (status == Z_BUF_ERROR && stream.avail_out == 0) else {
             throw Failure("corrupt image data (zlib \(status))")
         }
-        return Array(out.prefix(Int(stream.total_out)))
+        return produced == out.count ? out : Array(out.prefix(produced))
     }
 
     // MARK: Encoding
 
-    /// The image as an RGBA PNG (filter none, zlib at `level`: 6, or 1 where speed matters more),
+    /// The image as a PNG, RGBA or RGB when it has no alpha (filter none, zlib at `level`: 6, or 1 where speed matters more),
     /// with `text` in `tEXt` chunks (keyword, NUL, text), as ComfyUI stores the prompt.
     public func encoded(level: Int32 = 6, text: [String: String] = [:]) -> [UInt8] {
-        var raw = [UInt8]()
-        raw.reserveCapacity((width * 4 + 1) * height)
-        for row in 0..<height {
-            raw.append(0)
-            raw += rgba[(row * width * 4)..<((row + 1) * width * 4)]
+        // An image without transparency is written as RGB, as ComfyUI writes its outputs: a
+        // quarter less to compress and store.
+        let channels = hadAlpha ? 4 : 3
+        let rowBytes = width * channels
+        let raw = [UInt8](unsafeUninitializedCapacity: (rowBytes + 1) * height) { target, initialized in
+            rgba.withUnsafeBufferPointer { source in
+                var t = target.baseAddress!
+                var s = source.baseAddress!
+                for _ in 0..<height {
+                    t[0] = 0  // filter: none
+                    t += 1
+                    if channels == 4 {
+                        t.update(from: s, count: rowBytes)
+                        t += rowBytes
+                        s += rowBytes
+                    } else {
+                        for _ in 0..<width {
+                            t[0] = s[0]
+                            t[1] = s[1]
+                            t[2] = s[2]
+                            t += 3
+                            s += 4
+                        }
+                    }
+                }
+            }
+            initialized = (rowBytes + 1) * height
         }
-        var compressedLength = compressBound(UInt(raw.count))
-        var compressed = [UInt8](repeating: 0, count: Int(compressedLength))
-        _ = compressed.withUnsafeMutableBufferPointer { target in
-            raw.withUnsafeBufferPointer { source in compress2(target.baseAddress, &compressedLength, source.baseAddress, UInt(source.count), level) }
-        }
-        compressed.removeSubrange(Int(compressedLength)...)
+        let compressed = Self.deflate(raw, level: level)
         var out = Self.signature
         var header = Self.bytes32(UInt32(width)) + Self.bytes32(UInt32(height))
-        header += [8, 6, 0, 0, 0]
+        header += [8, hadAlpha ? 6 : 2, 0, 0, 0]
         Self.chunk("IHDR", header, into: &out)
         for (keyword, value) in text.sorted(by: { $0.key < $1.key }) { Self.chunk("tEXt", Array(keyword.utf8) + [0] + Array(value.utf8), into: &out) }
         Self.chunk("IDAT", compressed, into: &out)
         Self.chunk("IEND", [], into: &out)
         return out
+    }
+
+    /// zlib-compresses `data` with a window and memory sized to it: a small image does not pay
+    /// for the 256 KB of state a full window needs (most of a 64 × 64 image's encoding time).
+    static func deflate(_ data: [UInt8], level: Int32) -> [UInt8] {
+        var bits: Int32 = 9
+        while bits < 15 && (1 << bits) < data.count { bits += 1 }
+        var stream = z_stream()
+        guard comfyq_deflate_init2(&stream, level, bits, max(1, min(8, bits - 7))) == Z_OK else { return [] }
+        defer { deflateEnd(&stream) }
+        let bound = Int(deflateBound(&stream, UInt(data.count)))
+        return [UInt8](unsafeUninitializedCapacity: bound) { target, initialized in
+            data.withUnsafeBufferPointer { source in
+                stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
+                stream.avail_in = UInt32(source.count)
+                stream.next_out = target.baseAddress
+                stream.avail_out = UInt32(target.count)
+                _ = CZlib.deflate(&stream, Z_FINISH)  // the bound fits the whole stream: one call ends it
+            }
+            initialized = Int(stream.total_out)
+        }
     }
 
     static func chunk(_ type: String, _ data: [UInt8], into out: inout [UInt8]) {

@@ -20,28 +20,36 @@ public enum SimulatedImage {
         let hue = Int(hash % 360)
         let (r, g, b) = rgb(hue: hue)
         let pattern = Int(seed % 4)
+        // The colour at each of 256 shades between 0.7 and 1 of it; the pattern picks a shade per pixel.
+        let shades: [(UInt8, UInt8, UInt8)] = (0..<256).map { t in
+            let shade = 178 + t * 77 / 255
+            return (UInt8(r * shade / 255), UInt8(g * shade / 255), UInt8(b * shade / 255))
+        }
         var rgba = [UInt8](repeating: 255, count: width * height * 4)
         rgba.withUnsafeMutableBufferPointer { pixels in
             let (cx, cy) = (width / 2, height / 2)
             let period = max(8, min(width, height) / 6)
+            let across = (0..<width).map { $0 * 255 / max(1, width - 1) }
             for y in 0..<height {
+                let down = y * 255 / max(1, height - 1)
+                var o = y * width * 4
                 for x in 0..<width {
-                    // A shade between 0.7 and 1 that varies slowly across the image.
+                    // A shade that varies slowly across the image.
                     let t: Int
                     switch pattern {
-                    case 0: t = x * 255 / max(1, width - 1)
-                    case 1: t = y * 255 / max(1, height - 1)
+                    case 0: t = across[x]
+                    case 1: t = down
                     case 2: t = abs(((x + y) % (2 * period)) - period) * 255 / period
                     default:
                         let (dx, dy) = (x - cx, y - cy)
                         let d = Int(Double(dx * dx + dy * dy).squareRoot())
                         t = abs((d % (2 * period)) - period) * 255 / period
                     }
-                    let shade = 178 + t * 77 / 255
-                    let o = (y * width + x) * 4
-                    pixels[o] = UInt8(r * shade / 255)
-                    pixels[o + 1] = UInt8(g * shade / 255)
-                    pixels[o + 2] = UInt8(b * shade / 255)
+                    let colour = shades[t]
+                    pixels[o] = colour.0
+                    pixels[o + 1] = colour.1
+                    pixels[o + 2] = colour.2
+                    o += 4
                 }
             }
         }

@@ -47,7 +47,7 @@ func naiveClient(_ simulator: Simulator, count: Int, output: URL) async -> Doubl
     let start = ContinuousClock.now
     for index in 0..<count {
         graph.set(node: "3", input: "seed", to: .int(index))
-        let id = "naive-\(index)"
+        let id = UUID().uuidString.lowercased()
         _ = try? await api.submit(graph, promptID: id, clientID: clientID)
         while let message = try? await messages.next() {
             if case .text(let text) = message, case .executing(id?, nil, _)? = try? ServerEventDecoder.decode(text) { break }

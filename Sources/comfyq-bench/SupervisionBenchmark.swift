@@ -186,7 +186,7 @@ enum SupervisionBenchmark {
                 }
             }
         }
-        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
         let ratio = median(supervised) / max(1e-9, median(watched))
         print(
             "supervision: \(prompts) prompts, zero simulated time, concurrency 4, one comfyq simulate: watched \(watched.map { format($0, 0) }.joined(separator: "/")) prompts/s, supervised \(supervised.map { format($0, 0) }.joined(separator: "/")) prompts/s, median supervised/watched \(format(ratio, 3))  [target within 2 %]"

@@ -80,3 +80,6 @@ extension String {
         String(repeating: pad, count: max(0, width - count)) + self
     }
 }
+
+/// The middle value (the upper middle of an even count).
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }

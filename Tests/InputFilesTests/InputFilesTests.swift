@@ -86,8 +86,33 @@ enum HandPNG {
         #expect(image.rgba == first + second)
     }
 
+    /// Every other bit depth: 16-bit samples keep their high byte, grey below 8 bits is scaled
+    /// to 0–255, palette indexes are packed, `tRNS` keys compare at full precision.
     @Test(arguments: [
-        (HandPNG.make(width: 1, height: 1, colour: 0, depth: 16, rows: [[0, 0, 0]]), "16-bit PNGs are not supported (8-bit only)"),
+        ("grey 1-bit", HandPNG.make(width: 9, height: 1, colour: 0, depth: 1, rows: [[0, 0b1010_0000, 0b1000_0000]]),
+            [255, 0, 255, 0, 0, 0, 0, 0, 255].flatMap { [UInt8($0), UInt8($0), UInt8($0), 255] }),
+        ("grey 2-bit", HandPNG.make(width: 4, height: 1, colour: 0, depth: 2, rows: [[0, 0b00_01_10_11]]),
+            [0, 85, 170, 255].flatMap { [UInt8($0), UInt8($0), UInt8($0), 255] }),
+        ("grey 4-bit", HandPNG.make(width: 3, height: 1, colour: 0, depth: 4, rows: [[0, 0x0F, 0x50]]),
+            [0, 255, 85].flatMap { [UInt8($0), UInt8($0), UInt8($0), 255] }),
+        ("palette 4-bit", HandPNG.make(width: 3, height: 1, colour: 3, depth: 4, rows: [[0, 0x10, 0x20]], chunks: [("PLTE", [1, 2, 3, 4, 5, 6, 7, 8, 9])]),
+            [4, 5, 6, 255, 1, 2, 3, 255, 7, 8, 9, 255]),
+        ("grey 16-bit with a key", HandPNG.make(width: 2, height: 1, colour: 0, depth: 16, rows: [[0, 0x12, 0x34, 0xAB, 0xCD]], chunks: [("tRNS", [0x12, 0x34])]),
+            [0x12, 0x12, 0x12, 0, 0xAB, 0xAB, 0xAB, 255]),
+        ("RGB 16-bit", HandPNG.make(width: 1, height: 1, colour: 2, depth: 16, rows: [[0, 0xFF, 0x00, 0x80, 0x01, 0x01, 0xFF]]),
+            [0xFF, 0x80, 0x01, 255]),
+        ("grey and alpha 16-bit", HandPNG.make(width: 1, height: 1, colour: 4, depth: 16, rows: [[0, 0x40, 0, 0x7F, 0xFF]]),
+            [0x40, 0x40, 0x40, 0x7F]),
+        ("RGBA 16-bit", HandPNG.make(width: 1, height: 1, colour: 6, depth: 16, rows: [[0, 1, 0, 2, 0, 3, 0, 4, 0]]),
+            [1, 2, 3, 4]),
+    ] as [(String, [UInt8], [UInt8])])
+    func everyBitDepth(_ name: String, _ bytes: [UInt8], _ expected: [UInt8]) throws {
+        let image = try PNGImage(decoding: bytes)
+        #expect(image.rgba == expected, "\(name)")
+    }
+
+    @Test(arguments: [
+        (HandPNG.make(width: 1, height: 1, colour: 2, depth: 4, rows: [[0, 0]]), "bit depth 4 is not valid for colour type 2"),
         (HandPNG.make(width: 1, height: 1, colour: 0, interlace: 1, rows: [[0, 0]]), "interlaced PNGs are not supported"),
         (Array("GIF89a".utf8), "not a PNG file"),
     ])
@@ -100,6 +125,12 @@ enum HandPNG {
         let decoded = try PNGImage(decoding: image.encoded())
         #expect(decoded.rgba == image.rgba && decoded.width == 3 && decoded.height == 2)
         #expect(PNGImage.size(of: image.encoded())! == (3, 2))
+        // Without alpha it is written as RGB (colour type 2), and reads back opaque.
+        let opaque = PNGImage(width: 2, height: 1, colour: PNGImage.Colour(9, 8, 7))
+        let bytes = opaque.encoded()
+        #expect(bytes[25] == 2)
+        let read = try PNGImage(decoding: bytes)
+        #expect(read.rgba == [9, 8, 7, 255, 9, 8, 7, 255] && !read.hadAlpha)
     }
 
     @Test func aMaskWithoutAlphaBecomesOneAndOneWithAlphaStaysAsItIs() throws {
