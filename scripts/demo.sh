@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds comfyq (release), and runs the example batch on the built-in
-# ComfyUI simulator: the seed sweep and the hires-fix jobs in jobs/, outputs under ./out, with
+# ComfyUI simulator: the seed sweep, prompt matrix, hires-fix and img2img jobs in jobs/, served in
+# a browser while they run, outputs under ./out (each job's page and contact sheet too), with
 # the timings-csv.lua hook writing out/timings.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +15,8 @@ mkdir -p out
 echo "== comfyq validate jobs/*.json jobs/*.lua"
 "$bin" validate jobs/*.json jobs/*.lua
 echo
-echo "== comfyq run --simulate --serve 127.0.0.1:0 jobs/seed-sweep.json jobs/hires-fix.json jobs/img2img-folder.json --hook scripts/timings-csv.lua"
-"$bin" run --simulate --serve 127.0.0.1:0 jobs/seed-sweep.json jobs/hires-fix.json jobs/img2img-folder.json \
+echo "== comfyq run --simulate --serve 127.0.0.1:0 jobs/seed-sweep.json jobs/prompt-matrix.json jobs/hires-fix.json jobs/img2img-folder.json --hook scripts/timings-csv.lua"
+"$bin" run --simulate --serve 127.0.0.1:0 jobs/seed-sweep.json jobs/prompt-matrix.json jobs/hires-fix.json jobs/img2img-folder.json \
   --hook scripts/timings-csv.lua --hook-opt timings-csv.file=out/timings.csv --no-user-hooks
 echo
 echo "== comfyq status"
@@ -24,7 +25,8 @@ echo
 echo "outputs and their sidecars:"
 ls out/seed-sweep out/hires-fix out/img2img-folder | head -40
 echo
-echo "each job's page (open in a browser, no server needed): out/seed-sweep/index.html, out/hires-fix/index.html, out/img2img-folder/index.html"
+echo "each job's page (open in a browser, no server needed) and its contact sheet:"
+for job in seed-sweep prompt-matrix hires-fix img2img-folder; do echo "  out/$job/index.html  out/$job/contact-sheet.png"; done
 echo "while a batch runs, 'comfyq serve' (or run --serve ADDR:PORT) shows it live: http://127.0.0.1:8190/"
 echo
 echo "out/timings.csv (from the timings-csv.lua hook):"

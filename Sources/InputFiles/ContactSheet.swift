@@ -60,7 +60,9 @@ public struct ContactSheet: Sendable {
                 sheet.fill(x: x, y: y, width: cellSize, height: cellSize, colour: Self.panel)
                 switch cell {
                 case .image(let image):
-                    let fitted = Thumbnail.scaled(image, longSide: cellSize)
+                    // Larger ones scaled down to fit; a small one (an img2img input's size)
+                    // enlarged by a whole factor, pixels kept sharp.
+                    let fitted = Self.enlarged(Thumbnail.scaled(image, longSide: cellSize), toFit: cellSize)
                     sheet.paste(fitted, x: x + (cellSize - fitted.width) / 2, y: y + (cellSize - fitted.height) / 2)
                 case .text(let text):
                     let shown = String(text.prefix(columnChars))
@@ -69,5 +71,22 @@ public struct ContactSheet: Sendable {
             }
         }
         return sheet
+    }
+
+    /// `image` repeated `factor` times in each direction (nearest neighbour), the largest whole
+    /// factor that still fits `size`; as it is when it already fills more than half.
+    static func enlarged(_ image: PNGImage, toFit size: Int) -> PNGImage {
+        let factor = size / max(image.width, image.height, 1)
+        guard factor >= 2 else { return image }
+        let width = image.width * factor
+        var rgba = [UInt8](repeating: 0, count: width * image.height * factor * 4)
+        for y in 0..<(image.height * factor) {
+            for x in 0..<width {
+                let source = ((y / factor) * image.width + x / factor) * 4
+                let target = (y * width + x) * 4
+                rgba[target..<(target + 4)] = image.rgba[source..<(source + 4)]
+            }
+        }
+        return PNGImage(width: width, height: image.height * factor, rgba: rgba, hadAlpha: image.hadAlpha)
     }
 }

@@ -56,3 +56,14 @@ import Testing
         #expect(sheet.height == top + 2 * 52)
     }
 }
+
+extension PicturesTests {
+    @Test func aSmallPictureIsEnlargedByAWholeFactor() {
+        let small = PNGImage(width: 2, height: 1, rgba: [1, 2, 3, 255, 4, 5, 6, 255], hadAlpha: false)
+        let big = ContactSheet.enlarged(small, toFit: 7)
+        #expect(big.width == 6 && big.height == 3)
+        #expect(big.colour(x: 2, y: 2) == PNGImage.Colour(1, 2, 3) && big.colour(x: 3, y: 0) == PNGImage.Colour(4, 5, 6))
+        let same = ContactSheet.enlarged(small, toFit: 3)
+        #expect(same.width == 2)
+    }
+}
