@@ -3,7 +3,8 @@
 // comfyq: durable, phase-aware batch runner for ComfyUI.
 //
 // No package dependencies: only the toolchain plus system C libraries
-// (Lua 5.4, SQLite 3, OpenSSL 3 for wss://), reached through system-library targets.
+// (Lua 5.4, SQLite 3, OpenSSL 3 for wss://, zlib for PNG, libpq for a PostgreSQL queue),
+// reached through system-library targets.
 
 import PackageDescription
 
@@ -35,6 +36,12 @@ let package = Package(
         ),
 
         .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"]), .brew(["libpq"])]
+        ),
+
+        .systemLibrary(
             name: "CZlib",
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
@@ -60,10 +67,10 @@ let package = Package(
         // One HTTP/1.1 server for the simulator and `comfyq serve`: listener, connections, messages.
         .target(name: "HTTPServer", dependencies: ["WebSocket"]),
         .target(name: "Simulator", dependencies: ["ComfyCore", "WebSocket", "InputFiles", "HTTPServer"]),
-        // Storage: SQLite wrapper and migrations.
         // Input files on this machine: the file system for job loading, SHA-256, PNG masks.
         .target(name: "InputFiles", dependencies: ["ComfyCore", "COpenSSL", "CZlib"]),
-        .target(name: "QueueStore", dependencies: ["CSQLite", "ComfyCore"]),
+        // Storage: the queue on SQLite or PostgreSQL, with migrations.
+        .target(name: "QueueStore", dependencies: ["CSQLite", "CLibPQ", "ComfyCore"]),
         // Starting and stopping programs (posix_spawn, process groups): hooks' exec, servers.
         .target(name: "CProcessShim"),
         .target(name: "Processes", dependencies: ["CProcessShim"]),

@@ -5,19 +5,77 @@ import Glibc
 import Darwin
 #endif
 
-/// An SQLite error with the database's own message.
+/// A database error with the database's own message.
 public struct DatabaseError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The SQLite result code.
+    /// The SQLite result code (0 for PostgreSQL, which has `sqlState`).
     public var code: Int32
     public var message: String
+    /// PostgreSQL's SQLSTATE (`23505`, `08006`…); nil for SQLite.
+    public var sqlState: String?
     public var description: String { message }
 
-    /// Whether waiting cannot mend it: the file is damaged, not a database, read-only, gone, or
-    /// its schema is not what comfyq wrote (a table dropped by hand). A full disk, a lock held
-    /// too long or an I/O error can pass.
-    public var isLasting: Bool {
-        [SQLITE_ERROR, SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_MISMATCH, SQLITE_AUTH, SQLITE_PERM].contains(code & 0xff)
+    public init(code: Int32, message: String, sqlState: String? = nil) {
+        self.code = code
+        self.message = message
+        self.sqlState = sqlState
     }
+
+    /// Whether waiting cannot mend it: the file is damaged, not a database, read-only, gone, or
+    /// its schema is not what comfyq wrote (a table dropped by hand); on PostgreSQL, a missing
+    /// table or column, a refused login, a missing database. A full disk, a lock held too long,
+    /// an I/O error or a lost connection to PostgreSQL can pass.
+    public var isLasting: Bool {
+        if let sqlState {
+            // 08: connection, 53: resources (disk full…), 57: the server shutting down, 40: a
+            // serialization failure or deadlock: all pass. The rest is a fault in what is there.
+            return !["08", "53", "57", "40", "55"].contains(String(sqlState.prefix(2)))
+        }
+        return [SQLITE_ERROR, SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_MISMATCH, SQLITE_AUTH, SQLITE_PERM].contains(code & 0xff)
+    }
+}
+
+/// Where SQL differs between the backends, for the few statements that need it.
+public enum SQLDialect: Sendable {
+    case sqlite
+    case postgres
+
+    /// `a IS b` that is true for two NULLs too.
+    public func same(_ column: String) -> String {
+        self == .sqlite ? "\(column) IS ?" : "\(column) IS NOT DISTINCT FROM ?"
+    }
+
+    /// After a `SELECT` of rows to claim: other runners skip the rows this one is taking
+    /// (SQLite's `BEGIN IMMEDIATE` already lets one writer in at a time).
+    public var skipLocked: String { self == .sqlite ? "" : " FOR UPDATE SKIP LOCKED" }
+}
+
+/// A connection to the queue's database: SQLite (a file) or PostgreSQL (a server). The queue
+/// writes its SQL once, with `?` placeholders and `RETURNING`, which both accept; the few
+/// differences go through `dialect`. Not thread-safe: the owner serialises access.
+public protocol Database: AnyObject {
+    /// What messages call it: the file's path, or the server's URL without its password.
+    var path: String { get }
+    var dialect: SQLDialect { get }
+    /// Runs statements (separated by semicolons) that return no rows of interest.
+    func execute(_ sql: String) throws(DatabaseError)
+    /// Runs a statement with bound parameters and returns every row.
+    @discardableResult
+    func query(_ sql: String, _ parameters: [SQLValue]) throws(DatabaseError) -> [[SQLValue]]
+    /// Runs `body` in one transaction that takes the write lock up front, committing if it returns.
+    func transaction<T>(_ body: () throws -> T) throws -> T
+    /// The schema version migrations reached.
+    func schemaVersion() throws(DatabaseError) -> Int
+    /// Inside a migration's transaction.
+    func setSchemaVersion(_ version: Int) throws(DatabaseError)
+    /// Changes whenever anyone commits a change to the queue (another process included).
+    func changeToken() throws(DatabaseError) -> String
+    /// Changes whenever another connection commits a change (not this one's own writes).
+    func othersChangeToken() throws(DatabaseError) -> String
+}
+
+extension Database {
+    @discardableResult
+    public func query(_ sql: String) throws(DatabaseError) -> [[SQLValue]] { try query(sql, []) }
 }
 
 /// A value bound to or read from an SQL statement.
@@ -31,7 +89,7 @@ public enum SQLValue: Sendable, Equatable {
 
 /// A connection to one SQLite database file, in WAL mode with a busy timeout, safe for several
 /// processes at once. Not thread-safe: the owner (an actor) serialises access.
-public final class Database {
+public final class SQLiteDatabase: Database {
     private var handle: OpaquePointer?
     public let path: String
 
@@ -81,9 +139,11 @@ public final class Database {
         }
     }
 
+    public var dialect: SQLDialect { .sqlite }
+
     /// Runs a statement with bound parameters and returns every row.
     @discardableResult
-    public func query(_ sql: String, _ parameters: [SQLValue] = []) throws(DatabaseError) -> [[SQLValue]] {
+    public func query(_ sql: String, _ parameters: [SQLValue]) throws(DatabaseError) -> [[SQLValue]] {
         var statement: OpaquePointer?
         guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else { throw lastError() }
         defer { sqlite3_finalize(statement) }
@@ -106,46 +166,24 @@ public final class Database {
     }
 
     /// `PRAGMA user_version`, which migrations use as the schema version.
-    public var userVersion: Int {
-        get throws(DatabaseError) {
-            guard case .integer(let version)? = try query("PRAGMA user_version").first?.first else { return 0 }
-            return Int(version)
-        }
+    public func schemaVersion() throws(DatabaseError) -> Int {
+        guard case .integer(let version)? = try query("PRAGMA user_version").first?.first else { return 0 }
+        return Int(version)
     }
 
-    /// Prepares a statement to run many times (bulk inserts).
-    public func prepare(_ sql: String) throws(DatabaseError) -> Statement {
-        var statement: OpaquePointer?
-        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else { throw lastError() }
-        return Statement(database: self, handle: statement)
+    public func setSchemaVersion(_ version: Int) throws(DatabaseError) {
+        try execute("PRAGMA user_version = \(version)")
     }
 
-    /// The row id of the last insert on this connection.
-    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+    public func othersChangeToken() throws(DatabaseError) -> String {
+        "\(try query("PRAGMA data_version").first?.first?.int ?? 0)"
+    }
 
-    /// Rows changed by the last statement.
-    public var changes: Int { Int(sqlite3_changes(handle)) }
-
-    /// A prepared statement: bind, run, reset, again.
-    public final class Statement {
-        let database: Database
-        let handle: OpaquePointer
-
-        init(database: Database, handle: OpaquePointer) {
-            self.database = database
-            self.handle = handle
-        }
-
-        deinit { sqlite3_finalize(handle) }
-
-        /// Runs with these parameters and returns every row.
-        @discardableResult
-        public func run(_ parameters: [SQLValue]) throws(DatabaseError) -> [[SQLValue]] {
-            sqlite3_reset(handle)
-            sqlite3_clear_bindings(handle)
-            try database.bind(parameters, to: handle)
-            return try database.rows(handle)
-        }
+    /// `PRAGMA data_version` counts other connections' commits, `total_changes()` this one's.
+    public func changeToken() throws(DatabaseError) -> String {
+        let version = try query("PRAGMA data_version").first?.first?.int ?? 0
+        let own = try query("SELECT total_changes()").first?.first?.int ?? 0
+        return "\(version).\(own)"
     }
 
     func bind(_ parameters: [SQLValue], to statement: OpaquePointer) throws(DatabaseError) {
@@ -205,8 +243,8 @@ public struct Migrator: Sendable {
 
     /// Applies the missing migrations and returns the schema version reached.
     @discardableResult
-    public func migrate(_ database: Database) throws -> Int {
-        let current = try database.userVersion
+    public func migrate(_ database: any Database) throws -> Int {
+        let current = try database.schemaVersion()
         guard current <= migrations.count else {
             throw DatabaseError(
                 code: 0,
@@ -216,9 +254,9 @@ public struct Migrator: Sendable {
             // The version is read again under the write lock: another process opening the same new
             // database at the same moment may have applied this step already.
             try database.transaction {
-                guard try database.userVersion == offset else { return }
+                guard try database.schemaVersion() == offset else { return }
                 try database.execute(sql)
-                try database.execute("PRAGMA user_version = \(offset + 1)")
+                try database.setSchemaVersion(offset + 1)
             }
         }
         return migrations.count

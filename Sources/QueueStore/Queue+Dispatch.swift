@@ -8,7 +8,7 @@ import ComfyCore
 /// drops the summary; a write by another process shows in SQLite's `data_version` and drops it
 /// too. So a run reads it again only when something other than its own claims changed.
 struct PendingCache {
-    var dataVersion: Int64
+    var dataVersion: String
     var jobIDs: Set<Int64>?
     var groups: [DispatchPolicy.Group]
 }
@@ -16,7 +16,7 @@ struct PendingCache {
 extension Queue {
     /// The pending items by job and model key, with their jobs' priority and dispatch settings.
     public func pendingGroups(jobIDs: Set<Int64>? = nil) throws -> [DispatchPolicy.Group] {
-        let version = try database.query("PRAGMA data_version").first?.first?.int ?? 0
+        let version = try database.othersChangeToken()
         if let cache = pendingCache, cache.dataVersion == version, cache.jobIDs == jobIDs { return cache.groups }
         var settings: [Int64: (priority: Int, maxDefer: Double?, strict: Bool)] = [:]
         for row in try database.query(
@@ -56,11 +56,12 @@ extension Queue {
         let key: SQLValue = group.modelKey.map { .text($0.description) } ?? .null
         let (claimed, next) = try database.transaction {
             let itemID = try database.query(
-                "SELECT id FROM items WHERE state = 'pending' AND job_id = ? AND model_key IS ? ORDER BY idx LIMIT 1", [.integer(group.jobID), key]
+                "SELECT id FROM items WHERE state = 'pending' AND job_id = ? AND \(database.dialect.same("model_key")) ORDER BY idx LIMIT 1\(database.dialect.skipLocked)",
+                [.integer(group.jobID), key]
             ).first?.first?.int
             let claimed = try itemID.flatMap { try claim($0, server: server, promptID: promptID, now: now) }
             let next = try database.query(
-                "SELECT MIN(idx) FROM items WHERE state = 'pending' AND job_id = ? AND model_key IS ?", [.integer(group.jobID), key]
+                "SELECT MIN(idx) FROM items WHERE state = 'pending' AND job_id = ? AND \(database.dialect.same("model_key"))", [.integer(group.jobID), key]
             ).first?.first?.int
             return (claimed, next)
         }

@@ -86,8 +86,7 @@ extension Queue {
     /// submit nothing new. Returns how many runs were asked.
     @discardableResult
     public func requestDrain(aliveSince since: Double, now: Double) throws -> Int {
-        try database.query("UPDATE runners SET drain_requested_at = ? WHERE heartbeat_at >= ?", [.real(now), .real(since)])
-        return database.changes
+        try database.query("UPDATE runners SET drain_requested_at = ? WHERE heartbeat_at >= ? RETURNING pid", [.real(now), .real(since)]).count
     }
 
     /// Whether this run was asked to drain (the request is taken: it is answered once).
@@ -156,8 +155,9 @@ extension Queue {
 
     /// Asks the run that supervises `name` to `start`, `stop` or `restart` it.
     public func requestServer(_ name: String, action: String, now: Double) throws -> Int64 {
-        try database.query("INSERT INTO server_requests (name, action, created_at) VALUES (?, ?, ?)", [.text(name), .text(action), .real(now)])
-        return database.lastInsertRowID
+        try database.query(
+            "INSERT INTO server_requests (name, action, created_at) VALUES (?, ?, ?) RETURNING id", [.text(name), .text(action), .real(now)]
+        ).first?.first?.int ?? 0
     }
 
     /// Whether a request is still waiting for its run.

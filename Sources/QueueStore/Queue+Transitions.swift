@@ -14,9 +14,9 @@ public struct ClaimedItem: Sendable, Equatable {
     }
 }
 
-/// The item transitions the runner makes. Each is one `BEGIN IMMEDIATE` transaction guarded by
-/// the state it expects, so an item can never be claimed twice or finished twice, whichever
-/// process asks.
+/// The item transitions the runner makes. Each is one transaction (`BEGIN IMMEDIATE` on SQLite;
+/// on PostgreSQL the rows it claims are locked, and others skip them) guarded by the state it
+/// expects, so an item can never be claimed twice or finished twice, whichever process asks.
 extension Queue {
     /// Takes the next pending item (highest priority, then oldest job, then item order), marks it
     /// `submitting` on `server` with `promptID` and one more attempt, and returns it. Nil when
@@ -31,7 +31,7 @@ extension Queue {
                 """)
             guard let jobID = candidates.compactMap({ $0[0].int }).first(where: { jobIDs?.contains($0) ?? true }) else { return nil }
             guard let itemID = try database.query(
-                "SELECT id FROM items WHERE state = 'pending' AND job_id = ? ORDER BY idx LIMIT 1", [.integer(jobID)]
+                "SELECT id FROM items WHERE state = 'pending' AND job_id = ? ORDER BY idx LIMIT 1\(database.dialect.skipLocked)", [.integer(jobID)]
             ).first?.first?.int else { return nil }
             return try claim(itemID, server: server, promptID: promptID, now: now)
         }
@@ -39,13 +39,13 @@ extension Queue {
 
     /// Marks a pending item `submitting` on `server` and returns it (inside a transaction).
     func claim(_ itemID: Int64, server: String, promptID: String, now: Double) throws -> ClaimedItem? {
-        try database.query(
+        let claimed = try database.query(
             """
             UPDATE items SET state = 'submitting', server = ?, prompt_id = ?, attempts = attempts + 1, error = NULL,
                 phase = 'queued', step = NULL, steps = NULL, fraction = 0, started_at = ?, finished_at = NULL, updated_at = ?
-            WHERE id = ? AND state = 'pending'
+            WHERE id = ? AND state = 'pending' RETURNING id
             """, [.text(server), .text(promptID), .real(now), .real(now), .integer(itemID)])
-        guard database.changes == 1 else { return nil }
+        guard claimed.count == 1 else { return nil }
         return try claimedItem(itemID)
     }
 
@@ -120,10 +120,10 @@ extension Queue {
     private func change(_ itemID: Int64, promptID: String, from states: [ItemState], set: String, _ parameters: [SQLValue]) throws -> Bool {
         try database.transaction {
             let allowed = states.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-            try database.query(
-                "UPDATE items SET \(set) WHERE id = ? AND prompt_id = ? AND state IN (\(allowed))",
-                parameters + [.integer(itemID), .text(promptID)])
-            return database.changes == 1
+            return try database.query(
+                "UPDATE items SET \(set) WHERE id = ? AND prompt_id = ? AND state IN (\(allowed)) RETURNING id",
+                parameters + [.integer(itemID), .text(promptID)]
+            ).count == 1
         }
     }
 }

@@ -10,7 +10,10 @@ extension Queue {
 
     public func recordUpload(server: String, key: String, value: String, size: Int64, now: Double) throws {
         try database.query(
-            "INSERT OR REPLACE INTO uploads (server, sha256, value, size, uploaded_at) VALUES (?, ?, ?, ?, ?)",
+            """
+            INSERT INTO uploads (server, sha256, value, size, uploaded_at) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (server, sha256) DO UPDATE SET value = excluded.value, size = excluded.size, uploaded_at = excluded.uploaded_at
+            """,
             [.text(server), .text(key), .text(value), .integer(size), .real(now)])
     }
 

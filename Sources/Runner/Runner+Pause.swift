@@ -27,7 +27,7 @@ extension Runner {
         let reason = "the queue cannot be \(what): \(error)"
         guard let database = error as? DatabaseError, database.isLasting else {
             if paused?.queue != true { continuation.yield(.message("queue: \(error)")) }
-            pause(reason: reason, folder: (queue.database.path as NSString).deletingLastPathComponent, queue: true)
+            pause(reason: reason, folder: queue.folder ?? options.stateFolder, queue: true)
             return
         }
         guard queueBroken == nil else { return }
@@ -67,7 +67,7 @@ extension Runner {
         guard free >= neededSpace else { return }
         if pause.queue {
             do {
-                try queue.database.transaction { try queue.database.execute("CREATE TEMP TABLE IF NOT EXISTS comfyq_probe (x); DROP TABLE comfyq_probe") }
+                try queue.database.transaction { try queue.database.execute("CREATE TEMP TABLE IF NOT EXISTS comfyq_probe (x INTEGER); DROP TABLE comfyq_probe") }
             } catch {
                 return
             }

@@ -16,13 +16,7 @@ struct BrowserTests {
         let job = try night.writeJob(count: 8, steps: 16)
         // `comfyq serve` in one process, the run in another: the page follows the queue.
         let port = try Ports.outsideEphemeralRange(1)
-        let serve = Process()
-        serve.executableURL = Paths.binary
-        serve.arguments = ["serve", "--listen", "127.0.0.1:\(port)"]
-        serve.environment = ProcessInfo.processInfo.environment.merging(night.environment) { $1 }
-        serve.standardOutput = FileHandle.nullDevice
-        serve.standardError = FileHandle.nullDevice
-        try serve.run()
+        let serve = try startBinary(["serve", "--listen", "127.0.0.1:\(port)"], environment: night.environment)
         defer {
             serve.terminate()
             serve.waitUntilExit()

@@ -102,12 +102,7 @@ import FoundationNetworking
         let night = try Night("inputs-limit")
         try Self.writeImages(night.path("photos"), count: 2, side: 64)
         let port = try Ports.outsideEphemeralRange(1)
-        let simulator = Process()
-        simulator.executableURL = Paths.binary
-        simulator.arguments = ["simulate", "--port", String(port), "--output", night.path("sim"), "--max-upload-size", "0.005"]
-        simulator.standardOutput = FileHandle.nullDevice
-        simulator.standardError = FileHandle.nullDevice
-        try simulator.run()
+        let simulator = try startBinary(["simulate", "--port", String(port), "--output", night.path("sim"), "--max-upload-size", "0.005"])
         defer {
             simulator.terminate()
             simulator.waitUntilExit()

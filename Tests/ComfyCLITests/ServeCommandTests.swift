@@ -30,13 +30,7 @@ import FoundationNetworking
             let run = try await runBinary(["run", "--simulate", "--no-user-hooks", job], environment: night.environment)
             try #require(run.status == .success, "\(run.stderr)")
             port = try Ports.outsideEphemeralRange(1)
-            process = Process()
-            process.executableURL = Paths.binary
-            process.arguments = ["serve", "--listen", "127.0.0.1:\(port)"] + (token.map { ["--token", $0] } ?? [])
-            process.environment = ProcessInfo.processInfo.environment.merging(night.environment) { $1 }
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            process = try startBinary(["serve", "--listen", "127.0.0.1:\(port)"] + (token.map { ["--token", $0] } ?? []), environment: night.environment)
             let base = base
             _ = try await eventually("comfyq serve to answer") { try? await Self.get(base + "/api/status", headers: ["Authorization": "Bearer \(token ?? "")"]).status }
         }

@@ -10,7 +10,7 @@ import Testing
     }
 
     @Test func bindsAndReadsEveryType() throws {
-        let database = try Database(path: ":memory:")
+        let database = try SQLiteDatabase(path: ":memory:")
         try database.execute("CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n)")
         let row: [SQLValue] = [.integer(1 << 40), .real(0.25), .text("héllo 'x'"), .blob([0, 1, 255]), .null]
         try database.query("INSERT INTO t VALUES (?, ?, ?, ?, ?)", row)
@@ -18,7 +18,7 @@ import Testing
     }
 
     @Test func failedTransactionRollsBack() throws {
-        let database = try Database(path: ":memory:")
+        let database = try SQLiteDatabase(path: ":memory:")
         try database.execute("CREATE TABLE t (x INTEGER)")
         struct Boom: Error {}
         #expect(throws: Boom.self) {
@@ -35,24 +35,24 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         let migrator = Migrator(["CREATE TABLE a (x)", "CREATE TABLE b (y)"])
         do {
-            let database = try Database(path: path)
+            let database = try SQLiteDatabase(path: path)
             #expect(try migrator.migrate(database) == 2)
             #expect(try database.query("PRAGMA journal_mode") == [[.text("wal")]])
         }
-        let reopened = try Database(path: path)
-        #expect(try reopened.userVersion == 2)
+        let reopened = try SQLiteDatabase(path: path)
+        #expect(try reopened.schemaVersion() == 2)
         #expect(try Migrator(["CREATE TABLE a (x)", "CREATE TABLE b (y)", "CREATE TABLE c (z)"]).migrate(reopened) == 3)
         #expect(throws: DatabaseError.self) { try Migrator(["CREATE TABLE a (x)"]).migrate(reopened) }
     }
 
     @Test func errorsNameTheDatabase() throws {
-        let database = try Database(path: ":memory:")
+        let database = try SQLiteDatabase(path: ":memory:")
         #expect {
             try database.query("SELECT * FROM missing")
         } throws: { error in
             "\(error)".contains(":memory:") && "\(error)".contains("no such table: missing")
         }
-        #expect(throws: DatabaseError.self) { try Database(path: "/nonexistent-dir/x/q.db") }
+        #expect(throws: DatabaseError.self) { try SQLiteDatabase(path: "/nonexistent-dir/x/q.db") }
     }
 }
 

@@ -166,7 +166,7 @@ func stats(_ simulator: Simulator) async -> JSONValue {
         _ = try await eventually("3 items done", describe: { "\((try? workspace.counts()) ?? [:])" }) {
             (try workspace.counts()[.done] ?? 0) >= 3 ? true : nil
         }
-        try Database(path: workspace.queuePath).execute("DROP TABLE items")
+        try SQLiteDatabase(path: workspace.queuePath).execute("DROP TABLE items")
         let ended = await summary
         guard case .queueFailed(let reason)? = ended.stopReason else {
             Issue.record("stop reason: \(String(describing: ended.stopReason))")

@@ -50,6 +50,19 @@ enum Paths {
     }
 }
 
+/// Starts the real binary in the background (a server: `serve`, `simulate`), its output dropped;
+/// the caller stops it with `terminate()`.
+func startBinary(_ arguments: [String], environment: [String: String] = [:]) throws -> Process {
+    let process = Process()
+    process.executableURL = Paths.binary
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
 /// Runs the real binary and waits for it without blocking the cooperative pool on the exit
 /// (`waitUntilExit()` can hang there on Linux).
 func runBinary(_ arguments: [String], environment: [String: String] = [:]) async throws -> CapturedRun {
