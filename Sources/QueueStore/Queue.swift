@@ -417,6 +417,19 @@ public final class Queue {
     /// counts others' commits; `total_changes` this connection's).
     public func changeToken() throws -> String { try database.changeToken() }
 
+    /// Waits up to `timeout` seconds for a change by another process; true when there was one.
+    /// PostgreSQL wakes on its notification; SQLite is looked at every 100 ms.
+    public func waitForChange(timeout: Double) throws -> Bool {
+        if let postgres = database as? PostgresDatabase { return try postgres.waitForChange(timeout: timeout) }
+        let before = try database.othersChangeToken()
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while Date() < deadline {
+            Thread.sleep(forTimeInterval: min(0.1, max(0, deadline.timeIntervalSinceNow)))
+            if try database.othersChangeToken() != before { return true }
+        }
+        return false
+    }
+
     static func itemRow(_ row: [SQLValue]) -> ItemRow {
         ItemRow(
             id: row[0].int ?? 0, jobID: row[1].int ?? 0, jobName: row[2].text ?? "", index: Int(row[3].int ?? 0),

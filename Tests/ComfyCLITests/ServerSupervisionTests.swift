@@ -165,10 +165,12 @@ final class Night: @unchecked Sendable {
     @Test func killNineMidBatchRestartsTheServerAndRunsEveryItemOnce() async throws {
         let night = try Night("kill9")
         try night.writeServers()
-        let job = try night.writeJob(count: 16)
+        let job = try night.writeJob(count: 16, steps: 12)
         let run = try night.startRun([job, "--concurrency", "2"])
-        try await eventually("4 items done", describe: { night.output("run") }) { try await night.done() >= 4 ? true : nil }
-        let pidFile = try #require(night.pidFiles().first)
+        // Its server's pid file, once 4 items are done (the batch is far from over by then).
+        let pidFile = try await eventually("4 items done", describe: { night.output("run") }) { () -> String? in
+            try await night.done() >= 4 ? night.pidFiles().first : nil
+        }
         let pid = try #require(night.serverPID(pidFile))
         kill(pid, SIGKILL)
         let status = try await night.wait(run)

@@ -20,10 +20,9 @@ import Testing
         TestFolder.root.appendingPathComponent("comfyq-queue-\(UUID()).db").path
     }
 
-    @Test func addListCancelRetryRemove() throws {
-        let path = Self.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let queue = try Queue(path: path)
+    @Test(arguments: QueueBackend.all)
+    func addListCancelRetryRemove(_ backend: QueueBackend) throws {
+        let queue = try Queue(path: try backend.location())
         let night = try Self.spec()
         let id = try queue.add(night, items: night.expand(random: { 0 }), now: 100)
         let urgent = try Self.spec(name: "urgent", seeds: 2, priority: 9)
@@ -46,10 +45,9 @@ import Testing
         #expect(try queue.items(jobID: id).isEmpty)
     }
 
-    @Test func referencesNameWhatIsWrong() throws {
-        let path = Self.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let queue = try Queue(path: path)
+    @Test(arguments: QueueBackend.all)
+    func referencesNameWhatIsWrong(_ backend: QueueBackend) throws {
+        let queue = try Queue(path: try backend.location())
         let night = try Self.spec()
         try queue.add(night, items: night.expand(random: { 0 }), now: 1)
         #expect(throws: QueueError(message: "no job \"day\" (jobs: night (#1))")) { try queue.target("day") }
@@ -57,16 +55,26 @@ import Testing
         #expect(try queue.target("1/4") == .item(job: 1, index: 4))
     }
 
-    @Test func twoProcessesShareTheQueue() throws {
+    @Test(arguments: QueueBackend.all)
+    func twoProcessesShareTheQueue(_ backend: QueueBackend) throws {
         // Two connections stand in for `add` and `status` running beside `run`.
-        let path = Self.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path = try backend.location()
         let writer = try Queue(path: path)
         let reader = try Queue(path: path)
+        let before = try reader.changeToken()
         let night = try Self.spec(seeds: 1000)
         try writer.add(night, items: night.expand(random: { 0 }), now: 1)
         #expect(try reader.jobs().first?.total == 1000)
-        #expect(try reader.database.query("PRAGMA journal_mode") == [[.text("wal")]])
+        #expect(try reader.changeToken() != before, "the reader hears of the writer's commit")
+        if backend == .sqlite { #expect(try reader.database.query("PRAGMA journal_mode") == [[.text("wal")]]) }
+    }
+
+    /// Skipped, saying why, where PostgreSQL cannot be installed: the suites then run on SQLite only.
+    @Test(.enabled(if: PostgresServer.available, Comment(rawValue: PostgresServer.missing)))
+    func thePostgreSQLClusterStarts() throws {
+        let queue = try Queue(path: try PostgresServer.database())
+        #expect(queue.database.dialect == .postgres)
+        #expect(try queue.database.schemaVersion() == Queue.postgresMigrations.migrations.count)
     }
 
     @Test func defaultPathFollowsTheEnvironment() {

@@ -1,13 +1,14 @@
 import ComfyCore
 import Foundation
 import QueueStore
+import TestSupport
 import Testing
 
 /// The runner's transitions: never the same item twice, never finished twice.
 @Suite struct TransitionTests {
-    @Test func claimsFollowPriorityThenJobThenItemOrder() throws {
-        let path = QueueTests.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
+    @Test(arguments: QueueBackend.all)
+    func claimsFollowPriorityThenJobThenItemOrder(_ backend: QueueBackend) throws {
+        let path = try backend.location()
         let queue = try Queue(path: path)
         let low = try QueueTests.spec(name: "low", seeds: 2)
         let high = try QueueTests.spec(name: "high", seeds: 2, priority: 5)
@@ -23,9 +24,9 @@ import Testing
         #expect(order == ["high/0", "high/1", "low/0", "low/1"])
     }
 
-    @Test func finishAndRequeueAreGuardedByStateAndPromptID() throws {
-        let path = QueueTests.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
+    @Test(arguments: QueueBackend.all)
+    func finishAndRequeueAreGuardedByStateAndPromptID(_ backend: QueueBackend) throws {
+        let path = try backend.location()
         let queue = try Queue(path: path)
         let job = try QueueTests.spec(seeds: 1)
         try queue.add(job, items: job.expand(random: { 0 }), now: 0)
@@ -46,9 +47,9 @@ import Testing
     }
 
     /// Two processes claiming at once never get the same item.
-    @Test func concurrentClaimsNeverOverlap() async throws {
-        let path = QueueTests.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
+    @Test(arguments: QueueBackend.all)
+    func concurrentClaimsNeverOverlap(_ backend: QueueBackend) async throws {
+        let path = try backend.location()
         let setup = try Queue(path: path)
         let job = try QueueTests.spec(seeds: 200)
         try setup.add(job, items: job.expand(random: { 0 }), now: 0)

@@ -14,7 +14,9 @@ struct InvalidJobFiles: Error, CustomStringConvertible, ExitCodeProviding {
 
 /// Shared by the commands that read job files or open the queue.
 enum JobFiles {
-    static let dbOption = OptionSpec.value("db", name: "path", help: "The queue database (default $COMFYQ_DB or $XDG_STATE_HOME/comfyq/queue.db).")
+    static let dbOption = OptionSpec.value(
+        "db", name: "path|url",
+        help: "The queue: an SQLite file, or postgresql://user@host:port/db (default $COMFYQ_DB or $XDG_STATE_HOME/comfyq/queue.db).")
 
     static var loader: JobLoader { loader(uploads: .builtIn) }
 
@@ -68,7 +70,9 @@ enum JobFiles {
     static func openQueue(_ arguments: ParsedArguments, _ console: Console) throws -> Queue {
         let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: NSHomeDirectory())
         let folder = (path as NSString).deletingLastPathComponent
-        if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        if !PostgresDatabase.isURL(path), !folder.isEmpty {
+            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)  // if it cannot be made, opening says so
+        }
         do { return try Queue(path: path) } catch { throw CommandFailure("cannot open the queue: \(error)") }
     }
 

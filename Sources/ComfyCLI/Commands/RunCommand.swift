@@ -134,7 +134,7 @@ enum RunCommand {
             throw CommandFailure(
                 "no server left, \(pending) item\(pending == 1 ? "" : "s") still pending: " + reasons.joined(separator: "; "))
         case .queueFailed(let reason)?:
-            throw CommandFailure("\(path): \(reason)")
+            throw CommandFailure("\(PostgresDatabase.displayed(path)): \(reason)")
         default:
             return summary.failed == 0 && summary.stopReason == nil ? .success : .failure
         }

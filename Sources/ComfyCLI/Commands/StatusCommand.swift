@@ -15,7 +15,7 @@ enum StatusCommand {
             .flag("failed", help: "Only failed items."),
             .flag("running", help: "Only running items."),
             .flag("json", help: "Print one JSON document (schema 1)."),
-            .flag("watch", help: "Redraw every second until Ctrl-C (plain snapshots when not a terminal)."),
+            .flag("watch", help: "Redraw on every change, and every second, until Ctrl-C (plain snapshots when not a terminal)."),
             JobFiles.dbOption,
         ],
         run: run)
@@ -30,7 +30,9 @@ enum StatusCommand {
                 } else {
                     console.writeOut(text + "\n")
                 }
-                try await Task.sleep(for: .seconds(console.outputIsTerminal ? 1 : 2))
+                // Redrawn when the queue changes (at once on PostgreSQL, which notifies; SQLite is
+                // looked at every 100 ms), and every second or two anyway for the clocks.
+                _ = try queue.waitForChange(timeout: console.outputIsTerminal ? 1 : 2)
             }
             return .success
         }

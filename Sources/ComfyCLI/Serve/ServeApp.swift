@@ -45,7 +45,7 @@ package final class ServeApp: Sendable {
             let queue = try Queue(path: databasePath)
             response = try route(request.path, query: request.query, queue)
         } catch {
-            response = HTTPResponse(status: 500, contentType: "text/plain", body: Array("\(databasePath): \(error)".utf8))
+            response = HTTPResponse(status: 500, contentType: "text/plain", body: Array("the queue: \(error)".utf8))
         }
         response.headers += setCookie
         return .response(response)
@@ -73,7 +73,7 @@ package final class ServeApp: Sendable {
                 if script { return HTTPResponse(status: asked > 0 ? 200 : 409, body: Array(JSONValue.object(["runs": .int(asked)]).serialized().utf8), headers: setCookie) }
                 return HTTPResponse(status: 303, contentType: "text/plain", headers: [("Location", asked > 0 ? "/?drained=\(asked)" : "/?drained=0")] + setCookie)
             } catch {
-                return HTTPResponse(status: 500, contentType: "text/plain", body: Array("\(databasePath): \(error)".utf8))
+                return HTTPResponse(status: 500, contentType: "text/plain", body: Array("the queue: \(error)".utf8))
             }
         }
         guard parts.count == 3 || parts.count == 4, parts[0] == "jobs", let action = parts.last, action == "cancel" || action == "retry" else {
@@ -97,7 +97,7 @@ package final class ServeApp: Sendable {
             }
             return HTTPResponse(status: 303, contentType: "text/plain", headers: [("Location", back)] + setCookie)
         } catch {
-            return HTTPResponse(status: 500, contentType: "text/plain", body: Array("\(databasePath): \(error)".utf8))
+            return HTTPResponse(status: 500, contentType: "text/plain", body: Array("the queue: \(error)".utf8))
         }
     }
 
