@@ -52,11 +52,17 @@ public struct RunnerRecord: Sendable, Equatable {
     public var pausedReason: String?
     public var pausedFolder: String?
     public var pausedSince: Double?
+    /// The comfyq version the run is.
+    public var version: String?
+
+    /// How the run's items name it: `host/pid`.
+    public var owner: String { "\(host)/\(pid)" }
 
     public init(
         pid: Int, host: String, startedAt: Double, heartbeatAt: Double, pausedReason: String? = nil, pausedFolder: String? = nil,
-        pausedSince: Double? = nil
+        pausedSince: Double? = nil, version: String? = nil
     ) {
+        self.version = version
         self.pid = pid
         self.host = host
         self.startedAt = startedAt
@@ -72,13 +78,13 @@ extension Queue {
     public func record(_ runner: RunnerRecord) throws {
         try database.query(
             """
-            INSERT INTO runners (host, pid, started_at, heartbeat_at, paused_reason, paused_folder, paused_since) VALUES (?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO runners (host, pid, started_at, heartbeat_at, paused_reason, paused_folder, paused_since, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (host, pid) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, paused_reason = excluded.paused_reason,
-                paused_folder = excluded.paused_folder, paused_since = excluded.paused_since
+                paused_folder = excluded.paused_folder, paused_since = excluded.paused_since, version = excluded.version
             """,
             [
                 .text(runner.host), .integer(Int64(runner.pid)), .real(runner.startedAt), .real(runner.heartbeatAt), SQLValue(runner.pausedReason),
-                SQLValue(runner.pausedFolder), SQLValue(runner.pausedSince),
+                SQLValue(runner.pausedFolder), SQLValue(runner.pausedSince), SQLValue(runner.version),
             ])
     }
 
@@ -104,11 +110,11 @@ extension Queue {
 
     /// Every run that has reported itself (live or not: see `heartbeatAt`).
     public func runnerRecords() throws -> [RunnerRecord] {
-        try database.query("SELECT pid, host, started_at, heartbeat_at, paused_reason, paused_folder, paused_since FROM runners ORDER BY started_at")
+        try database.query("SELECT pid, host, started_at, heartbeat_at, paused_reason, paused_folder, paused_since, version FROM runners ORDER BY started_at")
             .map { row in
                 RunnerRecord(
                     pid: Int(row[0].int ?? 0), host: row[1].text ?? "", startedAt: row[2].double ?? 0, heartbeatAt: row[3].double ?? 0,
-                    pausedReason: row[4].text, pausedFolder: row[5].text, pausedSince: row[6].double)
+                    pausedReason: row[4].text, pausedFolder: row[5].text, pausedSince: row[6].double, version: row[7].text)
             }
     }
 

@@ -42,9 +42,9 @@ extension Queue {
         let claimed = try database.query(
             """
             UPDATE items SET state = 'submitting', server = ?, prompt_id = ?, attempts = attempts + 1, error = NULL,
-                phase = 'queued', step = NULL, steps = NULL, fraction = 0, started_at = ?, finished_at = NULL, updated_at = ?
+                phase = 'queued', step = NULL, steps = NULL, fraction = 0, started_at = ?, finished_at = NULL, updated_at = ?, runner = ?
             WHERE id = ? AND state = 'pending' RETURNING id
-            """, [.text(server), .text(promptID), .real(now), .real(now), .integer(itemID)])
+            """, [.text(server), .text(promptID), .real(now), .real(now), SQLValue(owner), .integer(itemID)])
         guard claimed.count == 1 else { return nil }
         return try claimedItem(itemID)
     }
@@ -54,7 +54,7 @@ extension Queue {
         let rows = try database.query(
             "SELECT \(Self.itemColumns), jobs.workflow, jobs.spec FROM items JOIN jobs ON jobs.id = items.job_id WHERE items.id = ?",
             [.integer(itemID)])
-        return rows.first.map { ClaimedItem(item: Self.itemRow($0), workflow: $0[17].text ?? "{}", spec: $0[18].text ?? "{}") }
+        return rows.first.map { ClaimedItem(item: Self.itemRow($0), workflow: $0[18].text ?? "{}", spec: $0[19].text ?? "{}") }
     }
 
     /// The server accepted the prompt.
@@ -108,6 +108,40 @@ extension Queue {
 
     /// Items a previous run left in flight, to reconcile with their servers.
     public func inFlight() throws -> [ItemRow] { try items(states: [.submitting, .running]) }
+
+    /// Takes over the items in flight whose run is gone: no run of that name in the queue (it
+    /// ended, or is from before runs were recorded), or one whose heartbeat is older than
+    /// `lease` seconds, or one `isAlive` says is dead (a process on this machine that is gone).
+    /// Each is taken by one run only (the change is guarded by the owner it had). Returns them,
+    /// now owned by `owner`, for the caller to reconcile with their servers.
+    public func adoptOrphans(lease: Double, now: Double, isAlive: (RunnerRecord) -> Bool) throws -> [ItemRow] {
+        guard let owner else { return [] }
+        let live = try liveOwners(since: now - lease, isAlive: isAlive)
+        var adopted: [ItemRow] = []
+        for item in try inFlight() where item.runner != owner && !(item.runner.map(live.contains) ?? false) {
+            let taken = try database.query(
+                "UPDATE items SET runner = ? WHERE id = ? AND \(database.dialect.same("runner")) AND state IN ('submitting', 'running') RETURNING id",
+                [.text(owner), .integer(item.id), SQLValue(item.runner)])
+            if taken.count == 1 {
+                var mine = item
+                mine.runner = owner
+                adopted.append(mine)
+            }
+        }
+        return adopted
+    }
+
+    /// Whether another run's items are in flight while that run looks gone (no heartbeat for
+    /// `quiet` seconds) but its lease has not run out: a run waits for them rather than end.
+    public func hasOrphansSoon(quiet: Double, now: Double, isAlive: (RunnerRecord) -> Bool) throws -> Bool {
+        let beating = try liveOwners(since: now - quiet, isAlive: isAlive)
+        return try inFlight().contains { $0.runner != owner && !($0.runner.map(beating.contains) ?? false) }
+    }
+
+    /// `host/pid` of each run whose heartbeat is newer than `since` and that `isAlive` accepts.
+    func liveOwners(since: Double, isAlive: (RunnerRecord) -> Bool) throws -> Set<String> {
+        Set(try runnerRecords().filter { $0.heartbeatAt >= since && isAlive($0) }.map(\.owner))
+    }
 
     /// Which of these prompts' items were cancelled (`comfyq cancel`) while they ran.
     public func cancelled(among promptIDs: [String]) throws -> Set<String> {

@@ -44,6 +44,8 @@ public struct ItemRow: Sendable, Equatable {
     public var finishedAt: Double?
     /// What its graph loads (`ModelKey`); nil for items added before keys were stored.
     public var modelKey: String? = nil
+    /// The run holding it while in flight (`host/pid`).
+    public var runner: String? = nil
 }
 
 /// Why a queue command cannot do what it was asked.
@@ -60,6 +62,8 @@ public final class Queue {
     public let database: any Database
     /// What waits, by job and model key, as dispatch last read it (see `pendingGroups`).
     var pendingCache: PendingCache?
+    /// The run this connection claims for (`host/pid`), recorded on each item it claims.
+    public var owner: String?
 
     /// Schema migrations, in order; never edit one that has shipped, add the next.
     public static let sqliteMigrations = Migrator([
@@ -158,6 +162,12 @@ public final class Queue {
         """
         ALTER TABLE runners ADD COLUMN drain_requested_at REAL;
         """,
+        // Which run holds each item in flight (`host/pid`), so runs sharing a queue take over
+        // only what a dead run left; and which comfyq each run is.
+        """
+        ALTER TABLE items ADD COLUMN runner TEXT;
+        ALTER TABLE runners ADD COLUMN version TEXT;
+        """,
     ])
 
     /// The same schema on PostgreSQL, its own numbered steps: 64-bit integers and floats, ids
@@ -251,7 +261,11 @@ public final class Queue {
         CREATE TRIGGER items_changed AFTER INSERT OR UPDATE OR DELETE ON items FOR EACH STATEMENT EXECUTE FUNCTION comfyq_changed();
         CREATE TRIGGER servers_changed AFTER INSERT OR UPDATE OR DELETE ON servers FOR EACH STATEMENT EXECUTE FUNCTION comfyq_changed();
         CREATE TRIGGER runners_changed AFTER INSERT OR UPDATE OR DELETE ON runners FOR EACH STATEMENT EXECUTE FUNCTION comfyq_changed();
+        """,
         """
+        ALTER TABLE items ADD COLUMN runner TEXT;
+        ALTER TABLE runners ADD COLUMN version TEXT;
+        """,
     ])
 
     /// `$COMFYQ_DB`, else `$XDG_STATE_HOME/comfyq/queue.db`, else `~/.local/state/comfyq/queue.db`.
@@ -355,7 +369,8 @@ public final class Queue {
 
     static let itemColumns = """
         items.id, items.job_id, jobs.name, items.idx, items.state, items.phase, items.step, items.steps, items.fraction,
-        items.attempts, items.server, items.prompt_id, items.error, items.params, items.started_at, items.finished_at, items.model_key
+        items.attempts, items.server, items.prompt_id, items.error, items.params, items.started_at, items.finished_at, items.model_key,
+        items.runner
         """
 
     /// Items in `states` (all when empty), optionally of one job, in job and item order.
@@ -410,7 +425,7 @@ public final class Queue {
     public func item(jobID: Int64, index: Int) throws -> (row: ItemRow, outputs: [String], timings: JSONValue?)? {
         let sql = "SELECT \(Self.itemColumns), items.outputs, items.timings FROM items JOIN jobs ON jobs.id = items.job_id WHERE items.job_id = ? AND items.idx = ?"
         guard let row = try database.query(sql, [.integer(jobID), .integer(Int64(index))]).first else { return nil }
-        return (Self.itemRow(row), Self.outputPaths(row[17].text), row[18].text.flatMap { try? JSONValue(parsing: $0) })
+        return (Self.itemRow(row), Self.outputPaths(row[18].text), row[19].text.flatMap { try? JSONValue(parsing: $0) })
     }
 
     /// Changes whenever the queue changes, in this process or another (`PRAGMA data_version`
@@ -436,7 +451,7 @@ public final class Queue {
             state: row[4].text.flatMap(ItemState.init(rawValue:)) ?? .pending, phase: row[5].text, step: row[6].int.map(Int.init),
             steps: row[7].int.map(Int.init), fraction: row[8].double, attempts: Int(row[9].int ?? 0), server: row[10].text,
             promptID: row[11].text, error: row[12].text, parameters: row[13].text ?? "{}", startedAt: row[14].double,
-            finishedAt: row[15].double, modelKey: row[16].text)
+            finishedAt: row[15].double, modelKey: row[16].text, runner: row[17].text)
     }
 
     /// The job's stored workflow (API format) and settings, as `add` stored them.

@@ -59,6 +59,7 @@ extension Runner {
         }
         superviseServers()
         await checkPause()
+        await adoptIfDue()
         refill()
         checkFinished()
     }

@@ -95,7 +95,8 @@ extension Runner {
     func persistRunner() {
         let row = RunnerRecord(
             pid: Int(getpid()), host: ProcessInfo.processInfo.hostName, startedAt: wallClock - now, heartbeatAt: wallClock,
-            pausedReason: paused?.reason, pausedFolder: paused?.folder, pausedSince: paused.map { wallClock - (now - $0.since) })
+            pausedReason: paused?.reason, pausedFolder: paused?.folder, pausedSince: paused.map { wallClock - (now - $0.since) },
+            version: options.version)
         do {
             try queue.record(row)
         } catch {

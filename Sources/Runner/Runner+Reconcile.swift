@@ -14,7 +14,12 @@ extension Runner {
     func reconcile() async {
         let left: [ItemRow]
         do {
-            left = try queue.inFlight().filter { $0.promptID.map { inFlight[$0] == nil } ?? true }
+            // What a gone run left (taken over now), and what this run holds in the queue but
+            // not here (a write it could not confirm while the queue failed).
+            let adopted = try queue.adoptOrphans(lease: options.lease, now: wallClock, isAlive: Self.isAlive)
+            let taken = Set(adopted.map(\.id))
+            let own = try queue.inFlight().filter { $0.runner == Self.owner && !taken.contains($0.id) }
+            left = (adopted + own).filter { $0.promptID.map { inFlight[$0] == nil } ?? true }
         } catch {
             continuation.yield(.message("queue: cannot read the items in flight: \(error)"))
             return
@@ -131,4 +136,27 @@ struct StoredJobError: Error, CustomStringConvertible {
     var what: String
     var reason: String
     var description: String { "\(what) cannot be read: \(reason)" }
+}
+
+extension Runner {
+    /// How this run's items name it in the queue: `host/pid`.
+    static let owner = "\(ProcessInfo.processInfo.hostName)/\(getpid())"
+
+    /// A run silent this long may be gone: the others wait for its lease to run out before
+    /// they end (its heartbeat comes every 5 s).
+    static let quiet: Double = 15
+
+    /// Whether a run recorded in the queue may still be working: one on this machine while its
+    /// process exists; one elsewhere while it beats (the caller checks the heartbeat).
+    static func isAlive(_ run: RunnerRecord) -> Bool {
+        guard run.host == ProcessInfo.processInfo.hostName else { return true }
+        return kill(pid_t(run.pid), 0) == 0 || errno == EPERM
+    }
+
+    /// Every heartbeat: items of runs that have gone meanwhile are taken over and reconciled.
+    func adoptIfDue() async {
+        guard now - lastAdoption >= 5, !draining, queueBroken == nil, paused == nil else { return }
+        lastAdoption = now
+        await reconcile()
+    }
 }

@@ -42,6 +42,8 @@ public actor Runner {
     var inputHashes: [String: (size: Int64, modified: Double, sha256: String)] = [:]
     /// The run is ending: server news is no longer acted on.
     var serversStopped = false
+    /// When this run last looked for items of runs that have gone.
+    var lastAdoption: Double = 0
     /// When server rows were last written to the queue (a heartbeat for other processes).
     var lastServerWrite: Double = 0
     /// Prompts whose POST is under way (the run waits for them before it ends, including those
@@ -80,6 +82,7 @@ public actor Runner {
     public init(queuePath: String, options: RunnerOptions) throws {
         self.options = options
         queue = try Queue(path: queuePath)
+        queue.owner = Self.owner
         (events, continuation) = AsyncStream.makeStream(of: RunnerEvent.self)
         (commands, connectionCommands) = AsyncStream.makeStream(of: ConnectionCommand.self)
         (exits, processExits) = AsyncStream.makeStream(of: Int.self)
@@ -247,7 +250,10 @@ public actor Runner {
 
     private func hasPending() -> Bool {
         do {
+            // Items waiting, or items a run that looks gone holds until its lease runs out: this
+            // run takes those over then, rather than end and leave them in flight.
             return try queue.hasPending(jobIDs: options.jobIDs)
+                || queue.hasOrphansSoon(quiet: Self.quiet, now: wallClock, isAlive: Self.isAlive)
         } catch {
             // Unknown is not "nothing pending" (the run would end with items queued).
             queueFailed(error, doing: "read")

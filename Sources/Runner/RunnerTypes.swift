@@ -34,6 +34,11 @@ public struct RunnerOptions: Sendable {
     public var spaceCheckInterval: Double = 30
     /// How long the run waits at the end for hook scripts to finish what they were sent.
     public var hookDrainTimeout: Double = 60
+    /// Seconds without a heartbeat after which another run's items in flight are taken over
+    /// (`--lease`); a run on this machine whose process is gone is taken over at once.
+    public var lease: Double = 30
+    /// The comfyq version, recorded with the run in the queue.
+    public var version: String?
     /// Keeps each job's report up to date as its items finish; nil for none.
     public var reports: (any JobReports)?
 

@@ -64,7 +64,7 @@ import Testing
         }
 
         let summary = try await Runner(queuePath: workspace.queuePath, options: fastOptions([server])).run()
-        #expect(summary.done == 4 && summary.failed == 0)
+        #expect(summary.done == 4 && summary.failed == 0, "\(summary)")
         let seen = await stats(server)
         #expect(seen["completed"] == 4, "every item ran exactly once: \(seen)")
         let requests = seen["requests"]?.objectValue ?? JSONObject()

@@ -36,6 +36,7 @@ enum RunCommand {
             .flag("simulate", help: "Start a simulated ComfyUI on a free port (a supervised comfyq simulate) and use it."),
             .flag("overwrite", help: "Replace existing output files instead of adding -1, -2."),
             .value("space-check", name: "duration", help: "While paused by a full disk, how often to check the free space (default 30s)."),
+            .value("lease", name: "duration", help: "Take over another run's items when it has not beaten for this long (default 30s)."),
             .flag("json-events", help: "Print every transition and completion as one JSON object a line (schema 1)."),
             .value("header", name: "name:value", help: "An extra HTTP header for servers behind a proxy.", repeatable: true),
             .value("ca-file", name: "path", help: "Trust the PEM certificates in this file for wss://."),
@@ -75,6 +76,13 @@ enum RunCommand {
         options.tls = TLSOptions(verifyPeer: !arguments.flag("insecure"), caFile: arguments.value("ca-file"))
         options.hooks = hooks
         options.environment = console.environment
+        options.version = ComfyQ.version
+        if let text = arguments.value("lease") {
+            guard let seconds = Durations.parse(text), seconds >= 1 else {
+                throw UsageError("--lease must be a duration of at least 1s, such as 30s or 2m, got '\(text)'", command: spec)
+            }
+            options.lease = seconds
+        }
         if let text = arguments.value("space-check") {
             guard let seconds = Durations.parse(text), seconds > 0 else {
                 throw UsageError("--space-check must be a duration such as 30s, got '\(text)'", command: spec)
