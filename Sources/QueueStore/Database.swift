@@ -67,6 +67,8 @@ public protocol Database: AnyObject {
     func schemaVersion() throws(DatabaseError) -> Int
     /// Inside a migration's transaction.
     func setSchemaVersion(_ version: Int) throws(DatabaseError)
+    /// Inside a migration's transaction, first: one process migrates at a time.
+    func lockSchema() throws(DatabaseError)
     /// Changes whenever anyone commits a change to the queue (another process included).
     func changeToken() throws(DatabaseError) -> String
     /// Changes whenever another connection commits a change (not this one's own writes).
@@ -175,6 +177,9 @@ public final class SQLiteDatabase: Database {
         try execute("PRAGMA user_version = \(version)")
     }
 
+    /// `BEGIN IMMEDIATE` already holds the write lock.
+    public func lockSchema() throws(DatabaseError) {}
+
     public func othersChangeToken() throws(DatabaseError) -> String {
         "\(try query("PRAGMA data_version").first?.first?.int ?? 0)"
     }
@@ -254,6 +259,7 @@ public struct Migrator: Sendable {
             // The version is read again under the write lock: another process opening the same new
             // database at the same moment may have applied this step already.
             try database.transaction {
+                try database.lockSchema()
                 guard try database.schemaVersion() == offset else { return }
                 try database.execute(sql)
                 try database.setSchemaVersion(offset + 1)

@@ -89,13 +89,23 @@ public final class PostgresDatabase: Database {
     }
 
     public func schemaVersion() throws(DatabaseError) -> Int {
-        try execute("CREATE TABLE IF NOT EXISTS comfyq_schema (version INTEGER NOT NULL)")
+        // The catalog read as a table (a fresh snapshot), not through to_regclass's cache, which
+        // can miss a table another process created while this one waited for the schema lock.
+        let exists = try query("SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'comfyq_schema' AND schemaname = current_schema()")
+        guard exists.first?.first?.int == 1 else { return 0 }
         return Int(try query("SELECT max(version) FROM comfyq_schema").first?.first?.int ?? 0)
     }
 
     public func setSchemaVersion(_ version: Int) throws(DatabaseError) {
+        try execute("CREATE TABLE IF NOT EXISTS comfyq_schema (version INTEGER NOT NULL)")
         try query("DELETE FROM comfyq_schema")
         try query("INSERT INTO comfyq_schema (version) VALUES (?)", [.integer(Int64(version))])
+    }
+
+    /// A lock held until the transaction ends, the same number for every comfyq: two processes
+    /// opening a new database at once do not both create its tables.
+    public func lockSchema() throws(DatabaseError) {
+        try query("SELECT pg_advisory_xact_lock(7243001)")
     }
 
     public func changeToken() throws(DatabaseError) -> String {
