@@ -99,6 +99,14 @@ extension Queue {
             [.text(error), .real(now)])
     }
 
+    /// The run holding an item in flight under this prompt id (nil: none recorded, or it is not
+    /// in flight under that prompt any more).
+    public func holder(of itemID: Int64, promptID: String) throws -> String? {
+        try database.query(
+            "SELECT runner FROM items WHERE id = ? AND prompt_id = ? AND state IN ('submitting', 'running')", [.integer(itemID), .text(promptID)]
+        ).first?.first?.text
+    }
+
     /// Whether any item (of `jobIDs`, when given) waits to run: one indexed lookup, not a count.
     public func hasPending(jobIDs: Set<Int64>? = nil) throws -> Bool {
         var sql = "SELECT 1 FROM items WHERE state = 'pending'"

@@ -215,7 +215,8 @@ extension Runner {
         } catch {
             continuation.yield(.message("queue: \(error)"))
         }
-        if now - lastServerWrite >= 5 {
+        // The heartbeat: every 5 s, or a third of a shorter lease, so a live run is never taken for gone.
+        if now - lastServerWrite >= min(5, options.lease / 3) {
             lastServerWrite = now
             for index in servers.indices {
                 servers[index].process?.rotateLogIfNeeded()

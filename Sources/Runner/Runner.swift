@@ -518,6 +518,20 @@ public actor Runner {
             parked.insert(promptID)
             return
         }
+        // Another run took it over (this one was silent past its lease): that run collects it.
+        do {
+            if let holder = try queue.holder(of: flight.itemID, promptID: promptID), holder != Self.owner {
+                _ = removeFlight(promptID)
+                continuation.yield(.message("\(flight.label): taken over by the run \(holder); it collects the outputs"))
+                refill()
+                checkFinished()
+                return
+            }
+        } catch {
+            queueFailed(error, doing: "read")
+            parked.insert(promptID)
+            return
+        }
         do {
             let saved = try await OutputWriter.save(files, for: flight, api: api, overwrite: options.overwrite, server: api.name)
             guard inFlight[promptID] != nil else { return }

@@ -35,7 +35,8 @@ public struct RunnerOptions: Sendable {
     /// How long the run waits at the end for hook scripts to finish what they were sent.
     public var hookDrainTimeout: Double = 60
     /// Seconds without a heartbeat after which another run's items in flight are taken over
-    /// (`--lease`); a run on this machine whose process is gone is taken over at once.
+    /// (`--lease`); a run on this machine whose process is gone is taken over at once. A run
+    /// beats every 5 s, or every third of a shorter lease.
     public var lease: Double = 30
     /// The comfyq version, recorded with the run in the queue.
     public var version: String?

@@ -155,6 +155,8 @@ public final class Simulator: Sendable {
 
     /// Seconds the simulated GPU spent executing prompts (sampling, loading, decoding, saving).
     public var busySeconds: Double { state.withLock { $0.busySeconds } }
+    /// Prompts run to the end (what `/sim/stats` calls `completed`).
+    public var completedCount: Int { state.withLock { $0.completed } }
     /// Prompts in which at least one loader ran (a model load).
     public var loads: Int { state.withLock { $0.loads } }
     /// Files written by uploads (an upload of content already there under that name is not one).

@@ -1,6 +1,8 @@
 // comfyq-bench: the figures quoted in README.md. Build and run in release:
 //
-//     swift run -c release comfyq-bench [engine|decode|graph300|memory|codec|loopback|http|simulator|queue|runner|hooks|supervision|dispatch|inputs|serve|soak|all]
+//     swift run -c release comfyq-bench [engine|decode|graph300|memory|codec|loopback|http|simulator|queue|runner|hooks|supervision|dispatch|inputs|serve|soak|runners|all]
+//
+// `queue` and `runners` also run on PostgreSQL when given a server's URL (postgresql://…).
 //
 // Each benchmark runs several rounds and reports the median, so one noisy round on a shared
 // 2-core machine does not decide the figure.
@@ -27,7 +29,8 @@ if all || arguments.contains("codec") { benchmarkCodec() }
 if all || arguments.contains("loopback") { await benchmarkLoopback() }
 if all || arguments.contains("http") { await benchmarkHTTP() }
 if all || arguments.contains("simulator") { await benchmarkSimulator() }
-if all || arguments.contains("queue") { benchmarkQueue() }
+if all || arguments.contains("queue") { benchmarkQueue(postgres: CommandLine.arguments.first { PostgresDatabase.isURL($0) }) }
+if arguments.contains("runners") { await RunnersBenchmark.run(postgres: CommandLine.arguments.first { PostgresDatabase.isURL($0) }) }
 if all || arguments.contains("runner") { await benchmarkRunner() }
 if all || arguments.contains("hooks") { await benchmarkHooks() }
 if all || arguments.contains("supervision") { await SupervisionBenchmark.run() }

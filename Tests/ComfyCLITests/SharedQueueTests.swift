@@ -40,7 +40,7 @@ import Testing
         let servers = (0..<2).flatMap { ["--server", "http://127.0.0.1:\(port + $0)"] }
         var runs: [Process] = []
         for index in 0..<3 {
-            runs.append(try night.startRun(servers + ["--lease", "3s", "--db", location], tag: "run\(index)"))
+            runs.append(try night.startRun(servers + ["--lease", "6s", "--db", location], tag: "run\(index)"))
         }
         // Kill one while the batch is well under way.
         let done = { @Sendable () async throws -> Int in

@@ -78,8 +78,8 @@ enum RunCommand {
         options.environment = console.environment
         options.version = ComfyQ.version
         if let text = arguments.value("lease") {
-            guard let seconds = Durations.parse(text), seconds >= 1 else {
-                throw UsageError("--lease must be a duration of at least 1s, such as 30s or 2m, got '\(text)'", command: spec)
+            guard let seconds = Durations.parse(text), seconds >= 6 else {
+                throw UsageError("--lease must be a duration of at least 6s (a run beats every 5 s, or a third of the lease), such as 30s or 2m, got '\(text)'", command: spec)
             }
             options.lease = seconds
         }

@@ -70,7 +70,8 @@ enum StatusCommand {
         }
         let jobs = try queue.jobs()
         let servers = try ServerView.read(queue, now: now)
-        let paused = RunnerView.pausedLines(try RunnerView.read(queue, now: now), now: now)
+        let runners = try RunnerView.read(queue, now: now)
+        let paused = RunnerView.pausedLines(runners, now: now)
         if jobs.isEmpty { return paused + "the queue is empty\n" + ServerView.section(servers, now: now) }
         let waiting = ServerView.waitingForAServer(servers)
         var out = paused + "JOB                      PENDING RUNNING    DONE  FAILED CANCEL  PROGRESS                   ETA\n"
@@ -86,7 +87,7 @@ enum StatusCommand {
             let failed = try queue.items(states: [.failed], limit: filter.contains(.failed) ? nil : 20)
             for item in failed { out += itemLine(item, now: now) + "\n" }
         }
-        return out + ServerView.section(servers, now: now)
+        return out + RunnerView.section(runners, now: now) + ServerView.section(servers, now: now)
     }
 
     /// What a job's pending items load, when that is more than one model: the groups in the

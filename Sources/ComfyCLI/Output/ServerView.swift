@@ -83,9 +83,21 @@ struct RunnerView {
         return out
     }
 
+    /// `RUNS` and a line per live run, when more than one shares the queue (one is the usual case).
+    static func section(_ runners: [RunnerView], now: Double) -> String {
+        let live = runners.filter(\.isLive)
+        guard live.count > 1 else { return "" }
+        var out = "\nRUNS\n"
+        for runner in live {
+            let version = runner.record.version.map { " comfyq \($0)," } ?? ""
+            out += "  \(runner.record.host) pid \(runner.record.pid):\(version) up \(StatusCommand.duration(now - runner.record.startedAt)), beat \(StatusCommand.duration(max(0, now - runner.record.heartbeatAt))) ago\n"
+        }
+        return out
+    }
+
     var json: JSONValue {
         [
-            "pid": .int(record.pid), "host": .string(record.host), "started_at": .double(record.startedAt), "heartbeat_at": .double(record.heartbeatAt),
+            "pid": .int(record.pid), "host": .string(record.host), "version": record.version.map { .string($0) } ?? .null, "started_at": .double(record.startedAt), "heartbeat_at": .double(record.heartbeatAt),
             "live": .bool(isLive), "paused": .bool(record.pausedReason != nil), "paused_reason": record.pausedReason.map { .string($0) } ?? .null,
             "paused_folder": record.pausedFolder.map { .string($0) } ?? .null, "paused_since": record.pausedSince.map { .double($0) } ?? .null,
         ]

@@ -1,0 +1,70 @@
+import ComfyCore
+import Foundation
+import QueueStore
+import Runner
+import Simulator
+import Workloads
+
+/// Several runs sharing one queue: 4 runners and 2 simulators at zero simulated time, 10,000
+/// prompts, on SQLite and (given a server) PostgreSQL: the aggregate rate, and that no prompt
+/// ran twice. All in one process on this machine's cores (the simulators too), so the rate is
+/// what the machine gives, not a ceiling of the queue.
+///
+///     comfyq-bench runners [postgresql://user:password@host:port/postgres]
+enum RunnersBenchmark {
+    static func run(postgres: String?) async {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-bench-runners-\(UUID())")
+        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let sqlite = benchQueue(directory, count: 10_000, name: "runners")
+        await measure(backend: "SQLite", location: sqlite, directory: directory)
+        guard let postgres else { return }
+        let admin = try! PostgresDatabase(url: postgres)
+        let name = "comfyq_bench_runners_\(UUID().uuidString.prefix(8).lowercased())"
+        try! admin.execute("CREATE DATABASE \(name)")
+        defer { try? admin.execute("DROP DATABASE IF EXISTS \(name)") }
+        let url = postgresURL(postgres, database: name)
+        // The same job, added to the PostgreSQL queue.
+        let workflow = Workloads.txt2img(steps: 20).json.serialized()
+        let loader = JobLoader(readFile: { _ in workflow }, fileExists: { _ in true })
+        let spec = try! loader.load(
+            text: #"{workflow: "w.json", seeds: {start: 1, count: 10000}, output: {folder: "\#(directory.appendingPathComponent("out-pg").path)"}}"#,
+            path: "bench.json")
+        try! Queue(path: url).add(spec, items: spec.expand(random: { 0 }), now: Date().timeIntervalSince1970)
+        await measure(backend: "PostgreSQL", location: url, directory: directory)
+    }
+
+    static func measure(backend: String, location: String, directory: URL) async {
+        var simulators: [Simulator] = []
+        for index in 0..<2 {
+            var options = SimulatorOptions(outputDirectory: directory.appendingPathComponent("sim-\(backend)-\(index)").path)
+            options.port = 0
+            options.instant()
+            simulators.append(try! Simulator(options: options))
+        }
+        let urls = simulators.map { URL(string: $0.url)! }
+        let start = ContinuousClock.now
+        let summaries = await withTaskGroup(of: RunSummary.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    var options = RunnerOptions(servers: urls)
+                    options.concurrency = 2
+                    return await (try! Runner(queuePath: location, options: options)).run()
+                }
+            }
+            var all: [RunSummary] = []
+            for await summary in group { all.append(summary) }
+            return all
+        }
+        let wall = seconds(since: start)
+        let done = summaries.reduce(0) { $0 + $1.done }
+        var executed = 0
+        for simulator in simulators {
+            executed += simulator.completedCount
+            simulator.stop()
+        }
+        print(
+            "runners (\(backend)): 4 runners × 2 simulators at zero simulated time, 10,000 prompts: \(format(Double(done) / wall, 0)) prompts/s together (\(summaries.map { String($0.done) }.joined(separator: " + ")) = \(done) done), \(executed - done) ran twice  [target ≥ 500/s on PostgreSQL, 0 twice]"
+        )
+    }
+}
