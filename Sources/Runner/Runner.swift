@@ -536,7 +536,9 @@ public actor Runner {
             let saved = try await OutputWriter.save(files, for: flight, api: api, overwrite: options.overwrite, server: api.name)
             guard inFlight[promptID] != nil else { return }
             largestOutput = max(largestOutput, saved.map(\.size).max() ?? 0)
-            let outputs: [JSONValue] = saved.map { ["path": .string($0.path), "size": .int(Int($0.size))] }
+            // Which machine wrote each file: with a shared queue, outputs are where their run is.
+            let host = ProcessInfo.processInfo.hostName
+            let outputs: [JSONValue] = saved.map { ["path": .string($0.path), "size": .int(Int($0.size)), "host": .string(host)] }
             let written = record {
                 try queue.finish(flight.itemID, promptID: promptID, state: .done, outputs: .array(outputs), timings: timingsJSON(flight), now: wallClock)
             }

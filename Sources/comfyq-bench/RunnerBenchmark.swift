@@ -24,9 +24,10 @@ func gpuSimulator(latency: Double, output: String) -> Simulator {
     return try! Simulator(options: options)
 }
 
-/// A queue holding one job of `count` txt2img items (20 steps, 64×64).
-func benchQueue(_ directory: URL, count: Int, name: String) -> String {
-    let path = directory.appendingPathComponent("\(name).db").path
+/// A queue holding one job of `count` txt2img items (20 steps, 64×64): an SQLite file in
+/// `directory`, or the queue at `location` (a PostgreSQL database).
+func benchQueue(_ directory: URL, count: Int, name: String, location: String? = nil) -> String {
+    let path = location ?? directory.appendingPathComponent("\(name).db").path
     let workflowText = Workloads.txt2img(steps: 20).json.serialized()
     let loader = JobLoader(readFile: { _ in workflowText }, fileExists: { _ in true })
     let spec = try! loader.load(

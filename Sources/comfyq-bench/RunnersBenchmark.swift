@@ -23,14 +23,7 @@ enum RunnersBenchmark {
         let name = "comfyq_bench_runners_\(UUID().uuidString.prefix(8).lowercased())"
         try! admin.execute("CREATE DATABASE \(name)")
         defer { try? admin.execute("DROP DATABASE IF EXISTS \(name)") }
-        let url = postgresURL(postgres, database: name)
-        // The same job, added to the PostgreSQL queue.
-        let workflow = Workloads.txt2img(steps: 20).json.serialized()
-        let loader = JobLoader(readFile: { _ in workflow }, fileExists: { _ in true })
-        let spec = try! loader.load(
-            text: #"{workflow: "w.json", seeds: {start: 1, count: 10000}, output: {folder: "\#(directory.appendingPathComponent("out-pg").path)"}}"#,
-            path: "bench.json")
-        try! Queue(path: url).add(spec, items: spec.expand(random: { 0 }), now: Date().timeIntervalSince1970)
+        let url = benchQueue(directory, count: 10_000, name: "runners-pg", location: postgresURL(postgres, database: name))
         await measure(backend: "PostgreSQL", location: url, directory: directory)
     }
 

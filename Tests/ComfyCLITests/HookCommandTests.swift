@@ -21,7 +21,7 @@ import Testing
         }
         deinit { try? FileManager.default.removeItem(at: root) }
         func path(_ name: String) -> String { root.appendingPathComponent(name).path }
-        var environment: [String: String] { ["COMFYQ_DB": path("q.db"), "XDG_CONFIG_HOME": path("config")] }
+        var environment: [String: String] { ["COMFYQ_DB": path("q.db"), "XDG_CONFIG_HOME": path("config"), "XDG_STATE_HOME": path("state")] }
         func write(_ name: String, _ text: String) throws -> String {
             try text.write(toFile: path(name), atomically: true, encoding: .utf8)
             return path(name)
@@ -200,12 +200,17 @@ import Testing
         let hook = try folder.write("mark.lua", "function on_complete(e) io.open('\(folder.path("marks"))', 'a'):write(e.job, e.item, '|'):close() end")
         let job = try folder.job(2, name: "early", extra: #"hooks: [{script: "mark.lua", options: {}}]"#)
         #expect(try await runBinary(["add", job], environment: folder.environment).status == .success)
+        // The script's text went into the queue with the job: the run needs no file (a run on
+        // another machine sharing the queue has none).
+        try FileManager.default.removeItem(atPath: hook)
         let run = try await runBinary(["run", "--simulate"], environment: folder.environment)
         #expect(run.status == .success, "\(run.stderr)")
         #expect(run.stderr.contains("hooks: mark.lua"))
         let marks = try String(contentsOfFile: folder.path("marks"), encoding: .utf8).split(separator: "|").sorted()
         #expect(marks == ["early0", "early1"])
-        _ = hook
+        // Written from the queue under the run's state folder, named as the original.
+        let stored = (FileManager.default.enumerator(atPath: folder.path("state/comfyq/stored-hooks"))?.allObjects as? [String]) ?? []
+        #expect(stored.contains { $0.hasSuffix("/mark.lua") }, "\(stored)")
     }
 
     @Test func onSubmitCanSkipItems() async throws {

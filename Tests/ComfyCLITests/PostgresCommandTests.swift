@@ -29,6 +29,10 @@ struct PostgresCommandTests {
         #expect(done["jobs"]?.arrayValue?.first?["counts"]?["done"] == 6, "\(done.serialized())")
         let files = try FileManager.default.contentsOfDirectory(atPath: night.path("out")).filter { $0.hasPrefix("night_") && $0.hasSuffix(".png") }
         #expect(files.count == 6)
+        // The queue records which machine wrote each output.
+        let recorded = try Queue(path: url).database.query("SELECT outputs FROM items WHERE outputs IS NOT NULL").compactMap { $0.first?.text }
+        let hosts = try recorded.flatMap { try JSONValue(parsing: $0).arrayValue ?? [] }.compactMap { $0["host"]?.stringValue }
+        #expect(hosts.count == 6 && Set(hosts) == [ProcessInfo.processInfo.hostName], "\(recorded)")
         // serve reads the same queue.
         let port = try Ports.outsideEphemeralRange(1)
         let serve = try startBinary(["serve", "--listen", "127.0.0.1:\(port)"], environment: environment)

@@ -42,7 +42,10 @@ import Testing
         let watcher = Task { for await event in runner.events { if case .server(let report) = event { reports.append(report) } } }
         let run = Task { await runner.run() }
 
-        try await eventually("3 items done", describe: { "\((try? workspace.counts()) ?? [:])" }) { try workspace.counts()[.done, default: 0] >= 3 ? true : nil }
+        // A generous timeout: the whole suite on 2 cores has starved this for 20 s once.
+        try await eventually("3 items done", timeout: 60, describe: { "\((try? workspace.counts()) ?? [:]); \(reports.all.map(\.line))" }) {
+            try workspace.counts()[.done, default: 0] >= 3 ? true : nil
+        }
         first.stop()
         try await eventually("the run to see gpu0 down", describe: { "\(reports.all.map(\.line))" }) {
             reports.all.contains { $0.state == .down } ? true : nil

@@ -78,6 +78,38 @@ enum JobFiles {
 
     static var now: Double { Date().timeIntervalSince1970 }
 
+    /// The job with its hook scripts' text read in, to be stored with it: a run on another
+    /// machine (a shared PostgreSQL queue) needs no copy of the files.
+    static func withHookSources(_ spec: JobSpec) throws -> JobSpec {
+        var spec = spec
+        for index in spec.hooks.indices {
+            do {
+                spec.hooks[index].source = try String(contentsOfFile: spec.hooks[index].path, encoding: .utf8)
+            } catch {
+                throw CommandFailure("\(spec.hooks[index].path): cannot read the hook script (\(error.localizedDescription))")
+            }
+        }
+        return spec
+    }
+
+    /// A stored script's text as a file to load (`STATE/comfyq/stored-hooks/SHA256/NAME`, named as
+    /// the original so messages name it the same), when the path it was added from is not here
+    /// or holds other text; the path itself otherwise.
+    static func hookPath(_ reference: HookReference, environment: [String: String]) throws -> String {
+        guard let source = reference.source else { return reference.path }
+        if let current = try? String(contentsOfFile: reference.path, encoding: .utf8), current == source { return reference.path }
+        let digest = String(FileHash.sha256(Array(source.utf8)).prefix(16))
+        let folder = UserFolders.state(environment: environment, home: NSHomeDirectory()) + "/stored-hooks/" + digest
+        let path = folder + "/" + (reference.path as NSString).lastPathComponent
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try Data(source.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw CommandFailure("\(path): cannot write the stored hook script (\(error.localizedDescription))")
+        }
+        return path
+    }
+
     static func random() -> UInt64 { UInt64.random(in: 0...UInt64.max) }
 }
 
@@ -183,7 +215,7 @@ enum AddCommand {
         let queue = try JobFiles.openQueue(arguments, console)
         for spec in specs {
             let items = spec.expand(random: JobFiles.random)
-            let id = try queue.add(spec, items: items, now: JobFiles.now)
+            let id = try queue.add(try JobFiles.withHookSources(spec), items: items, now: JobFiles.now)
             console.print("added job \(spec.name) (#\(id)): \(items.count) item\(items.count == 1 ? "" : "s")")
         }
         return .success

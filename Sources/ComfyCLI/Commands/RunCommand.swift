@@ -63,7 +63,7 @@ enum RunCommand {
         let hooks = try await loadHooks(arguments, specs: specs, queue: queue, console: console, display: display)
         for spec in specs {
             let items = spec.expand(random: JobFiles.random)
-            try queue.add(spec, items: items, now: JobFiles.now)
+            try queue.add(try JobFiles.withHookSources(spec), items: items, now: JobFiles.now)
             console.printError("added job \(spec.name): \(items.count) item\(items.count == 1 ? "" : "s")")
         }
 
@@ -201,7 +201,11 @@ enum RunCommand {
         var jobHooks: [(job: String, hooks: [HookReference])] = specs.map { ($0.name, $0.hooks) }
         jobHooks += try queue.hooksOfUnfinishedJobs()
         for (job, references) in jobHooks {
-            for reference in references { sources.append(HookSet.Source(path: reference.path, jobs: [job], options: reference.options)) }
+            for reference in references {
+                // A job added elsewhere runs the script as it was added (see `JobFiles.hookPath`).
+                let path = try JobFiles.hookPath(reference, environment: console.environment)
+                sources.append(HookSet.Source(path: path, jobs: [job], options: reference.options))
+            }
         }
         for path in arguments.values("hook") { sources.append(HookSet.Source(path: path)) }
         if !arguments.flag("no-user-hooks") {

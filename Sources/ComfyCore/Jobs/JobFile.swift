@@ -55,21 +55,29 @@ public struct ParameterAddress: Sendable, Hashable, CustomStringConvertible {
 public struct HookReference: Sendable, Equatable {
     public var path: String
     public var options: JSONObject
+    /// The script's text as it was when the job was added, stored with the job so a run on
+    /// another machine needs no file (nil in queues written before, and before `add` reads it).
+    public var source: String?
 
-    public init(path: String, options: JSONObject = JSONObject()) {
+    public init(path: String, options: JSONObject = JSONObject(), source: String? = nil) {
         self.path = path
         self.options = options
+        self.source = source
     }
 
-    /// As stored with the job: `{"script": path, "options": {…}}`.
-    public var json: JSONValue { ["script": .string(path), "options": .object(options)] }
+    /// As stored with the job: `{"script": path, "options": {…}, "source": "…"}`.
+    public var json: JSONValue {
+        var object: JSONObject = ["script": .string(path), "options": .object(options)]
+        if let source { object["source"] = .string(source) }
+        return .object(object)
+    }
 
     /// Reads the stored form (also the plain paths older queues hold).
     public init?(json: JSONValue) {
         if let path = json.stringValue {
             self.init(path: path)
         } else if let path = json["script"]?.stringValue {
-            self.init(path: path, options: json["options"]?.objectValue ?? JSONObject())
+            self.init(path: path, options: json["options"]?.objectValue ?? JSONObject(), source: json["source"]?.stringValue)
         } else {
             return nil
         }
