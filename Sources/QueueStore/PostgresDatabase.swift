@@ -15,6 +15,8 @@ public final class PostgresDatabase: Database {
     public let path: String
     private let url: String
     private var inTransaction = false
+    /// Statements prepared on this connection, by their text: planned once, not on every call.
+    private var prepared: [String: String] = [:]
     /// Notifications seen: all, and those another connection sent.
     private var notified = 0
     private var notifiedByOthers = 0
@@ -43,6 +45,7 @@ public final class PostgresDatabase: Database {
 
     private func connect() throws(DatabaseError) {
         PQfinish(connection)
+        prepared = [:]  // a new connection has none
         connection = PQconnectdb(url)
         guard let connection, PQstatus(connection) == CONNECTION_OK else {
             let message = Self.oneLine(connection.map { String(cString: PQerrorMessage($0)) } ?? "out of memory")
@@ -177,8 +180,27 @@ public final class PostgresDatabase: Database {
             case .blob(let bytes): "\\x" + bytes.map { String(format: "%02x", $0) }.joined()
             }
         }
+        // Statements with parameters are the queue's repeated ones: prepared once each (the few
+        // built with values inline, such as IN lists, stay one-off).
+        var name: String?
+        if !parameters.isEmpty {
+            if let known = prepared[sql] {
+                name = known
+            } else if prepared.count < 500 {
+                let fresh = "comfyq_\(prepared.count)"
+                guard let made = PQprepare(connection, fresh, sql, Int32(parameters.count), nil) else { throw lastError() }
+                defer { PQclear(made) }
+                try check(made)
+                prepared[sql] = fresh
+                name = fresh
+            }
+        }
         let result = withCStrings(texts) { pointers in
-            PQexecParams(connection, sql, Int32(pointers.count), nil, pointers, nil, nil, 0)
+            if let name {
+                PQexecPrepared(connection, name, Int32(pointers.count), pointers, nil, nil, 0)
+            } else {
+                PQexecParams(connection, sql, Int32(pointers.count), nil, pointers, nil, nil, 0)
+            }
         }
         guard let result else { throw lastError() }
         defer { PQclear(result) }

@@ -20,7 +20,7 @@ extension Queue {
         if let cache = pendingCache, cache.dataVersion == version, cache.jobIDs == jobIDs { return cache.groups }
         var settings: [Int64: (priority: Int, maxDefer: Double?, strict: Bool)] = [:]
         for row in try database.query(
-            "SELECT id, priority, spec FROM jobs WHERE EXISTS (SELECT 1 FROM items WHERE items.job_id = jobs.id AND items.state = 'pending')")
+            "SELECT id, priority, spec FROM jobs WHERE (SELECT 1 FROM items WHERE items.state = 'pending' AND items.job_id = jobs.id ORDER BY items.idx LIMIT 1) IS NOT NULL")
         {
             guard let id = row[0].int else { continue }
             let stored: JobSettings?
@@ -53,15 +53,17 @@ extension Queue {
     /// Claims the first pending item of a group (as `claimNext` does), or nil when the group has
     /// none left (another runner took them).
     public func claim(_ group: DispatchPolicy.Group.ID, server: String, promptID: String, now: Double) throws -> ClaimedItem? {
-        let key: SQLValue = group.modelKey.map { .text($0.description) } ?? .null
+        // `= ?` or `IS NULL`, not a null-safe comparison: both backends use the index for these.
+        let keyCondition = group.modelKey == nil ? "model_key IS NULL" : "model_key = ?"
+        let keyParameters: [SQLValue] = group.modelKey.map { [.text($0.description)] } ?? []
         let (claimed, next) = try database.transaction {
             let itemID = try database.query(
-                "SELECT id FROM items WHERE state = 'pending' AND job_id = ? AND \(database.dialect.same("model_key")) ORDER BY idx LIMIT 1\(database.dialect.skipLocked)",
-                [.integer(group.jobID), key]
+                "SELECT id FROM items WHERE state = 'pending' AND job_id = ? AND \(keyCondition) ORDER BY idx LIMIT 1\(database.dialect.skipLocked)",
+                [.integer(group.jobID)] + keyParameters
             ).first?.first?.int
             let claimed = try itemID.flatMap { try claim($0, server: server, promptID: promptID, now: now) }
             let next = try database.query(
-                "SELECT MIN(idx) FROM items WHERE state = 'pending' AND job_id = ? AND \(database.dialect.same("model_key"))", [.integer(group.jobID), key]
+                "SELECT MIN(idx) FROM items WHERE state = 'pending' AND job_id = ? AND \(keyCondition)", [.integer(group.jobID)] + keyParameters
             ).first?.first?.int
             return (claimed, next)
         }

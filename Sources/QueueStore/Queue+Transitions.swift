@@ -24,9 +24,10 @@ extension Queue {
     public func claimNext(server: String, promptID: String, now: Double, jobIDs: Set<Int64>? = nil) throws -> ClaimedItem? {
         pendingCache = nil
         return try database.transaction {
+            // One indexed look per job (a correlated LIMIT 1), not a semi-join over every pending item.
             let candidates = try database.query(
                 """
-                SELECT id FROM jobs WHERE EXISTS (SELECT 1 FROM items WHERE items.job_id = jobs.id AND items.state = 'pending')
+                SELECT id FROM jobs WHERE (SELECT 1 FROM items WHERE items.state = 'pending' AND items.job_id = jobs.id ORDER BY items.idx LIMIT 1) IS NOT NULL
                 ORDER BY priority DESC, id
                 """)
             guard let jobID = candidates.compactMap({ $0[0].int }).first(where: { jobIDs?.contains($0) ?? true }) else { return nil }
@@ -122,11 +123,15 @@ extension Queue {
     /// `lease` seconds, or one `isAlive` says is dead (a process on this machine that is gone).
     /// Each is taken by one run only (the change is guarded by the owner it had). Returns them,
     /// now owned by `owner`, for the caller to reconcile with their servers.
-    public func adoptOrphans(lease: Double, now: Double, isAlive: (RunnerRecord) -> Bool) throws -> [ItemRow] {
+    /// `local` decides for runs of this very process (nil: not one of them), which share its
+    /// `runners` row.
+    public func adoptOrphans(
+        lease: Double, now: Double, isAlive: (RunnerRecord) -> Bool, local: (String) -> Bool? = { _ in nil }
+    ) throws -> [ItemRow] {
         guard let owner else { return [] }
         let live = try liveOwners(since: now - lease, isAlive: isAlive)
         var adopted: [ItemRow] = []
-        for item in try inFlight() where item.runner != owner && !(item.runner.map(live.contains) ?? false) {
+        for item in try inFlight() where item.runner != owner && !(item.runner.map { local($0) ?? live.contains(Self.process(of: $0)) } ?? false) {
             let taken = try database.query(
                 "UPDATE items SET runner = ? WHERE id = ? AND \(database.dialect.same("runner")) AND state IN ('submitting', 'running') RETURNING id",
                 [.text(owner), .integer(item.id), SQLValue(item.runner)])
@@ -141,9 +146,14 @@ extension Queue {
 
     /// Whether another run's items are in flight while that run looks gone (no heartbeat for
     /// `quiet` seconds) but its lease has not run out: a run waits for them rather than end.
-    public func hasOrphansSoon(quiet: Double, now: Double, isAlive: (RunnerRecord) -> Bool) throws -> Bool {
+    public func hasOrphansSoon(quiet: Double, now: Double, isAlive: (RunnerRecord) -> Bool, local: (String) -> Bool? = { _ in nil }) throws -> Bool {
         let beating = try liveOwners(since: now - quiet, isAlive: isAlive)
-        return try inFlight().contains { $0.runner != owner && !($0.runner.map(beating.contains) ?? false) }
+        return try inFlight().contains { $0.runner != owner && !($0.runner.map { local($0) ?? beating.contains(Self.process(of: $0)) } ?? false) }
+    }
+
+    /// The process part of an item's run, `host/pid` (what the `runners` row speaks for).
+    static func process(of owner: String) -> String {
+        owner.firstIndex(of: "#").map { String(owner[..<$0]) } ?? owner
     }
 
     /// `host/pid` of each run whose heartbeat is newer than `since` and that `isAlive` accepts.
@@ -159,13 +169,13 @@ extension Queue {
         return Set(rows.compactMap { $0.first?.text })
     }
 
+    /// One guarded UPDATE: atomic on its own on both backends (no transaction around it, which
+    /// on PostgreSQL would cost two more round trips a transition).
     private func change(_ itemID: Int64, promptID: String, from states: [ItemState], set: String, _ parameters: [SQLValue]) throws -> Bool {
-        try database.transaction {
-            let allowed = states.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-            return try database.query(
-                "UPDATE items SET \(set) WHERE id = ? AND prompt_id = ? AND state IN (\(allowed)) RETURNING id",
-                parameters + [.integer(itemID), .text(promptID)]
-            ).count == 1
-        }
+        let allowed = states.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+        return try database.query(
+            "UPDATE items SET \(set) WHERE id = ? AND prompt_id = ? AND state IN (\(allowed)) RETURNING id",
+            parameters + [.integer(itemID), .text(promptID)]
+        ).count == 1
     }
 }

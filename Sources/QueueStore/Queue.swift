@@ -266,6 +266,13 @@ public final class Queue {
         ALTER TABLE items ADD COLUMN runner TEXT;
         ALTER TABLE runners ADD COLUMN version TEXT;
         """,
+        // Claims look for a job's first pending item; done items leave the other indexes'
+        // pending range slow to walk (and the planner may prefer the (job, idx) index and skip
+        // every finished item). Partial indexes hold only what waits.
+        """
+        CREATE INDEX items_pending ON items (job_id, idx) WHERE state = 'pending';
+        CREATE INDEX items_pending_by_model ON items (job_id, model_key, idx) WHERE state = 'pending';
+        """,
     ])
 
     /// `$COMFYQ_DB`, else `$XDG_STATE_HOME/comfyq/queue.db`, else `~/.local/state/comfyq/queue.db`.
@@ -297,7 +304,7 @@ public final class Queue {
     @discardableResult
     public func add(_ spec: JobSpec, items: [JobItem], now: Double) throws -> Int64 {
         pendingCache = nil
-        return try database.transaction {
+        let added = try database.transaction {
             let inserted = try database.query(
                 "INSERT INTO jobs (name, file, workflow, spec, priority, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 [.text(spec.name), .text(spec.file), .text(spec.workflow.json.serialized()), .text(spec.settings.json.serialized()),
@@ -321,6 +328,10 @@ public final class Queue {
             }
             return jobID
         }
+        // PostgreSQL plans from statistics its autovacuum gathers later: after a large job,
+        // gather them now, or the next claims scan the whole table.
+        if database.dialect == .postgres && items.count >= 1_000 { try database.execute("ANALYZE items") }
+        return added
     }
 
     // MARK: Reading

@@ -16,9 +16,9 @@ extension Runner {
         do {
             // What a gone run left (taken over now), and what this run holds in the queue but
             // not here (a write it could not confirm while the queue failed).
-            let adopted = try queue.adoptOrphans(lease: options.lease, now: wallClock, isAlive: Self.isAlive)
+            let adopted = try queue.adoptOrphans(lease: options.lease, now: wallClock, isAlive: Self.isAlive, local: Self.isRunning)
             let taken = Set(adopted.map(\.id))
-            let own = try queue.inFlight().filter { $0.runner == Self.owner && !taken.contains($0.id) }
+            let own = try queue.inFlight().filter { $0.runner == owner && !taken.contains($0.id) }
             left = (adopted + own).filter { $0.promptID.map { inFlight[$0] == nil } ?? true }
         } catch {
             continuation.yield(.message("queue: cannot read the items in flight: \(error)"))
@@ -139,8 +139,34 @@ struct StoredJobError: Error, CustomStringConvertible {
 }
 
 extension Runner {
-    /// How this run's items name it in the queue: `host/pid`.
-    static let owner = "\(ProcessInfo.processInfo.hostName)/\(getpid())"
+    /// This process's runs so far (each run names its items `host/pid#N`), and those running now.
+    nonisolated(unsafe) static var instances = 0
+    nonisolated(unsafe) static var running: Set<String> = []
+    static let instancesLock = NSLock()
+    static let processPrefix = "\(ProcessInfo.processInfo.hostName)/\(getpid())#"
+
+    /// For an owner of this process: whether that run is still going (nil: another process's).
+    static func isRunning(_ owner: String) -> Bool? {
+        guard owner.hasPrefix(processPrefix) else { return nil }
+        return instancesLock.withLock { running.contains(owner) }
+    }
+
+    static func setRunning(_ owner: String, _ on: Bool) {
+        instancesLock.withLock {
+            if on { running.insert(owner) } else { running.remove(owner) }
+        }
+    }
+
+    /// A new name for a run's items: `host/pid#N`. The process part is what the queue's
+    /// `runners` row and its heartbeat speak for; `#N` keeps two runs in one process (tests,
+    /// benchmarks) from taking each other's items for their own.
+    static func newOwner() -> String {
+        let number = instancesLock.withLock {
+            instances += 1
+            return instances
+        }
+        return "\(ProcessInfo.processInfo.hostName)/\(getpid())#\(number)"
+    }
 
     /// A run silent this long may be gone: the others wait for its lease to run out before
     /// they end (its heartbeat comes every 5 s).

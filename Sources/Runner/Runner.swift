@@ -42,6 +42,8 @@ public actor Runner {
     var inputHashes: [String: (size: Int64, modified: Double, sha256: String)] = [:]
     /// The run is ending: server news is no longer acted on.
     var serversStopped = false
+    /// How this run's items name it in the queue (`host/pid#N`; see `newOwner`).
+    let owner: String
     /// When this run last looked for items of runs that have gone.
     var lastAdoption: Double = 0
     /// When server rows were last written to the queue (a heartbeat for other processes).
@@ -82,7 +84,8 @@ public actor Runner {
     public init(queuePath: String, options: RunnerOptions) throws {
         self.options = options
         queue = try Queue(path: queuePath)
-        queue.owner = Self.owner
+        owner = Self.newOwner()
+        queue.owner = owner
         (events, continuation) = AsyncStream.makeStream(of: RunnerEvent.self)
         (commands, connectionCommands) = AsyncStream.makeStream(of: ConnectionCommand.self)
         (exits, processExits) = AsyncStream.makeStream(of: Int.self)
@@ -99,6 +102,8 @@ public actor Runner {
 
     /// Runs until the queue is empty (or forever with `watch`), then returns what happened.
     public func run() async -> RunSummary {
+        Self.setRunning(owner, true)
+        defer { Self.setRunning(owner, false) }
         Self.removeStalePreviews(in: options.stateFolder + "/previews", now: wallClock)
         makeSlots()
         let exits = exits
@@ -253,7 +258,7 @@ public actor Runner {
             // Items waiting, or items a run that looks gone holds until its lease runs out: this
             // run takes those over then, rather than end and leave them in flight.
             return try queue.hasPending(jobIDs: options.jobIDs)
-                || queue.hasOrphansSoon(quiet: Self.quiet, now: wallClock, isAlive: Self.isAlive)
+                || queue.hasOrphansSoon(quiet: Self.quiet, now: wallClock, isAlive: Self.isAlive, local: Self.isRunning)
         } catch {
             // Unknown is not "nothing pending" (the run would end with items queued).
             queueFailed(error, doing: "read")
@@ -520,7 +525,7 @@ public actor Runner {
         }
         // Another run took it over (this one was silent past its lease): that run collects it.
         do {
-            if let holder = try queue.holder(of: flight.itemID, promptID: promptID), holder != Self.owner {
+            if let holder = try queue.holder(of: flight.itemID, promptID: promptID), holder != owner {
                 _ = removeFlight(promptID)
                 continuation.yield(.message("\(flight.label): taken over by the run \(holder); it collects the outputs"))
                 refill()
