@@ -55,6 +55,8 @@ public final class PostgresDatabase: Database {
         guard PQserverVersion(connection) >= 120000 else {
             throw DatabaseError(code: 0, message: "\(path): PostgreSQL 12 or newer is needed (this server is \(PQserverVersion(connection)))", sqlState: "0A000")
         }
+        // The server's notices (a shutdown's "terminating connection") are not for the user's terminal.
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
         _ = try run("SET client_min_messages = warning", [])
         _ = try run("LISTEN comfyq", [])
     }

@@ -44,6 +44,10 @@ public actor Runner {
     var serversStopped = false
     /// How this run's items name it in the queue (`host/pid#N`; see `newOwner`).
     let owner: String
+    /// Where the queue is (a file, or a PostgreSQL URL).
+    let queuePath: String
+    /// `--watch` on PostgreSQL: hears other processes' commits.
+    var listener: QueueListener?
     /// When this run last looked for items of runs that have gone.
     var lastAdoption: Double = 0
     /// When server rows were last written to the queue (a heartbeat for other processes).
@@ -83,6 +87,7 @@ public actor Runner {
 
     public init(queuePath: String, options: RunnerOptions) throws {
         self.options = options
+        self.queuePath = queuePath
         queue = try Queue(path: queuePath)
         owner = Self.newOwner()
         queue.owner = owner
@@ -153,6 +158,11 @@ public actor Runner {
                     "watch": .bool(options.watch), "started_at": .double(wallClock),
                 ]))
         await reconcile()
+        if options.watch && queue.database.dialect == .postgres {
+            let listener = QueueListener(url: queuePath)
+            self.listener = listener
+            tasks.append(Task { [weak self] in for await _ in listener.changes { await self?.queueChanged() } })
+        }
         tasks.append(Task { [weak self] in
             // The next tick, or sooner when a server's restart or start deadline is due.
             while let delay = await self?.nextTickDelay() {
@@ -181,6 +191,7 @@ public actor Runner {
     /// Ends the long-lived tasks by ending what they wait on (see `tasks`).
     private func endTasks() {
         ended = true
+        listener?.stop()
         for slot in servers {
             slot.lane.finish()
             slot.probes.finish()
