@@ -3,6 +3,7 @@ import ComfyCore
 import Foundation
 import Hooks
 import QueueStore
+import Synchronization
 
 /// Reconciling what a previous run left in flight, and building what the runner keeps about a
 /// claimed item.
@@ -140,20 +141,18 @@ struct StoredJobError: Error, CustomStringConvertible {
 
 extension Runner {
     /// This process's runs so far (each run names its items `host/pid#N`), and those running now.
-    nonisolated(unsafe) static var instances = 0
-    nonisolated(unsafe) static var running: Set<String> = []
-    static let instancesLock = NSLock()
+    static let registry = Mutex<(made: Int, running: Set<String>)>((0, []))
     static let processPrefix = "\(ProcessInfo.processInfo.hostName)/\(getpid())#"
 
     /// For an owner of this process: whether that run is still going (nil: another process's).
     static func isRunning(_ owner: String) -> Bool? {
         guard owner.hasPrefix(processPrefix) else { return nil }
-        return instancesLock.withLock { running.contains(owner) }
+        return registry.withLock { $0.running.contains(owner) }
     }
 
     static func setRunning(_ owner: String, _ on: Bool) {
-        instancesLock.withLock {
-            if on { running.insert(owner) } else { running.remove(owner) }
+        registry.withLock {
+            if on { $0.running.insert(owner) } else { $0.running.remove(owner) }
         }
     }
 
@@ -161,11 +160,11 @@ extension Runner {
     /// `runners` row and its heartbeat speak for; `#N` keeps two runs in one process (tests,
     /// benchmarks) from taking each other's items for their own.
     static func newOwner() -> String {
-        let number = instancesLock.withLock {
-            instances += 1
-            return instances
+        let number = registry.withLock {
+            $0.made += 1
+            return $0.made
         }
-        return "\(ProcessInfo.processInfo.hostName)/\(getpid())#\(number)"
+        return processPrefix + String(number)
     }
 
     /// A run silent this long may be gone: the others wait for its lease to run out before
