@@ -111,8 +111,10 @@ import FoundationNetworking
         let job = root.appendingPathComponent("many.json").path
         try """
             {name: "many", workflow: "\(RunCommandTests.workflow)", seeds: {start: 1, count: 40},
-             set: {"KSampler.steps": 20, "Empty Latent Image.width": 64, "Empty Latent Image.height": 64}, output: {folder: "out"}}
+             set: {"KSampler.steps": 60, "Empty Latent Image.width": 64, "Empty Latent Image.height": 64}, output: {folder: "out"}}
             """.write(toFile: job, atomically: true, encoding: .utf8)
+        // 1.2 s an item on the simulated GPU: the batch lasts ~50 s, so it is still going however
+        // slowly the machine lets the test look at it.
         let process = Process()
         process.executableURL = Paths.binary
         process.arguments = ["run", "--simulate", job, "--db", db]
@@ -140,10 +142,10 @@ import FoundationNetworking
         defer { try? FileManager.default.removeItem(at: root) }
         let (process, db) = try Self.start(root)
         let exit = Task { try await Self.wait(process) }
-        // Wait until prompts are in flight.
-        for _ in 0..<100 {
-            try await Task.sleep(for: .milliseconds(50))
-            if (try await Self.counts(db))["running"]?.numberValue?.int ?? 0 > 0 { break }
+        // Wait until prompts are in flight (the queue is made by the run: until then there is nothing to read).
+        _ = try await eventually("prompts in flight", timeout: 60) { () -> Bool? in
+            guard FileManager.default.fileExists(atPath: db), let counts = try? await Self.counts(db) else { return nil }
+            return (counts["running"]?.numberValue?.int ?? 0) > 0 ? true : nil
         }
         for _ in 0..<presses {
             kill(process.processIdentifier, SIGINT)
