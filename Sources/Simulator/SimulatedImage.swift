@@ -111,8 +111,7 @@ public enum SimulatedImage {
             visited += 1
             if sampler == nil, this.inputs["seed"] ?? this.inputs["noise_seed"] != nil { sampler = this }
             if this.classType == "LoadImage" || this.classType == "LoadImageMask" { input = this.inputs["image"]?.stringValue }
-            let next = ["images", "samples", "latent_image", "pixels", "image"].lazy.compactMap { this.inputs[$0].flatMap(Workflow.link(in:)) }.first
-            current = next.flatMap { workflow[$0.node] }
+            current = Simulator.upstream(of: this, in: workflow)
         }
         func text(_ value: JSONValue?) -> String? { value.flatMap { $0.stringValue ?? $0.numberValue?.literal } }
         func follow(_ name: String, from node: WorkflowNode?, to keys: [String]) -> String? {

@@ -452,11 +452,16 @@ extension Simulator {
             if this.classType == "ImageScaleBy", !sized, let scale = this.inputs["scale_by"]?.numberValue?.double {
                 scaleBy *= scale
             }
-            let next = ["images", "samples", "latent_image", "pixels", "image"].lazy.compactMap { this.inputs[$0].flatMap(Workflow.link(in:)) }.first
-            current = next.flatMap { workflow[$0.node] }
+            current = upstream(of: this, in: workflow)
         }
         width = Int((Double(width) * scaleBy).rounded())
         height = Int((Double(height) * scaleBy).rounded())
         return (min(max(width, 8), 4096), min(max(height, 8), 4096), min(max(batch, 1), 16), (seed ?? 0) ^ inputMix)
+    }
+
+    /// The node an output's image or latent comes from (its `images`, `samples`, `latent_image`,
+    /// `pixels` or `image` input), walking up from an output node.
+    static func upstream(of node: WorkflowNode, in workflow: Workflow) -> WorkflowNode? {
+        ["images", "samples", "latent_image", "pixels", "image"].lazy.compactMap { node.inputs[$0].flatMap(Workflow.link(in:)) }.first.flatMap { workflow[$0.node] }
     }
 }
