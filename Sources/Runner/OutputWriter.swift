@@ -135,7 +135,8 @@ enum OutputWriter {
         let document: JSONValue = [
             "schema": 1, "job": .string(flight.jobName), "item": .int(flight.index), "prompt_id": .string(flight.promptID),
             "server": .string(server), "parameters": flight.parameters, "seed": seed(flight).map { .string($0) } ?? .null,
-            "workflow_sha1": .string(SHA1.hash(Array(flight.workflow.json.serialized().utf8)).map { String(format: "%02x", $0) }.joined()),
+            "workflow_sha1": .string(SHA1.hex(Array(flight.workflow.json.serialized().utf8))),
+            "ui_workflow": flight.uiWorkflow?.json ?? .null,
             "timings": .object(timings), "attempt": .int(flight.attempts), "hook_overrides": flight.hookOverrides,
             "model_key": .string(flight.modelKey.description), "inputs": .array(flight.inputs.map(\.json)),
             "source": ["filename": .string(file.filename), "subfolder": .string(file.subfolder), "type": .string(file.type)],

@@ -123,11 +123,13 @@ extension Runner {
             throw StoredJobError(what: "the item's stored parameters", reason: "\(error)")
         }
         let workflow = graph.applying(parameters, addresses: settings.addresses)
-        return InFlight(
+        var flight = InFlight(
             itemID: item.id, promptID: promptID, label: "\(item.jobName)/\(item.index)", jobName: item.jobName, index: item.index,
             attempts: item.attempts, retries: settings.retries, server: server, parameters: parameters, outputFolder: settings.output.folder,
             template: settings.output.template, workflow: workflow, modelKey: ModelKey(workflow), startedAt: now, lastHeard: now,
             stallTimeout: settings.stallTimeout, phaseSince: now)
+        flight.uiWorkflow = settings.uiWorkflow
+        return flight
     }
 }
 

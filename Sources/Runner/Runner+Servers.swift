@@ -36,6 +36,8 @@ struct ServerSlot {
     var maxUploadSize: Int64?
     /// Its version and API (the jobs API of ComfyUI 0.38), probed each time it comes up.
     var features: ServerFeatures?
+    /// Its node definitions and what it cannot run (pre-flight).
+    var preflight = ServerPreflight.waiting
     /// Whether to use the jobs API with it.
     var jobs: Bool { features?.jobs ?? false }
 
@@ -55,7 +57,7 @@ enum ConnectionCommand: Sendable {
 /// What one health probe found.
 enum ProbeResult: Sendable {
     /// With what it offers when that was asked too (once per time it comes up).
-    case answered(SystemStats, ServerFeatures?)
+    case answered(SystemStats, ServerFeatures?, definitions: Result<NodeDefinitionsSource, ComfyAPIError>?)
     case failed(String, notComfyUI: Bool)
 }
 
@@ -108,19 +110,30 @@ extension Runner {
             tasks.append(
                 Task { [weak self] in
                     for await _ in requests {
-                        let result = await Self.probe(probeAPI, features: await self?.needsFeatures(index) ?? false)
+                        let cache = await self?.definitionsCache(for: index)
+                        let result = await Self.probe(
+                            probeAPI, features: await self?.needsFeatures(index) ?? false, definitions: cache.map { ($0, definition.name, api) })
                         await self?.probed(index, result)
                     }
                 })
         }
     }
 
-    /// `/system_stats`, and with `features` whether the jobs API answers.
-    static func probe(_ api: ComfyAPI, features: Bool) async -> ProbeResult {
+    /// `/system_stats`; with `features` whether the jobs API answers; with `definitions` the
+    /// server's node definitions (through the cache, with the full timeout: 300 KB and more).
+    static func probe(_ api: ComfyAPI, features: Bool, definitions: (cache: ObjectInfoCache, name: String, api: ComfyAPI)? = nil) async -> ProbeResult {
         do {
             let stats = try await api.systemStats()
-            guard features else { return .answered(stats, nil) }
-            return .answered(stats, ServerFeatures(version: stats.comfyUIVersion, jobs: try await api.hasJobsAPI()))
+            var fetched: Result<NodeDefinitionsSource, ComfyAPIError>?
+            if let definitions {
+                do {
+                    fetched = .success(try await definitions.cache.definitions(name: definitions.name, api: definitions.api))
+                } catch {
+                    fetched = .failure(error)
+                }
+            }
+            guard features else { return .answered(stats, nil, definitions: fetched) }
+            return .answered(stats, ServerFeatures(version: stats.comfyUIVersion, jobs: try await api.hasJobsAPI()), definitions: fetched)
         } catch {
             if case .notComfyUI = error.kind {
                 let port = api.baseURL.port.map { "port \($0)" } ?? api.name
@@ -136,7 +149,8 @@ extension Runner {
     func firstLook() async -> Bool {
         for index in servers.indices {
             _ = servers[index].health.tick(at: now)  // the machine asks for its first probe
-            let result = await Self.probe(servers[index].probeAPI, features: true)
+            let definitions = definitionsCache(for: index).map { ($0, servers[index].name, servers[index].api) }
+            let result = await Self.probe(servers[index].probeAPI, features: true, definitions: definitions)
             probed(index, result)
         }
         return servers.contains { $0.health.state == .up || $0.health.state == .starting || $0.definition.isSupervised }
@@ -148,8 +162,9 @@ extension Runner {
     func probed(_ index: Int, _ result: ProbeResult) {
         guard !serversStopped else { return }
         switch result {
-        case .answered(let stats, let features):
+        case .answered(let stats, let features, let definitions):
             servers[index].stats = stats
+            if let definitions { received(definitions, on: index) }
             if let features {
                 if servers[index].features == nil {
                     continuation.yield(.message("\(servers[index].name): ComfyUI \(features.version ?? "of unknown version"), \(features.apiDescription)"))

@@ -84,6 +84,9 @@ public actor Runner {
     var tasks: [Task<Void, Never>] = []
     /// The run has returned: the clock stops.
     var ended = false
+    /// Pre-flight at the start found problems no server gets past: nothing is claimed, and the
+    /// run ends (once what a previous run left in flight is settled) with them.
+    var preflightProblems: [String]?
 
     public init(queuePath: String, options: RunnerOptions) throws {
         self.options = options
@@ -158,6 +161,8 @@ public actor Runner {
                     "watch": .bool(options.watch), "started_at": .double(wallClock),
                 ]))
         await reconcile()
+        let problems = preflightAtStart()
+        if !problems.isEmpty { preflightProblems = problems }
         if options.watch && queue.database.dialect == .postgres {
             let listener = QueueListener(url: queuePath)
             self.listener = listener
@@ -243,6 +248,12 @@ public actor Runner {
     /// is the one to report if it does (Ctrl-C twice).
     func checkFinished(reason: StopReason? = nil) {
         guard finish != nil else { return }
+        if let problems = preflightProblems, inFlight.isEmpty, let finish {
+            self.finish = nil
+            finish.resume(
+                returning: RunSummary(done: done, failed: failed, retried: retried, skipped: skipped, seconds: now, stopReason: .preflightFailed(problems)))
+            return
+        }
         // Whether items wait matters only once nothing is in flight: asked then, not after every prompt.
         let pending = queueBroken == nil && inFlight.isEmpty && hasPending()
         // Asking the queue may have ended the run already (a queue that failed for good).
@@ -268,7 +279,8 @@ public actor Runner {
         do {
             // Items waiting, or items a run that looks gone holds until its lease runs out: this
             // run takes those over then, rather than end and leave them in flight.
-            return try queue.hasPending(jobIDs: options.jobIDs)
+            // Items only that no server can run (pre-flight) wait for a server that can.
+            return try (queue.hasPending(jobIDs: options.jobIDs) && !onlyUnrunnablePending())
                 || queue.hasOrphansSoon(quiet: Self.quiet, now: wallClock, isAlive: Self.isAlive, local: Self.isRunning)
         } catch {
             // Unknown is not "nothing pending" (the run would end with items queued).
@@ -282,18 +294,22 @@ public actor Runner {
     /// Fills every available server's free slots from the queue, as the dispatch policy
     /// chooses (priority, then what each server has loaded; see `DispatchPolicy`).
     func refill() {
-        guard !draining, paused == nil else { return }
+        guard !draining, paused == nil, preflightProblems == nil else { return }
         // A claim can find its group emptied by another runner: plan again, a few times at most.
         for _ in 0..<4 {
+            // A server whose node definitions are still to come (pre-flight) gets nothing yet.
             var slots = servers.indices.map { index in
                 DispatchPolicy.Server(
-                    freeSlots: servers[index].isAvailable && servers[index].coolDownUntil <= now ? max(0, freeSlots(index)) : 0,
+                    freeSlots: servers[index].isAvailable && servers[index].coolDownUntil <= now && !needsDefinitions(index)
+                        ? max(0, freeSlots(index)) : 0,
                     loaded: servers[index].loaded)
             }
             guard slots.contains(where: { $0.freeSlots > 0 }) else { return }
             let plan: [DispatchPolicy.Assignment]
             do {
-                plan = options.dispatch.plan(groups: try queue.pendingGroups(jobIDs: options.jobIDs), servers: &slots, now: wallClock)
+                let groups = try queue.pendingGroups(jobIDs: options.jobIDs)
+                for index in slots.indices where slots[index].freeSlots > 0 { slots[index].excluded = excludedGroups(groups, for: index) }
+                plan = options.dispatch.plan(groups: groups, servers: &slots, now: wallClock)
             } catch {
                 // Unknown is not "nothing to claim".
                 queueFailed(error, doing: "read")

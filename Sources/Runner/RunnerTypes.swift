@@ -42,6 +42,9 @@ public struct RunnerOptions: Sendable {
     public var version: String?
     /// Keeps each job's report up to date as its items finish; nil for none.
     public var reports: (any JobReports)?
+    /// Where servers' node definitions are cached: each server's are fetched before its first
+    /// submission, and the pending items are checked against them (pre-flight); nil: no pre-flight.
+    public var preflight: ObjectInfoCache?
 
     public init(servers: [URL]) { self.servers = servers.map { ServerDefinition(name: ComfyAPI(baseURL: $0).name, url: ComfyAPI(baseURL: $0).name) } }
 
@@ -119,6 +122,8 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
     case noServerAnswers([String])
     /// Every server was given up (or stopped) during the run: the reason for each.
     case noServerLeft([String])
+    /// Pre-flight at the start found items no server can run: one line per problem.
+    case preflightFailed([String])
     /// The queue could not be read or written.
     case queueFailed(String)
 
@@ -128,6 +133,7 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
         case .drained: "drained; the rest is still queued"
         case .noServerAnswers: "no server answers"
         case .noServerLeft(let reasons): "no server left: " + reasons.joined(separator: "; ")
+        case .preflightFailed(let lines): "pre-flight: \(lines.count) problem\(lines.count == 1 ? "" : "s") no server gets past; nothing was submitted"
         case .queueFailed(let reason): "queue: \(reason)"
         }
     }
@@ -175,6 +181,8 @@ struct InFlight: Sendable {
     var workflow: Workflow
     /// What that graph loads (recorded in the sidecar).
     var modelKey: ModelKey
+    /// The UI-format file the job's graph was converted from (recorded in the sidecar).
+    var uiWorkflow: UIWorkflowRecord? = nil
     var startedAt: Double
     var lastHeard: Double
     var stallTimeout: Double

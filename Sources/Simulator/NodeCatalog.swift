@@ -114,34 +114,88 @@ public enum NodeCatalog {
         "add_noise", "return_with_leftover_noise", "start_at_step", "end_at_step",
     ]
 
-    /// `GET /object_info` in ComfyUI's shape (inputs, order, outputs, output_node, category).
-    /// Inputs naming an input-folder file list `inputFiles` with their upload flag, as ComfyUI's
-    /// `LoadImage` does.
-    public static func objectInfo(inputFiles: [String] = []) -> JSONValue {
+    /// ComfyUI's display names (the frontend's default titles).
+    static let displayNames = [
+        "CheckpointLoaderSimple": "Load Checkpoint", "LoraLoader": "Load LoRA", "CLIPTextEncode": "CLIP Text Encode (Prompt)",
+        "EmptyLatentImage": "Empty Latent Image", "KSamplerAdvanced": "KSampler (Advanced)", "LatentUpscale": "Upscale Latent",
+        "VAEDecode": "VAE Decode", "SaveImage": "Save Image", "PreviewImage": "Preview Image", "LoadImage": "Load Image",
+        "LoadImageMask": "Load Image (as Mask)", "VAEEncode": "VAE Encode", "VAEEncodeForInpaint": "VAE Encode (for Inpainting)",
+        "SetLatentNoiseMask": "Set Latent Noise Mask", "ImageScaleBy": "Upscale Image By", "UpscaleModelLoader": "Load Upscale Model",
+        "ImageUpscaleWithModel": "Upscale Image (using Model)",
+    ]
+
+    /// ComfyUI 0.3.64's samplers and schedulers, as its `/object_info` lists them.
+    static let samplers = [
+        "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast",
+        "dpm_adaptive", "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp",
+        "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm",
+        "ipndm", "ipndm_v", "deis", "res_multistep", "res_multistep_cfg_pp", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp",
+        "gradient_estimation", "gradient_estimation_cfg_pp", "er_sde", "seeds_2", "seeds_3", "sa_solver", "sa_solver_pece", "ddim", "uni_pc",
+        "uni_pc_bh2",
+    ]
+    static let schedulers = ["simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal", "linear_quadratic", "kl_optimal"]
+
+    /// Each number input's options as ComfyUI gives them (default, min, max).
+    static let numbers: [String: JSONObject] = [
+        "seed": ["default": 0, "min": 0, "max": .number(JSONNumber(UInt64.max)), "control_after_generate": true],
+        "noise_seed": ["default": 0, "min": 0, "max": .number(JSONNumber(UInt64.max)), "control_after_generate": true],
+        "steps": ["default": 20, "min": 1, "max": 10000], "cfg": ["default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1],
+        "denoise": ["default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01], "width": ["default": 512, "min": 16, "max": 16384, "step": 8],
+        "height": ["default": 512, "min": 16, "max": 16384, "step": 8], "batch_size": ["default": 1, "min": 1, "max": 4096],
+        "strength_model": ["default": 1.0, "min": -100.0, "max": 100.0], "strength_clip": ["default": 1.0, "min": -100.0, "max": 100.0],
+        "scale_by": ["default": 1.0, "min": 0.01, "max": 8.0], "grow_mask_by": ["default": 6, "min": 0, "max": 64],
+        "start_at_step": ["default": 0, "min": 0, "max": 10000], "end_at_step": ["default": 10000, "min": 0, "max": 10000],
+    ]
+
+    /// `GET /object_info` in ComfyUI's shape (inputs in `required` and `optional`, order, outputs,
+    /// output_node, category), with the lists and ranges pre-flight checks against: samplers and
+    /// schedulers, the checkpoints of `--models` (an empty list when any name is accepted), number
+    /// limits. Inputs naming an input-folder file list `inputFiles` with their upload flag, as
+    /// ComfyUI's `LoadImage` does.
+    public static func objectInfo(inputFiles: [String] = [], models: Set<String>? = nil) -> JSONValue {
         var object = JSONObject()
         for name in classes.keys.sorted() {
             let node = classes[name]!
             var required = JSONObject()
+            var optional = JSONObject()
             for input in node.required {
+                let spec: JSONValue
                 if let flag = node.uploads[input.name] {
-                    required[input.name] = [.array(inputFiles.map { .string($0) }), .object([flag: true])]
-                } else if let values = node.choices[input.name] {
-                    required[input.name] = [.array(values.map { .string($0) }), [:]]
+                    spec = [.array(inputFiles.map { .string($0) }), .object([flag: true])]
+                } else if let values = node.choices[input.name] ?? choices(input.name, models: models) {
+                    spec = [.array(values.map { .string($0) }), [:]]
+                } else if let options = numbers[input.name], input.type == "INT" || input.type == "FLOAT" {
+                    spec = [.string(input.type), .object(options)]
                 } else {
-                    required[input.name] = [.string(input.type), [:]]
+                    spec = [.string(input.type), [:]]
                 }
+                if defaults.contains(input.name) { optional[input.name] = spec } else { required[input.name] = spec }
             }
+            let order = node.required.map(\.name)
             object[name] = [
-                "input": ["required": .object(required)],
-                "input_order": ["required": .array(node.required.map { .string($0.name) })],
+                "input": ["required": .object(required), "optional": .object(optional)],
+                "input_order": [
+                    "required": .array(order.filter { !defaults.contains($0) }.map { .string($0) }),
+                    "optional": .array(order.filter { defaults.contains($0) }.map { .string($0) }),
+                ],
                 "output": .array(node.outputs.map { .string($0) }),
                 "output_is_list": .array(node.outputs.map { _ in false }),
                 "output_name": .array(node.outputs.map { .string($0) }),
-                "name": .string(name), "display_name": .string(name), "description": "", "python_module": "nodes",
+                "name": .string(name), "display_name": .string(displayNames[name] ?? name), "description": "", "python_module": "nodes",
                 "category": .string(node.category), "output_node": .bool(node.isOutput),
             ]
         }
         return .object(object)
+    }
+
+    /// The values a list input offers, when the simulator knows them.
+    static func choices(_ input: String, models: Set<String>?) -> [String]? {
+        switch input {
+        case "sampler_name": samplers
+        case "scheduler": schedulers
+        case "ckpt_name": models.map { $0.sorted() }
+        default: nil
+        }
     }
 }
 
@@ -265,7 +319,7 @@ enum PromptValidator {
                 }
                 continue
             }
-            if let values = nodeClass.choices[input.name], let text = value.stringValue, !values.contains(text) {
+            if let values = nodeClass.choices[input.name] ?? NodeCatalog.choices(input.name, models: nil), let text = value.stringValue, !values.contains(text) {
                 let list = values.map { "'\($0)'" }.joined(separator: ", ")
                 error("value_not_in_list", "Value not in list", "\(input.name): '\(text)' not in [\(list)]", input.name, ["received_value": value])
             }

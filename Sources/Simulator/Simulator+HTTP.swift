@@ -81,10 +81,10 @@ extension Simulator {
             return HTTPResponse(status: 200, contentType: "text/plain")
         case ("GET", "/view"): return view(request.query)
         case ("GET", "/system_stats"): return json(systemStats())
-        case ("GET", "/object_info"): return json(NodeCatalog.objectInfo(inputFiles: inputFiles()))
+        case ("GET", "/object_info"): return json(NodeCatalog.objectInfo(inputFiles: inputFiles(), models: options.models))
         case ("GET", _) where path.hasPrefix("/object_info/"):
             let name = String(path.dropFirst("/object_info/".count))
-            return json(NodeCatalog.objectInfo(inputFiles: inputFiles())[name].map { .object([name: $0]) } ?? [:])
+            return json(NodeCatalog.objectInfo(inputFiles: inputFiles(), models: options.models)[name].map { .object([name: $0]) } ?? [:])
         case ("GET", "/features"): return json(features())
         case ("POST", "/upload/image"): return upload(request, mask: false)
         case ("POST", "/upload/mask"): return upload(request, mask: true)

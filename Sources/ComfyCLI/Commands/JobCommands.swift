@@ -4,6 +4,7 @@ import Foundation
 import Hooks
 import InputFiles
 import QueueStore
+import WebSocket
 
 /// Job files invalid: every problem already printed, one per line (exit 65, EX_DATAERR).
 struct InvalidJobFiles: Error, CustomStringConvertible, ExitCodeProviding {
@@ -20,8 +21,8 @@ enum JobFiles {
 
     static var loader: JobLoader { loader(uploads: .builtIn) }
 
-    static func loader(uploads: UploadInputs) -> JobLoader {
-        JobLoader(
+    static func loader(uploads: UploadInputs, definitions: NodeDefinitionsSource? = nil) -> JobLoader {
+        var loader = JobLoader(
             readFile: { path in
                 do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
                     throw LoadFailure(reason: FileManager.default.fileExists(atPath: path) ? "cannot read it" : "no such file")
@@ -29,6 +30,10 @@ enum JobFiles {
             },
             fileExists: { FileManager.default.fileExists(atPath: $0) }, files: LocalFiles.files, uploads: uploads,
             workingDirectory: FileManager.default.currentDirectoryPath)
+        loader.nodeDefinitions = definitions
+        loader.now = DateParts(Date())
+        loader.digest = { SHA1.hex($0) }
+        return loader
     }
 
     struct LoadFailure: Error, CustomStringConvertible {
@@ -37,8 +42,8 @@ enum JobFiles {
     }
 
     /// Loads every file; all problems in all files are reported together.
-    static func load(_ paths: [String], uploads: UploadInputs = .builtIn) throws -> [JobSpec] {
-        let loader = loader(uploads: uploads)
+    static func load(_ paths: [String], uploads: UploadInputs = .builtIn, definitions: NodeDefinitionsSource? = nil) throws -> [JobSpec] {
+        let loader = loader(uploads: uploads, definitions: definitions)
         var specs: [JobSpec] = []
         var problems: [JobProblem] = []
         for path in paths {
@@ -116,46 +121,47 @@ enum JobFiles {
 /// `comfyq validate JOB…`
 enum ValidateCommand {
     static let spec = CommandSpec(
-        name: "validate", abstract: "Check job files without queueing anything.",
-        discussion: "Prints every problem, one line each (file, where, why), and exits 65 if there is any.",
+        name: "validate", abstract: "Check job files, and their items against the servers, without queueing anything.",
+        discussion: """
+            Prints every problem, one line each (file, where, why), and exits 65 if there is any. With servers \
+            (--server, the jobs' servers, or the servers file's) that answer, or their cached node definitions, \
+            UI-format workflows are converted and every item is pre-flighted: node types, listed values \
+            (checkpoints, samplers…), number ranges, required inputs, types; input files against max_upload_size.
+            """,
         arguments: [ArgumentSpec("job", help: "Job files (JSON with comments and trailing commas).", variadic: true)],
-        options: [
-            .value(
-                "server", name: "name|url",
-                help: "Also check against this server: which inputs take uploaded files (its custom\nnodes too) and its max_upload_size.",
-                repeatable: true),
-            ServersConfig.option,
-        ]
+        options: [ServerChecks.serverOption, ServerChecks.noPreflightOption, ServersConfig.option]
     ) { arguments, console in
-        let specs = try await checked(arguments.positionals, servers: arguments.values("server"), arguments: arguments, console: console)
+        let (specs, fetched) = try await checked(arguments.positionals, arguments: arguments, console: console)
         for spec in specs {
-            console.print("\(spec.file): ok, \(spec.itemCount) item\(spec.itemCount == 1 ? "" : "s") (\(spec.name))")
+            let converted = spec.uiWorkflow.map { " (converted from the UI format with the node definitions of \($0.definitions))" } ?? ""
+            console.print("\(spec.file): ok, \(spec.itemCount) item\(spec.itemCount == 1 ? "" : "s") (\(spec.name))\(converted)")
         }
         return .success
     }
 }
 
 extension ValidateCommand {
-    /// Loads the jobs; with servers, with their upload inputs, and every input file checked
-    /// against each server's `max_upload_size`.
-    static func checked(_ paths: [String], servers names: [String], arguments: ParsedArguments, console: Console) async throws -> [JobSpec] {
-        guard !names.isEmpty else { return try JobFiles.load(paths) }
-        let definitions = try ServersConfig.resolve(names, in: try ServersConfig.load(arguments, console), what: "--server", command: spec)
+    /// Loads the jobs with the servers' node definitions (UI-format workflows converted, the
+    /// servers' upload inputs known), checks input files against each server's
+    /// `max_upload_size`, and pre-flights every item unless `--no-preflight`.
+    static func checked(
+        _ paths: [String], arguments: ParsedArguments, console: Console
+    ) async throws -> (specs: [JobSpec], fetched: ServerChecks.Fetched) {
+        let fetched = try await ServerChecks.fetch(arguments, jobPaths: paths, command: spec, console: console)
         var uploads = UploadInputs.builtIn
         var limits: [(name: String, bytes: Int64)] = []
-        for definition in definitions {
-            guard let url = URL(string: definition.url) else { continue }
-            let api = ComfyAPI(baseURL: url, timeout: 10)
+        for (server, source) in fetched.answered {
+            uploads = uploads.merging(UploadInputs(definitions: source.definitions))
+            guard let url = URL(string: server.url) else { continue }
             do {
-                uploads = uploads.merging(UploadInputs(objectInfo: try await api.objectInfo()))
-                if let limit = try await api.maxUploadSize() { limits.append((definition.name, limit)) }
+                if let limit = try await ComfyAPI(baseURL: url, timeout: 10).maxUploadSize() { limits.append((server.name, limit)) }
             } catch {
-                throw CommandFailure("\(definition.name): cannot check the jobs against it: \(error)")
+                // Answered from the cache, or gone since: the limit is not known.
             }
         }
-        let specs = try JobFiles.load(paths, uploads: uploads)
+        let specs = try JobFiles.load(paths, uploads: uploads, definitions: fetched.forConversion)
         var problems: [JobProblem] = []
-        for spec in specs {
+        for spec in specs where !limits.isEmpty {
             var seen: Set<String> = []
             for item in spec.expand(random: { 0 }) {
                 for (address, file) in InputFile.all(in: item.parametersJSON) where seen.insert(file.path).inserted {
@@ -169,7 +175,11 @@ extension ValidateCommand {
             }
         }
         if !problems.isEmpty { throw InvalidJobFiles(error: JobValidationError(problems: problems)) }
-        return specs
+        if !arguments.flag("no-preflight") {
+            if fetched.answered.isEmpty { console.print(fetched.skippedLine) }
+            try ServerChecks.preflight(specs.map { ($0, $0.expand(random: { 0 })) }, fetched: fetched, console: console)
+        }
+        return (specs, fetched)
     }
 }
 
@@ -181,13 +191,21 @@ enum AddCommand {
         arguments: [ArgumentSpec("job", help: "Job files to add.", variadic: true)],
         options: [
             .flag("dry-run", help: "List the items that would be added, and add nothing."),
+            ServerChecks.serverOption, ServerChecks.noPreflightOption, ServersConfig.option,
             JobFiles.dbOption,
         ]
-    ) { arguments, console in
-        let specs = try JobFiles.load(arguments.positionals)
+    ) { arguments, console in try await add(arguments, console) }
+
+    static func add(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
+        let fetched = try await ServerChecks.fetch(arguments, jobPaths: arguments.positionals, command: spec, console: console)
+        var uploads = UploadInputs.builtIn
+        for (_, source) in fetched.answered { uploads = uploads.merging(UploadInputs(definitions: source.definitions)) }
+        let specs = try JobFiles.load(arguments.positionals, uploads: uploads, definitions: fetched.forConversion)
+        if fetched.answered.isEmpty && !arguments.flag("no-preflight") { console.printError(fetched.skippedLine) }
+        let jobs = specs.map { ($0, $0.expand(random: JobFiles.random)) }
+        if !arguments.flag("no-preflight") { try ServerChecks.preflight(jobs, fetched: fetched, console: console) }
         if arguments.flag("dry-run") {
-            for spec in specs {
-                let items = spec.expand(random: JobFiles.random)
+            for (spec, items) in jobs {
                 console.print("\(spec.name): \(items.count) item\(items.count == 1 ? "" : "s") (dry run, nothing added)")
                 for item in items {
                     console.print("  \(spec.name)/\(item.index)  \(Self.shown(item.parametersJSON).serialized())")
@@ -213,8 +231,7 @@ enum AddCommand {
             return .success
         }
         let queue = try JobFiles.openQueue(arguments, console)
-        for spec in specs {
-            let items = spec.expand(random: JobFiles.random)
+        for (spec, items) in jobs {
             let id = try queue.add(try JobFiles.withHookSources(spec), items: items, now: JobFiles.now)
             console.print("added job \(spec.name) (#\(id)): \(items.count) item\(items.count == 1 ? "" : "s")")
         }

@@ -37,6 +37,7 @@ enum RunCommand {
             .flag("overwrite", help: "Replace existing output files instead of adding -1, -2."),
             .value("space-check", name: "duration", help: "While paused by a full disk, how often to check the free space (default 30s)."),
             .value("lease", name: "duration", help: "Take over another run's items when it has not beaten for this long (default 30s)."),
+            .flag("no-preflight", help: "Do not check pending items against each server's node definitions before submitting."),
             .flag("json-events", help: "Print every transition and completion as one JSON object a line (schema 1)."),
             .value("header", name: "name:value", help: "An extra HTTP header for servers behind a proxy.", repeatable: true),
             .value("ca-file", name: "path", help: "Trust the PEM certificates in this file for wss://."),
@@ -46,7 +47,12 @@ enum RunCommand {
         run: run)
 
     static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
-        let specs = try JobFiles.load(arguments.positionals)
+        // UI-format workflows among the jobs convert with the servers' node definitions.
+        var definitions: NodeDefinitionsSource?
+        if !arguments.positionals.isEmpty && !arguments.flag("simulate") {
+            definitions = try await ServerChecks.fetch(arguments, jobPaths: arguments.positionals, command: spec, console: console).forConversion
+        }
+        let specs = try JobFiles.load(arguments.positionals, definitions: definitions)
         let concurrency = Int(arguments.value("concurrency") ?? "2") ?? 0
         guard concurrency >= 1 else { throw UsageError("--concurrency must be a whole number of at least 1", command: spec) }
         let dispatch = try dispatchPolicy(arguments)
@@ -77,6 +83,7 @@ enum RunCommand {
         options.hooks = hooks
         options.environment = console.environment
         options.version = ComfyQ.version
+        if !arguments.flag("no-preflight") { options.preflight = ObjectInfoCache(environment: console.environment, home: NSHomeDirectory()) }
         if let text = arguments.value("lease") {
             guard let seconds = Durations.parse(text), seconds >= 6 else {
                 throw UsageError("--lease must be a duration of at least 6s (a run beats every 5 s, or a third of the lease), such as 30s or 2m, got '\(text)'", command: spec)
@@ -141,6 +148,9 @@ enum RunCommand {
             let pending = try queue.jobs().reduce(0) { $0 + ($1.counts[.pending] ?? 0) }
             throw CommandFailure(
                 "no server left, \(pending) item\(pending == 1 ? "" : "s") still pending: " + reasons.joined(separator: "; "))
+        case .preflightFailed(let lines)?:
+            for line in lines { console.printError(line) }
+            throw PreflightFailed(count: lines.count)
         case .queueFailed(let reason)?:
             throw CommandFailure("\(PostgresDatabase.displayed(path)): \(reason)")
         default:
@@ -234,3 +244,12 @@ enum RunCommand {
     }
 }
 
+/// The start of a run found problems no server gets past (each already printed): nothing was
+/// submitted (exit 65, EX_DATAERR, as `add` and `validate`).
+struct PreflightFailed: Error, CustomStringConvertible, ExitCodeProviding {
+    var count: Int
+    var description: String {
+        "pre-flight: \(count) problem\(count == 1 ? "" : "s") no server gets past, nothing was submitted (fix the jobs, or run with --no-preflight)"
+    }
+    var exitCode: ExitCode { .dataError }
+}

@@ -87,10 +87,13 @@ public struct DispatchPolicy: Sendable, Equatable {
         public var freeSlots: Int
         /// The key of the last prompt sent to it (nil: nothing yet, or it restarted).
         public var loaded: ModelKey?
+        /// Groups it cannot run (its node definitions lack a model, a node, a value: pre-flight).
+        public var excluded: Set<Group.ID>
 
-        public init(freeSlots: Int, loaded: ModelKey?) {
+        public init(freeSlots: Int, loaded: ModelKey?, excluded: Set<Group.ID> = []) {
             self.freeSlots = freeSlots
             self.loaded = loaded
+            self.excluded = excluded
         }
     }
 
@@ -127,10 +130,16 @@ public struct DispatchPolicy: Sendable, Equatable {
         // A strict job offers one item per plan: after it, which item comes next is unknown.
         var strictJobsTaken: Set<Int64> = []
         var assignments: [Assignment] = []
+        // Servers with slots left but nothing they can run.
+        var done: Set<Int> = []
         while true {
-            guard let server = servers.indices.filter({ servers[$0].freeSlots > 0 }).max(by: { servers[$0].freeSlots < servers[$1].freeSlots || (servers[$0].freeSlots == servers[$1].freeSlots && $0 > $1) }) else { break }
-            let offered = offers(waiting, strictJobsTaken: strictJobsTaken)
-            guard let chosen = choose(from: offered, for: server, servers: servers, now: now) else { break }
+            guard let server = servers.indices.filter({ servers[$0].freeSlots > 0 && !done.contains($0) }).max(by: { servers[$0].freeSlots < servers[$1].freeSlots || (servers[$0].freeSlots == servers[$1].freeSlots && $0 > $1) }) else { break }
+            let offered = offers(waiting, strictJobsTaken: strictJobsTaken).filter { !servers[server].excluded.contains($0.id) }
+            guard let chosen = choose(from: offered, for: server, servers: servers, now: now) else {
+                // Nothing this one may run: the others may still take something.
+                done.insert(server)
+                continue
+            }
             assignments.append(Assignment(server: server, group: chosen.id))
             servers[server].freeSlots -= 1
             servers[server].loaded = chosen.modelKey

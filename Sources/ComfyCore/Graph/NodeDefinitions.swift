@@ -47,6 +47,8 @@ public struct NodeDefinition: Sendable {
     public var isOutputNode: Bool
     /// The widgets the frontend builds for a node of this class, in order (see `FrontendWidgets`).
     public var widgets: [WidgetDefinition]
+    /// Each list input's values, for lookups.
+    private var options: [String: Set<String>]
 
     public init(name: String, displayName: String? = nil, inputs: [InputDefinition], outputs: [String] = [], isOutputNode: Bool = false) {
         self.name = name
@@ -55,7 +57,13 @@ public struct NodeDefinition: Sendable {
         self.outputs = outputs
         self.isOutputNode = isOutputNode
         self.widgets = FrontendWidgets.widgets(classType: name, inputs: inputs)
+        var options: [String: Set<String>] = [:]
+        for input in inputs { if case .combo(let values) = input.kind { options[input.name] = Set(values) } }
+        self.options = options
     }
+
+    /// The values a list input accepts (empty for other inputs).
+    public func optionSet(_ input: String) -> Set<String> { options[input] ?? [] }
 
     init(name: String, info: JSONObject) {
         var inputs: [InputDefinition] = []
@@ -106,6 +114,8 @@ public struct InputDefinition: Sendable, Equatable {
     public var dynamicPrompts: Bool
     /// `image_upload`, `video_upload`, `audio_upload` or `file_upload`: the frontend adds an upload button.
     public var upload: String?
+    /// `image_folder`: the folder a file list reads (`input` when absent; `output` for LoadImageOutput).
+    public var folder: String?
 
     public init(name: String, kind: Kind, required: Bool = true, defaultValue: JSONValue? = nil, min: Double? = nil, max: Double? = nil) {
         self.name = name
@@ -118,6 +128,7 @@ public struct InputDefinition: Sendable, Equatable {
         controlAfterGenerate = nil
         dynamicPrompts = false
         upload = nil
+        folder = nil
     }
 
     init(name: String, spec: JSONValue, required: Bool) {
@@ -141,6 +152,7 @@ public struct InputDefinition: Sendable, Equatable {
         controlAfterGenerate = options["control_after_generate"]?.boolValue
         dynamicPrompts = options["dynamicPrompts"]?.boolValue ?? false
         upload = ["image_upload", "video_upload", "audio_upload", "file_upload"].first { options[$0]?.boolValue == true }
+        folder = options["image_folder"]?.stringValue
     }
 
     /// The type name as links carry it: `INT`, `COMBO`, `MODEL`…

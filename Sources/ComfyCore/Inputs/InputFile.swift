@@ -92,6 +92,19 @@ public struct UploadInputs: Sendable, Equatable {
         self.inputs = inputs
     }
 
+    /// Read from node definitions, by the same rule as `init(objectInfo:)`.
+    public init(definitions: NodeDefinitions) {
+        var inputs: [String: [String: UploadKind]] = [:]
+        let kinds: [String: UploadKind] = ["image_upload": .image, "video_upload": .video, "audio_upload": .audio, "file_upload": .file]
+        for (name, definition) in definitions.classes {
+            for input in definition.inputs {
+                guard let kind = input.upload.flatMap({ kinds[$0] }), (input.folder ?? "input") == "input" else { continue }
+                inputs[name, default: [:]][input.name] = kind
+            }
+        }
+        self.inputs = inputs
+    }
+
     /// These and `other`, `other` winning.
     public func merging(_ other: UploadInputs) -> UploadInputs {
         var merged = inputs

@@ -123,6 +123,8 @@ public struct JobSpec: Sendable, Equatable {
     public var maxDefer: Double? = nil
     /// `order: "strict"`: items go in exactly their order, however that loads models.
     public var strictOrder = false
+    /// The UI-format file the graph was converted from, if it was.
+    public var uiWorkflow: UIWorkflowRecord? = nil
 
     public static func == (lhs: JobSpec, rhs: JobSpec) -> Bool {
         lhs.name == rhs.name && lhs.file == rhs.file && lhs.workflow == rhs.workflow

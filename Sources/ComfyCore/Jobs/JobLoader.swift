@@ -13,6 +13,15 @@ public struct JobLoader {
     /// Where a relative job path starts: paths stored with the job (outputs, hooks, input
     /// files) are made absolute with it, so a later `comfyq run` from elsewhere finds them.
     public var workingDirectory: String?
+    /// Node definitions for UI-format workflows (a server's, or a cached `/object_info`); a job's
+    /// own `object_info: FILE` wins. Without either, a UI-format workflow is an error that says so.
+    public var nodeDefinitions: NodeDefinitionsSource?
+    /// The date `%date:…%` file-name tokens of a UI-format workflow stand for.
+    public var now = DateParts()
+    /// Picks one of n choices of a dynamic prompt (`{a|b}`) in a UI-format workflow.
+    public var choose: (Int) -> Int = { Int.random(in: 0..<$0) }
+    /// SHA-1 (hex) of a UI-format workflow's bytes, for the record kept with the job.
+    public var digest: (([UInt8]) -> String)?
 
     public init(
         readFile: @escaping (String) throws -> String, fileExists: @escaping (String) -> Bool, files: FileAccess? = nil,
@@ -27,7 +36,7 @@ public struct JobLoader {
 
     static let fields = [
         "name", "workflow", "set", "matrix", "zip", "seeds", "repeat", "priority", "output", "servers", "retries", "timeouts", "hooks",
-        "max_defer", "order",
+        "max_defer", "order", "object_info",
     ]
     /// The largest job one file may expand to.
     public static let maximumItems = 1_000_000
@@ -52,10 +61,12 @@ public struct JobLoader {
             problem(key, "unknown field (fields: \(Self.fields.joined(separator: ", ")))")
         }
 
-        // The workflow, from a file beside the job or inline.
+        // The workflow, from a file beside the job or inline; a UI-format one is converted.
+        let definitions = object["object_info"].flatMap { objectInfo($0, directory: directory, problem: problem) } ?? nodeDefinitions
         var workflow: Workflow?
+        var uiWorkflow: UIWorkflowRecord?
         switch object["workflow"] {
-        case nil: problem("workflow", "required: a path to an API-format workflow, or the workflow itself")
+        case nil: problem("workflow", "required: a path to a workflow (API or UI format), or the workflow itself")
         case .string(let relative)?:
             let workflowPath = Self.resolve(relative, against: directory)
             do {
@@ -65,14 +76,25 @@ public struct JobLoader {
                     let (line, column) = error.location(in: content)
                     throw WorkflowFileError("\(workflowPath): line \(line), column \(column): \(error)")
                 }
-                do { workflow = try Workflow(json: json) } catch { throw WorkflowFileError("\(workflowPath): \(error)") }
+                if UIWorkflow.isUIFormat(json) {
+                    (workflow, uiWorkflow) = converted(json, path: workflowPath, text: content, definitions: definitions, problem: problem)
+                        .map { ($0.0, $0.1) } ?? (nil, nil)
+                } else {
+                    do { workflow = try Workflow(json: json) } catch { throw WorkflowFileError("\(workflowPath): \(error)") }
+                }
             } catch let error as WorkflowFileError {
                 problem("workflow", error.message)
             } catch {
                 problem("workflow", "cannot read \(workflowPath): \(error)")
             }
         case .object?:
-            do { workflow = try Workflow(json: object["workflow"]!) } catch { problem("workflow", "\(error)") }
+            let json = object["workflow"]!
+            if UIWorkflow.isUIFormat(json) {
+                (workflow, uiWorkflow) = converted(json, path: path, text: json.serialized(), definitions: definitions, problem: problem)
+                    .map { ($0.0, $0.1) } ?? (nil, nil)
+            } else {
+                do { workflow = try Workflow(json: json) } catch { problem("workflow", "\(error)") }
+            }
         case let other?:
             problem("workflow", "must be a path or an object, not \(other.kindName)")
         }
@@ -290,7 +312,7 @@ public struct JobLoader {
         return JobSpec(
             name: name, file: path, workflow: workflow, fixed: fixed, matrix: matrix, zip: zip, seeds: seeds, repeatCount: repeatCount,
             priority: priority, output: output, servers: servers, retries: retries, stallTimeout: stallTimeout, hooks: hooks,
-            maxDefer: maxDefer, strictOrder: strictOrder)
+            maxDefer: maxDefer, strictOrder: strictOrder, uiWorkflow: uiWorkflow)
     }
 
     private func seedSweep(

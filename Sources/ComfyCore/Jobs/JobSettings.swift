@@ -17,6 +17,8 @@ public struct JobSettings: Sendable, Equatable {
     /// The `matrix` parameters, in the job's order: the grid lays the last across (seeds, `zip`
     /// and `repeat` go down). Empty for a job without a matrix, or one added by an older comfyq.
     public var matrixAxes: [String] = []
+    /// The UI-format workflow the graph was converted from at `add` (recorded in sidecars).
+    public var uiWorkflow: UIWorkflowRecord?
 
     public static let defaultRetries = 2
     public static let defaultStallTimeout: Double = 600
@@ -51,6 +53,7 @@ public struct JobSettings: Sendable, Equatable {
         if let maxDefer { object["max_defer"] = .double(maxDefer) }
         if strictOrder { object["order"] = "strict" }
         if !matrixAxes.isEmpty { object["matrix_axes"] = .array(matrixAxes.map { .string($0) }) }
+        if let uiWorkflow { object["ui_workflow"] = uiWorkflow.json }
         return .object(object)
     }
 
@@ -73,6 +76,7 @@ public struct JobSettings: Sendable, Equatable {
         maxDefer = try field("max_defer") { $0.numberValue?.double }
         strictOrder = try field("order") { $0.stringValue } == "strict"
         matrixAxes = try field("matrix_axes") { $0.arrayValue?.compactMap(\.stringValue) } ?? []
+        uiWorkflow = try field("ui_workflow", UIWorkflowRecord.init(json:))
         for (written, pair) in try field("addresses", \.objectValue) ?? JSONObject() {
             guard let parts = pair.arrayValue, parts.count == 2, let node = parts[0].stringValue, let input = parts[1].stringValue else {
                 throw JobSettingsError(field: "addresses[\"\(written)\"]", reason: "is not a [node, input] pair")
@@ -97,6 +101,7 @@ extension JobSpec {
             output: output, servers: servers, retries: retries, stallTimeout: stallTimeout, hooks: hooks, addresses: addresses, maxDefer: maxDefer,
             strictOrder: strictOrder)
         settings.matrixAxes = matrix.map(\.address.written)
+        settings.uiWorkflow = uiWorkflow
         return settings
     }
 }

@@ -2,6 +2,12 @@
 /// Linux has no CryptoKit. Not for anything that needs collision resistance.
 public enum SHA1 {
     /// The 20-byte digest of `message`.
+    /// The digest as 40 lowercase hex digits.
+    public static func hex(_ message: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef")
+        return String(hash(message).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
+    }
+
     public static func hash(_ message: [UInt8]) -> [UInt8] {
         var h: (UInt32, UInt32, UInt32, UInt32, UInt32) = (0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0)
         var padded = message

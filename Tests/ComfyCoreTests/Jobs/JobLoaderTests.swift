@@ -75,7 +75,10 @@ import Testing
 
     @Test func uiWorkflowsAreRecognised() {
         let found = Self.problems(#"{workflow: "ui.json"}"#, files: ["ui.json": #"{"nodes": [], "links": [], "version": 0.4}"#])
-        #expect(found == ["night.json: workflow: ui.json: this is a UI workflow; export it with Save (API)"])
+        #expect(
+            found == [
+                "night.json: workflow: ui.json is a UI-format workflow (as ComfyUI's Save writes it); converting it needs a server's node definitions: give --server NAME|URL, add object_info: FILE to the job, or export it with Export (API)"
+            ])
     }
 
     @Test func everyProblemIsReportedAtOnce() {

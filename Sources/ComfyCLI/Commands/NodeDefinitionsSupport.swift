@@ -1,0 +1,124 @@
+import ComfyClient
+import ComfyCore
+import Foundation
+
+/// Servers' node definitions for the commands that read job files: UI-format workflows are
+/// converted with them, and every item is checked against them before anything is queued
+/// (pre-flight).
+enum ServerChecks {
+    static let serverOption = OptionSpec.value(
+        "server", name: "name|url",
+        help: "Check against this server (repeatable): its node definitions convert UI-format workflows and\npre-flight every item. Default: the jobs' servers, else the servers file's.",
+        repeatable: true)
+    static let noPreflightOption = OptionSpec.flag("no-preflight", help: "Do not check the items against the servers' node definitions.")
+
+    /// Servers that answered, with their definitions, and those that did not, with why.
+    struct Fetched {
+        /// The servers file, to resolve the server names jobs give.
+        var serversFile: (file: ServersFile, path: String)?
+        var answered: [(server: ServerDefinition, source: NodeDefinitionsSource)] = []
+        var failed: [(server: ServerDefinition, reason: String)] = []
+
+        /// The definitions to convert UI-format workflows with: the first server's that has any.
+        var forConversion: NodeDefinitionsSource? { answered.first?.source }
+
+        /// `pre-flight skipped: no server answered (gpu0: connection refused)`.
+        var skippedLine: String {
+            "pre-flight skipped: no server answered"
+                + " (\(failed.map { "\($0.server.name): \($0.reason)" }.joined(separator: "; ")))"
+        }
+    }
+
+    /// The servers to check against: `--server`, else the servers the job files name, else the
+    /// servers file's, else ComfyUI's default address (as `run`).
+    static func servers(
+        _ arguments: ParsedArguments, loaded: (file: ServersFile, path: String)?, jobPaths: [String], command: CommandSpec
+    ) throws -> [ServerDefinition] {
+        let given = arguments.values("server")
+        if !given.isEmpty { return try ServersConfig.resolve(given, in: loaded, what: "--server", command: command) }
+        var named: [String] = []
+        for path in jobPaths where !path.hasSuffix(".lua") {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8), let json = try? JSONValue(parsingJSON5: text) else {
+                continue  // loading the job reports it
+            }
+            for server in json["servers"]?.arrayValue?.compactMap(\.stringValue) ?? [] where !named.contains(server) { named.append(server) }
+        }
+        if !named.isEmpty { return try ServersConfig.resolve(named, in: loaded, what: "servers") }
+        if let loaded, !loaded.file.servers.isEmpty { return loaded.file.servers }
+        return try ServersConfig.resolve([DoctorCommand.defaultServer], in: nil, what: "--server")
+    }
+
+    /// The servers to check against (see `servers`), each with its definitions: from the cache
+    /// by ComfyUI version, or fetched (10 s each at most).
+    static func fetch(_ arguments: ParsedArguments, jobPaths: [String], command: CommandSpec, console: Console) async throws -> Fetched {
+        let loaded = try ServersConfig.load(arguments, console)
+        let servers = try servers(arguments, loaded: loaded, jobPaths: jobPaths, command: command)
+        let cache = ObjectInfoCache(environment: console.environment, home: NSHomeDirectory())
+        var fetched = Fetched(serversFile: loaded)
+        for server in servers {
+            guard let url = URL(string: server.url) else {
+                fetched.failed.append((server, "not a URL: \(server.url)"))
+                continue
+            }
+            do {
+                fetched.answered.append((server, try await cache.definitions(name: server.name, api: ComfyAPI(baseURL: url, timeout: 10))))
+            } catch {
+                fetched.failed.append((server, error.kindDescription))
+            }
+        }
+        return fetched
+    }
+
+    /// Checks every item of `jobs` against the servers that answered (each job against its own
+    /// `servers` when it names some). Notes (items only some servers can run) are printed; the
+    /// problems no server gets past throw, one line each, exit 65.
+    static func preflight(_ jobs: [(spec: JobSpec, items: [JobItem])], fetched: Fetched, console: Console) throws {
+        guard !fetched.answered.isEmpty else { return }
+        var errors: [JobProblem] = []
+        var checked = 0
+        for (spec, items) in jobs {
+            var servers = fetched.answered
+            if !spec.servers.isEmpty {
+                let names = Set(try ServersConfig.resolve(spec.servers, in: fetched.serversFile, what: "\(spec.file): servers").map(\.name))
+                let own = servers.filter { names.contains($0.server.name) }
+                if !own.isEmpty { servers = own }
+            }
+            let job = PreflightJob(
+                label: spec.file, workflow: spec.workflow, addresses: spec.addresses,
+                items: items.map { PreflightJob.Item(index: $0.index, parameters: $0.parametersJSON.objectValue ?? JSONObject()) })
+            let report = PreflightReport(jobs: [job], servers: servers.map { ($0.server.name, $0.source.definitions) })
+            checked += report.checkedItems
+            for note in report.notes { console.print("note: \(note)") }
+            errors += report.errors.map { JobProblem(file: $0.job, location: "", reason: $0.text) }
+        }
+        if !errors.isEmpty { throw InvalidJobFiles(error: JobValidationError(problems: errors)) }
+        let names = fetched.answered.map { "\($0.server.name)" }.joined(separator: ", ")
+        console.print("pre-flight: \(checked) item\(checked == 1 ? "" : "s") checked against \(names)")
+    }
+}
+
+extension ComfyAPIError {
+    /// What went wrong, without the server's name (the caller names it).
+    var kindDescription: String {
+        switch kind {
+        case .connectionRefused: "connection refused"
+        case .hostNotFound: "host not found"
+        case .timedOut: "timed out"
+        default: description
+        }
+    }
+}
+
+extension Error {
+    fileprivate var kindDescription: String { (self as? ComfyAPIError)?.kindDescription ?? "\(self)" }
+}
+
+extension DateParts {
+    /// This machine's local time.
+    init(_ date: Date) {
+        let parts = Calendar.current.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        self.init(
+            year: parts.year ?? 1970, month: parts.month ?? 1, day: parts.day ?? 1, hour: parts.hour ?? 0, minute: parts.minute ?? 0,
+            second: parts.second ?? 0)
+    }
+}
