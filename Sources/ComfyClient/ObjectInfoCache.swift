@@ -14,9 +14,10 @@ public struct ObjectInfoCache: Sendable {
         self.init(folder: UserFolders.state(environment: environment, home: home) + "/object_info")
     }
 
-    /// The definitions of the server `name` at `api`: the cached ones for its version, else
-    /// fetched now (and cached); when it does not answer, the newest cached, else the error.
-    public func definitions(name: String, api: ComfyAPI) async throws(ComfyAPIError) -> NodeDefinitionsSource {
+    /// The definitions of the server `name` at `api`: the cached ones for its version (unless
+    /// `refresh`: models added since a version was cached are not in its lists), else fetched now
+    /// (and cached); when it does not answer, the newest cached, else the error.
+    public func definitions(name: String, api: ComfyAPI, refresh: Bool = false) async throws(ComfyAPIError) -> NodeDefinitionsSource {
         let version: String
         do {
             version = try await api.systemStats().comfyUIVersion ?? "unknown"
@@ -25,7 +26,7 @@ public struct ObjectInfoCache: Sendable {
             throw error
         }
         let file = path(name: name, version: version)
-        if let cached = read(file, origin: "\(name) (ComfyUI \(version), cached)") { return cached }
+        if !refresh, let cached = read(file, origin: "\(name) (ComfyUI \(version), cached)") { return cached }
         let json = try await api.objectInfo()
         let definitions: NodeDefinitions
         do { definitions = try NodeDefinitions(objectInfo: json) } catch {
@@ -61,7 +62,7 @@ public struct ObjectInfoCache: Sendable {
             let json = try? data.withUnsafeBytes({ bytes in try JSONValue(parsing: bytes.bindMemory(to: UInt8.self)) }),
             let definitions = try? NodeDefinitions(objectInfo: json)
         else { return nil }
-        return NodeDefinitionsSource(definitions, origin: origin)
+        return NodeDefinitionsSource(definitions, origin: origin, fromCache: true)
     }
 
     /// A server name or URL as one folder name.

@@ -30,7 +30,7 @@ extension Runner {
         switch definitions {
         case .success(let source):
             servers[index].preflight = .checked(source, unrunnable: [:])
-            continuation.yield(.message("\(servers[index].name): node definitions of \(source.origin)"))
+            continuation.yield(.message("\(servers[index].name): \(source.definitions.count) node types known (pre-flight)"))
         case .failure(let error):
             servers[index].preflight = .skipped("\(error)")
             continuation.yield(.message("\(servers[index].name): pre-flight skipped: \(error)"))

@@ -120,14 +120,15 @@ extension Runner {
     }
 
     /// `/system_stats`; with `features` whether the jobs API answers; with `definitions` the
-    /// server's node definitions (through the cache, with the full timeout: 300 KB and more).
+    /// server's node definitions (fetched afresh, for the models on its disk tonight, and cached
+    /// for when it does not answer; with the full timeout: 300 KB and more).
     static func probe(_ api: ComfyAPI, features: Bool, definitions: (cache: ObjectInfoCache, name: String, api: ComfyAPI)? = nil) async -> ProbeResult {
         do {
             let stats = try await api.systemStats()
             var fetched: Result<NodeDefinitionsSource, ComfyAPIError>?
             if let definitions {
                 do {
-                    fetched = .success(try await definitions.cache.definitions(name: definitions.name, api: definitions.api))
+                    fetched = .success(try await definitions.cache.definitions(name: definitions.name, api: definitions.api, refresh: true))
                 } catch {
                     fetched = .failure(error)
                 }

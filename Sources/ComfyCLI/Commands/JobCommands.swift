@@ -130,8 +130,13 @@ enum ValidateCommand {
             """,
         arguments: [ArgumentSpec("job", help: "Job files (JSON with comments and trailing commas).", variadic: true)],
         options: [ServerChecks.serverOption, ServerChecks.noPreflightOption, ServersConfig.option]
-    ) { arguments, console in
-        let (specs, fetched) = try await checked(arguments.positionals, arguments: arguments, console: console)
+    ) { arguments, console in try await validate(arguments, console) }
+
+    static func validate(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
+        let (specs, lines) = try await ServerChecks.withDefinitions(arguments, jobPaths: arguments.positionals, command: spec, console: console) {
+            try await checked(arguments.positionals, fetched: $0, arguments: arguments)
+        }
+        for line in lines { console.print(line) }
         for spec in specs {
             let converted = spec.uiWorkflow.map { " (converted from the UI format with the node definitions of \($0.definitions))" } ?? ""
             console.print("\(spec.file): ok, \(spec.itemCount) item\(spec.itemCount == 1 ? "" : "s") (\(spec.name))\(converted)")
@@ -143,11 +148,9 @@ enum ValidateCommand {
 extension ValidateCommand {
     /// Loads the jobs with the servers' node definitions (UI-format workflows converted, the
     /// servers' upload inputs known), checks input files against each server's
-    /// `max_upload_size`, and pre-flights every item unless `--no-preflight`.
-    static func checked(
-        _ paths: [String], arguments: ParsedArguments, console: Console
-    ) async throws -> (specs: [JobSpec], fetched: ServerChecks.Fetched) {
-        let fetched = try await ServerChecks.fetch(arguments, jobPaths: paths, command: spec, console: console)
+    /// `max_upload_size`, and pre-flights every item unless `--no-preflight`. Returns the jobs
+    /// and what to print about the pre-flight.
+    static func checked(_ paths: [String], fetched: ServerChecks.Fetched, arguments: ParsedArguments) async throws -> (specs: [JobSpec], lines: [String]) {
         var uploads = UploadInputs.builtIn
         var limits: [(name: String, bytes: Int64)] = []
         for (server, source) in fetched.answered {
@@ -175,11 +178,9 @@ extension ValidateCommand {
             }
         }
         if !problems.isEmpty { throw InvalidJobFiles(error: JobValidationError(problems: problems)) }
-        if !arguments.flag("no-preflight") {
-            if fetched.answered.isEmpty { console.print(fetched.skippedLine) }
-            try ServerChecks.preflight(specs.map { ($0, $0.expand(random: { 0 })) }, fetched: fetched, console: console)
-        }
-        return (specs, fetched)
+        guard !arguments.flag("no-preflight") else { return (specs, []) }
+        if fetched.answered.isEmpty { return (specs, [fetched.skippedLine]) }
+        return (specs, try ServerChecks.preflight(specs.map { ($0, $0.expand(random: { 0 })) }, fetched: fetched))
     }
 }
 
@@ -197,13 +198,17 @@ enum AddCommand {
     ) { arguments, console in try await add(arguments, console) }
 
     static func add(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
-        let fetched = try await ServerChecks.fetch(arguments, jobPaths: arguments.positionals, command: spec, console: console)
-        var uploads = UploadInputs.builtIn
-        for (_, source) in fetched.answered { uploads = uploads.merging(UploadInputs(definitions: source.definitions)) }
-        let specs = try JobFiles.load(arguments.positionals, uploads: uploads, definitions: fetched.forConversion)
-        if fetched.answered.isEmpty && !arguments.flag("no-preflight") { console.printError(fetched.skippedLine) }
-        let jobs = specs.map { ($0, $0.expand(random: JobFiles.random)) }
-        if !arguments.flag("no-preflight") { try ServerChecks.preflight(jobs, fetched: fetched, console: console) }
+        let (jobs, lines) = try await ServerChecks.withDefinitions(arguments, jobPaths: arguments.positionals, command: spec, console: console) {
+            fetched in
+            var uploads = UploadInputs.builtIn
+            for (_, source) in fetched.answered { uploads = uploads.merging(UploadInputs(definitions: source.definitions)) }
+            let specs = try JobFiles.load(arguments.positionals, uploads: uploads, definitions: fetched.forConversion)
+            let jobs = specs.map { ($0, $0.expand(random: JobFiles.random)) }
+            guard !arguments.flag("no-preflight") else { return (jobs, [String]()) }
+            if fetched.answered.isEmpty { return (jobs, [fetched.skippedLine]) }
+            return (jobs, try ServerChecks.preflight(jobs, fetched: fetched))
+        }
+        for line in lines { console.printError(line) }
         if arguments.flag("dry-run") {
             for (spec, items) in jobs {
                 console.print("\(spec.name): \(items.count) item\(items.count == 1 ? "" : "s") (dry run, nothing added)")

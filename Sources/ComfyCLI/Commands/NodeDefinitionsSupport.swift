@@ -21,6 +21,9 @@ enum ServerChecks {
 
         /// The definitions to convert UI-format workflows with: the first server's that has any.
         var forConversion: NodeDefinitionsSource? { answered.first?.source }
+        /// Some came from the cache while their server answered: worth fetching afresh before
+        /// calling an item wrong (a model downloaded since, a custom node installed).
+        var anyCached: Bool { answered.contains { $0.source.fromCache } }
 
         /// `pre-flight skipped: no server answered (gpu0: connection refused)`.
         var skippedLine: String {
@@ -50,7 +53,9 @@ enum ServerChecks {
 
     /// The servers to check against (see `servers`), each with its definitions: from the cache
     /// by ComfyUI version, or fetched (10 s each at most).
-    static func fetch(_ arguments: ParsedArguments, jobPaths: [String], command: CommandSpec, console: Console) async throws -> Fetched {
+    static func fetch(_ arguments: ParsedArguments, jobPaths: [String], command: CommandSpec, console: Console, refresh: Bool = false) async throws
+        -> Fetched
+    {
         let loaded = try ServersConfig.load(arguments, console)
         let servers = try servers(arguments, loaded: loaded, jobPaths: jobPaths, command: command)
         let cache = ObjectInfoCache(environment: console.environment, home: NSHomeDirectory())
@@ -61,7 +66,7 @@ enum ServerChecks {
                 continue
             }
             do {
-                fetched.answered.append((server, try await cache.definitions(name: server.name, api: ComfyAPI(baseURL: url, timeout: 10))))
+                fetched.answered.append((server, try await cache.definitions(name: server.name, api: ComfyAPI(baseURL: url, timeout: 10), refresh: refresh)))
             } catch {
                 fetched.failed.append((server, error.kindDescription))
             }
@@ -69,12 +74,34 @@ enum ServerChecks {
         return fetched
     }
 
+    /// Runs `check` with the servers' definitions (cached by version); when it finds the jobs
+    /// wrong with cached ones, fetches them afresh and runs it again, so a model downloaded or
+    /// a node installed since the cache was written is not reported missing. Pre-flight notes
+    /// of a check that fails are printed before its error.
+    static func withDefinitions<T>(
+        _ arguments: ParsedArguments, jobPaths: [String], command: CommandSpec, console: Console, _ check: (Fetched) async throws -> T
+    ) async throws -> T {
+        let fetched = try await fetch(arguments, jobPaths: jobPaths, command: command, console: console)
+        do {
+            do {
+                return try await check(fetched)
+            } catch where fetched.anyCached && (error is InvalidJobFiles || error is PreflightProblems) {
+                return try await check(try await fetch(arguments, jobPaths: jobPaths, command: command, console: console, refresh: true))
+            }
+        } catch let error as PreflightProblems {
+            for note in error.notes { console.printError("note: \(note)") }
+            throw error
+        }
+    }
+
     /// Checks every item of `jobs` against the servers that answered (each job against its own
-    /// `servers` when it names some). Notes (items only some servers can run) are printed; the
-    /// problems no server gets past throw, one line each, exit 65.
-    static func preflight(_ jobs: [(spec: JobSpec, items: [JobItem])], fetched: Fetched, console: Console) throws {
-        guard !fetched.answered.isEmpty else { return }
+    /// `servers` when it names some). Returns the lines to print: notes (items only some servers
+    /// can run) and how many items were checked; the problems no server gets past throw, one
+    /// line each, exit 65.
+    static func preflight(_ jobs: [(spec: JobSpec, items: [JobItem])], fetched: Fetched) throws -> [String] {
+        guard !fetched.answered.isEmpty else { return [] }
         var errors: [JobProblem] = []
+        var notes: [String] = []
         var checked = 0
         for (spec, items) in jobs {
             var servers = fetched.answered
@@ -88,13 +115,22 @@ enum ServerChecks {
                 items: items.map { PreflightJob.Item(index: $0.index, parameters: $0.parametersJSON.objectValue ?? JSONObject()) })
             let report = PreflightReport(jobs: [job], servers: servers.map { ($0.server.name, $0.source.definitions) })
             checked += report.checkedItems
-            for note in report.notes { console.print("note: \(note)") }
+            notes += report.notes.map(\.description)
             errors += report.errors.map { JobProblem(file: $0.job, location: "", reason: $0.text) }
         }
-        if !errors.isEmpty { throw InvalidJobFiles(error: JobValidationError(problems: errors)) }
+        if !errors.isEmpty { throw PreflightProblems(problems: JobValidationError(problems: errors), notes: notes) }
         let names = fetched.answered.map { "\($0.server.name)" }.joined(separator: ", ")
-        console.print("pre-flight: \(checked) item\(checked == 1 ? "" : "s") checked against \(names)")
+        return notes.map { "note: \($0)" } + ["pre-flight: \(checked) item\(checked == 1 ? "" : "s") checked against \(names)"]
     }
+}
+
+/// Items no server can run (one line each), and the notes of the same check: exit 65, nothing
+/// queued.
+struct PreflightProblems: Error, CustomStringConvertible, ExitCodeProviding {
+    var problems: JobValidationError
+    var notes: [String]
+    var description: String { problems.description }
+    var exitCode: ExitCode { .dataError }
 }
 
 extension ComfyAPIError {

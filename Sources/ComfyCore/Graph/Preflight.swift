@@ -23,14 +23,15 @@ public struct PreflightFinding: Sendable, Hashable {
         }
     }
 
-    /// One line, with the servers it holds on: `'eulr' is not a sampler on gpu0; did you mean 'euler'?`.
-    public func message(on servers: String) -> String {
+    /// One line, with the servers it holds on: `'eulr' is not a sampler on gpu0; did you mean 'euler'?`
+    /// (the closest values only with `suggest`: not for a model some other server has).
+    public func message(on servers: String, suggest: Bool = true) -> String {
         let place = "node \(nodeID) \(node)"
         switch kind {
         case .unknownNode(let type):
             return "node type \(type) is not on \(servers) (\(place); a custom node that is not installed?)"
         case .notAnOption(let input, let value, let closest):
-            let suggestion = closest.isEmpty ? "" : "; did you mean \(closest.map { "'\($0)'" }.joined(separator: " or "))?"
+            let suggestion = closest.isEmpty || !suggest ? "" : "; did you mean \(closest.map { "'\($0)'" }.joined(separator: " or "))?"
             return "'\(value)' is not \(Self.article(Self.noun(input))) on \(servers) (\(place).\(input))\(suggestion)"
         case .outOfRange(let input, let value, let min, let max):
             let range = [min.map { "at least \(Self.number($0))" }, max.map { "at most \(Self.number($0))" }].compactMap { $0 }.joined(separator: " and ")
@@ -137,11 +138,15 @@ public enum Preflight {
     }
 
     /// Up to three valid values closest to a mistyped one (edit distance, case aside; a
-    /// model's folder aside), or none when nothing is near.
+    /// model's folder and file extension aside), or none when nothing is near.
     public static func closest(to text: String, in options: [String]) -> [String] {
         func key(_ value: String) -> [Character] {
-            let base = value.split(separator: "/").last.map(String.init) ?? value
-            return Array(base.lowercased())
+            var base = (value.split(separator: "/").last.map(String.init) ?? value).lowercased()
+            if let dot = base.lastIndex(of: "."), dot > base.startIndex {
+                let suffix = base[base.index(after: dot)...]
+                if !suffix.isEmpty && suffix.count <= 12 && suffix.allSatisfy(\.isLetter) { base = String(base[..<dot]) }
+            }
+            return Array(base)
         }
         let target = key(text)
         let limit = max(2, target.count / 3)

@@ -120,7 +120,9 @@ public struct PreflightReport: Sendable {
             notes.append(
                 Line(
                     job: job.label,
-                    text: "\(finding.message(on: names(entry.servers))): \(count(entry.items)) go only to \(names(entry.runners, "and")) instead"))
+                    text:
+                        "\(finding.message(on: names(entry.servers), suggest: false)): \(count(entry.items)) \(entry.items.count == 1 ? "goes" : "go") only to \(names(entry.runners, "and")) instead"
+                ))
         }
         for (group, tally) in groups {
             for (offset, server) in servers.enumerated() where tally.unrunnable[offset] == tally.items {

@@ -3,10 +3,14 @@
 public struct NodeDefinitionsSource: Sendable {
     public var definitions: NodeDefinitions
     public var origin: String
+    /// Read from a cache rather than from the server just now: models installed since are not
+    /// in its lists.
+    public var fromCache: Bool
 
-    public init(_ definitions: NodeDefinitions, origin: String) {
+    public init(_ definitions: NodeDefinitions, origin: String, fromCache: Bool = false) {
         self.definitions = definitions
         self.origin = origin
+        self.fromCache = fromCache
     }
 }
 

@@ -117,6 +117,22 @@ import Testing
             servers: [Server(freeSlots: 1, loaded: nil)],
             expected: ["0 ← job 1 [?]"]),
         Case(
+            name: "6. pre-flight: a server never gets a group it cannot run; the others take it",
+            groups: [group(1, a, waiting: 1), group(1, b, waiting: 2, first: 1)],
+            servers: [
+                Server(freeSlots: 2, loaded: nil, excluded: [Group.ID(jobID: 1, modelKey: b)]),
+                Server(freeSlots: 1, loaded: b),
+            ],
+            expected: ["0 ← job 1 [ckpt_name=a.safetensors]", "1 ← job 1 [ckpt_name=b.safetensors]"]),
+        Case(
+            name: "6. … and a server with nothing it can run stays free while the others go on",
+            groups: [group(1, b, waiting: 3)],
+            servers: [
+                Server(freeSlots: 2, loaded: nil, excluded: [Group.ID(jobID: 1, modelKey: b)]),
+                Server(freeSlots: 1, loaded: a),
+            ],
+            expected: ["1 ← job 1 [ckpt_name=b.safetensors]"]),
+        Case(
             name: "no free slot, or nothing waiting: nothing",
             groups: [group(1, a, waiting: 0)],
             servers: [Server(freeSlots: 2, loaded: nil), Server(freeSlots: 0, loaded: a)],

@@ -140,14 +140,19 @@ import Testing
     @Test func everyExampleJobIsValid() throws {
         let directory = Fixtures.packageRoot.appendingPathComponent("jobs")
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".json") }.sorted()
-        #expect(names == ["hires-fix.json", "img2img-folder.json", "prompt-matrix.json", "seed-sweep.json"])
-        let loader = JobLoader(
+        #expect(names == ["hires-fix.json", "img2img-folder.json", "prompt-matrix.json", "seed-sweep.json", "ui-workflow.json"])
+        var loader = JobLoader(
             readFile: { try String(contentsOfFile: $0, encoding: .utf8) }, fileExists: { FileManager.default.fileExists(atPath: $0) },
             files: LocalFiles.files)
+        // ui-workflow.json's UI-format graph converts with a server's node definitions.
+        let objectInfo = Fixtures.packageRoot.appendingPathComponent("Tests/Fixtures/ui-api/object_info.json")
+        let definitions = try NodeDefinitions(objectInfo: JSONValue(parsing: String(contentsOf: objectInfo, encoding: .utf8)))
+        loader.nodeDefinitions = NodeDefinitionsSource(definitions, origin: "object_info.json")
         for name in names {
             let path = directory.appendingPathComponent(name).path
             let spec = try loader.load(text: try String(contentsOfFile: path, encoding: .utf8), path: path)
             #expect(spec.itemCount > 0, "\(name)")
+            #expect((spec.uiWorkflow != nil) == (name == "ui-workflow.json"), "\(name)")
         }
     }
 
