@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "Simulator", "QueueStore", "ComfyCore", "ComfyClient", "Hooks", "Processes", "TestSupport", "InputFiles"]),
         .testTarget(name: "ProcessesTests", dependencies: ["Processes", "TestSupport"]),
         .testTarget(name: "HooksTests", dependencies: ["Hooks", "ComfyCore", "TestSupport"]),
-        .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore", "QueueStore", "TestSupport", "InputFiles", "Simulator", "WebSocket"]),
+        .testTarget(name: "ComfyCLITests", dependencies: ["ComfyCLI", "ComfyCore", "QueueStore", "TestSupport", "InputFiles", "Simulator", "WebSocket", "Hooks"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
         .testTarget(name: "InputFilesTests", dependencies: ["InputFiles", "ComfyCore", "TestSupport"]),
     ],

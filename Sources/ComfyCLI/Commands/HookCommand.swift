@@ -82,22 +82,24 @@ enum HookFiles {
     }
 }
 
-/// `comfyq hook test FILE [--event NAME]`
+/// `comfyq hook test FILE [--event NAME]`, `comfyq hook init NAME`, `comfyq hook types`
 enum HookCommand {
     static let spec = CommandSpec(
         name: "hook",
-        abstract: "Develop hook scripts: 'comfyq hook test FILE' fires sample events at one.",
+        abstract: "Develop hook scripts: 'init NAME' writes a starter, 'test FILE' fires sample events at one.",
         discussion: """
-            Loads the script exactly as 'comfyq run' would (same checks, same limits), then sends it
-            realistic events: a batch start, a submission, every phase with sampler steps, a
+            test FILE: loads the script exactly as 'comfyq run' would (same checks, same limits), then
+            sends it realistic events: a batch start, a submission, every phase with sampler steps, a
             completion, an out-of-memory failure, the batch summary and idle. Each call is shown with
             what the script did (logs, notifications, HTTP requests, programs run) and how long it
             took. No server or GPU needed. --dry-run records HTTP, exec and notify instead of doing them.
             Exits 1 when the script fails to load or any call fails.
+            init NAME: writes NAME.lua with every hook as a commented stub, annotated for editors.
+            types: prints the hook API's definitions for lua-language-server (scripts/types/comfyq.lua).
             """,
         arguments: [
-            ArgumentSpec("action", help: "test"),
-            ArgumentSpec("file", help: "The Lua hook script."),
+            ArgumentSpec("action", help: "test, init or types"),
+            ArgumentSpec("file", help: "The Lua hook script (test), or the new script's name (init).", optional: true),
         ],
         options: [
             .value("event", name: "name", help: "Only this event: \(HookEventKind.allCases.map(\.rawValue).joined(separator: ", "))."),
@@ -108,8 +110,14 @@ enum HookCommand {
 
     static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
         let positionals = arguments.positionals
-        guard positionals.first == "test", positionals.count == 2 else {
-            throw UsageError("the only action is 'test': comfyq hook test FILE [--event NAME]", command: spec)
+        switch (positionals.first, positionals.count) {
+        case ("test", 2): break
+        case ("init", 2): return try initScript(positionals[1], console)
+        case ("types", 1):
+            console.writeOut(HookSchema.luaDefinitions)
+            return .success
+        default:
+            throw UsageError("the actions are: comfyq hook test FILE [--event NAME], comfyq hook init NAME, comfyq hook types", command: spec)
         }
         let path = positionals[1]
         var only: HookEventKind?
@@ -143,6 +151,21 @@ enum HookCommand {
         let disabled = script.isDisabled ? " (the script disabled itself after \(HookScript.Settings().maximumFailures) failures in a row)" : ""
         console.print("\(report.calls) call\(report.calls == 1 ? "" : "s"), \(report.failures) failed\(disabled)")
         return report.failures == 0 ? .success : .failure
+    }
+
+    /// `comfyq hook init NAME`: NAME.lua with every hook as a commented stub; never overwrites.
+    static func initScript(_ given: String, _ console: Console) throws -> ExitCode {
+        let path = given.hasSuffix(".lua") ? given : given + ".lua"
+        let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            throw UsageError("hook init: the name must be letters, digits, '-' and '_', got '\(given)'", command: spec)
+        }
+        guard !FileManager.default.fileExists(atPath: path) else { throw CommandFailure("\(path): already exists; not overwritten") }
+        do { try Data(HookSchema.starterScript(name: name).utf8).write(to: URL(fileURLWithPath: path), options: .withoutOverwriting) } catch {
+            throw CommandFailure("\(path): cannot write it (\(error.localizedDescription))")
+        }
+        console.print("wrote \(path): every hook commented out; uncomment what you need, then: comfyq hook test \(path)")
+        return .success
     }
 
     /// The pictures the sample events name, drawn as a run would make them: the first item's

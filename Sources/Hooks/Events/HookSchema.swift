@@ -1,0 +1,457 @@
+import ComfyCore
+
+/// The hook API (version 1) as data: every table a hook receives, every hook function and the
+/// `comfyq` library, each with its type and meaning. The LuaLS definitions shipped in
+/// `scripts/types/comfyq.lua` are rendered from it (`comfyq hook types`), and the tests check the
+/// events of real runs against it, so editors, docs and events cannot drift apart.
+public enum HookSchema {
+    /// One key of a table: its LuaLS type (`string`, `integer`, `comfyq.Node`, `string[]`,
+    /// `"a"|"b"`), whether it may be absent, and what it means.
+    public struct Field: Sendable {
+        public var name: String
+        public var type: String
+        public var optional: Bool
+        public var doc: String
+
+        init(_ name: String, _ type: String, optional: Bool = false, _ doc: String) {
+            self.name = name
+            self.type = type
+            self.optional = optional
+            self.doc = doc
+        }
+    }
+
+    public struct Class: Sendable {
+        public var name: String
+        public var doc: String
+        public var fields: [Field]
+
+        public func field(_ name: String) -> Field? { fields.first { $0.name == name } }
+    }
+
+    public struct Function: Sendable {
+        public var name: String
+        public var doc: String
+        public var parameters: [Field]
+        /// LuaLS `@return` lines: `integer? status`.
+        public var returns: [String]
+    }
+
+    /// String types with a fixed set of values.
+    public static let aliases: [(name: String, doc: String, values: [String])] = [
+        ("comfyq.Phase", "Where a prompt is.", ["queued", "setup", "sampling", "decoding", "saving", "done", "failed", "interrupted", "cancelled"]),
+        ("comfyq.ServerState", "A server's health.", ["checking", "starting", "up", "down", "restarting", "given up", "stopped"]),
+        ("comfyq.LogLevel", "How `comfyq run` shows a log line.", ["debug", "info", "warn", "error"]),
+    ]
+
+    public static let classes: [Class] = [
+        Class(
+            name: "comfyq.PromptEvent", doc: "What `on_submit`, `on_phase`, `on_progress`, `on_complete` and `on_error` receive.",
+            fields: [
+                Field("event", #""submit"|"phase"|"progress"|"complete"|"error""#, "Which hook this is for."),
+                Field("job", "string", "The job's name."),
+                Field("item", "integer", "The item's index in its job, from 0 (`status` calls it job/item)."),
+                Field("prompt_id", "string", "ComfyUI's prompt id for this attempt (a new one for each attempt)."),
+                Field("server", "string", "The server's name from the servers file, or its URL."),
+                Field(
+                    "params", "table<string, string|number|boolean|comfyq.InputFile>",
+                    "The item's parameters by address: `{[\"KSampler.seed\"] = 42}`; an input file is a `comfyq.InputFile`."),
+                Field("attempt", "integer", "1 for the first attempt."),
+                Field("elapsed", "number", "Seconds since the attempt was claimed."),
+                Field("phase", "comfyq.Phase", optional: true, "The prompt's phase (`queued` for `on_submit`)."),
+                Field("previous_phase", "comfyq.Phase", optional: true, "`on_phase`: the phase it left."),
+                Field("node", "comfyq.Node", optional: true, "The node running now (or last); absent before a node runs."),
+                Field("sampler", "integer", optional: true, "Which sampler runs, from 1 (0 before the first)."),
+                Field("samplers", "integer", optional: true, "How many samplers the prompt runs."),
+                Field("step", "integer", optional: true, "The current sampler's step (0 before sampling)."),
+                Field("steps", "integer", optional: true, "The current sampler's step count (0 before sampling)."),
+                Field("fraction", "number", optional: true, "Overall progress 0…1, weighted by phase; never decreases; 1 only when done."),
+                Field(
+                    "preview", "string", optional: true,
+                    "The latest preview of the image being sampled, as a file (when the server sends previews); copy it to keep it."),
+                Field("outputs", "string[]", optional: true, "`on_complete`: the saved files' paths."),
+                Field("thumbnails", "string[]", optional: true, "`on_complete`: the outputs' 256-pixel PNG thumbnails."),
+                Field("timings", "comfyq.Timings", optional: true, "Seconds spent in each phase so far."),
+                Field("error", "comfyq.Error", optional: true, "`on_error`: what went wrong."),
+                Field("will_retry", "boolean", optional: true, "`on_error`: the item goes back to the queue for another attempt."),
+            ]),
+        Class(
+            name: "comfyq.InputFile", doc: "A local file given as an input (uploaded to the server that runs the item).",
+            fields: [
+                Field("file", "string", "Its absolute path."),
+                Field("size", "integer", "Its size in bytes when the job was added."),
+                Field("mtime", "number", "Its modification time (Unix seconds) when the job was added."),
+                Field("sha256", "string", optional: true, "Its SHA-256, once uploaded."),
+                Field("uploaded_as", "string", optional: true, "Its name on the server, once uploaded."),
+                Field("mask", "comfyq.InputFile", optional: true, "The mask uploaded with it, for inpainting."),
+            ]),
+        Class(
+            name: "comfyq.Node", doc: "A node of the prompt's graph.",
+            fields: [
+                Field("id", "string", "Its id in the graph."),
+                Field("class_type", "string", optional: true, "Its type: `KSampler`, `VAEDecode`…"),
+                Field("title", "string", optional: true, "Its `_meta.title`, when set."),
+            ]),
+        Class(
+            name: "comfyq.Timings", doc: "Seconds spent in each phase.",
+            fields: ["queued", "setup", "sampling", "decoding", "saving"].map { Field($0, "number", optional: true, "Seconds \($0).") }),
+        Class(
+            name: "comfyq.Error", doc: "Why an attempt failed.",
+            fields: [
+                Field("message", "string", "One line."),
+                Field("node", "string", optional: true, "The node ComfyUI named, when it did."),
+                Field("class_type", "string", optional: true, "That node's type."),
+                Field("exception_type", "string", optional: true, "The Python exception: `torch.OutOfMemoryError`…"),
+            ]),
+        Class(
+            name: "comfyq.BatchStart", doc: "What `on_batch_start` receives.",
+            fields: [
+                Field("event", #""batch_start""#, "Always `batch_start`."),
+                Field("pending", "integer", "Items waiting when the run started."),
+                Field("servers", "string[]", "The servers' names (or URLs)."),
+                Field("concurrency", "integer", "Prompts in flight per server."),
+                Field("watch", "boolean", "Whether the run was started with `--watch`."),
+                Field("started_at", "number", "Unix time in seconds."),
+            ]),
+        Class(
+            name: "comfyq.BatchDone", doc: "What `on_batch_done` receives.",
+            fields: [
+                Field("event", #""batch_done""#, "Always `batch_done`."),
+                Field("done", "integer", "Items done in this run."),
+                Field("failed", "integer", "Items failed in this run."),
+                Field("retried", "integer", "Attempts sent back to the queue."),
+                Field("skipped", "integer", "Items an `on_submit` skipped."),
+                Field("elapsed", "number", "Seconds since the run started."),
+                Field("servers", "string[]", "The servers' names (or URLs)."),
+                Field("finished_at", "number", "Unix time in seconds."),
+                Field("failures", "comfyq.Failure[]", "The failed items (at most 100)."),
+                Field("reports", "comfyq.Report[]", "Each job whose items finished in this run, with its page."),
+                Field("stop_reason", "string", optional: true, "Set when the run stopped early: `stopped by the user`, `no server answers`…"),
+            ]),
+        Class(
+            name: "comfyq.Idle", doc: "What `on_idle` receives (with `--watch`, when the queue has drained).",
+            fields: [
+                Field("event", #""idle""#, "Always `idle`."),
+                Field("done", "integer", "Items done so far."),
+                Field("failed", "integer", "Items failed so far."),
+                Field("retried", "integer", "Attempts sent back to the queue."),
+                Field("skipped", "integer", "Items an `on_submit` skipped."),
+                Field("elapsed", "number", "Seconds since the run started."),
+            ]),
+        Class(
+            name: "comfyq.Failure", doc: "A failed item in `on_batch_done`.",
+            fields: [
+                Field("job", "string", "The job's name."),
+                Field("item", "integer", "The item's index."),
+                Field("prompt_id", "string", "Its last attempt's prompt id."),
+                Field("error", "string", "Why, in one line."),
+            ]),
+        Class(
+            name: "comfyq.Report", doc: "A job's report in `on_batch_done`.",
+            fields: [
+                Field("job", "string", "The job's name."),
+                Field("page", "string", "Its `index.html`, kept up to date as items finished."),
+                Field("contact_sheet", "string", optional: true, "The job's grid as one PNG."),
+            ]),
+        Class(
+            name: "comfyq.ServerEvent", doc: "What `on_server` receives: a server's health changed.",
+            fields: [
+                Field("event", #""server""#, "Always `server`."),
+                Field("server", "string", "Its name (`gpu0`, `local/1`), or its URL when it has no name."),
+                Field("url", "string", "Its URL."),
+                Field("state", "comfyq.ServerState", "Its state now."),
+                Field("previous_state", "comfyq.ServerState", "The state it left."),
+                Field("reason", "string", "Why, in one line."),
+                Field("restarts", "integer", "Restarts within the last hour."),
+                Field("down_for", "number", optional: true, "On coming back up: seconds it was unavailable."),
+                Field("log_tail", "string[]", optional: true, "Supervised servers, when not up: the last lines of its log."),
+            ]),
+        Class(
+            name: "comfyq.PauseEvent", doc: "What `on_pause` receives: a full disk or a queue that cannot be written paused the run.",
+            fields: [
+                Field("event", #""pause""#, "Always `pause`."),
+                Field("reason", "string", "What failed, naming the file."),
+                Field("folder", "string", "The folder whose filesystem is full."),
+                Field("needed_bytes", "integer", "The room the run waits for."),
+                Field("free_bytes", "integer", optional: true, "The room there was."),
+                Field("in_flight", "integer", "Prompts in flight; they finish and wait on their servers."),
+            ]),
+        Class(
+            name: "comfyq.ResumeEvent", doc: "What `on_resume` receives: the pause ended.",
+            fields: [
+                Field("event", #""resume""#, "Always `resume`."),
+                Field("reason", "string", "What had failed."),
+                Field("folder", "string", "The folder that was full."),
+                Field("paused_for", "number", "Seconds the run was paused."),
+            ]),
+    ]
+
+    /// The table class each hook receives.
+    public static func className(for kind: HookEventKind) -> String {
+        switch kind {
+        case .submit, .phase, .progress, .complete, .error: "comfyq.PromptEvent"
+        case .batchStart: "comfyq.BatchStart"
+        case .batchDone: "comfyq.BatchDone"
+        case .idle: "comfyq.Idle"
+        case .server: "comfyq.ServerEvent"
+        case .pause: "comfyq.PauseEvent"
+        case .resume: "comfyq.ResumeEvent"
+        }
+    }
+
+    /// What each hook is for (the parameter's name as the README writes it).
+    public static func hook(_ kind: HookEventKind) -> Function {
+        let (parameter, doc): (String, String) =
+            switch kind {
+            case .batchStart: ("b", "Once, when `comfyq run` has checked its servers, before the first submission.")
+            case .submit:
+                ("e", "Before each attempt of an item is posted. Return nothing or `true` to submit it as it is, `false` to skip it, or a table `{[\"NODE.input\"] = value}` of overrides.")
+            case .phase: ("e", "Each phase change of a prompt: `queued → setup → sampling → decoding → saving → done`, or `failed`, `interrupted`, `cancelled`.")
+            case .progress: ("e", "Progress within a phase (sampler steps, the next node), at most twice a second per prompt.")
+            case .complete: ("e", "An item is done: ComfyUI succeeded and every output is downloaded and named.")
+            case .error: ("e", "An attempt failed; `e.will_retry` says whether the item runs again.")
+            case .batchDone: ("b", "Once, when the run ends (queue empty, Ctrl-C, no server).")
+            case .idle: ("b", "With `--watch`: the queue has drained; called again after the next item runs.")
+            case .server: ("s", "A server's health changed.")
+            case .pause: ("p", "A full disk or a queue that cannot be written paused the run.")
+            case .resume: ("r", "The pause ended: there is room again, and the run goes on by itself.")
+            }
+        return Function(
+            name: kind.function, doc: doc, parameters: [Field(parameter, className(for: kind), "")],
+            returns: kind == .submit ? ["boolean|table<string, any>|nil"] : [])
+    }
+
+    /// The `comfyq` table scripts get.
+    public static let library: [Function] = [
+        Function(
+            name: "comfyq.log", doc: "A line in `comfyq run`'s output, as `script.lua: message` (with `[level]` unless info). `comfyq.log(message)` logs at info.",
+            parameters: [Field("level", "comfyq.LogLevel|string", ""), Field("message", "string", optional: true, "")], returns: ["boolean"]),
+        Function(
+            name: "comfyq.notify", doc: "A desktop notification through `notify-send`; `false` when there is none (it went to the log instead).",
+            parameters: [Field("title", "string", ""), Field("body", "string", optional: true, "")], returns: ["boolean"]),
+        Function(
+            name: "comfyq.http_post",
+            doc: "POSTs `body`: a string, a file `{file = PATH, type = \"image/png\"}`, or a multipart form `{fields = {…}, files = {{name = …, path = …}}}`. Any HTTP status is a success; `nil, message` when the request could not be made.",
+            parameters: [
+                Field("url", "string", ""), Field("body", "string|table", optional: true, ""), Field("headers", "table<string, string>", optional: true, ""),
+                Field("timeout", "number", optional: true, "seconds, default 10"),
+            ], returns: ["integer? status", "string body_or_error"]),
+        Function(
+            name: "comfyq.http_get", doc: "GETs `url`. Any HTTP status is a success; `nil, message` when the request could not be made.",
+            parameters: [
+                Field("url", "string", ""), Field("headers", "table<string, string>", optional: true, ""),
+                Field("timeout", "number", optional: true, "seconds, default 10"),
+            ], returns: ["integer? status", "string body_or_error"]),
+        Function(
+            name: "comfyq.exec",
+            doc: "Runs a program without a shell, found on PATH; its stdout and stderr together (at most 1 MB). A signal gives 128 + its number; `nil, message` on a timeout.",
+            parameters: [Field("argv", "string[]", ""), Field("timeout", "number", optional: true, "seconds, default 10")],
+            returns: ["integer? exit_code", "string output_or_error"]),
+        Function(
+            name: "comfyq.json.encode", doc: "A JSON string: sequences become lists, other tables objects (keys sorted).",
+            parameters: [Field("value", "any", "")], returns: ["string? json", "string? error"]),
+        Function(
+            name: "comfyq.json.decode", doc: "The value of a JSON text; `null` becomes nil.", parameters: [Field("text", "string", "")],
+            returns: ["any value", "string? error"]),
+        Function(name: "comfyq.env", doc: "An environment variable's value, or nil.", parameters: [Field("name", "string", "")], returns: ["string?"]),
+    ]
+
+    // MARK: - Checking tables against the schema
+
+    /// Every way `value` (a table a hook got, as JSON) differs from `className`: keys the schema
+    /// does not have, required keys missing, values of the wrong type. Empty when it conforms.
+    public static func problems(in value: JSONValue, className: String, path: String = "") -> [String] {
+        guard let type = classes.first(where: { $0.name == className }) else { return ["\(path): unknown class \(className)"] }
+        guard let object = value.objectValue else { return ["\(path.isEmpty ? className : path): not a table"] }
+        var problems: [String] = []
+        for (key, entry) in object {
+            let place = path.isEmpty ? key : "\(path).\(key)"
+            guard let field = type.field(key) else {
+                problems.append("\(place): not in \(className)")
+                continue
+            }
+            if entry == .null {
+                if !field.optional { problems.append("\(place): nil, but \(className).\(key) is not optional") }
+                continue
+            }
+            problems += check(entry, against: field.type, at: place)
+        }
+        for field in type.fields where !field.optional && object[field.name] == nil {
+            problems.append("\(path.isEmpty ? field.name : "\(path).\(field.name)"): missing from \(className)")
+        }
+        return problems
+    }
+
+    /// `value` against a LuaLS type expression.
+    static func check(_ value: JSONValue, against type: String, at place: String) -> [String] {
+        let alternatives = split(type, on: "|")
+        var found: [String] = []
+        for alternative in alternatives {
+            let problems = checkOne(value, against: alternative.trimmingCharacters(in: .whitespaces), at: place)
+            if problems.isEmpty { return [] }
+            found = problems
+        }
+        return alternatives.count == 1 ? found : ["\(place): \(value.serialized()) is not \(type)"]
+    }
+
+    private static func checkOne(_ value: JSONValue, against type: String, at place: String) -> [String] {
+        if type.hasSuffix("?") { return value == .null ? [] : check(value, against: String(type.dropLast()), at: place) }
+        if type.hasPrefix("\""), type.hasSuffix("\"") {
+            return value.stringValue == String(type.dropFirst().dropLast()) ? [] : ["\(place): \(value.serialized()) is not \(type)"]
+        }
+        // An empty Lua table is both an empty list and an empty map (comfyq.json.encode writes `{}`).
+        let empty = value.arrayValue?.isEmpty == true || value.objectValue?.isEmpty == true
+        if type.hasSuffix("[]") {
+            if empty { return [] }
+            guard let array = value.arrayValue else { return ["\(place): \(value.serialized()) is not a list"] }
+            return array.enumerated().flatMap { check($1, against: String(type.dropLast(2)), at: "\(place)[\($0 + 1)]") }
+        }
+        if type.hasPrefix("table<"), type.hasSuffix(">") {
+            let inner = String(type.dropFirst(6).dropLast())
+            if empty { return [] }
+            guard let object = value.objectValue else { return ["\(place): \(value.serialized()) is not a table"] }
+            let parts = split(inner, on: ",")
+            let valueType = parts.count == 2 ? parts[1].trimmingCharacters(in: .whitespaces) : "any"
+            return object.flatMap { check($1, against: valueType, at: "\(place)[\"\($0)\"]") }
+        }
+        if let alias = aliases.first(where: { $0.name == type }) {
+            return alias.values.contains(value.stringValue ?? "\u{0}") ? [] : ["\(place): \(value.serialized()) is not a \(type)"]
+        }
+        if classes.contains(where: { $0.name == type }) { return problems(in: value, className: type, path: place) }
+        let ok: Bool =
+            switch type {
+            case "any": true
+            case "string": value.stringValue != nil
+            case "boolean": value.boolValue != nil
+            case "number": value.numberValue != nil
+            case "integer": value.numberValue.map { $0.double == $0.double.rounded() } ?? false
+            case "table": value.objectValue != nil || value.arrayValue != nil
+            case "nil": value == .null
+            default: false
+            }
+        return ok ? [] : ["\(place): \(value.serialized()) is not \(type == "integer" ? "an" : "a") \(type)"]
+    }
+
+    /// Splits on `separator` outside `<…>` and quotes.
+    static func split(_ text: String, on separator: Character) -> [String] {
+        var parts: [String] = []
+        var current = ""
+        var depth = 0
+        var quoted = false
+        for character in text {
+            if character == "\"" { quoted.toggle() }
+            if !quoted {
+                if character == "<" { depth += 1 }
+                if character == ">" { depth -= 1 }
+                if character == separator && depth == 0 {
+                    parts.append(current)
+                    current = ""
+                    continue
+                }
+            }
+            current.append(character)
+        }
+        parts.append(current)
+        return parts
+    }
+
+    // MARK: - LuaLS definitions
+
+    /// `scripts/types/comfyq.lua`: the API as lua-language-server reads it (`---@meta`).
+    public static var luaDefinitions: String {
+        var lines = [
+            "---@meta comfyq",
+            "-- comfyq's hook API (version 1) for lua-language-server: the `comfyq` library, the table",
+            "-- each hook receives, and every on_* hook. Generated by `comfyq hook types`; a test checks it",
+            "-- against the events comfyq really sends. Point the language server at this folder (see",
+            "-- scripts/README.md) and annotate your hooks: ---@param e comfyq.PromptEvent",
+            "",
+        ]
+        for alias in aliases {
+            lines.append("---\(alias.doc)")
+            lines.append("---@alias \(alias.name) " + alias.values.map { "\"\($0)\"" }.joined(separator: "|"))
+            lines.append("")
+        }
+        for type in classes {
+            lines.append("---\(type.doc)")
+            lines.append("---@class \(type.name)")
+            for field in type.fields { lines.append("---@field \(field.name)\(field.optional ? "?" : "") \(field.type) \(field.doc)") }
+            lines.append("")
+        }
+        lines += [
+            "---The library every hook script gets.",
+            "---@class comfyq.Library",
+            "---@field api_version integer The hook API's version: 1. Fields are only ever added within a version.",
+            "---@field options table<string, any> This script's settings (a job's `options`, `--hook-opt script.key=value`).",
+            "---@field json comfyq.JSON",
+            "comfyq = {}",
+            "",
+            "---@class comfyq.JSON",
+            "comfyq.json = {}",
+            "",
+        ]
+        for function in library {
+            lines.append("---\(function.doc)")
+            for parameter in function.parameters {
+                lines.append("---@param \(parameter.name)\(parameter.optional ? "?" : "") \(parameter.type)\(parameter.doc.isEmpty ? "" : " \(parameter.doc)")")
+            }
+            for value in function.returns { lines.append("---@return \(value)") }
+            lines.append("function \(function.name)(\(function.parameters.map(\.name).joined(separator: ", "))) end")
+            lines.append("")
+        }
+        for kind in HookEventKind.allCases {
+            let function = hook(kind)
+            lines.append("---\(function.doc)")
+            for parameter in function.parameters { lines.append("---@param \(parameter.name) \(parameter.type)") }
+            for value in function.returns { lines.append("---@return \(value)") }
+            lines.append("function \(function.name)(\(function.parameters.map(\.name).joined(separator: ", "))) end")
+            lines.append("")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// A new hook script (`comfyq hook init NAME`): every hook as a commented stub, annotated for
+    /// the language server.
+    public static func starterScript(name: String) -> String {
+        var lines = [
+            "-- \(name): a comfyq hook script (API version \(1)).",
+            "--",
+            "-- Uncomment the hooks you want. Try it without a server or GPU: comfyq hook test \(name).lua",
+            "-- Run it for every job: comfyq run --hook \(name).lua (or copy it to ~/.config/comfyq/hooks/)",
+            "-- For completion and type checks in your editor, point lua-language-server at comfyq's",
+            "-- scripts/types folder (see scripts/README.md).",
+            "--",
+            "-- Settings come from `--hook-opt \(name).key=value` or a job's hooks entry:",
+            "-- local url = comfyq.options.url or \"http://example.invalid\"",
+            "",
+        ]
+        for kind in HookEventKind.allCases {
+            let function = hook(kind)
+            let parameter = function.parameters[0]
+            lines.append("-- \(function.doc)")
+            lines.append("-- ---@param \(parameter.name) \(parameter.type)")
+            for value in function.returns { lines.append("-- ---@return \(value)") }
+            lines.append("-- function \(function.name)(\(parameter.name))")
+            lines.append(contentsOf: stubBody(kind, parameter: parameter.name).map { "--   " + $0 })
+            lines.append("-- end")
+            lines.append("")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private static func stubBody(_ kind: HookEventKind, parameter p: String) -> [String] {
+        switch kind {
+        case .batchStart: ["comfyq.log(\(p).pending .. \" items on \" .. table.concat(\(p).servers, \", \"))"]
+        case .submit: ["return true  -- or false to skip the item, or {[\"KSampler.seed\"] = 42} to override inputs"]
+        case .phase: ["comfyq.log(\(p).job .. \"/\" .. \(p).item .. \": \" .. \(p).previous_phase .. \" -> \" .. \(p).phase)"]
+        case .progress: ["-- \(p).fraction goes 0 to 1; \(p).step of \(p).steps while sampling"]
+        case .complete: ["comfyq.log(\(p).job .. \"/\" .. \(p).item .. \" saved \" .. table.concat(\(p).outputs, \", \"))"]
+        case .error: ["comfyq.log(\"error\", \(p).job .. \"/\" .. \(p).item .. \": \" .. \(p).error.message)"]
+        case .batchDone: ["comfyq.notify(\"comfyq\", \(p).done .. \" done, \" .. \(p).failed .. \" failed\")"]
+        case .idle: ["comfyq.log(\"the queue is empty\")"]
+        case .server: ["comfyq.log(\(p).server .. \": \" .. \(p).previous_state .. \" -> \" .. \(p).state .. \" (\" .. \(p).reason .. \")\")"]
+        case .pause: ["comfyq.notify(\"comfyq paused\", \(p).reason)"]
+        case .resume: ["comfyq.log(\"resumed after \" .. \(p).paused_for .. \" s\")"]
+        }
+    }
+}
