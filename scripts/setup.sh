@@ -3,11 +3,16 @@
 # Debian/Ubuntu: system libraries through apt-get (as root, or through sudo).
 set -euo pipefail
 
-packages=(pkg-config liblua5.4-dev libsqlite3-dev libssl-dev zlib1g-dev libpq-dev python3 python3-websockets openssl)
-# Test-only: a real browser for the web pages (headless), and a font for its screenshots.
-packages+=(chromium fonts-dejavu-core)
-# Test-only: a PostgreSQL server, for the throwaway clusters the queue tests start and remove.
-packages+=(postgresql)
+packages=(pkg-config liblua5.4-dev libsqlite3-dev libssl-dev zlib1g-dev libpq-dev)
+if [ -z "${COMFYQ_SETUP_BUILD_ONLY:-}" ]; then  # scripts/install.sh needs only the above
+    packages+=(python3 python3-websockets openssl)
+    # Test-only: a real browser for the web pages (headless), and a font for its screenshots.
+    packages+=(chromium fonts-dejavu-core)
+    # Test-only: a PostgreSQL server, for the throwaway clusters the queue tests start and remove.
+    packages+=(postgresql)
+    # Test-only: the shells whose completions are tested, and man to render the man page.
+    packages+=(zsh fish man-db)
+fi
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

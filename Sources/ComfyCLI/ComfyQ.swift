@@ -4,12 +4,12 @@ public enum ComfyQ {
 
     /// Every command, in the order `comfyq help` lists them.
     static var commands: [CommandSpec] {
-        [RunCommand.spec, ValidateCommand.spec, AddCommand.spec, StatusCommand.spec, ServeCommand.spec, ReportCommand.spec, ConvertCommand.spec, QueueEditCommands.cancel, QueueEditCommands.retry, QueueEditCommands.remove, QueueEditCommands.drain, ServersCommand.spec, SimulateCommand.spec, DoctorCommand.spec, ReplayCommand.spec, HookCommand.spec, helpSpec]
+        [RunCommand.spec, ValidateCommand.spec, AddCommand.spec, StatusCommand.spec, ServeCommand.spec, ReportCommand.spec, ConvertCommand.spec, QueueEditCommands.cancel, QueueEditCommands.retry, QueueEditCommands.remove, QueueEditCommands.drain, ServersCommand.spec, SimulateCommand.spec, DoctorCommand.spec, ReplayCommand.spec, HookCommand.spec, CompletionsCommand.spec, ManCommand.spec, helpSpec]
     }
 
     static let helpSpec = CommandSpec(
         name: "help", abstract: "Show help for comfyq or one of its commands.",
-        arguments: [ArgumentSpec("command", help: "The command to describe.", optional: true)]
+        arguments: [ArgumentSpec("command", help: "The command to describe.", optional: true, completion: .commands)]
     ) { _, _ in .success }  // handled by the router, which knows the other commands
 
     /// Runs a command line (without the program name) and returns the exit status.

@@ -7,15 +7,20 @@ public struct OptionSpec: Sendable {
     public var help: String
     /// Whether it may be given more than once.
     public var repeatable: Bool
+    /// What shell completion offers for its value.
+    public var completion: ValueCompletion
 
     public static func flag(_ long: String, short: Character? = nil, help: String) -> OptionSpec {
-        OptionSpec(long: long, short: short, valueName: nil, help: help, repeatable: false)
+        OptionSpec(long: long, short: short, valueName: nil, help: help, repeatable: false, completion: .none)
     }
 
+    /// An option with a value; completion offers files when the value's name says it is one
+    /// (`file`, `path`, `dir`), else what `completion` says.
     public static func value(
-        _ long: String, short: Character? = nil, name: String, help: String, repeatable: Bool = false
+        _ long: String, short: Character? = nil, name: String, completion: ValueCompletion? = nil, help: String, repeatable: Bool = false
     ) -> OptionSpec {
-        OptionSpec(long: long, short: short, valueName: name, help: help, repeatable: repeatable)
+        let files = ["file", "path", "dir"].contains { name.contains($0) }
+        return OptionSpec(long: long, short: short, valueName: name, help: help, repeatable: repeatable, completion: completion ?? (files ? .files : .none))
     }
 
     var isFlag: Bool { valueName == nil }
@@ -29,18 +34,27 @@ public struct OptionSpec: Sendable {
     }
 }
 
+/// What shell completion offers for a value: nothing, files, fixed words, the queue's job
+/// names or the servers file's server names (asked of comfyq as the user types), or commands.
+public enum ValueCompletion: Sendable, Equatable {
+    case none, files, jobs, servers, commands
+    case words([String])
+}
+
 /// A positional argument.
 public struct ArgumentSpec: Sendable {
     public var name: String
     public var help: String
     public var optional: Bool
     public var variadic: Bool
+    public var completion: ValueCompletion
 
-    public init(_ name: String, help: String, optional: Bool = false, variadic: Bool = false) {
+    public init(_ name: String, help: String, optional: Bool = false, variadic: Bool = false, completion: ValueCompletion = .files) {
         self.name = name
         self.help = help
         self.optional = optional
         self.variadic = variadic
+        self.completion = completion
     }
 
     var synopsis: String {

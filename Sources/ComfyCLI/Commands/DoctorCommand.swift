@@ -17,7 +17,7 @@ enum DoctorCommand {
             """,
         options: [
             .value(
-                "server", name: "name|url",
+                "server", name: "name|url", completion: .servers,
                 help: "A server: a name from the servers file, or a URL (default: every server in the\nservers file, else \(defaultServer)).", repeatable: true),
             ServersConfig.option,
             .value("header", name: "name:value", help: "An extra HTTP header for servers behind a proxy.", repeatable: true),

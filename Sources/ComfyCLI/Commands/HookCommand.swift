@@ -98,11 +98,11 @@ enum HookCommand {
             types: prints the hook API's definitions for lua-language-server (scripts/types/comfyq.lua).
             """,
         arguments: [
-            ArgumentSpec("action", help: "test, init or types"),
+            ArgumentSpec("action", help: "test, init or types", completion: .words(["test", "init", "types"])),
             ArgumentSpec("file", help: "The Lua hook script (test), or the new script's name (init).", optional: true),
         ],
         options: [
-            .value("event", name: "name", help: "Only this event: \(HookEventKind.allCases.map(\.rawValue).joined(separator: ", "))."),
+            .value("event", name: "name", completion: .words(HookEventKind.allCases.map(\.rawValue)), help: "Only this event: \(HookEventKind.allCases.map(\.rawValue).joined(separator: ", "))."),
             .value("hook-opt", name: "key=value", help: "A setting for comfyq.options (repeatable).", repeatable: true),
             .flag("dry-run", help: "Record HTTP requests, programs and notifications instead of making them."),
         ] + HookFiles.limitOptions,

@@ -271,7 +271,7 @@ enum QueueEditCommands {
     ) -> CommandSpec {
         CommandSpec(
             name: name, abstract: abstract,
-            arguments: [ArgumentSpec("target", help: "A job name or #id, or JOB/INDEX for one item.")], options: [JobFiles.dbOption]
+            arguments: [ArgumentSpec("target", help: "A job name or #id, or JOB/INDEX for one item.", completion: .jobs)], options: [JobFiles.dbOption]
         ) { arguments, console in
             let queue = try JobFiles.openQueue(arguments, console)
             let count = try change(queue, try resolve(queue, arguments.positionals[0]))
@@ -282,7 +282,7 @@ enum QueueEditCommands {
 
     static let remove = CommandSpec(
         name: "remove", abstract: "Delete a finished job and its items from the queue.",
-        arguments: [ArgumentSpec("job", help: "A job name or #id.")], options: [JobFiles.dbOption]
+        arguments: [ArgumentSpec("job", help: "A job name or #id.", completion: .jobs)], options: [JobFiles.dbOption]
     ) { arguments, console in
         let queue = try JobFiles.openQueue(arguments, console)
         let job: JobSummary

@@ -7,7 +7,7 @@ import Foundation
 /// (pre-flight).
 enum ServerChecks {
     static let serverOption = OptionSpec.value(
-        "server", name: "name|url",
+        "server", name: "name|url", completion: .servers,
         help: "Check against this server (repeatable): its node definitions convert UI-format workflows and\npre-flight every item. Default: the jobs' servers, else the servers file's.",
         repeatable: true)
     static let noPreflightOption = OptionSpec.flag("no-preflight", help: "Do not check the items against the servers' node definitions.")

@@ -14,7 +14,7 @@ enum ReportCommand {
             writes the grid as one contact-sheet picture instead (thumbnails and axis values), to
             attach to a message.
             """,
-        arguments: [ArgumentSpec("job", help: "A job name or #id.")],
+        arguments: [ArgumentSpec("job", help: "A job name or #id.", completion: .jobs)],
         options: [
             .value("output", short: "o", name: "dir", help: "Where to write index.html (default: the job's output folder)."),
             .value("png", name: "file", help: "Write the grid as a contact-sheet PNG to FILE instead of the page."),

@@ -6,6 +6,7 @@ import HTTPServer
 import Hooks
 import QueueStore
 import Runner
+import Simulator
 import WebSocket
 
 /// `comfyq run [JOB…]`
@@ -22,13 +23,13 @@ enum RunCommand {
         arguments: [ArgumentSpec("job", help: "Job files to add before running.", optional: true, variadic: true)],
         options: [
             .value(
-                "server", name: "name|url",
+                "server", name: "name|url", completion: .servers,
                 help: "A server from the servers file (a name, or an entry's name for all its instances)\nor a URL (default: the jobs' servers, else every server in the servers file,\nelse http://127.0.0.1:8188).",
                 repeatable: true),
             ServersConfig.option,
             .value("concurrency", name: "n", help: "Prompts in flight per server (default 2)."),
             .value(
-                "order", name: "models|strict",
+                "order", name: "models|strict", completion: .words(["models", "strict"]),
                 help: "models (default): each server takes work for the model it has loaded, so a sweep\nacross checkpoints loads each once per server; strict: exactly queue order."),
             .value("max-defer", name: "duration", help: "Longest an item may be overtaken for a loaded model (default 10m)."),
             .flag("watch", help: "Keep running and pick up items added later."),
@@ -49,7 +50,10 @@ enum RunCommand {
     static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
         // UI-format workflows among the jobs convert with the servers' node definitions.
         var definitions: NodeDefinitionsSource?
-        if !arguments.positionals.isEmpty && !arguments.flag("simulate") {
+        if arguments.flag("simulate") {
+            // The simulator this run starts has these definitions (it is not up yet to ask).
+            definitions = NodeDefinitionsSource(try NodeDefinitions(objectInfo: NodeCatalog.objectInfo()), origin: "the simulator")
+        } else if !arguments.positionals.isEmpty {
             definitions = try await ServerChecks.fetch(arguments, jobPaths: arguments.positionals, command: spec, console: console).forConversion
         }
         let specs = try JobFiles.load(arguments.positionals, definitions: definitions)

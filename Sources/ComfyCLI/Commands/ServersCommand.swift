@@ -21,11 +21,12 @@ enum ServersCommand {
             running after this command; a later run uses it).
             """,
         arguments: [
-            ArgumentSpec("action", help: "start, stop or restart (none: show the servers).", optional: true),
-            ArgumentSpec("name", help: "The server (an entry's name acts on all its instances).", optional: true),
+            ArgumentSpec("action", help: "start, stop or restart (none: show the servers).", optional: true, completion: .words(["start", "stop", "restart"])),
+            ArgumentSpec("name", help: "The server (an entry's name acts on all its instances).", optional: true, completion: .servers),
         ],
         options: [
             .flag("json", help: "Print one JSON document (schema 1)."),
+            .flag("names", help: "Print only the servers file's server names, one a line (for shell completion)."),
             ServersConfig.option,
             JobFiles.dbOption,
         ],
@@ -33,6 +34,10 @@ enum ServersCommand {
 
     static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
         let loaded = try ServersConfig.load(arguments, console)
+        if arguments.flag("names") {
+            for server in loaded?.file.servers ?? [] { console.print(server.name) }
+            return .success
+        }
         let queue = try JobFiles.openQueue(arguments, console)
         guard let action = arguments.positionals.first else { return try await show(loaded, queue: queue, arguments, console) }
         guard ["start", "stop", "restart"].contains(action) else {

@@ -20,7 +20,7 @@ package enum SimulateCommand {
             .value("output", name: "dir", help: "Where outputs are written (default: a folder in the state directory)."),
             .value("step-time", name: "duration", help: "Time per sampler step (default 50ms)."),
             .value("load-time", name: "duration", help: "A loader that runs (not cached): a checkpoint, LoRA… (default 1s)."),
-            .value("comfyui", name: "version", help: "The ComfyUI to answer as: 0.38 (its jobs API, rejection types, output metadata)\nor 0.3.64 (default 0.38)."),
+            .value("comfyui", name: "version", completion: .words(["0.38", "0.3.64"]), help: "The ComfyUI to answer as: 0.38 (its jobs API, rejection types, output metadata)\nor 0.3.64 (default 0.38)."),
             .value(
                 "cache", name: "policy",
                 help: "classic (0.3.64's default: keep only what the last prompt used, so a changed\ncheckpoint loads again), ram-pressure (0.38's default; loads as classic) or lru:N\n(as --cache-lru N) (default: the version's)."),

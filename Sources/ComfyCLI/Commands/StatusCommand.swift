@@ -10,11 +10,12 @@ enum StatusCommand {
             Without a job: one line per job (counts, progress, ETA) and one per running item. With a
             job: its items. --json prints one document (schema 1); --watch redraws until Ctrl-C.
             """,
-        arguments: [ArgumentSpec("job", help: "Show this job's items (name or #id).", optional: true)],
+        arguments: [ArgumentSpec("job", help: "Show this job's items (name or #id).", optional: true, completion: .jobs)],
         options: [
             .flag("failed", help: "Only failed items."),
             .flag("running", help: "Only running items."),
             .flag("json", help: "Print one JSON document (schema 1)."),
+            .flag("names", help: "Print only the jobs' names, one a line (for shell completion)."),
             .flag("watch", help: "Redraw on every change, and every second, until Ctrl-C (plain snapshots when not a terminal)."),
             JobFiles.dbOption,
         ],
@@ -22,6 +23,10 @@ enum StatusCommand {
 
     static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
         let queue = try JobFiles.openQueue(arguments, console)
+        if arguments.flag("names") {
+            for job in try queue.jobs() { console.print(job.name) }
+            return .success
+        }
         if arguments.flag("watch") && !arguments.flag("json") {
             while !Task.isCancelled {
                 let text = try render(queue, arguments, console)
