@@ -448,7 +448,9 @@ func runToolSync(_ path: String, _ arguments: [String]) throws -> Int32 {
         #expect(try await night.wait(run) == 0, "\(night.output("run"))")
         #expect(try await night.done() == 20)
         #expect(night.events().contains { $0.hasPrefix("local up -> restarting | restart asked for") }, "\(night.events())")
-        #expect(night.simulatorOutputs() == 20)
+        // A prompt that finished as the restart stopped the server, before the run collected it,
+        // left a file but no history: it runs again. At most the 2 in flight.
+        #expect((20...22).contains(night.simulatorOutputs()), "\(night.simulatorOutputs()) prompts ran to the end")
         // keep_running: the run leaves it running for the next one.
         let left = try #require(night.pidFiles().first.flatMap(night.serverPID))
         #expect(left != pid && kill(left, 0) == 0)
