@@ -59,11 +59,12 @@ enum ConversionBenchmark {
             items.append(PreflightJob.Item(index: index, parameters: ["s": .string(samplers[index % min(50, samplers.count)]), "c": checkpoint]))
         }
         let job = PreflightJob(label: "sweep", workflow: workflow, addresses: addresses, items: items)
-        var lines = 0
+        var lines: [String] = []
         let check = measure(rounds: 7) {
             let report = PreflightReport(jobs: [job], servers: [("gpu0", definitions), ("gpu1", definitions)])
-            lines = report.errors.count + report.notes.count
+            lines = (report.errors + report.notes).map(\.text)
         }
-        print("conversion: pre-flight of 10,000 items against 2 servers: \(format(check * 1e3, 1)) ms (\(lines) distinct problem\(lines == 1 ? "" : "s"))")
+        print("conversion: pre-flight of 10,000 items against 2 servers: \(format(check * 1e3, 1)) ms, \(lines.count) distinct problem\(lines.count == 1 ? "" : "s"):")
+        for line in lines { print("  \(line)") }
     }
 }

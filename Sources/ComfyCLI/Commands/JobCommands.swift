@@ -137,6 +137,7 @@ enum ValidateCommand {
             try await checked(arguments.positionals, fetched: $0, arguments: arguments)
         }
         for line in lines { console.print(line) }
+        for note in specs.flatMap({ $0.uiWorkflow?.notes ?? [] }) { console.print("note: \(note)") }
         for spec in specs {
             let converted = spec.uiWorkflow.map { " (converted from the UI format with the node definitions of \($0.definitions))" } ?? ""
             console.print("\(spec.file): ok, \(spec.itemCount) item\(spec.itemCount == 1 ? "" : "s") (\(spec.name))\(converted)")
@@ -209,6 +210,7 @@ enum AddCommand {
             return (jobs, try ServerChecks.preflight(jobs, fetched: fetched))
         }
         for line in lines { console.printError(line) }
+        for note in jobs.flatMap({ $0.0.uiWorkflow?.notes ?? [] }) { console.printError("note: \(note)") }
         if arguments.flag("dry-run") {
             for (spec, items) in jobs {
                 console.print("\(spec.name): \(items.count) item\(items.count == 1 ? "" : "s") (dry run, nothing added)")

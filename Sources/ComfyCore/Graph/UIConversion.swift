@@ -193,6 +193,10 @@ private struct ConversionRun {
         if saved.count > slots.count {
             notes.append(
                 "\(label(node, scope)): \(saved.count) saved widget values for \(slots.count) widgets of \(definition.name); the extra ones are ignored, as ComfyUI does")
+        } else if saved.count < slots.count, node.widgetsValues != nil {
+            let missing = slots[saved.count...].map { definition.widgets[$0].name }
+            notes.append(
+                "\(label(node, scope)): \(saved.count) saved widget value\(saved.count == 1 ? "" : "s") for \(slots.count) widgets of \(definition.name); \(missing.joined(separator: ", ")) keep\(missing.count == 1 ? "s its default" : " their defaults"), as ComfyUI does")
         }
         var overrides = driven[scope.graph.id]?[node.id] ?? [:]
         if let instance = scope.instance { overrides.merge(promoted(instance).inner[node.id] ?? [:]) { $1 } }

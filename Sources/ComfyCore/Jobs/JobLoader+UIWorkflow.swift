@@ -21,11 +21,15 @@ public struct UIWorkflowRecord: Sendable, Equatable {
     public var sha1: String?
     /// Whose node definitions converted it.
     public var definitions: String
+    /// What the conversion passed over as ComfyUI's page does (saved values beyond a node's
+    /// widgets, widgets with no saved value), one line each; not stored.
+    public var notes: [String]
 
-    public init(path: String, sha1: String?, definitions: String) {
+    public init(path: String, sha1: String?, definitions: String, notes: [String] = []) {
         self.path = path
         self.sha1 = sha1
         self.definitions = definitions
+        self.notes = notes
     }
 
     public var json: JSONValue {
@@ -76,7 +80,10 @@ extension JobLoader {
         }
         do {
             let result = try UIConversion(definitions: definitions.definitions, date: now, choose: choose).convert(json: json)
-            return (result.workflow, UIWorkflowRecord(path: path, sha1: digest?(Array(text.utf8)), definitions: definitions.origin))
+            return (
+                result.workflow,
+                UIWorkflowRecord(path: path, sha1: digest?(Array(text.utf8)), definitions: definitions.origin, notes: result.notes.map { "\(path): \($0)" })
+            )
         } catch {
             for line in error.problems { problem("workflow", "\(path): \(line) (node definitions: \(definitions.origin))") }
             return nil

@@ -38,6 +38,33 @@ import Testing
             .convert(json: json).workflow
     }
 
+    @Test func widgetCountsThatDoNotMatchAreNotedAndConvertAsTheFrontendDoes() throws {
+        let graph = Self.workflow(
+            [
+                Self.node(3, "EmptyLatentImage", outputs: [("LATENT", [])], values: [640, 480, 1, "stale"], title: "Size"),
+                Self.node(5, "EmptyLatentImage", outputs: [("LATENT", [])], values: [768]),
+                Self.node(6, "EmptyLatentImage", outputs: [("LATENT", [])], values: ["wide", 512, 1]),
+            ], [])
+        let conversion = UIConversion(definitions: UIConversionTests.definitions)
+        #expect(throws: UIConversionError.self) { try conversion.convert(json: graph) }
+        do {
+            _ = try conversion.convert(json: graph)
+        } catch {
+            // A value of the wrong type is a problem, one line naming node, widget and value.
+            #expect(error.problems == [#"node 6: widget width = "wide": not a number (width is INT)"#])
+        }
+        var fixed = graph.objectValue!
+        fixed["nodes"] = .array(Array(graph["nodes"]!.arrayValue!.prefix(2)))
+        let result = try conversion.convert(json: .object(fixed))
+        #expect(result.workflow["3"]?.inputs == ["width": 640, "height": 480, "batch_size": 1])
+        #expect(result.workflow["5"]?.inputs == ["width": 768, "height": 512, "batch_size": 1])
+        #expect(
+            result.notes == [
+                #"node 3 "Size": 4 saved widget values for 3 widgets of EmptyLatentImage; the extra ones are ignored, as ComfyUI does"#,
+                "node 5: 1 saved widget value for 3 widgets of EmptyLatentImage; height, batch_size keep their defaults, as ComfyUI does",
+            ])
+    }
+
     @Test func aWidgetLinkedFromAMutedNodeKeepsItsOwnValue() throws {
         // 1.58: a muted node resolves to nothing, so the widget input keeps the saved 5555.
         let graph = Self.workflow(
