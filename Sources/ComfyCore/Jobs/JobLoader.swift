@@ -77,8 +77,9 @@ public struct JobLoader {
                     throw WorkflowFileError("\(workflowPath): line \(line), column \(column): \(error)")
                 }
                 if UIWorkflow.isUIFormat(json) {
-                    (workflow, uiWorkflow) = converted(json, path: workflowPath, text: content, definitions: definitions, problem: problem)
-                        .map { ($0.0, $0.1) } ?? (nil, nil)
+                    if let (graph, record) = converted(json, path: workflowPath, text: content, definitions: definitions, problem: problem) {
+                        (workflow, uiWorkflow) = (graph, record)
+                    }
                 } else {
                     do { workflow = try Workflow(json: json) } catch { throw WorkflowFileError("\(workflowPath): \(error)") }
                 }
@@ -90,8 +91,9 @@ public struct JobLoader {
         case .object?:
             let json = object["workflow"]!
             if UIWorkflow.isUIFormat(json) {
-                (workflow, uiWorkflow) = converted(json, path: path, text: json.serialized(), definitions: definitions, problem: problem)
-                    .map { ($0.0, $0.1) } ?? (nil, nil)
+                if let (graph, record) = converted(json, path: path, text: json.serialized(), definitions: definitions, problem: problem) {
+                    (workflow, uiWorkflow) = (graph, record)
+                }
             } else {
                 do { workflow = try Workflow(json: json) } catch { problem("workflow", "\(error)") }
             }
