@@ -5,19 +5,30 @@ import ComfyCore
 /// Reading the summary is one indexed scan of the pending items (about 100 ms for 100,000 on a
 /// small machine), too much for every dispatch, so it is kept and adjusted: a claim through this
 /// queue takes one from its group; a write through this queue that puts items back or adds them
-/// drops the summary; a write by another process shows in SQLite's `data_version` and drops it
-/// too. So a run reads it again only when something other than its own claims changed.
+/// drops the summary; a write by another process shows in SQLite's `data_version` (PostgreSQL's
+/// notifications) and drops it too, unless the caller accepts a summary that old. So a run reads
+/// it again only when something other than its own claims changed, and with many runs on one
+/// queue, each committing all the time, at most every `othersMaxAge` seconds: a claim stays
+/// exact (a group another run emptied claims nothing, and the summary is read again).
 struct PendingCache {
     var dataVersion: String
     var jobIDs: Set<Int64>?
     var groups: [DispatchPolicy.Group]
+    var readAt: ContinuousClock.Instant
 }
 
 extension Queue {
     /// The pending items by job and model key, with their jobs' priority and dispatch settings.
-    public func pendingGroups(jobIDs: Set<Int64>? = nil) throws -> [DispatchPolicy.Group] {
+    /// `othersMaxAge`: how old (seconds) a summary may be that other processes' writes have
+    /// made stale (its counts and new jobs; this queue's own writes are always in it).
+    public func pendingGroups(jobIDs: Set<Int64>? = nil, othersMaxAge: Double = 0) throws -> [DispatchPolicy.Group] {
         let version = try database.othersChangeToken()
-        if let cache = pendingCache, cache.dataVersion == version, cache.jobIDs == jobIDs { return cache.groups }
+        if let cache = pendingCache, cache.jobIDs == jobIDs,
+            cache.dataVersion == version || ContinuousClock.now - cache.readAt < .milliseconds(Int(othersMaxAge * 1000))
+        {
+            return cache.groups
+        }
+        let readAt = ContinuousClock.now
         var settings: [Int64: (priority: Int, maxDefer: Double?, strict: Bool)] = [:]
         for row in try database.query(
             "SELECT id, priority, spec FROM jobs WHERE (SELECT 1 FROM items WHERE items.state = 'pending' AND items.job_id = jobs.id ORDER BY items.idx LIMIT 1) IS NOT NULL")
@@ -46,7 +57,7 @@ extension Queue {
                     jobID: jobID, priority: job.priority, modelKey: row[1].text.map(ModelKey.init), waiting: Int(row[2].int ?? 0),
                     firstIndex: Int(row[3].int ?? 0), waitingSince: row[4].double ?? 0, maxDefer: job.maxDefer, strict: job.strict))
         }
-        pendingCache = PendingCache(dataVersion: version, jobIDs: jobIDs, groups: groups)
+        pendingCache = PendingCache(dataVersion: version, jobIDs: jobIDs, groups: groups, readAt: readAt)
         return groups
     }
 

@@ -141,7 +141,7 @@ enum OutputWriter {
             "model_key": .string(flight.modelKey.description), "inputs": .array(flight.inputs.map(\.json)),
             "source": ["filename": .string(file.filename), "subfolder": .string(file.subfolder), "type": .string(file.type)],
             "media": file.media?.json ?? .null,
-            "saved_at": .string(ISO8601DateFormatter().string(from: Date())),
+            "saved_at": .string(Timestamps.iso8601UTC(Date())),
         ]
         do {
             try Data(document.serialized(pretty: true).utf8).write(to: sidecar, options: .atomic)
@@ -159,12 +159,9 @@ enum OutputWriter {
     }
 
     static func templateValues(_ flight: InFlight, number: Int) -> [String: String] {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyy-MM-dd"
-        formatter.locale = Locale(identifier: "en_US_POSIX")
         var values: [String: String] = [
             "job": flight.jobName, "index": String(flight.index), "n": String(number), "item": "\(flight.jobName)_\(flight.index)",
-            "date": formatter.string(from: Date()), "seed": seed(flight) ?? "",
+            "date": Timestamps.localDay(Date()), "seed": seed(flight) ?? "",
         ]
         for (written, value) in flight.parameters.objectValue ?? JSONObject() {
             // An input file stands for its stem (`photos/cat.png` → `cat`).

@@ -291,6 +291,12 @@ public actor Runner {
 
     // MARK: Submitting
 
+    /// How old the pending summary dispatch plans from may be when other runs have written
+    /// since: with several runs on one queue, each committing all the time, reading it after
+    /// every one of their commits costs a scan of the pending items per prompt. Claims stay
+    /// exact; a job another process adds is seen within this long.
+    static let othersMaxAge: Double = 0.25
+
     /// Fills every available server's free slots from the queue, as the dispatch policy
     /// chooses (priority, then what each server has loaded; see `DispatchPolicy`).
     func refill() {
@@ -307,7 +313,7 @@ public actor Runner {
             guard slots.contains(where: { $0.freeSlots > 0 }) else { return }
             let plan: [DispatchPolicy.Assignment]
             do {
-                let groups = try queue.pendingGroups(jobIDs: options.jobIDs)
+                let groups = try queue.pendingGroups(jobIDs: options.jobIDs, othersMaxAge: Self.othersMaxAge)
                 for index in slots.indices where slots[index].freeSlots > 0 { slots[index].excluded = excludedGroups(groups, for: index) }
                 plan = options.dispatch.plan(groups: groups, servers: &slots, now: wallClock)
             } catch {

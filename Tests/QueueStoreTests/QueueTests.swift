@@ -69,6 +69,35 @@ import Testing
         if backend == .sqlite { #expect(try reader.database.query("PRAGMA journal_mode") == [[.text("wal")]]) }
     }
 
+    /// Dispatch's pending summary: this connection's claims keep it exact; other processes'
+    /// writes are read at once, or after `othersMaxAge` when the caller accepts that; a claim of
+    /// a group another process emptied claims nothing and drops the summary.
+    @Test(arguments: QueueBackend.all)
+    func thePendingSummaryFollowsOtherProcesses(_ backend: QueueBackend) throws {
+        let path = try backend.location()
+        let runner = try Queue(path: path)
+        let other = try Queue(path: path)
+        let night = try Self.spec(seeds: 3)
+        try other.add(night, items: night.expand(random: { 0 }), now: 1)
+        let groups = try runner.pendingGroups(othersMaxAge: 60)
+        #expect(groups.map(\.waiting) == [3])
+        #expect(try runner.claim(groups[0].id, server: "gpu0", promptID: "p1", now: 2) != nil)
+        #expect(try runner.pendingGroups(othersMaxAge: 60).map(\.waiting) == [2], "its own claim, counted without a read")
+
+        let urgent = try Self.spec(name: "urgent", seeds: 2, priority: 5)
+        try other.add(urgent, items: urgent.expand(random: { 0 }), now: 3)
+        #expect(try runner.pendingGroups(othersMaxAge: 60).map(\.waiting) == [2], "another's add, within the age accepted")
+        #expect(try runner.pendingGroups().map(\.waiting).sorted() == [2, 2], "and at once when no age is accepted")
+
+        // Another process takes the last two: the claim finds nothing and the next read is fresh.
+        let cached = try runner.pendingGroups(othersMaxAge: 60)
+        let nightGroup = try #require(cached.first { $0.priority == 0 })
+        while try other.claim(nightGroup.id, server: "gpu1", promptID: UUID().uuidString, now: 4) != nil {}
+        #expect(try runner.pendingGroups(othersMaxAge: 60).contains { $0.id == nightGroup.id }, "stale, as accepted")
+        #expect(try runner.claim(nightGroup.id, server: "gpu0", promptID: "p2", now: 5) == nil)
+        #expect(try runner.pendingGroups(othersMaxAge: 60).map(\.priority) == [5])
+    }
+
     /// Skipped, saying why, where PostgreSQL cannot be installed: the suites then run on SQLite only.
     @Test(.enabled(if: PostgresServer.available, Comment(rawValue: PostgresServer.missing)))
     func thePostgreSQLClusterStarts() throws {
