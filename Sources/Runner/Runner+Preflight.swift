@@ -65,11 +65,16 @@ extension Runner {
         if report.errors.isEmpty, report.checkedItems > 0 {
             continuation.yield(.message("pre-flight: \(report.checkedItems) pending items checked against \(checked.map { servers[$0.0].name }.joined(separator: ", "))"))
         }
-        // A server still to come up may run what these cannot: its own check decides then.
-        let waiting = servers.indices.filter { needsDefinitions($0) }.map { servers[$0].name }
-        guard waiting.isEmpty else {
+        // A server still to come up may run what these cannot (its own check decides then), and
+        // one whose definitions could not be had is given them: neither is "no server".
+        let undecided = servers.indices.filter { index in
+            if needsDefinitions(index) { return true }
+            if case .skipped = servers[index].preflight { return true }
+            return false
+        }.map { servers[$0].name }
+        guard undecided.isEmpty else {
             for error in report.errors {
-                continuation.yield(.message("pre-flight: \(error) (waiting for \(waiting.joined(separator: ", ")) to judge)"))
+                continuation.yield(.message("pre-flight: \(error) (left to \(undecided.joined(separator: ", ")), not checked yet)"))
             }
             return []
         }

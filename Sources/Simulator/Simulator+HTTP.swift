@@ -81,7 +81,14 @@ extension Simulator {
             return HTTPResponse(status: 200, contentType: "text/plain")
         case ("GET", "/view"): return view(request.query)
         case ("GET", "/system_stats"): return json(systemStats())
-        case ("GET", "/object_info"): return json(NodeCatalog.objectInfo(inputFiles: inputFiles(), models: options.models))
+        case ("GET", "/object_info"):
+            let failing = state.withLock { state -> Bool in
+                guard state.failingObjectInfo > 0 else { return false }
+                state.failingObjectInfo -= 1
+                return true
+            }
+            if failing { return HTTPResponse(status: 500, contentType: "text/plain", body: Array("500 Internal Server Error".utf8)) }
+            return json(NodeCatalog.objectInfo(inputFiles: inputFiles(), models: options.models))
         case ("GET", _) where path.hasPrefix("/object_info/"):
             let name = String(path.dropFirst("/object_info/".count))
             return json(NodeCatalog.objectInfo(inputFiles: inputFiles(), models: options.models)[name].map { .object([name: $0]) } ?? [:])
@@ -264,6 +271,10 @@ extension Simulator {
             let count = Int(number("count") ?? 1)
             state.withLock { $0.failingSubmits = count }
             return json(["failing_submits": .int(count)])
+        case "/sim/fail-object-info":
+            let count = Int(number("count") ?? 1)
+            state.withLock { $0.failingObjectInfo = count }
+            return json(["failing_object_info": .int(count)])
         case "/sim/slow-view":
             let seconds = number("seconds") ?? 1
             state.withLock { $0.viewDelay = seconds }

@@ -228,6 +228,8 @@ struct SimulatorState: ~Copyable {
     /// `/sim/hang`: nothing answers or runs any more, and sockets stay open (a wedged process).
     var hung = false
     var failingSubmits = 0
+    /// `/sim/fail-object-info`: the next `GET /object_info`s answer 500.
+    var failingObjectInfo = 0
     var viewDelay = 0.0
     var nodeFailure: NodeFailure?
     /// `/sim/hold`: the sampler step after which the next sampler waits for an interrupt.
