@@ -190,7 +190,12 @@ extension Simulator {
         if type != "output" { url.appendPathComponent(type) }
         if !subfolder.isEmpty { url.appendPathComponent(subfolder) }
         url.appendPathComponent(name)
-        guard let data = FileManager.default.contents(atPath: url.path) else { return HTTPResponse(status: 404, contentType: "text/plain") }
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            // Not there is a 404, as ComfyUI answers; a file that is there but cannot be read says why.
+            guard FileManager.default.fileExists(atPath: url.path) else { return HTTPResponse(status: 404, contentType: "text/plain") }
+            return HTTPResponse(status: 500, contentType: "text/plain", body: Array("cannot read \(url.path): \(error.localizedDescription)".utf8))
+        }
         return HTTPResponse(
             status: 200, contentType: name.hasSuffix(".png") ? "image/png" : "application/octet-stream", body: Array(data),
             headers: [("Content-Disposition", "filename=\"\(name)\"")])

@@ -176,7 +176,7 @@ extension Simulator {
                 case .output(let save):
                     try pause(options.classTimes[node.classType] ?? options.nodeTime, generation)
                     try checkFailure(nodeID, node.classType, step: 0)
-                    let images = writeImages(for: node, in: prompt.workflow, save: save)
+                    let images = try writeImages(nodeID, for: node, in: prompt.workflow, save: save)
                     let ui: JSONValue = ["images": .array(images)]
                     try send("executed", ["node": .string(nodeID), "display_node": .string(nodeID), "output": ui, "prompt_id": .string(id)])
                     outputs[nodeID] = ui
@@ -357,8 +357,10 @@ extension Simulator {
         [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
     }
 
-    /// Writes the images an output node saves: `SimulatedImage`s of the latent's size, labelled with what made them.
-    private func writeImages(for node: WorkflowNode, in workflow: Workflow, save: Bool) -> [JSONValue] {
+    /// Writes the images an output node saves: `SimulatedImage`s of the latent's size, labelled
+    /// with what made them. A file that cannot be written fails the node, as ComfyUI's save does
+    /// (never a history entry naming a file that is not there).
+    private func writeImages(_ nodeID: String, for node: WorkflowNode, in workflow: Workflow, save: Bool) throws(Stop) -> [JSONValue] {
         let (width, height, batch, seed) = Self.imageShape(from: node, in: workflow, inputDirectory: options.inputDirectory)
         var prefix = save ? (node.inputs["filename_prefix"]?.stringValue ?? "ComfyUI") : "ComfyUI_temp"
         prefix = prefix.replacingOccurrences(of: "..", with: "_")
@@ -372,7 +374,12 @@ extension Simulator {
         var directory = URL(fileURLWithPath: options.outputDirectory)
         if !save { directory.appendPathComponent("temp") }
         if !subfolder.isEmpty { directory.appendPathComponent(subfolder) }
-        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        func failed(_ error: any Error, _ path: String) -> Stop {
+            .failed(node: nodeID, classType: node.classType, type: "OSError", message: "cannot write \(path): \(error.localizedDescription)\n")
+        }
+        do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+            throw failed(error, directory.path)
+        }
         var images: [JSONValue] = []
         for index in 0..<batch {
             let counter = state.withLock { state -> Int in
@@ -388,7 +395,8 @@ extension Simulator {
             let image = SimulatedImage.render(width: width, height: height, seed: seed &+ UInt64(index), lines: labels)
             let png = image.encoded(level: 1, text: ["prompt": workflow.json.serialized()])
             // A plain write: createFile would go through a temporary file and a rename.
-            try? Data(png).write(to: directory.appendingPathComponent(name))
+            let file = directory.appendingPathComponent(name)
+            do { try Data(png).write(to: file) } catch { throw failed(error, file.path) }
             var entry: JSONObject = ["filename": .string(name), "subfolder": .string(subfolder), "type": .string(type)]
             // 0.38's enrich_output_with_media_metadata.
             if options.profile == .v0_38 { entry["metadata"] = ["kind": "image", "width": .int(width), "height": .int(height)] }

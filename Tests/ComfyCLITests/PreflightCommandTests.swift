@@ -161,6 +161,26 @@ import FoundationNetworking
         #expect(unchecked.stdout == "\(job): ok, 2 items (night)\n")
     }
 
+    /// Servers behind a proxy: `--header` goes with every request for their definitions.
+    @Test func headersReachTheServerAndABadOneIsAUsageError() async throws {
+        let folder = try Folder()
+        defer { folder.remove() }
+        let listener = try await HTTPListener.start(status: 401)
+        defer { listener.stop() }
+        let job = try folder.job(Self.txt2img(#"seeds: {start: 1, count: 2}"#))
+        let valid = try await folder.run(["validate", job, "--server", listener.url, "--header", "Authorization: Bearer night-token"])
+        #expect(valid.status == .success, "\(valid.stderr)")
+        #expect(valid.stdout.hasPrefix("pre-flight skipped: no server answered (\(listener.url): "), "\(valid.stdout)")
+        let requests = try await listener.requests()
+        #expect(!requests.isEmpty)
+        for request in requests {
+            #expect((request["headers"] as? [String: String])?["Authorization"] == "Bearer night-token", "\(request)")
+        }
+        let bad = try await folder.run(["validate", job, "--server", listener.url, "--header", "no-colon"])
+        #expect(bad.status == .usage)
+        #expect(bad.stderr.hasPrefix("Error: --header must be name:value, got 'no-colon'\n"), "\(bad.stderr)")
+    }
+
     // MARK: - UI-format workflows
 
     @Test(arguments: ["edge_reroute", "edge_primitive_seed", "edge_subgraph_promoted_widget", "sdxl_simple_example"])

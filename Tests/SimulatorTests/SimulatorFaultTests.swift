@@ -18,6 +18,28 @@ import WebSocket
         return elapsed.seconds
     }
 
+    /// An output that cannot be written fails its node, as ComfyUI's save raises: history never
+    /// names a file that is not there.
+    @Test func anImageThatCannotBeWrittenFailsTheNode() async throws {
+        let fixture = try SimulatorFixture()
+        // The output folder is a regular file now: nothing can be written under it.
+        try? FileManager.default.removeItem(atPath: fixture.output)
+        try Data("not a folder".utf8).write(to: URL(fileURLWithPath: fixture.output))
+        let listener = try await fixture.listen(clientID: "c")
+        _ = try await fixture.api.submit(SimulatorProtocolTests.txt2img(), promptID: "unwritable", clientID: "c")
+        let messages = await listener.until(end: "unwritable")
+        let error = try #require(messages.first { $0["type"] == "execution_error" })
+        #expect(error["data"]?["node_type"] == "SaveImage")
+        #expect(error["data"]?["exception_type"] == "OSError")
+        #expect(error["data"]?["exception_message"]?.stringValue?.hasPrefix("cannot write \(fixture.output)") == true, "\(error)")
+        // /view of a file that is not there is a 404, as ComfyUI answers.
+        var request = URLRequest(url: URL(string: fixture.simulator.url + "/view?filename=sim_00001_.png&type=output")!)
+        request.httpMethod = "GET"
+        let (_, response) = try await URLSession(configuration: .ephemeral).data(for: request)
+        #expect((response as? HTTPURLResponse)?.statusCode == 404)
+        listener.close()
+    }
+
     /// `/sim/hang`: a wedged process. Requests get no answer at all (not an error), nothing
     /// runs, and the sockets stay open.
     @Test func hangAnswersNothingAndKeepsSocketsOpen() async throws {

@@ -17,6 +17,7 @@ enum ConvertCommand {
             .value("server", name: "name|url", completion: .servers, help: "The server whose node definitions to use (default: the servers file's first that answers)."),
             .value("object-info", name: "file", help: "A saved /object_info to use instead of a server."),
             .value("output", short: "o", name: "file", help: "Write the API form to FILE instead of printing it."),
+            ServerChecks.headerOption,
             ServersConfig.option,
         ],
         run: run)

@@ -20,7 +20,7 @@ enum DoctorCommand {
                 "server", name: "name|url", completion: .servers,
                 help: "A server: a name from the servers file, or a URL (default: every server in the\nservers file, else \(defaultServer)).", repeatable: true),
             ServersConfig.option,
-            .value("header", name: "name:value", help: "An extra HTTP header for servers behind a proxy.", repeatable: true),
+            ServerChecks.headerOption,
             .value("ca-file", name: "path", help: "Trust the PEM certificates in this file for wss:// (a private CA)."),
             .flag("insecure", help: "Do not verify wss:// certificates (self-signed test setups only)."),
             .flag("json", help: "Print one JSON document (schema 1) instead of text."),
@@ -28,13 +28,7 @@ enum DoctorCommand {
         run: run)
 
     static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
-        var headers: [String: String] = [:]
-        for header in arguments.values("header") {
-            guard let colon = header.firstIndex(of: ":") else {
-                throw UsageError("--header must be name:value, got '\(header)'", command: spec)
-            }
-            headers[String(header[..<colon])] = header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
+        let headers = try ServerChecks.headers(arguments, command: spec)
         // --server names or URLs, else every server of the servers file, else ComfyUI's default.
         let loaded = try ServersConfig.load(arguments, console)
         let servers: [ServerDefinition]

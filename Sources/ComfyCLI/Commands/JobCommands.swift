@@ -129,7 +129,7 @@ enum ValidateCommand {
             (checkpoints, samplers…), number ranges, required inputs, types; input files against max_upload_size.
             """,
         arguments: [ArgumentSpec("job", help: "Job files (JSON with comments and trailing commas).", variadic: true)],
-        options: [ServerChecks.serverOption, ServerChecks.noPreflightOption, ServersConfig.option]
+        options: [ServerChecks.serverOption, ServerChecks.noPreflightOption, ServerChecks.headerOption, ServersConfig.option]
     ) { arguments, console in try await validate(arguments, console) }
 
     static func validate(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
@@ -193,7 +193,7 @@ enum AddCommand {
         arguments: [ArgumentSpec("job", help: "Job files to add.", variadic: true)],
         options: [
             .flag("dry-run", help: "List the items that would be added, and add nothing."),
-            ServerChecks.serverOption, ServerChecks.noPreflightOption, ServersConfig.option,
+            ServerChecks.serverOption, ServerChecks.noPreflightOption, ServerChecks.headerOption, ServersConfig.option,
             JobFiles.dbOption,
         ]
     ) { arguments, console in try await add(arguments, console) }

@@ -11,6 +11,19 @@ enum ServerChecks {
         help: "Check against this server (repeatable): its node definitions convert UI-format workflows and\npre-flight every item. Default: the jobs' servers, else the servers file's.",
         repeatable: true)
     static let noPreflightOption = OptionSpec.flag("no-preflight", help: "Do not check the items against the servers' node definitions.")
+    static let headerOption = OptionSpec.value("header", name: "name:value", help: "An extra HTTP header for servers behind a proxy.", repeatable: true)
+
+    /// `--header name:value` (repeatable), as a dictionary.
+    static func headers(_ arguments: ParsedArguments, command: CommandSpec) throws -> [String: String] {
+        var headers: [String: String] = [:]
+        for header in arguments.values("header") {
+            guard let colon = header.firstIndex(of: ":") else {
+                throw UsageError("--header must be name:value, got '\(header)'", command: command)
+            }
+            headers[String(header[..<colon])] = header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return headers
+    }
 
     /// Servers that answered, with their definitions, and those that did not, with why.
     struct Fetched {
@@ -58,6 +71,7 @@ enum ServerChecks {
     {
         let loaded = try ServersConfig.load(arguments, console)
         let servers = try servers(arguments, loaded: loaded, jobPaths: jobPaths, command: command)
+        let headers = try headers(arguments, command: command)
         let cache = ObjectInfoCache(environment: console.environment, home: NSHomeDirectory())
         var fetched = Fetched(serversFile: loaded)
         for server in servers {
@@ -66,7 +80,7 @@ enum ServerChecks {
                 continue
             }
             do {
-                fetched.answered.append((server, try await cache.definitions(name: server.name, api: ComfyAPI(baseURL: url, timeout: 10), refresh: refresh)))
+                fetched.answered.append((server, try await cache.definitions(name: server.name, api: ComfyAPI(baseURL: url, headers: headers, timeout: 10), refresh: refresh)))
             } catch {
                 fetched.failed.append((server, error.kindDescription))
             }

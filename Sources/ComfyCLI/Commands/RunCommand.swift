@@ -40,7 +40,7 @@ enum RunCommand {
             .value("lease", name: "duration", help: "Take over another run's items when it has not beaten for this long (default 30s)."),
             .flag("no-preflight", help: "Do not check pending items against each server's node definitions before submitting."),
             .flag("json-events", help: "Print every transition and completion as one JSON object a line (schema 1)."),
-            .value("header", name: "name:value", help: "An extra HTTP header for servers behind a proxy.", repeatable: true),
+            ServerChecks.headerOption,
             .value("ca-file", name: "path", help: "Trust the PEM certificates in this file for wss://."),
             .flag("insecure", help: "Do not verify wss:// certificates (self-signed test setups only)."),
             JobFiles.dbOption,
@@ -60,11 +60,7 @@ enum RunCommand {
         let concurrency = Int(arguments.value("concurrency") ?? "2") ?? 0
         guard concurrency >= 1 else { throw UsageError("--concurrency must be a whole number of at least 1", command: spec) }
         let dispatch = try dispatchPolicy(arguments)
-        var headers: [String: String] = [:]
-        for header in arguments.values("header") {
-            guard let colon = header.firstIndex(of: ":") else { throw UsageError("--header must be name:value, got '\(header)'", command: spec) }
-            headers[String(header[..<colon])] = header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
+        let headers = try ServerChecks.headers(arguments, command: spec)
         // Servers are settled before anything is added: a wrong name loses nothing.
         let servers = try chooseServers(arguments, specs: specs, console: console)
         let queue = try JobFiles.openQueue(arguments, console)
