@@ -277,6 +277,14 @@ import FoundationNetworking
         #expect(sidecar["ui_workflow"]?["sha1"] == .string(SHA1.hex(bytes)), "\(sidecar.serialized())")
         #expect(sidecar["ui_workflow"]?["path"]?.stringValue?.hasSuffix("txt2img.ui.json") == true)
         #expect(sidecar["workflow_sha1"]?.stringValue?.count == 40)
+
+        // `run JOB` converts too, with the definitions of the servers it runs on.
+        let direct = try folder.job(
+            try String(contentsOfFile: job, encoding: .utf8).replacingOccurrences(of: #"name: "ui""#, with: #"name: "direct""#), name: "direct.json")
+        let ran = try await folder.run(["run", direct, "--server", server.url])
+        #expect(ran.status == .success, "\(ran.stdout)\(ran.stderr)")
+        #expect(ran.stderr.contains("added job direct: 2 items"), "\(ran.stderr)")
+        #expect(FileManager.default.fileExists(atPath: folder.path("out/direct_1.png")))
     }
 
     @Test func definitionsAreCachedByVersionAndUsedWhenTheServerIsDown() async throws {

@@ -64,6 +64,26 @@ enum ServerChecks {
         return try ServersConfig.resolve([DoctorCommand.defaultServer], in: nil, what: "--server")
     }
 
+    /// Whether loading these job files may need node definitions: one names a UI-format workflow
+    /// (or is a Lua job, whose workflow is known only once it runs). A file that cannot be read
+    /// here is left to the load, which reports it.
+    static func mayNeedDefinitions(jobPaths: [String]) -> Bool {
+        jobPaths.contains { path in
+            if path.hasSuffix(".lua") { return true }
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8), let job = try? JSONValue(parsingJSON5: text) else { return false }
+            switch job["workflow"] {
+            case .string(let relative)?:
+                let file = JobLoader.resolve(relative, against: (path as NSString).deletingLastPathComponent)
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8), let workflow = try? JSONValue(parsingJSON5: text) else {
+                    return false
+                }
+                return UIWorkflow.isUIFormat(workflow)
+            case let inline?: return UIWorkflow.isUIFormat(inline)
+            case nil: return false
+            }
+        }
+    }
+
     /// The servers to check against (see `servers`), each with its definitions: from the cache
     /// by ComfyUI version, or fetched (10 s each at most).
     static func fetch(_ arguments: ParsedArguments, jobPaths: [String], command: CommandSpec, console: Console, refresh: Bool = false) async throws

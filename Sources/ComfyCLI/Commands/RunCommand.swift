@@ -53,7 +53,7 @@ enum RunCommand {
         if arguments.flag("simulate") {
             // The simulator this run starts has these definitions (it is not up yet to ask).
             definitions = NodeDefinitionsSource(try NodeDefinitions(objectInfo: NodeCatalog.objectInfo()), origin: "the simulator")
-        } else if !arguments.positionals.isEmpty {
+        } else if ServerChecks.mayNeedDefinitions(jobPaths: arguments.positionals) {
             definitions = try await ServerChecks.fetch(arguments, jobPaths: arguments.positionals, command: spec, console: console).forConversion
         }
         let specs = try JobFiles.load(arguments.positionals, definitions: definitions)

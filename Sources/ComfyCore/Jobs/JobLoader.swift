@@ -368,7 +368,7 @@ public struct JobLoader {
 
     static func baseName(_ path: String) -> String { InputFile.stem(of: path) }
 
-    static func resolve(_ relative: String, against directory: String) -> String {
+    public static func resolve(_ relative: String, against directory: String) -> String {
         if relative.hasPrefix("/") || directory.isEmpty { return relative }
         return normalized(directory + "/" + relative)
     }
