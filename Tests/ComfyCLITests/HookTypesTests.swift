@@ -58,7 +58,7 @@ import Testing
         // As written it defines no hook; uncommented, every hook runs on the sample events.
         let idle = try await runBinary(["hook", "test", path])
         #expect(idle.stdout.contains("hooks: none"), "\(idle.stdout)")
-        try Self.uncomment(text).write(toFile: path, atomically: true, encoding: .utf8)
+        try uncommentHookStubs(text).write(toFile: path, atomically: true, encoding: .utf8)
         let tested = try await runBinary(["hook", "test", path, "--dry-run"])
         #expect(tested.status == .success, "\(tested.stdout)\(tested.stderr)")
         #expect(tested.stdout.contains("hooks: \(HookEventKind.allCases.map(\.function).joined(separator: ", "))"), "\(tested.stdout)")
@@ -77,12 +77,5 @@ import Testing
         #expect(printed.status == .success)
         let shipped = try String(contentsOf: Paths.packageRoot.appendingPathComponent("scripts/types/comfyq.lua"), encoding: .utf8)
         #expect(printed.stdout == shipped)
-    }
-
-    static func uncomment(_ text: String) -> String {
-        text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            for prefix in ["-- function ", "--   ", "-- end", "-- ---@"] where line.hasPrefix(prefix) { return String(line.dropFirst(3)) }
-            return String(line)
-        }.joined(separator: "\n")
     }
 }

@@ -1,6 +1,7 @@
 import ComfyCore
 import Foundation
 import Hooks
+import TestSupport
 import Testing
 
 /// The hook API as data, and what is made of it: the LuaLS definitions shipped in scripts/types,
@@ -84,15 +85,7 @@ import Testing
         // As written (everything commented) and with every stub uncommented, it is valid Lua.
         let lua = try LuaScript(source: text, name: "mine.lua")
         #expect(lua.globalFunctions().filter { $0.hasPrefix("on_") }.isEmpty)
-        let uncommented = try LuaScript(source: Self.uncomment(text), name: "mine.lua")
+        let uncommented = try LuaScript(source: uncommentHookStubs(text), name: "mine.lua")
         #expect(Set(uncommented.globalFunctions().filter { $0.hasPrefix("on_") }) == Set(HookEventKind.allCases.map(\.function)))
-    }
-
-    /// The starter with every hook stub uncommented (what a user does with it).
-    static func uncomment(_ text: String) -> String {
-        text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            for prefix in ["-- function ", "--   ", "-- end", "-- ---@"] where line.hasPrefix(prefix) { return String(line.dropFirst(3)) }
-            return String(line)
-        }.joined(separator: "\n")
     }
 }

@@ -62,12 +62,11 @@ enum ConvertCommand {
     /// `--object-info FILE`, else the server's (`--server`, else the servers file's first that answers).
     static func definitions(_ arguments: ParsedArguments, _ console: Console) async throws -> NodeDefinitionsSource {
         if let file = arguments.value("object-info") {
-            guard let data = FileManager.default.contents(atPath: file) else { throw CommandFailure("\(file): no such file") }
-            do {
-                let json = try data.withUnsafeBytes { try JSONValue(parsing: $0.bindMemory(to: UInt8.self)) }
-                return NodeDefinitionsSource(try NodeDefinitions(objectInfo: json), origin: file)
-            } catch {
-                throw CommandFailure("\(file): \(error)", exitCode: .dataError)
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw CommandFailure("\(file): \(FileManager.default.fileExists(atPath: file) ? "cannot read it" : "no such file")")
+            }
+            do { return try NodeDefinitionsSource(savedObjectInfo: text, path: file) } catch {
+                throw CommandFailure(error.description, exitCode: .dataError)
             }
         }
         let fetched = try await ServerChecks.fetch(arguments, jobPaths: [], command: spec, console: console)

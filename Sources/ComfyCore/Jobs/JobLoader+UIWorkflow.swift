@@ -14,6 +14,25 @@ public struct NodeDefinitionsSource: Sendable {
     }
 }
 
+extension NodeDefinitionsSource {
+    /// A saved `/object_info` (`curl …/object_info > FILE`), read from `text`; the error is one line
+    /// naming `path` (and the line and column when it is not JSON).
+    public init(savedObjectInfo text: String, path: String) throws(ObjectInfoFileError) {
+        let json: JSONValue
+        do { json = try JSONValue(parsing: text) } catch {
+            let (line, column) = error.location(in: text)
+            throw ObjectInfoFileError("\(path): line \(line), column \(column): \(error)")
+        }
+        do { self.init(try NodeDefinitions(objectInfo: json), origin: path) } catch { throw ObjectInfoFileError("\(path): \(error)") }
+    }
+}
+
+/// What is wrong with a saved `/object_info`, in one line naming the file.
+public struct ObjectInfoFileError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
 /// The UI-format file a job's graph was converted from: recorded with the job and in sidecars.
 public struct UIWorkflowRecord: Sendable, Equatable {
     public var path: String
@@ -51,16 +70,9 @@ extension JobLoader {
         }
         let path = Self.resolve(relative, against: directory)
         do {
-            let text = try readFile(path)
-            let json: JSONValue
-            do { json = try JSONValue(parsing: text) } catch {
-                let (line, column) = error.location(in: text)
-                problem("object_info", "\(path): line \(line), column \(column): \(error)")
-                return nil
-            }
-            return NodeDefinitionsSource(try NodeDefinitions(objectInfo: json), origin: path)
-        } catch let error as NodeDefinitionsError {
-            problem("object_info", "\(path): \(error)")
+            return try NodeDefinitionsSource(savedObjectInfo: try readFile(path), path: path)
+        } catch let error as ObjectInfoFileError {
+            problem("object_info", error.description)
         } catch {
             problem("object_info", "cannot read \(path): \(error)")
         }
