@@ -330,8 +330,9 @@ public struct ComfyAPI: Sendable {
         do {
             try? FileManager.default.removeItem(at: destination)
             try FileManager.default.moveItem(at: temporary, to: destination)
-            let size = try FileManager.default.attributesOfItem(atPath: destination.path)[.size] as? NSNumber
-            return size?.int64Value ?? 0
+            // stat, not attributesOfItem: that also looks up the owner's and group's names.
+            var info = stat()
+            return stat(destination.path, &info) == 0 ? Int64(info.st_size) : 0
         } catch {
             try? FileManager.default.removeItem(at: temporary)
             let detail = "cannot write \(destination.path): \(error.localizedDescription)"

@@ -116,7 +116,7 @@ enum OutputWriter {
         do {
             let thumbnail = try Thumbnail.make([UInt8](data))
             try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try Data(thumbnail).write(to: URL(fileURLWithPath: target), options: .atomic)
+            try LocalFiles.write(thumbnail, to: target, atomically: true)
             return target
         } catch {
             return nil  // no thumbnail: the page scales the image itself
@@ -144,7 +144,7 @@ enum OutputWriter {
             "saved_at": .string(Timestamps.iso8601UTC(Date())),
         ]
         do {
-            try Data(document.serialized(pretty: true).utf8).write(to: sidecar, options: .atomic)
+            try LocalFiles.write(Array(document.serialized(pretty: true).utf8), to: sidecar.path, atomically: true)
         } catch {
             throw OutputError(
                 message: "\(sidecar.path): cannot write the sidecar (\(error.localizedDescription))", outOfSpace: DiskSpace.isOutOfSpace(error))

@@ -57,6 +57,7 @@ extension Runner {
                 perform(servers[flight.server].health.promptStalled(at: now), on: flight.server)
             }
         }
+        writeUnwrittenProgress()
         superviseServers()
         await checkPause()
         await adoptIfDue()

@@ -13,6 +13,10 @@ import WebSocket
 /// a previous run left in flight are reconciled with their servers: finished there → collected,
 /// still queued or running → followed again, unknown → submitted again.
 public actor Runner {
+    /// The runner's work waits on its database and its files: it runs on a queue of its own,
+    /// not on the threads every other task in the process shares (see `BlockingExecutor`).
+    private nonisolated let executor = BlockingExecutor(label: "comfyq.runner")
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     public nonisolated let events: AsyncStream<RunnerEvent>
     let continuation: AsyncStream<RunnerEvent>.Continuation
     let options: RunnerOptions
@@ -490,13 +494,10 @@ public actor Runner {
             }
         }
         let snapshot = update.snapshot
-        if update.transition != nil || now - flight.lastProgressWrite >= 0.5 {
-            flight.lastProgressWrite = now
-            record {
-                try queue.recordProgress(
-                    flight.itemID, promptID: promptID, phase: snapshot.phase.rawValue, step: snapshot.steps > 0 ? snapshot.step : nil,
-                    steps: snapshot.steps > 0 ? snapshot.steps : nil, fraction: snapshot.fraction, now: wallClock)
-            }
+        switch ProgressWrites.decide(sinceLastWrite: now - flight.lastProgressWrite, phaseChanged: update.transition != nil) {
+        case .write: writeProgress(&flight)
+        case .leaveToClock: flight.progressUnwritten = true
+        case .skip: break
         }
         inFlight[promptID] = flight
         let settling = flights.stage(of: promptID) == .settling
@@ -516,6 +517,27 @@ public actor Runner {
             end(promptID, .removedFromQueue)
         case nil:
             break
+        }
+    }
+
+    /// Writes the prompt's latest progress to the queue (when, `ProgressWrites` decides).
+    func writeProgress(_ flight: inout InFlight) {
+        guard let snapshot = flight.lastSnapshot else { return }
+        flight.lastProgressWrite = now
+        flight.progressUnwritten = false
+        record {
+            try queue.recordProgress(
+                flight.itemID, promptID: flight.promptID, phase: snapshot.phase.rawValue, step: snapshot.steps > 0 ? snapshot.step : nil,
+                steps: snapshot.steps > 0 ? snapshot.steps : nil, fraction: snapshot.fraction, now: wallClock)
+        }
+    }
+
+    /// Writes the progress the engine has moved on to since the last write (each tick).
+    func writeUnwrittenProgress() {
+        for promptID in inFlight.keys.sorted() where inFlight[promptID]?.progressUnwritten == true && inFlight[promptID]?.collecting == false {
+            guard var flight = inFlight[promptID] else { continue }
+            writeProgress(&flight)
+            inFlight[promptID] = flight
         }
     }
 

@@ -188,7 +188,10 @@ struct InFlight: Sendable {
     var stallTimeout: Double
     var phaseSince: Double
     var timings: [String: Double] = [:]
+    /// When its progress was last written to the queue, and whether the engine has moved on
+    /// since (a phase change that came too soon after that write: the clock writes it).
     var lastProgressWrite: Double = 0
+    var progressUnwritten = false
     /// The prompt has been submitted (its POST answered).
     var accepted = false
     /// Results are being collected (history, downloads): the engine's job is done.

@@ -394,9 +394,9 @@ extension Simulator {
             // As ComfyUI's SaveImage: the prompt in a tEXt chunk, so an output names its inputs.
             let image = SimulatedImage.render(width: width, height: height, seed: seed &+ UInt64(index), lines: labels)
             let png = image.encoded(level: 1, text: ["prompt": workflow.json.serialized()])
-            // A plain write: createFile would go through a temporary file and a rename.
+            // A plain write, as PIL's: no temporary file, no fsync.
             let file = directory.appendingPathComponent(name)
-            do { try Data(png).write(to: file) } catch { throw failed(error, file.path) }
+            do { try LocalFiles.write(png, to: file.path, atomically: false) } catch { throw failed(error, file.path) }
             var entry: JSONObject = ["filename": .string(name), "subfolder": .string(subfolder), "type": .string(type)]
             // 0.38's enrich_output_with_media_metadata.
             if options.profile == .v0_38 { entry["metadata"] = ["kind": "image", "width": .int(width), "height": .int(height)] }

@@ -10,14 +10,16 @@ import Workloads
 /// ran twice. All in one process on this machine's cores (the simulators too), so the rate is
 /// what the machine gives, not a ceiling of the queue.
 ///
-///     comfyq-bench runners [postgresql://user:password@host:port/postgres]
+///     comfyq-bench runners [postgresql://user:password@host:port/postgres [--postgresql-only]]
 enum RunnersBenchmark {
     static func run(postgres: String?) async {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-bench-runners-\(UUID())")
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let sqlite = benchQueue(directory, count: 10_000, name: "runners")
-        await measure(backend: "SQLite", location: sqlite, directory: directory)
+        if !CommandLine.arguments.contains("--postgresql-only") {
+            let sqlite = benchQueue(directory, count: 10_000, name: "runners")
+            await measure(backend: "SQLite", location: sqlite, directory: directory)
+        }
         guard let postgres else { return }
         let admin = try! PostgresDatabase(url: postgres)
         let name = "comfyq_bench_runners_\(UUID().uuidString.prefix(8).lowercased())"
