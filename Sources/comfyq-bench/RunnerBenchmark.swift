@@ -94,18 +94,13 @@ func benchmarkRunner() async {
     runnerOptions.concurrency = 4
     let prompts = 1_000
     let runner = try! Runner(queuePath: benchQueue(directory, count: prompts, name: "overhead"), options: runnerOptions)
-    var before = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &before)
+    let before = processCPUSeconds()
     let start = ContinuousClock.now
     let summary = await runner.run()
     let wall = seconds(since: start)
-    var after = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &after)
-    func cpu(_ usage: rusage) -> Double {
-        Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-    }
+    let cpu = processCPUSeconds() - before
     fast.stop()
-    print("runner: \(summary.done) prompts, zero simulated time, one server, concurrency 4: \(format(Double(summary.done) / wall, 0)) prompts/s end to end, \(format((cpu(after) - cpu(before)) / Double(max(1, summary.done)) * 1000, 2)) ms CPU per prompt (runner and simulator in one process)  [target ≥ 200/s]")
+    print("runner: \(summary.done) prompts, zero simulated time, one server, concurrency 4: \(format(Double(summary.done) / wall, 0)) prompts/s end to end, \(format(cpu / Double(max(1, summary.done)) * 1000, 2)) ms CPU per prompt (runner and simulator in one process)  [target ≥ 200/s]")
 
     // Memory: 100,000 items queued, a few seconds of running.
     let big = benchQueue(directory, count: 100_000, name: "memory")

@@ -38,6 +38,7 @@ enum RunnersBenchmark {
             simulators.append(try! Simulator(options: options))
         }
         let urls = simulators.map { URL(string: $0.url)! }
+        let cpuBefore = processCPUSeconds()
         let start = ContinuousClock.now
         let summaries = await withTaskGroup(of: RunSummary.self) { group in
             for _ in 0..<4 {
@@ -52,6 +53,7 @@ enum RunnersBenchmark {
             return all
         }
         let wall = seconds(since: start)
+        let cpu = processCPUSeconds() - cpuBefore
         let done = summaries.reduce(0) { $0 + $1.done }
         var executed = 0
         for simulator in simulators {
@@ -59,7 +61,8 @@ enum RunnersBenchmark {
             simulator.stop()
         }
         print(
-            "runners (\(backend)): 4 runners × 2 simulators at zero simulated time, 10,000 prompts: \(format(Double(done) / wall, 0)) prompts/s together (\(summaries.map { String($0.done) }.joined(separator: " + ")) = \(done) done), \(executed - done) ran twice  [target ≥ 500/s on PostgreSQL, 0 twice]"
+            "runners (\(backend)): 4 runners × 2 simulators at zero simulated time, 10,000 prompts: \(format(Double(done) / wall, 0)) prompts/s together (\(summaries.map { String($0.done) }.joined(separator: " + ")) = \(done) done), \(executed - done) ran twice; \(format(cpu / Double(max(1, done)) * 1000, 2)) ms CPU per prompt in this process (runs and simulators; not PostgreSQL's)  [target ≥ 500/s on PostgreSQL, 0 twice]"
         )
     }
 }
+

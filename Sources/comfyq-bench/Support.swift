@@ -83,3 +83,10 @@ extension String {
 
 /// The middle value (the upper middle of an even count).
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
+/// User and system CPU time of this process so far, in seconds.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}

@@ -2,7 +2,8 @@
 //
 //     swift run -c release comfyq-bench [engine|decode|graph300|memory|codec|loopback|http|simulator|queue|runner|hooks|supervision|dispatch|inputs|serve|conversion|soak|runners|all]
 //
-// `queue` and `runners` also run on PostgreSQL when given a server's URL (postgresql://…).
+// `queue` and `runners` also run on PostgreSQL when given a server's URL (postgresql://…);
+// `runners … --postgresql-only` skips its SQLite half.
 //
 // Each benchmark runs several rounds and reports the median, so one noisy round on a shared
 // 2-core machine does not decide the figure.
