@@ -332,7 +332,8 @@ public struct ComfyAPI: Sendable {
             try FileManager.default.moveItem(at: temporary, to: destination)
             // stat, not attributesOfItem: that also looks up the owner's and group's names.
             var info = stat()
-            return stat(destination.path, &info) == 0 ? Int64(info.st_size) : 0
+            guard stat(destination.path, &info) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            return Int64(info.st_size)
         } catch {
             try? FileManager.default.removeItem(at: temporary)
             let detail = "cannot write \(destination.path): \(error.localizedDescription)"
