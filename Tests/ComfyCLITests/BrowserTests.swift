@@ -77,7 +77,7 @@ struct BrowserTests {
         // Click a cell: its item page, with the full-size picture and its parameters.
         _ = try await browser.evaluate("document.querySelector('a[data-item=\"3\"]').click()")
         _ = try await eventually("the item page", timeout: 20) {
-            try await browser.evaluate("location.pathname + ' ' + document.readyState").stringValue == "/jobs/grid/3 complete" ? true : nil
+            try await browser.evaluateWhileNavigating("location.pathname + ' ' + document.readyState")?.stringValue == "/jobs/grid/3 complete" ? true : nil
         }
         let item = try await browser.evaluate(
             "({image: document.querySelector('.item img').naturalWidth, text: document.querySelector('main').textContent})")

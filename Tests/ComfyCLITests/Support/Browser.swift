@@ -23,6 +23,13 @@ final class Browser: @unchecked Sendable {
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
+
+        /// A navigation took the document away while it was being asked (Chromium's answers
+        /// for an evaluation the old page did not live to finish).
+        var navigationCutIn: Bool {
+            ["Inspected target navigated or closed", "Execution context was destroyed", "Cannot find context with specified id"]
+                .contains { description.contains($0) }
+        }
     }
 
     /// The page's DevTools session, on the browser's connection.
@@ -103,12 +110,22 @@ final class Browser: @unchecked Sendable {
         return result["result"]?["value"] ?? .null
     }
 
+    /// `evaluate`, while the page may be navigating: nil when the navigation cut the evaluation
+    /// off (ask again), any other failure thrown.
+    func evaluateWhileNavigating(_ expression: String) async throws -> JSONValue? {
+        do {
+            return try await evaluate(expression)
+        } catch let failure as Failure where failure.navigationCutIn {
+            return nil
+        }
+    }
+
     /// Loads `url` and waits until the document has loaded, with its images.
     func open(_ url: String) async throws {
         try await call("Page.navigate", ["url": .string(url)])
         _ = try await eventually("\(url) to load", timeout: 20) {
-            let state = try await self.evaluate("location.href + ' ' + document.readyState")
-            return state.stringValue == "\(url) complete" ? true : nil
+            let state = try await self.evaluateWhileNavigating("location.href + ' ' + document.readyState")
+            return state?.stringValue == "\(url) complete" ? true : nil
         }
     }
 
