@@ -33,6 +33,11 @@ extension Simulator {
     /// `/api/x` and `/x` are the same route, as in ComfyUI.
     func route(_ path: String) -> String { path.hasPrefix("/api/") ? String(path.dropFirst(4)) : path }
 
+    /// A route the simulator does not have: what it received, so a stray request says what it was.
+    func notFound(_ request: HTTPRequest) -> HTTPResponse {
+        json(["error": "not found", "method": .string(request.method), "path": .string(request.path)], status: 404)
+    }
+
     func json(_ value: JSONValue, status: Int = 200) -> HTTPResponse {
         HTTPResponse(status: status, body: Array(value.serialized().utf8))
     }
@@ -96,7 +101,7 @@ extension Simulator {
         case ("POST", "/upload/image"): return upload(request, mask: false)
         case ("POST", "/upload/mask"): return upload(request, mask: true)
         case (_, _) where path.hasPrefix("/sim/"): return control(path, body, request.query)
-        default: return json(["error": "not found"], status: 404)
+        default: return notFound(request)
         }
     }
 

@@ -51,7 +51,7 @@ extension Simulator {
             }
             return json(job)
         default:
-            return json(["error": "not found"], status: 404)
+            return notFound(request)
         }
     }
 

@@ -94,13 +94,27 @@ final class Browser: @unchecked Sendable {
         let id = nextID
         var request: JSONObject = ["id": .int(id), "method": .string(method), "params": .object(params)]
         if let session { request["sessionId"] = .string(session) }
-        try page.send(.text(JSONValue.object(request).serialized()))
-        while let message = try await messages.next() {
-            guard case .text(let text) = message, let answer = try? JSONValue(parsing: text), answer["id"] == .int(id) else { continue }
-            if let error = answer["error"] { throw Failure(description: "\(method): \(error.serialized())") }
-            return answer["result"] ?? .null
+        do {
+            try page.send(.text(JSONValue.object(request).serialized()))
+            while let message = try await messages.next() {
+                guard case .text(let text) = message, let answer = try? JSONValue(parsing: text), answer["id"] == .int(id) else { continue }
+                if let error = answer["error"] { throw Failure(description: "\(method): \(error.serialized())") }
+                return answer["result"] ?? .null
+            }
+        } catch let failure as Failure {
+            throw failure
+        } catch {
+            throw Failure(description: "\(method): \(error); \(browserState())")
         }
-        throw Failure(description: "\(method): the browser closed the connection")
+        throw Failure(description: "\(method): the browser closed the connection; \(browserState())")
+    }
+
+    /// Whether Chromium is still running, and the end of what it printed: why a connection went.
+    private func browserState() -> String {
+        let status = process.isRunning ? "chromium is running" : "chromium exited with status \(process.terminationStatus)"
+        let log = (try? String(contentsOf: profile.appendingPathComponent("stderr.log"), encoding: .utf8)) ?? ""
+        return status + (page.closeCode.map { ", close code \($0) \(page.closeReason)" } ?? "")
+            + "; its last output: " + log.split(separator: "\n").suffix(5).joined(separator: " | ")
     }
 
     /// Evaluates `expression` in the page and returns its value (promises awaited).
