@@ -4,6 +4,7 @@ import InputFiles
 import Simulator
 import TestSupport
 import Testing
+import WebSocket
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -229,13 +230,11 @@ import FoundationNetworking
     /// A change made by another process reaches an open event stream.
     @Test func theEventStreamSaysWhenTheQueueChanges() async throws {
         let served = try await Served()
-        let received = EventLines()
         let socket = try Ports.connect(served.port)
-        defer { close(socket) }
         let request = Array("GET /events HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { write(socket, $0.baseAddress, $0.count) }
-        let reader = Thread { received.read(socket) }
-        reader.start()
+        let received = EventLines(reading: socket)
+        defer { received.stop() }
         try await eventually("the stream to open", describe: { received.lines.joined(separator: "|") }) {
             received.lines.contains("retry: 1000") ? true : nil
         }
@@ -246,7 +245,6 @@ import FoundationNetworking
         try await eventually("a changed event", timeout: 10, describe: { received.lines.joined(separator: "|") }) {
             received.lines.contains("data: changed") ? true : nil
         }
-        shutdown(socket, Int32(SHUT_RDWR))  // the reader thread ends
     }
 }
 
@@ -266,23 +264,21 @@ extension ServeCommandTests {
         let gone = try Ports.connect(served.port)
         _ = Array("GET /events HTTP/1.1\r\nHost: x\r\n\r\n".utf8).withUnsafeBytes { write(gone, $0.baseAddress, $0.count) }
         close(gone)
-        var opened: [(Int32, EventLines)] = []
+        var opened: [EventLines] = []
         for _ in 0..<40 {
             let socket = try Ports.connect(served.port)
             _ = Array("GET /events HTTP/1.1\r\nHost: x\r\n\r\n".utf8).withUnsafeBytes { write(socket, $0.baseAddress, $0.count) }
-            let lines = EventLines()
-            Thread { lines.read(socket) }.start()
-            opened.append((socket, lines))
+            opened.append(EventLines(reading: socket))
         }
         let streams = opened
-        defer { for (socket, _) in streams { shutdown(socket, Int32(SHUT_RDWR)); close(socket) } }
-        try await eventually("40 streams to open", describe: { "\(streams.filter { $0.1.lines.contains("retry: 1000") }.count) open" }) {
-            streams.allSatisfy { $0.1.lines.contains("retry: 1000") } ? true : nil
+        defer { for stream in streams { stream.stop() } }
+        try await eventually("40 streams to open", describe: { "\(streams.filter { $0.lines.contains("retry: 1000") }.count) open" }) {
+            streams.allSatisfy { $0.lines.contains("retry: 1000") } ? true : nil
         }
         let add = try await runBinary(["add", served.night.path("grid.json")], environment: served.night.environment)
         #expect(add.status == .success, "\(add.stderr)")
-        try await eventually("every stream to hear of it", timeout: 10, describe: { "\(streams.filter { $0.1.lines.contains("data: changed") }.count) of 40" }) {
-            streams.allSatisfy { $0.1.lines.contains("data: changed") } ? true : nil
+        try await eventually("every stream to hear of it", timeout: 10, describe: { "\(streams.filter { $0.lines.contains("data: changed") }.count) of 40" }) {
+            streams.allSatisfy { $0.lines.contains("data: changed") } ? true : nil
         }
         // And the pages are still served.
         #expect(try await Served.get(served.base + "/").status == 200)
@@ -307,17 +303,34 @@ extension ServeCommandTests {
     }
 }
 
-/// Reads an event stream's lines from a socket as they come (on a thread of its own).
+/// Reads an event stream's lines from a socket as they come, on a thread of its own that owns
+/// the descriptor: the thread closes it after its last read, and `stop` only shuts it down
+/// (nothing once it is closed). A test that closed the socket itself while the thread was between
+/// two reads let the thread read whatever connection got the number next: another test's
+/// WebSocket lost its frames.
 final class EventLines: @unchecked Sendable {
+    private let socket: SocketDescriptor
     private let lock = NSLock()
     private var collected: [String] = []
     private var partial: [UInt8] = []
     var lines: [String] { lock.withLock { collected } }
 
-    func read(_ socket: Int32) {
+    /// Starts reading `descriptor`, which is the reader's from now on.
+    init(reading descriptor: Int32) {
+        socket = SocketDescriptor(descriptor)
+        let thread = Thread { [self] in read() }
+        thread.name = "test event stream"
+        thread.start()
+    }
+
+    /// Ends the stream: the thread's read returns, and the thread closes the socket.
+    func stop() { socket.shutdown() }
+
+    private func read() {
+        defer { socket.close() }
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let got = buffer.withUnsafeMutableBytes { Glibc.read(socket, $0.baseAddress, 4096) }
+            let got = buffer.withUnsafeMutableBytes { Glibc.read(socket.value, $0.baseAddress, 4096) }
             if got <= 0 { return }
             lock.withLock {
                 partial += buffer[0..<got]

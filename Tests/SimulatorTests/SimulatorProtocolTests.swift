@@ -142,10 +142,10 @@ import Workloads
         let second = try await fixture.listen(clientID: "same")
         // The status with the socket's sid, then the running node replayed without a prompt id.
         let opening = await second.next(2)
-        #expect(opening.map(shape) == ["status{sid,status} sid", "executing{node} replay"], "\(opening.map { $0.serialized() })")
+        #expect(opening.map(shape) == ["status{sid,status} sid", "executing{node} replay"], "\(opening.map { $0.serialized() }); \(second.ending)")
         _ = try await fixture.post("/sim/release")
         let rest = await second.until(end: "long")
-        #expect(rest.last.map(shape) == "executing{node,prompt_id} end", "\(rest.map(shape))")
+        #expect(rest.last.map(shape) == "executing{node,prompt_id} end", "\(rest.map(shape)); \(second.ending)")
         second.close()
     }
 }

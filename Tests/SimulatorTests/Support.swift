@@ -51,7 +51,22 @@ final class SimulatorFixture: Sendable {
 /// Collects a connection's messages: JSON text as values, binary frames as `{"binary": event}`.
 final class Listener: Sendable {
     let socket: WebSocketClient
+    private let ended = Mutex<String?>(nil)
     init(socket: WebSocketClient) { self.socket = socket }
+
+    /// How the stream ended, once it has: a failure message says why messages stopped.
+    var ending: String { ended.withLock { $0 } ?? "the stream has not ended" }
+
+    /// The next message, or nil once the stream has ended (recording how).
+    private func receive(_ iterator: inout AsyncThrowingStream<WebSocketMessage, any Error>.Iterator) async -> WebSocketMessage? {
+        do {
+            if let message = try await iterator.next() { return message }
+            ended.withLock { $0 = "the stream ended (close code \(socket.closeCode.map(String.init) ?? "none"))" }
+        } catch {
+            ended.withLock { $0 = "the stream failed: \(error)" }
+        }
+        return nil
+    }
 
     /// Messages until (and including) `executing` with node null for `promptID`, or a timeout.
     /// On a timeout, what arrived so far (so a failure shows what was seen).
@@ -59,7 +74,7 @@ final class Listener: Sendable {
         let collected = Mutex<[JSONValue]>([])
         _ = await within(timeout) {
             var iterator = self.socket.messages.makeAsyncIterator()
-            while let message = try? await iterator.next() {
+            while let message = await self.receive(&iterator) {
                 let value: JSONValue
                 switch message {
                 case .text(let text): value = (try? JSONValue(parsing: text)) ?? .null
@@ -81,7 +96,7 @@ final class Listener: Sendable {
         let collected = Mutex<[JSONValue]>([])
         _ = await within(timeout) {
             var iterator = self.socket.messages.makeAsyncIterator()
-            while collected.withLock({ $0.count }) < count, let message = try? await iterator.next() {
+            while collected.withLock({ $0.count }) < count, let message = await self.receive(&iterator) {
                 guard case .text(let text) = message, let value = try? JSONValue(parsing: text) else { continue }
                 collected.withLock { $0.append(value) }
             }
@@ -94,7 +109,7 @@ final class Listener: Sendable {
     func first(timeout: Double = 20, where condition: @escaping @Sendable (JSONValue) -> Bool) async -> JSONValue? {
         await within(timeout) {
             var iterator = self.socket.messages.makeAsyncIterator()
-            while let message = try? await iterator.next() {
+            while let message = await self.receive(&iterator) {
                 guard case .text(let text) = message, let value = try? JSONValue(parsing: text) else { continue }
                 if condition(value) { return value }
             }
