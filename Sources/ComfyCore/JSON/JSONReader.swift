@@ -9,6 +9,10 @@ public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
         case invalidUTF8
         case tooDeep
         case trailingData
+        /// A JSON5 `/*` comment that is never closed (the offset is where it starts).
+        case unterminatedComment
+        /// JSON5's `Infinity` or `NaN` where a value is stored or sent as JSON, which has neither.
+        case nonFinite(String)
     }
 
     public var reason: Reason
@@ -20,18 +24,24 @@ public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
         self.offset = offset
     }
 
-    /// The 1-based line and column of `offset` in `text`.
+    /// The 1-based line and column (in characters) of `offset` in `text`. Lines end at LF, CR,
+    /// CR LF, U+2028 and U+2029, as JSON5 counts them.
     public func location(in text: String) -> (line: Int, column: Int) {
         var line = 1
         var column = 1
-        for (position, byte) in text.utf8.enumerated() {
+        var position = 0
+        var afterCR = false
+        for scalar in text.unicodeScalars {
             if position >= offset { break }
-            if byte == 0x0A {
+            position += UTF8.width(scalar)
+            switch scalar {
+            case "\n" where afterCR: break  // the second half of CR LF
+            case "\n", "\r", "\u{2028}", "\u{2029}":
                 line += 1
                 column = 1
-            } else {
-                column += 1
+            default: column += 1
             }
+            afterCR = scalar == "\r"
         }
         return (line, column)
     }
@@ -50,6 +60,9 @@ public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidUTF8: "invalid UTF-8 in string at byte \(offset)"
         case .tooDeep: "JSON nested too deeply at byte \(offset)"
         case .trailingData: "unexpected data after the JSON value at byte \(offset)"
+        case .unterminatedComment: "a /* comment that is never closed, from byte \(offset)"
+        case .nonFinite(let literal):
+            "\(literal) at byte \(offset) cannot be sent to ComfyUI or stored in the queue (JSON has no Infinity or NaN)"
         }
     }
 }
@@ -62,9 +75,13 @@ public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
 package struct JSONReader: ~Copyable {
     package let bytes: UnsafeBufferPointer<UInt8>
     package var index: Int
-    /// Accept the JSON5 conveniences people write by hand: `//` and `/* */` comments, trailing
-    /// commas, unquoted keys and single-quoted strings.
+    /// Read JSON5 1.0.0 (hand-written files) instead of JSON: comments, trailing commas,
+    /// identifier keys, single-quoted and continued strings, hexadecimal, `+`, `.5`, `5.`,
+    /// `Infinity` and `NaN`, and JSON5's white space (`JSONReader+JSON5.swift`).
     package var json5 = false
+    /// The JSON5 `Infinity` and `NaN` literals read, in order, as the errors they are where
+    /// JSON is stored or sent.
+    package var nonFinite: [JSONError] = []
     /// Nesting limit for untrusted input, so a hostile server cannot overflow the stack.
     package static let maximumDepth = 256
 
@@ -75,32 +92,28 @@ package struct JSONReader: ~Copyable {
 
     // MARK: Bytes
 
+    /// Skips JSON's four whitespace bytes (strict JSON only: the message path calls it directly).
     @inline(__always)
     package mutating func skipWhitespace() {
         while index < bytes.count {
             switch bytes[index] {
             case 0x20, 0x0A, 0x0D, 0x09: index += 1
-            case UInt8(ascii: "/") where json5 && index + 1 < bytes.count:
-                if bytes[index + 1] == UInt8(ascii: "/") {
-                    while index < bytes.count && bytes[index] != 0x0A { index += 1 }
-                } else if bytes[index + 1] == UInt8(ascii: "*") {
-                    index += 2
-                    while index + 1 < bytes.count && !(bytes[index] == UInt8(ascii: "*") && bytes[index + 1] == UInt8(ascii: "/")) {
-                        index += 1
-                    }
-                    index = min(bytes.count, index + 2)
-                } else {
-                    return
-                }
             default: return
             }
         }
     }
 
+    /// Skips whitespace, and in JSON5 mode comments and JSON5's other white space too.
+    @inline(__always)
+    package mutating func skipSpace() throws(JSONError) {
+        skipWhitespace()
+        if json5 { try skipJSON5Space() }
+    }
+
     /// The next non-whitespace byte, without consuming it.
     @inline(__always)
     package mutating func peek() throws(JSONError) -> UInt8 {
-        skipWhitespace()
+        try skipSpace()
         guard index < bytes.count else { throw JSONError(.unexpectedEnd, at: index) }
         return bytes[index]
     }
@@ -114,7 +127,7 @@ package struct JSONReader: ~Copyable {
 
     /// Throws unless only whitespace is left.
     package mutating func expectEnd() throws(JSONError) {
-        skipWhitespace()
+        try skipSpace()
         if index < bytes.count { throw JSONError(.trailingData, at: index) }
     }
 
@@ -147,10 +160,8 @@ package struct JSONReader: ~Copyable {
         let range: Range<Int>
         if next == UInt8(ascii: "\"") || (json5 && next == UInt8(ascii: "'")) {
             range = try rawStringRange()
-        } else if json5 && isIdentifierByte(next) {
-            let start = index
-            while index < bytes.count && isIdentifierByte(bytes[index]) { index += 1 }
-            range = start..<index
+        } else if json5 {
+            range = try identifierRange()
         } else {
             throw JSONError(.unexpectedByte(next), at: index)
         }
@@ -209,7 +220,7 @@ package struct JSONReader: ~Copyable {
         }
     }
 
-    private mutating func literal(_ word: StaticString) throws(JSONError) {
+    mutating func literal(_ word: StaticString) throws(JSONError) {
         let count = word.utf8CodeUnitCount
         guard index + count <= bytes.count else { throw JSONError(.unexpectedEnd, at: bytes.count) }
         for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] {
@@ -220,7 +231,7 @@ package struct JSONReader: ~Copyable {
 
     /// The raw text of the next number, validated against JSON's grammar.
     package mutating func readNumberRange() throws(JSONError) -> Range<Int> {
-        skipWhitespace()
+        try skipSpace()
         let start = index
         if index < bytes.count && bytes[index] == UInt8(ascii: "-") { index += 1 }
         guard index < bytes.count else { throw JSONError(.unexpectedEnd, at: index) }
@@ -295,18 +306,14 @@ package struct JSONReader: ~Copyable {
     /// Skips a string and returns the range of its raw bytes (between the quotes, escapes
     /// unresolved). Validates escapes but not UTF-8.
     package mutating func rawStringRange() throws(JSONError) -> Range<Int> {
-        let quote: UInt8 = json5 && (try? peek()) == UInt8(ascii: "'") ? UInt8(ascii: "'") : UInt8(ascii: "\"")
-        try expect(quote)
+        if json5 { return try rawJSON5StringRange() }
+        try expect(UInt8(ascii: "\""))
         let start = index
         while index < bytes.count {
-            index = quote == UInt8(ascii: "\"") ? Self.nextSpecialByte(in: bytes, from: index) : index
+            index = Self.nextSpecialByte(in: bytes, from: index)
             guard index < bytes.count else { break }
             let byte = bytes[index]
-            if quote != UInt8(ascii: "\"") && byte != quote && byte != UInt8(ascii: "\\") && byte >= 0x20 {
-                index += 1
-                continue
-            }
-            if byte == quote {
+            if byte == UInt8(ascii: "\"") {
                 index += 1
                 return start..<(index - 1)
             }
@@ -314,7 +321,6 @@ package struct JSONReader: ~Copyable {
                 index += 1
                 guard index < bytes.count else { break }
                 switch bytes[index] {
-                case UInt8(ascii: "'") where json5: index += 1
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
                     UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                     index += 1
@@ -367,7 +373,7 @@ package struct JSONReader: ~Copyable {
     /// Reads a string value.
     package mutating func readString() throws(JSONError) -> String {
         let range = try rawStringRange()
-        return try Self.string(bytes, range)
+        return json5 ? Self.json5String(bytes, range) : try Self.string(bytes, range)
     }
 
     /// Reads a string, or nil for `null`.
@@ -422,7 +428,7 @@ package struct JSONReader: ~Copyable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    private static func hexQuad(_ bytes: UnsafeBufferPointer<UInt8>, _ i: Int) -> UInt32 {
+    static func hexQuad(_ bytes: UnsafeBufferPointer<UInt8>, _ i: Int) -> UInt32 {
         var value: UInt32 = 0
         for offset in 0..<4 { value = value << 4 | UInt32(hexValue(bytes[i + offset]) ?? 0) }
         return value
@@ -443,24 +449,20 @@ package struct JSONReader: ~Copyable {
             var first = true
             while try nextElement(first: &first) { try skipValue(depth: depth + 1) }
         case UInt8(ascii: "\""): _ = try rawStringRange()
+        case UInt8(ascii: "'") where json5: _ = try rawStringRange()
         case UInt8(ascii: "t"), UInt8(ascii: "f"): _ = try readBool()
         case UInt8(ascii: "n"): _ = try consumeNull()
-        default: _ = try readNumberRange()
+        default:
+            if json5 { _ = try readJSON5Number() } else { _ = try readNumberRange() }
         }
     }
 }
 
 @inline(__always)
-private func isIdentifierByte(_ byte: UInt8) -> Bool {
-    (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
-        || isDigit(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "$")
-}
+func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 
 @inline(__always)
-private func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
-
-@inline(__always)
-private func hexValue(_ byte: UInt8) -> UInt8? {
+func hexValue(_ byte: UInt8) -> UInt8? {
     switch byte {
     case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
     case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10

@@ -19,10 +19,12 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var double: Double { Double(literal) ?? .nan }
+    /// False for JSON5's `Infinity`, `-Infinity` and `NaN` (never in JSON itself).
+    public var isFinite: Bool { literal.last.map { $0.isNumber } ?? false }
     /// The value as an Int when the literal is an integer that fits.
     public var int: Int? { Int(literal) }
     /// Whether the literal has no fraction or exponent.
-    public var isInteger: Bool { !literal.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) }
+    public var isInteger: Bool { isFinite && !literal.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) }
     public var description: String { literal }
 }
 
@@ -121,9 +123,10 @@ extension JSONValue {
         try reader.expectEnd()
     }
 
-    /// Parses a hand-written document: JSON plus comments, trailing commas, unquoted keys and
-    /// single-quoted strings (the JSON5 conveniences job files use).
-    public init(parsingJSON5 text: String) throws(JSONError) {
+    /// Parses a hand-written document as JSON5 1.0.0 (job files, workflows, the servers file).
+    /// `Infinity` and `NaN` are refused (`.nonFinite`, at the first) unless `allowingNonFinite`:
+    /// whatever comes from such a file is stored or sent as JSON, which has neither.
+    public init(parsingJSON5 text: String, allowingNonFinite: Bool = false) throws(JSONError) {
         var text = text
         let result = text.withUTF8 { bytes in
             Result { () throws(JSONError) in
@@ -131,6 +134,7 @@ extension JSONValue {
                 reader.json5 = true
                 let value = try reader.readValue()
                 try reader.expectEnd()
+                if !allowingNonFinite, let first = reader.nonFinite.first { throw first }
                 return value
             }
         }
@@ -156,7 +160,7 @@ extension JSONReader {
             var object = JSONObject()
             var first = true
             while let key = try nextKey(first: &first) {
-                let name = try Self.string(bytes, key)
+                let name = json5 ? Self.json5String(bytes, key) : try Self.string(bytes, key)
                 let value = try readValue(depth: depth + 1)
                 if object[name] != nil { object[name] = value } else { object.append(name, value) }
             }
@@ -174,6 +178,7 @@ extension JSONReader {
             _ = try consumeNull()
             return .null
         default:
+            if json5 { return .number(try readJSON5Number()) }
             let range = try readNumberRange()
             let literal = String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
             return .number(JSONNumber(literal: literal))

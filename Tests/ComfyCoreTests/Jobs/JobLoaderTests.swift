@@ -59,10 +59,31 @@ import Testing
          "night.json: expands to 1200000000 items; the limit is 1000000 per job"),
         (#"{"workflow": "w.json",, }"#, "night.json: line 1, column 23: unexpected ',' at byte 22"),
         ("[1]", "night.json: a job file must be a JSON object"),
+        ("{workflow: \"w.json\",\n  matrix: {\"KSampler.cfg\": [7, Infinity]}}", "night.json: line 2, column 32: Infinity at byte 52 cannot be sent to ComfyUI"),
+        ("{workflow: \"w.json\",\r  set: {\"KSampler.cfg\": -NaN}}", "night.json: line 2, column 25: -NaN at byte 45 cannot be sent to ComfyUI"),
+        ("{workflow: \"w.json\" /* unclosed", "night.json: line 1, column 21: a /* comment that is never closed"),
     ])
     func reportsProblemsWithFileLocationAndReason(text: String, expected: String) {
         let found = Self.problems(text)
         #expect(found.contains { $0.hasPrefix(expected) }, "\(found)")
+    }
+
+    /// JSON5 as written by hand: hexadecimal, `+`, `.5`, continued strings, identifier keys.
+    @Test func json5Values() throws {
+        let spec = try Self.loader().load(
+            text: "{workflow: 'w.json', set: {\"6.text\": 'a \\\ncat', 'KSampler.cfg': .5}, matrix: {\"KSampler.seed\": [0x10, +3]},}",
+            path: "night.json")
+        let items = spec.expand(random: { 0 })
+        #expect(items.map { $0.parameters.map { "\($0.address)=\($0.value.serialized())" } } == [
+            [#"6.text="a cat""#, "KSampler.cfg=0.5", "KSampler.seed=16"],
+            [#"6.text="a cat""#, "KSampler.cfg=0.5", "KSampler.seed=3"],
+        ])
+    }
+
+    /// A workflow file beside the job with `NaN` in it: refused with the workflow's line.
+    @Test func nonFiniteInAWorkflowFile() {
+        let found = Self.problems(#"{workflow: "nan.json"}"#, files: ["nan.json": "{\"3\": {\"class_type\": \"KSampler\",\n \"inputs\": {\"cfg\": NaN}}}"])
+        #expect(found.first?.hasPrefix("night.json: workflow: nan.json: line 2, column 20: NaN at byte") == true, "\(found)")
     }
 
     @Test func hooksCarryTheirOptions() throws {
