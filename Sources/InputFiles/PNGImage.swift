@@ -4,7 +4,7 @@ import CZlib
 /// PNG images in memory as 8-bit RGBA, decoded and encoded with zlib: what masks and
 /// thumbnails need, not a general image library. Decodes every colour type (grey, grey + alpha,
 /// RGB, palette, RGBA) at every bit depth PNG allows (1, 2, 4, 8 and 16; 16-bit samples keep
-/// their high byte), with `tRNS`; not interlaced (Adam7) images.
+/// their high byte), with `tRNS`, interlaced (Adam7) or not; every chunk's CRC is checked.
 public struct PNGImage: Sendable, Equatable {
     public var width: Int
     public var height: Int
@@ -48,6 +48,9 @@ public struct PNGImage: Sendable, Equatable {
             let type = String(decoding: bytes[(offset + 4)..<(offset + 8)], as: UTF8.self)
             guard offset + 12 + length <= bytes.count else { throw Failure("truncated \(type) chunk") }
             let body = (offset + 8)..<(offset + 8 + length)
+            let stored = Self.be32(bytes, body.upperBound)
+            let computed = bytes.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress! + offset + 4, UInt32(length + 4))) }
+            guard stored == computed else { throw Failure("corrupt \(type) chunk (its CRC is wrong): the file is damaged") }
             switch type {
             case "IHDR": header = Array(bytes[body])
             case "PLTE": palette = Array(bytes[body])
@@ -59,12 +62,13 @@ public struct PNGImage: Sendable, Equatable {
             if type == "IEND" { break }
         }
         guard header.count == 13 else { throw Failure("no IHDR chunk") }
+        guard !data.isEmpty else { throw Failure("no image data (IDAT chunk)") }
         let width = Int(Self.be32(header, 0))
         let height = Int(Self.be32(header, 4))
         let depth = Int(header[8])
         let colour = header[9]
         guard width > 0, height > 0, width <= 16384, height <= 16384 else { throw Failure("unsupported size \(width)×\(height)") }
-        guard header[12] == 0 else { throw Failure("interlaced PNGs are not supported") }
+        guard header[12] <= 1 else { throw Failure("unknown interlace method \(header[12])") }
         let channels: Int
         let depths: [Int]
         switch colour {
@@ -76,35 +80,92 @@ public struct PNGImage: Sendable, Equatable {
         default: throw Failure("unknown colour type \(colour)")
         }
         guard depths.contains(depth) else { throw Failure("bit depth \(depth) is not valid for colour type \(colour)") }
-        let stride = (width * channels * depth + 7) / 8
-        let raw = try Self.inflate(bytes, ranges: data, expected: (stride + 1) * height)
-        guard raw.count >= (stride + 1) * height else { throw Failure("image data too short") }
-        let pixels = Self.unfilter(raw, stride: stride, height: height, bytesPerPixel: max(1, channels * depth / 8))
-        let count = width * height
-        let rgba: [UInt8]
-        // The common 8-bit truecolour cases in tight loops; the others sample by sample.
-        if colour == 6 && depth == 8 {
-            rgba = pixels
-        } else if colour == 2 && depth == 8 && transparency.isEmpty {
-            rgba = [UInt8](unsafeUninitializedCapacity: count * 4) { target, initialized in
-                pixels.withUnsafeBufferPointer { source in
-                    var s = source.baseAddress!
-                    var t = target.baseAddress!
-                    for _ in 0..<count {
-                        t[0] = s[0]
-                        t[1] = s[1]
-                        t[2] = s[2]
-                        t[3] = 255
-                        s += 3
-                        t += 4
-                    }
-                }
-                initialized = count * 4
-            }
-        } else {
-            rgba = try Self.expand(pixels, width: width, height: height, stride: stride, colour: colour, depth: depth, palette: palette, transparency: transparency)
+        let format = Format(colour: colour, depth: depth, channels: channels, palette: palette, transparency: transparency)
+        // One pass for a plain image; Adam7's seven for an interlaced one, each a small image of
+        // its own (filtered on its own), whose pixels are then spread over the whole.
+        let passes = header[12] == 1 ? Self.adam7 : [Pass(x: 0, y: 0, dx: 1, dy: 1)]
+        let sizes = passes.map { $0.size(width: width, height: height) }
+        let expected = sizes.reduce(0) { $0 + ($1.width == 0 || $1.height == 0 ? 0 : (format.stride($1.width) + 1) * $1.height) }
+        let raw = try Self.inflate(bytes, ranges: data, expected: expected)
+        guard raw.count >= expected else { throw Failure("image data too short") }
+        if passes.count == 1 {
+            let pixels = Self.unfilter(raw, stride: format.stride(width), height: height, bytesPerPixel: format.bytesPerPixel)
+            self.init(width: width, height: height, rgba: try format.rgba(pixels, width: width, height: height), hadAlpha: format.hasAlpha)
+            return
         }
-        self.init(width: width, height: height, rgba: rgba, hadAlpha: colour == 4 || colour == 6 || !transparency.isEmpty)
+        var rgba = [UInt8](repeating: 0, count: width * height * 4)
+        var start = 0
+        for (pass, size) in zip(passes, sizes) where size.width > 0 && size.height > 0 {
+            let stride = format.stride(size.width)
+            let count = (stride + 1) * size.height
+            let pixels = Self.unfilter(Array(raw[start..<(start + count)]), stride: stride, height: size.height, bytesPerPixel: format.bytesPerPixel)
+            start += count
+            let part = try format.rgba(pixels, width: size.width, height: size.height)
+            for y in 0..<size.height {
+                let row = (pass.y + y * pass.dy) * width
+                for x in 0..<size.width {
+                    let from = (y * size.width + x) * 4
+                    let to = (row + pass.x + x * pass.dx) * 4
+                    rgba[to..<(to + 4)] = part[from..<(from + 4)]
+                }
+            }
+        }
+        self.init(width: width, height: height, rgba: rgba, hadAlpha: format.hasAlpha)
+    }
+
+    /// One pass of an interlaced image: the pixels from (x, y) every dx columns and dy rows.
+    struct Pass {
+        var x, y, dx, dy: Int
+        func size(width: Int, height: Int) -> (width: Int, height: Int) {
+            (max(0, (width - x + dx - 1) / dx), max(0, (height - y + dy - 1) / dy))
+        }
+    }
+
+    /// Adam7's seven passes, in the order their data is stored.
+    static let adam7 = [
+        Pass(x: 0, y: 0, dx: 8, dy: 8), Pass(x: 4, y: 0, dx: 8, dy: 8), Pass(x: 0, y: 4, dx: 4, dy: 8), Pass(x: 2, y: 0, dx: 4, dy: 4),
+        Pass(x: 0, y: 2, dx: 2, dy: 4), Pass(x: 1, y: 0, dx: 2, dy: 2), Pass(x: 0, y: 1, dx: 1, dy: 2),
+    ]
+
+    /// How the samples of one image are laid out, from its header, `PLTE` and `tRNS`.
+    struct Format {
+        var colour: UInt8
+        var depth: Int
+        var channels: Int
+        var palette: [UInt8]
+        var transparency: [UInt8]
+
+        /// Bytes in a row of `width` pixels (without the filter byte).
+        func stride(_ width: Int) -> Int { (width * channels * depth + 7) / 8 }
+        /// The distance filters look back: a whole pixel, at least a byte.
+        var bytesPerPixel: Int { max(1, channels * depth / 8) }
+        var hasAlpha: Bool { colour == 4 || colour == 6 || !transparency.isEmpty }
+
+        /// Unfiltered rows to RGBA. The common 8-bit truecolour cases in tight loops; the others
+        /// sample by sample.
+        func rgba(_ pixels: [UInt8], width: Int, height: Int) throws(Failure) -> [UInt8] {
+            let count = width * height
+            if colour == 6 && depth == 8 { return pixels }
+            if colour == 2 && depth == 8 && transparency.isEmpty {
+                return [UInt8](unsafeUninitializedCapacity: count * 4) { target, initialized in
+                    pixels.withUnsafeBufferPointer { source in
+                        var s = source.baseAddress!
+                        var t = target.baseAddress!
+                        for _ in 0..<count {
+                            t[0] = s[0]
+                            t[1] = s[1]
+                            t[2] = s[2]
+                            t[3] = 255
+                            s += 3
+                            t += 4
+                        }
+                    }
+                    initialized = count * 4
+                }
+            }
+            return try PNGImage.expand(
+                pixels, width: width, height: height, stride: stride(width), colour: colour, depth: depth, palette: palette, transparency: transparency)
+        }
     }
 
     /// Any other layout to RGBA: samples of 1, 2, 4 or 16 bits (16-bit ones keep their high

@@ -113,7 +113,9 @@ enum HandPNG {
 
     @Test(arguments: [
         (HandPNG.make(width: 1, height: 1, colour: 2, depth: 4, rows: [[0, 0]]), "bit depth 4 is not valid for colour type 2"),
-        (HandPNG.make(width: 1, height: 1, colour: 0, interlace: 1, rows: [[0, 0]]), "interlaced PNGs are not supported"),
+        (HandPNG.make(width: 1, height: 1, colour: 0, interlace: 2, rows: [[0, 0]]), "unknown interlace method 2"),
+        (Array(HandPNG.make(width: 1, height: 1, colour: 0, rows: [[0, 0]]).prefix(33)) + [0, 0, 0, 0, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82],
+            "no image data (IDAT chunk)"),
         (Array("GIF89a".utf8), "not a PNG file"),
     ])
     func unsupportedImagesSaySo(_ bytes: [UInt8], _ message: String) {
