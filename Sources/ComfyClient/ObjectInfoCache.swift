@@ -49,9 +49,14 @@ public struct ObjectInfoCache: Sendable {
             guard let date = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date else { return nil }
             return (path, date)
         }
-        guard let (path, _) = dated.max(by: { $0.1 < $1.1 }) else { return nil }
+        guard let (path, date) = dated.max(by: { $0.1 < $1.1 }) else { return nil }
         let version = String(((path as NSString).lastPathComponent as NSString).deletingPathExtension)
-        return read(path, origin: "the cached /object_info of \(name) (ComfyUI \(version); the server did not answer)")
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm"
+        var source = read(path, origin: "the /object_info of \(name) cached \(formatter.string(from: date)) (ComfyUI \(version); the server did not answer)")
+        source?.serverDidNotAnswer = true
+        return source
     }
 
     func path(name: String, version: String) -> String { folder + "/" + Self.safe(name) + "/" + Self.safe(version) + ".json" }

@@ -300,8 +300,24 @@ import FoundationNetworking
         server.stop()
         let offline = try await folder.run(["validate", Self.exampleJob, "--server", server.url])
         #expect(offline.status == .success, "\(offline.stderr)")
-        #expect(offline.stdout.contains("the cached /object_info of \(server.url) (ComfyUI 0.38"), "\(offline.stdout)")
-        #expect(offline.stdout.contains("pre-flight: 4 items checked against \(server.url)"), "\(offline.stdout)")
+        #expect(offline.stdout.contains("the /object_info of \(server.url) cached 20"), "\(offline.stdout)")
+        #expect(offline.stdout.contains("pre-flight: 4 items checked against \(server.url) (cached: it did not answer)"), "\(offline.stdout)")
+
+        // A checkpoint the stale cache does not list (copied in since, perhaps) is said, not refused.
+        let job = try folder.job(
+            """
+            {name: "later", workflow: "\(RunCommandTests.workflow)", output: {folder: "out"},
+             set: {"Load Checkpoint.ckpt_name": "copied-in-since.safetensors"}}
+            """, name: "later.json")
+        for command in ["validate", "add"] {
+            let stale = try await folder.run([command, job, "--server", server.url])
+            #expect(stale.status == .success, "\(command): \(stale.stdout)\(stale.stderr)")
+            #expect(
+                (stale.stdout + stale.stderr).contains(
+                    "'copied-in-since.safetensors' is not a checkpoint on \(server.url) (node 4 Load Checkpoint.ckpt_name) (1 item); not refused: by the /object_info of \(server.url) cached 20"),
+                "\(command): \(stale.stdout)\(stale.stderr)")
+        }
+        #expect(try await folder.jobs().map { $0["name"] } == ["later"])
     }
 
     @Test func aJobCanCarryASavedObjectInfo() async throws {

@@ -150,10 +150,16 @@ enum ServerChecks {
             let report = PreflightReport(jobs: [job], servers: servers.map { ($0.server.name, $0.source.definitions) })
             checked += report.checkedItems
             notes += report.notes.map(\.description)
-            errors += report.errors.map { JobProblem(file: $0.job, location: "", reason: $0.text) }
+            // Definitions cached while a server did not answer may be stale (a checkpoint copied in
+            // since): what they find is said, but refuses nothing; the run checks the live server.
+            if let stale = servers.first(where: { $0.source.serverDidNotAnswer }) {
+                notes += report.errors.map { "\($0.job): \($0.text); not refused: by \(stale.source.origin), the run checks again" }
+            } else {
+                errors += report.errors.map { JobProblem(file: $0.job, location: "", reason: $0.text) }
+            }
         }
         if !errors.isEmpty { throw PreflightProblems(problems: JobValidationError(problems: errors), notes: notes) }
-        let names = fetched.answered.map { "\($0.server.name)" }.joined(separator: ", ")
+        let names = fetched.answered.map { "\($0.server.name)\($0.source.serverDidNotAnswer ? " (cached: it did not answer)" : "")" }.joined(separator: ", ")
         return notes.map { "note: \($0)" } + ["pre-flight: \(checked) item\(checked == 1 ? "" : "s") checked against \(names)"]
     }
 }

@@ -6,11 +6,16 @@ public struct NodeDefinitionsSource: Sendable {
     /// Read from a cache rather than from the server just now: models installed since are not
     /// in its lists.
     public var fromCache: Bool
+    /// The server did not answer: these are what it had when they were cached, hours or days
+    /// ago perhaps. They may warn about an item but never refuse it (the run checks against the
+    /// live server).
+    public var serverDidNotAnswer: Bool
 
-    public init(_ definitions: NodeDefinitions, origin: String, fromCache: Bool = false) {
+    public init(_ definitions: NodeDefinitions, origin: String, fromCache: Bool = false, serverDidNotAnswer: Bool = false) {
         self.definitions = definitions
         self.origin = origin
         self.fromCache = fromCache
+        self.serverDidNotAnswer = serverDidNotAnswer
     }
 }
 
