@@ -103,25 +103,11 @@ import Testing
     @Test func watchPrintsPlainSnapshots() async throws {
         let db = TestFolder.root.appendingPathComponent("comfyq-watch-\(UUID()).db").path
         defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) } }
-        _ = try await runBinary(["add", JobCommandTests.job("seed-sweep.json")], environment: ["COMFYQ_DB": db])
-        let process = Process()
-        process.executableURL = Paths.binary
-        process.arguments = ["status", "--watch", "--db", db]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let handle = pipe.fileHandleForReading
-        let text = try await offPool {
-            var text = ""
-            while text.components(separatedBy: "seed-sweep (#1)").count < 3 {  // two snapshots
-                let chunk = handle.availableData
-                if chunk.isEmpty { break }
-                text += String(decoding: chunk, as: UTF8.self)
-            }
-            return text
-        }
-        kill(process.processIdentifier, SIGTERM)
-        #expect(text.components(separatedBy: "seed-sweep (#1)").count == 3)
+        let added = try await runBinary(["add", JobCommandTests.job("seed-sweep.json")], environment: ["COMFYQ_DB": db])
+        try #require(added.status == .success, "\(added.stderr)")
+        let watch = try startBinary(["status", "--watch", "--db", db])
+        defer { watch.stop() }
+        let text = try await watch.waitForOutput("two snapshots") { $0.components(separatedBy: "seed-sweep (#1)").count >= 3 }
         #expect(!text.contains("\u{1B}["))
     }
 }

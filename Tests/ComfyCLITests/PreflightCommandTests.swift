@@ -22,6 +22,7 @@ import FoundationNetworking
         init(models: [String], output: String) async throws {
             process = Process()
             process.executableURL = Paths.binary
+            process.environment = Hermetic.childEnvironment()
             process.arguments = [
                 "simulate", "--port", "0", "--output", output, "--step-time", "5ms", "--load-time", "0", "--node-time", "0", "--warm-up", "0",
                 "--models", models.joined(separator: ","),

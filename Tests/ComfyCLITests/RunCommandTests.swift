@@ -15,6 +15,7 @@ import FoundationNetworking
     static func startSimulator(_ output: String) async throws -> (Process, String) {
         let process = Process()
         process.executableURL = Paths.binary
+        process.environment = Hermetic.childEnvironment()
         process.arguments = ["simulate", "--port", "0", "--output", output, "--step-time", "30ms", "--load-time", "0", "--node-time", "0", "--warm-up", "0"]
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -48,6 +49,7 @@ import FoundationNetworking
         // The first run dies with SIGKILL once a few items are done and others are in flight.
         let first = Process()
         first.executableURL = Paths.binary
+        first.environment = Hermetic.childEnvironment()
         first.arguments = ["run", "--server", url, "--db", db, "--concurrency", "3"]
         first.standardOutput = FileHandle.nullDevice
         first.standardError = FileHandle.nullDevice
@@ -117,6 +119,7 @@ import FoundationNetworking
         // slowly the machine lets the test look at it.
         let process = Process()
         process.executableURL = Paths.binary
+        process.environment = Hermetic.childEnvironment()
         process.arguments = ["run", "--simulate", job, "--db", db]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -182,6 +185,7 @@ import FoundationNetworking
         let db = root.appendingPathComponent("q.db").path
         let process = Process()
         process.executableURL = Paths.binary
+        process.environment = Hermetic.childEnvironment()
         process.arguments = ["run", "--simulate", "--watch", "--db", db]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -224,7 +228,7 @@ import FoundationNetworking
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
         process.arguments = ["-qec", command, "/dev/null"]
-        process.environment = ["TERM": "xterm", "PATH": "/usr/bin:/bin"]
+        process.environment = Hermetic.environment.merging(["TERM": "xterm", "PATH": "/usr/bin:/bin"]) { $1 }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardInput = FileHandle.nullDevice

@@ -16,7 +16,7 @@ import FoundationNetworking
     final class Served: @unchecked Sendable {
         let night: Night
         let port: Int
-        let process: Process
+        let process: ChildProcess
         var base: String { "http://127.0.0.1:\(port)" }
 
         init(token: String? = nil) async throws {

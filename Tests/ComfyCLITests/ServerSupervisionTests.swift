@@ -82,7 +82,7 @@ final class Night: @unchecked Sendable {
         let process = Process()
         process.executableURL = Paths.binary
         process.arguments = ["run", "--hook", path("servers-hook.lua"), "--no-user-hooks"] + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.environment = Hermetic.childEnvironment(environment)
         _ = FileManager.default.createFile(atPath: path("\(tag).out"), contents: nil)
         _ = FileManager.default.createFile(atPath: path("\(tag).err"), contents: nil)
         process.standardOutput = FileHandle(forWritingAtPath: path("\(tag).out"))

@@ -14,7 +14,7 @@ import Testing
         let environment = night.environment.merging(["COMFYQ_DB": location]) { $1 }
         // Two simulators, watched by every run (none supervises them).
         let port = try Ports.outsideEphemeralRange(2)
-        var simulators: [Process] = []
+        var simulators: [ChildProcess] = []
         for offset in 0..<2 {
             simulators.append(
                 try startBinary([

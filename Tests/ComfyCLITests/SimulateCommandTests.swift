@@ -12,6 +12,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: output) }
         let process = Process()
         process.executableURL = Paths.binary
+        process.environment = Hermetic.childEnvironment()
         process.arguments = ["simulate", "--port", "0", "--output", output, "--step-time", "1ms", "--load-time", "0"]
         let pipe = Pipe()
         process.standardOutput = pipe

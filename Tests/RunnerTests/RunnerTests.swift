@@ -64,6 +64,8 @@ func simulator(_ configure: (inout SimulatorOptions) -> Void = { _ in }) throws 
 
 func fastOptions(_ servers: [Simulator], concurrency: Int = 2) -> RunnerOptions {
     var options = RunnerOptions(servers: servers.map { URL(string: $0.url)! })
+    options.stateFolder = Hermetic.environment["XDG_STATE_HOME"]! + "/comfyq"  // never the user's
+    options.environment = Hermetic.childEnvironment()
     options.concurrency = concurrency
     options.policy.initialDelay = 0.05
     options.policy.silenceBeforePolling = 1
@@ -253,10 +255,11 @@ func stats(_ simulator: Simulator) async -> JSONValue {
     @Test func deadServerFromTheStart() async throws {
         let workspace = try Workspace()
         try workspace.addJob(count: 1)
-        var options = RunnerOptions(servers: [URL(string: "http://127.0.0.1:1")!])
+        var options = RunnerOptions(servers: [URL(string: "http://127.0.0.1:\(Hermetic.refusingPort)")!])
+        options.stateFolder = Hermetic.environment["XDG_STATE_HOME"]! + "/comfyq"
         options.tick = 0.1
         let summary = try await Runner(queuePath: workspace.queuePath, options: options).run()
-        #expect(summary.stopReason == .noServerAnswers(["http://127.0.0.1:1"]))
+        #expect(summary.stopReason == .noServerAnswers(["http://127.0.0.1:\(Hermetic.refusingPort)"]))
         #expect(try workspace.counts() == [.pending: 1])
     }
 

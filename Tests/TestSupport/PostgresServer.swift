@@ -59,7 +59,8 @@ public enum PostgresServer {
         defer { try? FileManager.default.removeItem(atPath: log) }
         func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
         let user = asPostgres ? "/usr/bin/setpriv --reuid=postgres --regid=postgres --init-groups -- " : ""
-        let command = user + ([program] + arguments).map(quoted).joined(separator: " ") + " </dev/null >" + quoted(log) + " 2>&1"
+        // From /, which `postgres` may enter whatever folder the clone (and so the test) is in.
+        let command = "cd / && " + user + ([program] + arguments).map(quoted).joined(separator: " ") + " </dev/null >" + quoted(log) + " 2>&1"
         let status = system(command)
         let exit = (status >> 8) & 0xff
         return (Int32(exit), (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")

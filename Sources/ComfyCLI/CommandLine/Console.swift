@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -32,6 +33,14 @@ public struct Console: Sendable {
             environment: environment)
     }
 
+    /// The user's home folder: `HOME` from the environment commands were given (so a test or
+    /// a service can move it), else the account's.
+    public var home: String { homeFolder(environment) }
+
+    /// The server to use when none is given and there is no servers file: `COMFYQ_SERVER`, else
+    /// ComfyUI's default address, http://127.0.0.1:8188.
+    public var defaultServer: String { environment["COMFYQ_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://127.0.0.1:8188" }
+
     /// Writes a line to standard output.
     public func print(_ line: String) { writeOut(line + "\n") }
 
@@ -59,4 +68,9 @@ private func writeAll(_ descriptor: Int32, _ text: String) {
             remaining -= written
         }
     }
+}
+
+/// `HOME` in `environment`, else the account's home folder.
+func homeFolder(_ environment: [String: String]) -> String {
+    environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
 }

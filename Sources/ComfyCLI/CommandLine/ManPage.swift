@@ -64,6 +64,7 @@ enum ManPage {
             ".TP", "65", "The input data was wrong: an invalid job file, or items no server can run (pre-flight).",
             ".SH ENVIRONMENT",
             ".TP", ".B COMFYQ_DB", "The queue: an SQLite file, or postgresql://user@host:port/db (also \\fB\\-\\-db\\fR).",
+            ".TP", ".B COMFYQ_SERVER", "The server to use when none is given and there is no servers file (default \\fIhttp://127.0.0.1:8188\\fR).",
             ".TP", ".B XDG_STATE_HOME", "The queue, server logs and cached node definitions go in \\fI$XDG_STATE_HOME/comfyq\\fR (default \\fI~/.local/state/comfyq\\fR).",
             ".TP", ".B XDG_CONFIG_HOME", "The servers file \\fIservers.json5\\fR and hook scripts \\fIhooks/*.lua\\fR in \\fI$XDG_CONFIG_HOME/comfyq\\fR (default \\fI~/.config/comfyq\\fR).",
             ".TP", ".B PGHOST, PGUSER, PGPASSWORD, ...", "Read by libpq for a PostgreSQL queue, with \\fI~/.pgpass\\fR.",

@@ -5,7 +5,7 @@ import WebSocket
 
 /// `comfyq doctor [--server URL…] [--json]`
 enum DoctorCommand {
-    static let defaultServer = "http://127.0.0.1:8188"
+    static let defaultServer = "http://127.0.0.1:8188 or $COMFYQ_SERVER"
 
     static let spec = CommandSpec(
         name: "doctor",
@@ -37,7 +37,7 @@ enum DoctorCommand {
         } else if let loaded, !loaded.file.servers.isEmpty {
             servers = loaded.file.servers
         } else {
-            servers = try ServersConfig.resolve([defaultServer], in: nil, what: "--server")
+            servers = try ServersConfig.resolve([console.defaultServer], in: nil, what: "--server")
         }
         var reports: [DoctorReport] = []
         for server in servers {

@@ -21,7 +21,7 @@ enum HookFiles {
 
     /// `$XDG_CONFIG_HOME/comfyq/hooks` (default `~/.config/comfyq/hooks`).
     static func userFolder(_ environment: [String: String]) -> String {
-        UserFolders.config(environment: environment, home: NSHomeDirectory()) + "/hooks"
+        UserFolders.config(environment: environment, home: homeFolder(environment)) + "/hooks"
     }
 
     /// The user's own hook scripts, sorted by name.

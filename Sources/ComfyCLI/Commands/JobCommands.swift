@@ -73,7 +73,7 @@ enum JobFiles {
     }
 
     static func openQueue(_ arguments: ParsedArguments, _ console: Console) throws -> Queue {
-        let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: NSHomeDirectory())
+        let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: console.home)
         let folder = (path as NSString).deletingLastPathComponent
         if !PostgresDatabase.isURL(path), !folder.isEmpty {
             try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)  // if it cannot be made, opening says so
@@ -104,7 +104,7 @@ enum JobFiles {
         guard let source = reference.source else { return reference.path }
         if let current = try? String(contentsOfFile: reference.path, encoding: .utf8), current == source { return reference.path }
         let digest = String(FileHash.sha256(Array(source.utf8)).prefix(16))
-        let folder = UserFolders.state(environment: environment, home: NSHomeDirectory()) + "/stored-hooks/" + digest
+        let folder = UserFolders.state(environment: environment, home: homeFolder(environment)) + "/stored-hooks/" + digest
         let path = folder + "/" + (reference.path as NSString).lastPathComponent
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)

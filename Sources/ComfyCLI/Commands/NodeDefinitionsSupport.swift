@@ -48,7 +48,7 @@ enum ServerChecks {
     /// The servers to check against: `--server`, else the servers the job files name, else the
     /// servers file's, else ComfyUI's default address (as `run`).
     static func servers(
-        _ arguments: ParsedArguments, loaded: (file: ServersFile, path: String)?, jobPaths: [String], command: CommandSpec
+        _ arguments: ParsedArguments, loaded: (file: ServersFile, path: String)?, jobPaths: [String], command: CommandSpec, console: Console
     ) throws -> [ServerDefinition] {
         let given = arguments.values("server")
         if !given.isEmpty { return try ServersConfig.resolve(given, in: loaded, what: "--server", command: command) }
@@ -61,7 +61,7 @@ enum ServerChecks {
         }
         if !named.isEmpty { return try ServersConfig.resolve(named, in: loaded, what: "servers") }
         if let loaded, !loaded.file.servers.isEmpty { return loaded.file.servers }
-        return try ServersConfig.resolve([DoctorCommand.defaultServer], in: nil, what: "--server")
+        return try ServersConfig.resolve([console.defaultServer], in: nil, what: "--server")
     }
 
     /// Whether loading these job files may need node definitions: one names a UI-format workflow
@@ -90,9 +90,9 @@ enum ServerChecks {
         -> Fetched
     {
         let loaded = try ServersConfig.load(arguments, console)
-        let servers = try servers(arguments, loaded: loaded, jobPaths: jobPaths, command: command)
+        let servers = try servers(arguments, loaded: loaded, jobPaths: jobPaths, command: command, console: console)
         let headers = try headers(arguments, command: command)
-        let cache = ObjectInfoCache(environment: console.environment, home: NSHomeDirectory())
+        let cache = ObjectInfoCache(environment: console.environment, home: console.home)
         var fetched = Fetched(serversFile: loaded)
         for server in servers {
             guard let url = URL(string: server.url) else {

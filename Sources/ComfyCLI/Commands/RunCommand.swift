@@ -83,7 +83,7 @@ enum RunCommand {
         options.hooks = hooks
         options.environment = console.environment
         options.version = ComfyQ.version
-        if !arguments.flag("no-preflight") { options.preflight = ObjectInfoCache(environment: console.environment, home: NSHomeDirectory()) }
+        if !arguments.flag("no-preflight") { options.preflight = ObjectInfoCache(environment: console.environment, home: console.home) }
         if let text = arguments.value("lease") {
             guard let seconds = Durations.parse(text), seconds >= 6 else {
                 throw UsageError("--lease must be a duration of at least 6s (a run beats every 5 s, or a third of the lease), such as 30s or 2m, got '\(text)'", command: spec)
@@ -96,13 +96,13 @@ enum RunCommand {
             }
             options.spaceCheckInterval = seconds
         }
-        options.stateFolder = ServerFiles.stateFolder(environment: console.environment, home: NSHomeDirectory())
+        options.stateFolder = ServerFiles.stateFolder(environment: console.environment, home: console.home)
         if arguments.flag("simulate") {
             // Its log and lock live with its outputs: two demos at once are two servers.
             options.stateFolder = simulatorFolder + "/state"
             console.printError("simulated ComfyUI at \(servers[0].url), started and supervised by this run")
         }
-        let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: NSHomeDirectory())
+        let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: console.home)
         let reports = ReportWriter(databasePath: path)
         options.reports = reports
         let runner = try Runner(queuePath: path, options: options)
@@ -185,7 +185,7 @@ enum RunCommand {
         let named = specs.flatMap(\.servers)
         if !named.isEmpty { return try ServersConfig.resolve(named, in: loaded, what: "a job's servers entry") }
         if let loaded, !loaded.file.servers.isEmpty { return loaded.file.servers }
-        return try ServersConfig.resolve([DoctorCommand.defaultServer], in: nil, what: "--server")
+        return try ServersConfig.resolve([console.defaultServer], in: nil, what: "--server")
     }
 
     /// `--simulate`: the simulator's outputs and its state (log, lock), removed when the run ends.

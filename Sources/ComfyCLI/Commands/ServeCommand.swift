@@ -20,7 +20,7 @@ enum ServeCommand {
         run: run)
 
     static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
-        let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: NSHomeDirectory())
+        let path = arguments.value("db") ?? Queue.defaultPath(environment: console.environment, home: console.home)
         _ = try JobFiles.openQueue(arguments, console)  // fails here, clearly, if the queue cannot be opened
         let (server, url) = try start(listen: arguments.value("listen") ?? "127.0.0.1:8190", token: arguments.value("token"), databasePath: path, option: "--listen", command: spec)
         console.print("comfyq serve: \(url)  (Ctrl-C to stop)")

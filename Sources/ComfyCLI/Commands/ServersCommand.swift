@@ -83,9 +83,9 @@ enum ServersCommand {
             definitions.append(ServerDefinition(name: view.record.name, url: view.record.url))
         }
         if definitions.isEmpty {
-            definitions = [ServerDefinition(name: DoctorCommand.defaultServer, url: DoctorCommand.defaultServer)]
+            definitions = [ServerDefinition(name: console.defaultServer, url: console.defaultServer)]
         }
-        let stateFolder = ServerFiles.stateFolder(environment: console.environment, home: NSHomeDirectory())
+        let stateFolder = ServerFiles.stateFolder(environment: console.environment, home: console.home)
         // Every server is asked at once: a dead one costs its timeout only once.
         let rows = await withTaskGroup(of: (Int, Row).self) { group in
             for (offset, definition) in definitions.enumerated() {
@@ -177,7 +177,7 @@ enum ServersCommand {
     /// Starts, stops or restarts one supervised server: through its run when one holds its lock,
     /// else here.
     static func control(_ definition: ServerDefinition, action: String, queue: Queue, _ console: Console) async throws -> String {
-        let files = ServerFiles(stateFolder: ServerFiles.stateFolder(environment: console.environment, home: NSHomeDirectory()), name: definition.name)
+        let files = ServerFiles(stateFolder: ServerFiles.stateFolder(environment: console.environment, home: console.home), name: definition.name)
         guard let lock = try ServerLock.acquire(files) else {
             let request = try queue.requestServer(definition.name, action: action, now: JobFiles.now)
             _ = try await waitFor(seconds: 10) { try queue.isRequestPending(request) ? nil : true }

@@ -11,7 +11,7 @@ enum ServersConfig {
 
     /// `$XDG_CONFIG_HOME/comfyq/servers.json5`, else `~/.config/comfyq/servers.json5`.
     static func defaultPath(_ environment: [String: String]) -> String {
-        UserFolders.config(environment: environment, home: NSHomeDirectory()) + "/servers.json5"
+        UserFolders.config(environment: environment, home: homeFolder(environment)) + "/servers.json5"
     }
 
     /// The file given with `--servers` (which must exist), else the default one if it exists.
@@ -24,7 +24,7 @@ enum ServersConfig {
         }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CommandFailure("\(path): cannot read the file") }
         let environment = ServersFile.Environment(
-            home: NSHomeDirectory(), path: console.environment["PATH"],
+            home: console.home, path: console.environment["PATH"],
             directoryExists: { path in
                 var isFolder: ObjCBool = false
                 return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue

@@ -63,7 +63,7 @@ package enum SimulateCommand {
     }
 
     static func options(from arguments: ParsedArguments, environment: [String: String]) throws -> SimulatorOptions {
-        let state = UserFolders.state(environment: environment, home: NSHomeDirectory())
+        let state = UserFolders.state(environment: environment, home: homeFolder(environment))
         var options = SimulatorOptions(outputDirectory: arguments.value("output") ?? state + "/simulator/output")
         if let host = arguments.value("host") { options.host = host }
         if let port = arguments.value("port") {

@@ -1,6 +1,7 @@
 import ComfyCLI
 import Foundation
 import Synchronization
+import TestSupport
 
 /// Runs the router in-process with captured output.
 struct CapturedRun {
@@ -13,10 +14,12 @@ final class Capture: Sendable {
     private let out = Mutex("")
     private let err = Mutex("")
 
+    /// Writes into this capture, in the tests' own home (`Hermetic`).
     var console: Console {
         Console(
             writeOut: { text in self.out.withLock { $0 += text } },
-            writeError: { text in self.err.withLock { $0 += text } })
+            writeError: { text in self.err.withLock { $0 += text } },
+            environment: Hermetic.environment)
     }
 
     var stdout: String { out.withLock { $0 } }
@@ -50,37 +53,17 @@ enum Paths {
     }
 }
 
-/// Starts the real binary in the background (a server: `serve`, `simulate`), its output dropped;
-/// the caller stops it with `terminate()`.
-func startBinary(_ arguments: [String], environment: [String: String] = [:]) throws -> Process {
-    let process = Process()
-    process.executableURL = Paths.binary
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    return process
+/// Starts the real binary in the background (a server: `serve`, `simulate`, `run --watch`), in
+/// the tests' own home (`Hermetic`) with `environment` over it; its output is read as it comes
+/// and it is stopped when the test lets go of it (or with `terminate()`).
+func startBinary(_ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcess {
+    try ChildProcess(Paths.binary, arguments, environment: Hermetic.childEnvironment(environment))
 }
 
-/// Runs the real binary and waits for it without blocking the cooperative pool on the exit
-/// (`waitUntilExit()` can hang there on Linux).
-func runBinary(_ arguments: [String], environment: [String: String] = [:]) async throws -> CapturedRun {
-    let process = Process()
-    process.executableURL = Paths.binary
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    let exit = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
-        process.terminationHandler = { finished in continuation.resume(returning: finished.terminationStatus) }
-        do { try process.run() } catch { continuation.resume(throwing: error) }
-    }
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    return CapturedRun(
-        status: ExitCode(rawValue: exit), stdout: String(decoding: stdout, as: UTF8.self),
-        stderr: String(decoding: stderr, as: UTF8.self))
+/// Runs the real binary to its end (at most `timeout` seconds), in the tests' own home with
+/// `environment` over it, its outputs read while it runs.
+func runBinary(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 300) async throws -> CapturedRun {
+    let child = try startBinary(arguments, environment: environment)
+    let status = try await child.exit(timeout: timeout)
+    return CapturedRun(status: ExitCode(rawValue: status), stdout: child.stdout, stderr: child.stderr)
 }
