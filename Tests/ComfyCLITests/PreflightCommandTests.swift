@@ -96,12 +96,15 @@ import FoundationNetworking
             "Error: \(job): node 3 KSampler.steps = 20000 is out of range on \(server.url): it must be at least 1 and at most 10000 (1 item)",
             "Error: \(job): 'v1-5-prunedemaonly.safetensors' is not a checkpoint on \(server.url) (node 4 Load Checkpoint.ckpt_name); did you mean 'v1-5-pruned-emaonly.safetensors'? (1 item)",
         ]
-        for command in ["validate", "add"] {
+        // `run JOB` checks the file before it queues it, as `add` does: the bad job never joins the
+        // queue, so it cannot stand in front of the next one.
+        for command in ["validate", "add", "run"] {
             let refused = try await folder.run([command, job, "--server", server.url])
             #expect(refused.status == .dataError, "\(command): \(refused.stdout)\(refused.stderr)")
             #expect(refused.stderr.split(separator: "\n").map(String.init) == expected, "\(command)")
         }
         #expect(try await folder.jobs().isEmpty, "nothing queued")
+        #expect(try await folder.run(["run", "--server", server.url]).status == .success, "an empty queue runs")
 
         // --no-preflight adds it; the run's own pre-flight then submits nothing, exit 65.
         #expect(try await folder.run(["add", job, "--no-preflight", "--server", server.url]).status == .success)

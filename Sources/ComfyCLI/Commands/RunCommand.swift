@@ -67,8 +67,16 @@ enum RunCommand {
         let display = RunDisplay(console: console, json: arguments.flag("json-events"))
         // Hooks load before anything is added or submitted: a broken script stops the run here.
         let hooks = try await loadHooks(arguments, specs: specs, queue: queue, console: console, display: display)
-        for spec in specs {
-            let items = spec.expand(random: JobFiles.random)
+        let jobs = specs.map { ($0, $0.expand(random: JobFiles.random)) }
+        // The files are checked against the servers before they are queued, as `add` does: a job
+        // no server can run is refused (exit 65) and never joins the queue.
+        if !jobs.isEmpty && !arguments.flag("simulate") && !arguments.flag("no-preflight") {
+            let lines = try await ServerChecks.withDefinitions(arguments, jobPaths: arguments.positionals, command: spec, console: console) { fetched in
+                fetched.answered.isEmpty ? [fetched.skippedLine] : try ServerChecks.preflight(jobs, fetched: fetched)
+            }
+            for line in lines { console.printError(line) }
+        }
+        for (spec, items) in jobs {
             try queue.add(try JobFiles.withHookSources(spec), items: items, now: JobFiles.now)
             console.printError("added job \(spec.name): \(items.count) item\(items.count == 1 ? "" : "s")")
         }
