@@ -195,17 +195,7 @@ extension JSONReader {
             case UInt8(ascii: "x"):
                 append(UInt32(hexValue(bytes[i])!) << 4 | UInt32(hexValue(bytes[i + 1])!))
                 i += 2
-            case UInt8(ascii: "u"):
-                var scalar = hexQuad(bytes, i)
-                i += 4
-                if (0xD800..<0xDC00).contains(scalar), i + 5 < range.upperBound, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") {
-                    let low = hexQuad(bytes, i + 2)
-                    if (0xDC00..<0xE000).contains(low) {
-                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                        i += 6
-                    }
-                }
-                append(scalar)
+            case UInt8(ascii: "u"): appendUnicodeEscape(bytes, at: &i, end: range.upperBound, to: &out)
             case 0x0A: break  // a line continuation stands for nothing
             case 0x0D: if i < range.upperBound && bytes[i] == 0x0A { i += 1 }
             case 0xE2 where i + 1 < range.upperBound && bytes[i] == 0x80 && (bytes[i + 1] == 0xA8 || bytes[i + 1] == 0xA9): i += 2

@@ -408,24 +408,26 @@ package struct JSONReader: ~Copyable {
             case UInt8(ascii: "n"): out.append(0x0A)
             case UInt8(ascii: "r"): out.append(0x0D)
             case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                var scalar = hexQuad(bytes, i)
-                i += 4
-                if (0xD800..<0xDC00).contains(scalar), i + 5 < range.upperBound,
-                    bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u")
-                {
-                    let low = hexQuad(bytes, i + 2)
-                    if (0xDC00..<0xE000).contains(low) {
-                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                        i += 6
-                    }
-                }
-                let character = Unicode.Scalar(scalar) ?? "\u{FFFD}"
-                out.append(contentsOf: Array(String(character).utf8))
+            case UInt8(ascii: "u"): appendUnicodeEscape(bytes, at: &i, end: range.upperBound, to: &out)
             default: out.append(escape)  // \" \\ \/
             }
         }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the character of the `\\uXXXX` escape whose digits start at `i` (a surrogate pair
+    /// when a second escape completes it; U+FFFD for a lone surrogate) and steps past it.
+    static func appendUnicodeEscape(_ bytes: UnsafeBufferPointer<UInt8>, at i: inout Int, end: Int, to out: inout [UInt8]) {
+        var scalar = hexQuad(bytes, i)
+        i += 4
+        if (0xD800..<0xDC00).contains(scalar), i + 5 < end, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") {
+            let low = hexQuad(bytes, i + 2)
+            if (0xDC00..<0xE000).contains(low) {
+                scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                i += 6
+            }
+        }
+        out.append(contentsOf: Array(String(Unicode.Scalar(scalar) ?? "\u{FFFD}").utf8))
     }
 
     static func hexQuad(_ bytes: UnsafeBufferPointer<UInt8>, _ i: Int) -> UInt32 {
