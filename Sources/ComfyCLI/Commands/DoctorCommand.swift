@@ -5,8 +5,6 @@ import WebSocket
 
 /// `comfyq doctor [--server URL…] [--json]`
 enum DoctorCommand {
-    static let defaultServer = "http://127.0.0.1:8188 or $COMFYQ_SERVER"
-
     static let spec = CommandSpec(
         name: "doctor",
         abstract: "Check that ComfyUI servers are reachable and speak the protocol comfyq needs.",
@@ -18,7 +16,7 @@ enum DoctorCommand {
         options: [
             .value(
                 "server", name: "name|url", completion: .servers,
-                help: "A server: a name from the servers file, or a URL (default: every server in the\nservers file, else \(defaultServer)).", repeatable: true),
+                help: "A server: a name from the servers file, or a URL (default: every server in the\nservers file, else $COMFYQ_SERVER, else http://127.0.0.1:8188).", repeatable: true),
             ServersConfig.option,
             ServerChecks.headerOption,
             .value("ca-file", name: "path", help: "Trust the PEM certificates in this file for wss:// (a private CA)."),

@@ -166,45 +166,6 @@ extension JSONReader {
         index = position + count + 1
     }
 
-    /// Decodes a JSON5 string's raw bytes (validated by `rawJSON5StringRange` or
-    /// `identifierRange`), resolving its escapes and line continuations.
-    static func json5String(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
-        let raw = UnsafeBufferPointer(rebasing: bytes[range])
-        if !raw.contains(UInt8(ascii: "\\")) { return String(decoding: raw, as: UTF8.self) }
-        var out: [UInt8] = []
-        out.reserveCapacity(raw.count)
-        func append(_ scalar: UInt32) { out.append(contentsOf: Array(String(Unicode.Scalar(scalar) ?? "\u{FFFD}").utf8)) }
-        var i = range.lowerBound
-        while i < range.upperBound {
-            let byte = bytes[i]
-            guard byte == UInt8(ascii: "\\") else {
-                out.append(byte)
-                i += 1
-                continue
-            }
-            let escape = bytes[i + 1]
-            i += 2
-            switch escape {
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "v"): out.append(0x0B)
-            case UInt8(ascii: "0"): out.append(0x00)
-            case UInt8(ascii: "x"):
-                append(UInt32(hexValue(bytes[i])!) << 4 | UInt32(hexValue(bytes[i + 1])!))
-                i += 2
-            case UInt8(ascii: "u"): appendUnicodeEscape(bytes, at: &i, end: range.upperBound, to: &out)
-            case 0x0A: break  // a line continuation stands for nothing
-            case 0x0D: if i < range.upperBound && bytes[i] == 0x0A { i += 1 }
-            case 0xE2 where i + 1 < range.upperBound && bytes[i] == 0x80 && (bytes[i + 1] == 0xA8 || bytes[i + 1] == 0xA9): i += 2
-            default: out.append(escape)  // the character itself (its other UTF-8 bytes follow as they are)
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     // MARK: Numbers
 
     /// A JSON5 number, written out as a JSON number: a leading `+` is dropped, `.5` becomes

@@ -373,7 +373,7 @@ package struct JSONReader: ~Copyable {
     /// Reads a string value.
     package mutating func readString() throws(JSONError) -> String {
         let range = try rawStringRange()
-        return json5 ? Self.json5String(bytes, range) : try Self.string(bytes, range)
+        return try Self.string(bytes, range)
     }
 
     /// Reads a string, or nil for `null`.
@@ -382,7 +382,10 @@ package struct JSONReader: ~Copyable {
         return try readString()
     }
 
-    /// Decodes the raw bytes of a string (as returned by `rawStringRange`), resolving escapes.
+    /// Decodes the raw bytes of a string (as returned by `rawStringRange`, or an identifier key),
+    /// resolving escapes. One decoder for JSON and JSON5: the scanners admit only their own
+    /// escapes, so JSON5's (`\v`, `\0`, `\xHH`, line continuations, any other character standing
+    /// for itself) never reach it from a JSON document.
     package static func string(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) throws(JSONError) -> String {
         let raw = UnsafeBufferPointer(rebasing: bytes[range])
         if !raw.contains(UInt8(ascii: "\\")) {
@@ -409,7 +412,15 @@ package struct JSONReader: ~Copyable {
             case UInt8(ascii: "r"): out.append(0x0D)
             case UInt8(ascii: "t"): out.append(0x09)
             case UInt8(ascii: "u"): appendUnicodeEscape(bytes, at: &i, end: range.upperBound, to: &out)
-            default: out.append(escape)  // \" \\ \/
+            case UInt8(ascii: "v"): out.append(0x0B)
+            case UInt8(ascii: "0"): out.append(0x00)
+            case UInt8(ascii: "x"):
+                appendScalar(UInt32(hexValue(bytes[i])!) << 4 | UInt32(hexValue(bytes[i + 1])!), to: &out)
+                i += 2
+            case 0x0A: break  // a JSON5 line continuation stands for nothing
+            case 0x0D: if i < range.upperBound && bytes[i] == 0x0A { i += 1 }
+            case 0xE2 where i + 1 < range.upperBound && bytes[i] == 0x80 && (bytes[i + 1] == 0xA8 || bytes[i + 1] == 0xA9): i += 2
+            default: out.append(escape)  // \" \\ \/, and in JSON5 any other character (its other UTF-8 bytes follow as they are)
             }
         }
         return String(decoding: out, as: UTF8.self)
@@ -427,6 +438,11 @@ package struct JSONReader: ~Copyable {
                 i += 6
             }
         }
+        appendScalar(scalar, to: &out)
+    }
+
+    /// Appends `scalar` as UTF-8 (U+FFFD where it is not a Unicode scalar).
+    static func appendScalar(_ scalar: UInt32, to out: inout [UInt8]) {
         out.append(contentsOf: Array(String(Unicode.Scalar(scalar) ?? "\u{FFFD}").utf8))
     }
 

@@ -160,7 +160,7 @@ extension JSONReader {
             var object = JSONObject()
             var first = true
             while let key = try nextKey(first: &first) {
-                let name = json5 ? Self.json5String(bytes, key) : try Self.string(bytes, key)
+                let name = try Self.string(bytes, key)
                 let value = try readValue(depth: depth + 1)
                 if object[name] != nil { object[name] = value } else { object.append(name, value) }
             }
