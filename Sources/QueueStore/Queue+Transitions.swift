@@ -100,12 +100,26 @@ extension Queue {
             [.text(error), .real(now)])
     }
 
-    /// The run holding an item in flight under this prompt id (nil: none recorded, or it is not
-    /// in flight under that prompt any more).
-    public func holder(of itemID: Int64, promptID: String) throws -> String? {
-        try database.query(
-            "SELECT runner FROM items WHERE id = ? AND prompt_id = ? AND state IN ('submitting', 'running')", [.integer(itemID), .text(promptID)]
-        ).first?.first?.text
+    /// Where an item a run submitted under `promptID` stands now, as that run sees it.
+    public enum Standing: Sendable, Equatable {
+        /// In flight under this prompt, held by this run.
+        case held
+        /// Another run holds it (or ended it) now: it took the item over while this one was silent.
+        case takenOver(by: String)
+        /// No longer in flight under this prompt, and no other run's (cancelled, removed, ended).
+        case ended(String)
+    }
+
+    /// Where the item stands for this queue's run (`owner`).
+    public func standing(of itemID: Int64, promptID: String) throws -> Standing {
+        guard let row = try database.query("SELECT runner, state, prompt_id FROM items WHERE id = ?", [.integer(itemID)]).first else {
+            return .ended("removed")
+        }
+        let runner = row[0].text
+        let state = row[1].text ?? "?"
+        if let runner, let owner, runner != owner { return .takenOver(by: runner) }
+        guard row[2].text == promptID else { return .ended(state) }
+        return state == ItemState.submitting.rawValue || state == ItemState.running.rawValue ? .held : .ended(state)
     }
 
     /// Whether any item (of `jobIDs`, when given) waits to run: one indexed lookup, not a count.
@@ -170,12 +184,14 @@ extension Queue {
     }
 
     /// One guarded UPDATE: atomic on its own on both backends (no transaction around it, which
-    /// on PostgreSQL would cost two more round trips a transition).
+    /// on PostgreSQL would cost two more round trips a transition). A run (`owner` set) changes
+    /// only the items it holds: once another run has taken one over, its writes are refused.
     private func change(_ itemID: Int64, promptID: String, from states: [ItemState], set: String, _ parameters: [SQLValue]) throws -> Bool {
         let allowed = states.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+        let held = owner == nil ? "" : " AND runner = ?"
         return try database.query(
-            "UPDATE items SET \(set) WHERE id = ? AND prompt_id = ? AND state IN (\(allowed)) RETURNING id",
-            parameters + [.integer(itemID), .text(promptID)]
+            "UPDATE items SET \(set) WHERE id = ? AND prompt_id = ? AND state IN (\(allowed))\(held) RETURNING id",
+            parameters + [.integer(itemID), .text(promptID)] + (owner.map { [SQLValue.text($0)] } ?? [])
         ).count == 1
     }
 }

@@ -7,6 +7,7 @@ import Foundation
 extension Runner {
     func tick() async {
         guard !ended else { return }
+        if silentTooLong { dropTakenOver() }
         awaitingServer.formIntersection(inFlight.keys)
         // Items cancelled with `comfyq cancel` while their server runs them.
         let running = inFlight.keys.filter { flights.stage(of: $0) == .accepted }.sorted()

@@ -78,7 +78,7 @@ extension Runner {
             case .submitAgain(let promptID, let reason):
                 guard let flight = inFlight.removeValue(forKey: promptID) else { continue }
                 let text = "\(flight.uncertain ?? "the submission failed"): \(reason); submitting again"
-                record { try queue.requeue(flight.itemID, promptID: promptID, error: text, now: wallClock) }
+                guard settle(flight, { try queue.requeue(flight.itemID, promptID: promptID, error: text, now: wallClock) }) != .notOurs else { continue }
                 retried += 1
                 continuation.yield(.failed(item: flight.label, server: servers[flight.server].name, error: text, willRetry: true))
             case .cancel(let promptIDs, let server):
@@ -163,9 +163,13 @@ extension Runner {
     /// `on_submit` returned false: the item is cancelled with the script's name, not run.
     func skip(_ promptID: String, by script: String) {
         guard let flight = removeFlight(promptID) else { return }
-        record { try queue.finish(flight.itemID, promptID: promptID, state: .cancelled, error: "skipped by \(script) (on_submit returned false)", now: wallClock) }
-        skipped += 1
-        continuation.yield(.skipped(item: flight.label, by: script))
+        let settled = settle(flight) {
+            try queue.finish(flight.itemID, promptID: promptID, state: .cancelled, error: "skipped by \(script) (on_submit returned false)", now: wallClock)
+        }
+        if settled != .notOurs {
+            skipped += 1
+            continuation.yield(.skipped(item: flight.label, by: script))
+        }
         refill()
         checkFinished()
     }

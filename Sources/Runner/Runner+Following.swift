@@ -7,6 +7,8 @@ import Foundation
 /// and a prompt's end on its server handed to the flight machine.
 extension Runner {
     func handle(_ event: ConnectionEvent, server: Int) async {
+        // Waking from a silence: what another run took over meanwhile is its to report.
+        if silentTooLong { dropTakenOver() }
         switch event {
         case .connected:
             servers[server].socketOpen = true

@@ -211,9 +211,10 @@ extension Runner {
     func putBackUnspent(_ promptID: String, reason: String) {
         guard let flight = removeFlight(promptID) else { return }
         connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
-        record { try queue.requeue(flight.itemID, promptID: promptID, error: reason, now: wallClock) }
-        retried += 1
-        continuation.yield(.failed(item: flight.label, server: servers[flight.server].name, error: reason, willRetry: true))
+        if settle(flight, { try queue.requeue(flight.itemID, promptID: promptID, error: reason, now: wallClock) }) != .notOurs {
+            retried += 1
+            continuation.yield(.failed(item: flight.label, server: servers[flight.server].name, error: reason, willRetry: true))
+        }
         refill()
         checkFinished()
     }

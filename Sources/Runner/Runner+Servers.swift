@@ -311,7 +311,7 @@ extension Runner {
                 guard let flight = removeFlight(promptID) else { continue }
                 connectionCommands.yield(.forget(promptID, servers[index].connection))
                 let reason = "server \(name) went away (\(servers[index].health.reason)): submitting again"
-                record { try queue.requeue(flight.itemID, promptID: promptID, error: reason, now: wallClock) }
+                guard settle(flight, { try queue.requeue(flight.itemID, promptID: promptID, error: reason, now: wallClock) }) != .notOurs else { continue }
                 retried += 1
                 continuation.yield(.failed(item: flight.label, server: name, error: reason, willRetry: true))
             case .poison(let promptID):
@@ -320,7 +320,8 @@ extension Runner {
                 let tail = servers[index].files?.logTail(5).filter { !$0.hasPrefix("==== comfyq") } ?? []
                 var failure = "server \(name) crashed twice while running it"
                 if !tail.isEmpty { failure += "; its log ends: " + tail.joined(separator: " | ") }
-                record { try queue.finish(flight.itemID, promptID: promptID, state: .failed, error: failure, timings: timingsJSON(flight), now: wallClock) }
+                guard settle(flight, { try queue.finish(flight.itemID, promptID: promptID, state: .failed, error: failure, timings: timingsJSON(flight), now: wallClock) }) != .notOurs
+                else { continue }
                 failed += 1
                 listFailure(flight, failure)
                 if let hooks = options.hooks, hooks.wants(.error) {

@@ -435,11 +435,18 @@ public actor Runner {
         // A transient failure as the run stops goes back to the queue whatever the retries say:
         // the stop caused it, not the item.
         let retry = why.isTransient && (flight.attempts <= flight.retries || stopped)
+        let settled =
+            retry
+            ? settle(flight) { try queue.requeue(flight.itemID, promptID: promptID, error: failure, now: wallClock) }
+            : settle(flight) { try queue.finish(flight.itemID, promptID: promptID, state: .failed, error: failure, timings: timingsJSON(flight), now: wallClock) }
+        guard settled != .notOurs else {
+            refill()
+            checkFinished()
+            return
+        }
         if retry {
-            record { try queue.requeue(flight.itemID, promptID: promptID, error: failure, now: wallClock) }
             retried += 1
         } else {
-            record { try queue.finish(flight.itemID, promptID: promptID, state: .failed, error: failure, timings: timingsJSON(flight), now: wallClock) }
             failed += 1
             listFailure(flight, failure)
         }
@@ -489,18 +496,11 @@ public actor Runner {
             parked.insert(promptID)
             return
         }
-        // Another run took it over (this one was silent past its lease): that run collects it.
-        do {
-            if let holder = try queue.holder(of: flight.itemID, promptID: promptID), holder != owner {
-                _ = removeFlight(promptID)
-                continuation.yield(.message("\(flight.label): taken over by the run \(holder); it collects the outputs"))
-                refill()
-                checkFinished()
-                return
-            }
-        } catch {
-            queueFailed(error, doing: "read")
-            parked.insert(promptID)
+        // Another run took it over (this one was silent past its lease): that run collects it,
+        // and this one writes nothing of it.
+        guard stillHeld(flight) else {
+            refill()
+            checkFinished()
             return
         }
         do {
@@ -510,13 +510,17 @@ public actor Runner {
             // Which machine wrote each file: with a shared queue, outputs are where their run is.
             let host = ProcessInfo.processInfo.hostName
             let outputs: [JSONValue] = saved.map { ["path": .string($0.path), "size": .int(Int($0.size)), "host": .string(host)] }
-            let written = record {
-                try queue.finish(flight.itemID, promptID: promptID, state: .done, outputs: .array(outputs), timings: timingsJSON(flight), now: wallClock)
-            }
-            guard written, let current = removeFlight(promptID) else {
+            switch settle(flight, { try queue.finish(flight.itemID, promptID: promptID, state: .done, outputs: .array(outputs), timings: timingsJSON(flight), now: wallClock) }) {
+            case .written: break
+            case .unwritten:
                 parked.insert(promptID)  // the queue could not say so: collected again on resuming
                 return
+            case .notOurs:
+                refill()
+                checkFinished()
+                return
             }
+            guard let current = removeFlight(promptID) else { return }
             done += 1
             options.reports?.itemFinished(job: current.jobName)
             servers[current.server].health.promptFinished()

@@ -43,7 +43,13 @@ final class RunDisplay: @unchecked Sendable {
         defer { lock.unlock() }
         if json {
             if let line = jsonLine(event) { console.print(line) }
-            if case .finished(let summary) = event { console.printError(Self.summaryLine(summary)) }
+            switch event {
+            case .finished(let summary): console.printError(Self.summaryLine(summary))
+            // What the run has to say beyond the events (took over, lost, pre-flight…) goes to
+            // standard error, as hook logs do: standard output stays one event a line.
+            case .message(let text): console.printError(text)
+            default: break
+            }
             return
         }
         switch event {
