@@ -79,7 +79,7 @@ public enum HookSamples {
             .batch(
                 .batchDone,
                 [
-                    "done": 1, "failed": 1, "retried": 2, "skipped": 0, "elapsed": 19.4, "servers": [.string(server)],
+                    "done": 1, "failed": 1, "retried": 2, "skipped": 0, "held": 0, "held_jobs": [], "elapsed": 19.4, "servers": [.string(server)],
                     "failures": [["job": "sample", "item": 1, "prompt_id": .string(second.promptID), "error": .string(failure.description)]],
                     "finished_at": .double(Date().timeIntervalSince1970),
                     "reports": [
@@ -89,7 +89,7 @@ public enum HookSamples {
                         ]
                     ],
                 ]))
-        events.append(.batch(.idle, ["done": 1, "failed": 1, "retried": 2, "skipped": 0, "elapsed": 19.4]))
+        events.append(.batch(.idle, ["done": 1, "failed": 1, "retried": 2, "skipped": 0, "held": 0, "held_jobs": [], "elapsed": 19.4]))
         let log = ["Traceback (most recent call last):", "torch.OutOfMemoryError: CUDA out of memory.", "==== comfyq: the process was killed by signal 9"]
         events.append(
             .server(

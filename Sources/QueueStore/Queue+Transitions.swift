@@ -195,3 +195,50 @@ extension Queue {
         ).count == 1
     }
 }
+
+/// Items no server can run (pre-flight): held out of the queue's way, with the reason, until a
+/// server can run them or `comfyq retry` puts them back.
+extension Queue {
+    /// Holds these pending items of a job with `reason`; returns how many it held.
+    @discardableResult
+    public func hold(jobID: Int64, indices: [Int], reason: String, now: Double) throws -> Int {
+        try move(jobID: jobID, indices: indices, from: .pending, to: .held, error: reason, now: now)
+    }
+
+    /// Puts these held items of a job back to pending; returns how many it released.
+    @discardableResult
+    public func release(jobID: Int64, indices: [Int], now: Double) throws -> Int {
+        try move(jobID: jobID, indices: indices, from: .held, to: .pending, error: nil, now: now)
+    }
+
+    /// Per job with held items: how many, and the reason of its first one.
+    public func held() throws -> [Int64: (count: Int, reason: String)] {
+        var result: [Int64: (count: Int, reason: String)] = [:]
+        let rows = try database.query(
+            """
+            SELECT job_id, count(*), (SELECT error FROM items first WHERE first.job_id = items.job_id AND first.state = 'held' ORDER BY idx LIMIT 1)
+            FROM items WHERE state = 'held' GROUP BY job_id
+            """)
+        for row in rows {
+            guard let job = row[0].int, let count = row[1].int else { continue }
+            result[job] = (Int(count), row[2].text ?? "")
+        }
+        return result
+    }
+
+    private func move(jobID: Int64, indices: [Int], from: ItemState, to: ItemState, error: String?, now: Double) throws -> Int {
+        guard !indices.isEmpty else { return 0 }
+        pendingCache = nil
+        var moved = 0
+        // In slices: a statement's parameters are bounded (SQLite allows 32,766).
+        for start in stride(from: 0, to: indices.count, by: 500) {
+            let slice = indices[start..<min(start + 500, indices.count)]
+            let marks = Array(repeating: "?", count: slice.count).joined(separator: ", ")
+            moved += try database.query(
+                "UPDATE items SET state = ?, error = ?, updated_at = ? WHERE job_id = ? AND state = ? AND idx IN (\(marks)) RETURNING id",
+                [.text(to.rawValue), SQLValue(error), .real(now), .integer(jobID), .text(from.rawValue)] + slice.map { .integer(Int64($0)) }
+            ).count
+        }
+        return moved
+    }
+}

@@ -3,7 +3,9 @@ import Foundation
 
 /// An item's life in the queue.
 public enum ItemState: String, Sendable, CaseIterable {
-    case pending, submitting, running, done, failed, cancelled
+    /// `held`: pending, but no server can run it (pre-flight; the reason is its `error`). A run
+    /// releases it when a server can, and so does `comfyq retry`.
+    case pending, submitting, running, done, failed, cancelled, held
 
     public var isFinished: Bool { self == .done || self == .failed || self == .cancelled }
 }
@@ -132,7 +134,7 @@ public final class Queue {
         let rows = try database.query(
             """
             SELECT id, name, spec FROM jobs WHERE EXISTS (
-                SELECT 1 FROM items WHERE items.job_id = jobs.id AND items.state IN ('pending', 'submitting', 'running'))
+                SELECT 1 FROM items WHERE items.job_id = jobs.id AND items.state IN ('pending', 'submitting', 'running', 'held'))
             ORDER BY id
             """)
         var result: [(job: String, hooks: [HookReference])] = []
@@ -294,16 +296,16 @@ public final class Queue {
     public func cancel(_ target: Target, now: Double) throws -> Int {
         pendingCache = nil
         return try update(target, set: "state = 'cancelled', finished_at = ?, updated_at = ?", parameters: [.real(now), .real(now)],
-                   from: [.pending, .submitting, .running])
+                   from: [.pending, .submitting, .running, .held])
     }
 
-    /// Puts failed or cancelled items back to pending. Returns how many items changed.
+    /// Puts failed, cancelled or held items back to pending. Returns how many items changed.
     @discardableResult
     public func retry(_ target: Target, now: Double) throws -> Int {
         pendingCache = nil
         return try update(
             target, set: "state = 'pending', error = NULL, phase = NULL, step = NULL, steps = NULL, fraction = NULL, server = NULL, prompt_id = NULL, started_at = NULL, finished_at = NULL, updated_at = ?",
-            parameters: [.real(now)], from: [.failed, .cancelled])
+            parameters: [.real(now)], from: [.failed, .cancelled, .held])
     }
 
     /// Deletes a finished job and its items.
@@ -311,7 +313,7 @@ public final class Queue {
         pendingCache = nil
         return try database.transaction {
             let open = try database.query(
-                "SELECT count(*) FROM items WHERE job_id = ? AND state IN ('pending', 'submitting', 'running')", [.integer(jobID)])
+                "SELECT count(*) FROM items WHERE job_id = ? AND state IN ('pending', 'submitting', 'running', 'held')", [.integer(jobID)])
             if let count = open.first?.first?.int, count > 0 {
                 throw QueueError(message: "job #\(jobID) still has \(count) unfinished item\(count == 1 ? "" : "s"); cancel it first")
             }

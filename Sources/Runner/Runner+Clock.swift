@@ -8,6 +8,7 @@ extension Runner {
     func tick() async {
         guard !ended else { return }
         if silentTooLong { dropTakenOver() }
+        refreshDefinitionsIfDue()
         awaitingServer.formIntersection(inFlight.keys)
         // Items cancelled with `comfyq cancel` while their server runs them.
         let running = inFlight.keys.filter { flights.stage(of: $0) == .accepted }.sorted()

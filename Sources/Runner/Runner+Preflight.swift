@@ -14,83 +14,163 @@ enum ServerPreflight {
     case skipped(String)
 }
 
+/// Pre-flight inside a run: each server's node definitions are fetched when it first answers
+/// (and again while items are held, and when it comes back), dispatch keeps off a server what
+/// it cannot run, and items no server can run are *held*: not submitted, not failed, shown with
+/// their reason, and released as soon as a server can run them.
 extension Runner {
-    /// Pre-flight is on, and this server's definitions are still to be fetched.
+    /// Pre-flight is on, and this server's definitions are still to be fetched (or fetched again).
     func needsDefinitions(_ index: Int) -> Bool {
         guard options.preflight != nil, case .waiting = servers[index].preflight else { return false }
         return true
     }
 
     /// The cache to fetch the server's definitions through, when the next probe should.
-    func definitionsCache(for index: Int) -> ObjectInfoCache? { needsDefinitions(index) ? options.preflight : nil }
+    func definitionsCache(for index: Int) -> ObjectInfoCache? {
+        needsDefinitions(index) || servers[index].definitionsDue ? options.preflight : nil
+    }
 
     /// The definitions a probe brought (or why it could not).
     func received(_ definitions: Result<NodeDefinitionsSource, ComfyAPIError>, on index: Int) {
-        guard case .waiting = servers[index].preflight else { return }
-        switch definitions {
-        case .success(let source):
+        let again = servers[index].definitionsDue
+        servers[index].definitionsDue = false
+        switch (definitions, servers[index].preflight) {
+        case (.success(let source), .checked(let old, _)) where again:
+            // Fetched again: what it can run is judged afresh (a checkpoint copied in, a node installed).
+            servers[index].preflight = .checked(source, unrunnable: [:])
+            if source.definitions.count != old.definitions.count {
+                continuation.yield(.message("\(servers[index].name): \(source.definitions.count) node types known now (pre-flight)"))
+            }
+            judgeHolds()
+        case (.success(let source), .waiting):
             servers[index].preflight = .checked(source, unrunnable: [:])
             continuation.yield(.message("\(servers[index].name): \(source.definitions.count) node types known (pre-flight)"))
-        case .failure(let error):
+            judgeHolds()
+        case (.failure(let error), .waiting):
             servers[index].preflight = .skipped("\(error)")
             continuation.yield(.message("\(servers[index].name): pre-flight skipped: \(error)"))
+        default:
+            break  // a failed refresh keeps what it had
         }
     }
 
-    /// The check at the start of a run, over every pending item and every server whose
-    /// definitions are known: lines for the problems no server gets past (the run then submits
-    /// nothing), and notes for items only some servers can run, which dispatch then keeps off
-    /// the others.
-    func preflightAtStart() -> [String] {
-        let checked = servers.indices.compactMap { index -> (Int, NodeDefinitionsSource)? in
-            guard case .checked(let source, _) = servers[index].preflight else { return nil }
-            return (index, source)
-        }
-        guard !checked.isEmpty else { return [] }
+    /// Every server's definitions are known: what no server can run can be told.
+    var everyServerChecked: Bool {
+        options.preflight != nil && !servers.isEmpty && servers.allSatisfy { if case .checked = $0.preflight { true } else { false } }
+    }
+
+    /// The check at the start of a run, over every pending and held item: what no server can
+    /// run is held, what only some servers can run goes only to them (noted once).
+    func preflightAtStart() {
+        let checked = checkedServers()
+        guard !checked.isEmpty else { return }
         let jobs: [PreflightJob]
         do {
-            jobs = try pendingJobs()
+            jobs = try pendingJobs(states: [.pending]).jobs
         } catch {
             queueFailed(error, doing: "read")
-            return []
+            return
         }
         let report = PreflightReport(jobs: jobs, servers: checked.map { (servers[$0.0].name, $0.1.definitions) })
         for note in report.notes { continuation.yield(.message("pre-flight: \(note)")) }
+        if report.errors.isEmpty, report.checkedItems > 0 {
+            continuation.yield(.message("pre-flight: \(report.checkedItems) pending items checked against \(checked.map { servers[$0.0].name }.joined(separator: ", "))"))
+        }
+        guard !everyServerChecked else {
+            judgeHolds()
+            return
+        }
+        // A server still to come up may run what these cannot (its own check decides then), and
+        // one whose definitions could not be had is given them: neither is "no server".
+        let undecided = servers.indices.filter { !checked.map(\.0).contains($0) }.map { servers[$0].name }
+        for error in report.errors {
+            continuation.yield(.message("pre-flight: \(error) (left to \(undecided.joined(separator: ", ")), not checked yet)"))
+        }
+    }
+
+    /// The servers whose definitions are known, with them.
+    func checkedServers() -> [(Int, NodeDefinitionsSource)] {
+        servers.indices.compactMap { index in
+            guard case .checked(let source, _) = servers[index].preflight else { return nil }
+            return (index, source)
+        }
+    }
+
+    /// Once every server's definitions are known: holds the pending items (of `jobIDs`, else of
+    /// every job of the run) that no server can run, with the first reason, and releases the
+    /// held ones some server can run now. Each server's unrunnable groups of these jobs are set
+    /// on the way.
+    func judgeHolds(only jobIDs: Set<Int64>? = nil) {
+        guard everyServerChecked else { return }
+        let checked = checkedServers()
+        let jobs: [PreflightJob]
+        let held: [Int64: Set<Int>]
+        do {
+            (jobs, held) = try pendingJobs(states: [.pending, .held], only: jobIDs)
+        } catch {
+            queueFailed(error, doing: "read")
+            return
+        }
+        let report = PreflightReport(jobs: jobs, servers: checked.map { (servers[$0.0].name, $0.1.definitions) })
         for (index, source) in checked {
-            var unrunnable: [Int64: Set<ModelKey?>] = [:]
+            guard case .checked(_, var unrunnable) = servers[index].preflight else { continue }
             for job in jobs { unrunnable[job.id] = [] }
             for group in report.unrunnable[servers[index].name] ?? [] { unrunnable[group.jobID, default: []].insert(group.modelKey) }
             servers[index].preflight = .checked(source, unrunnable: unrunnable)
         }
-        if report.errors.isEmpty, report.checkedItems > 0 {
-            continuation.yield(.message("pre-flight: \(report.checkedItems) pending items checked against \(checked.map { servers[$0.0].name }.joined(separator: ", "))"))
-        }
-        // A server still to come up may run what these cannot (its own check decides then), and
-        // one whose definitions could not be had is given them: neither is "no server".
-        let undecided = servers.indices.filter { index in
-            if needsDefinitions(index) { return true }
-            if case .skipped = servers[index].preflight { return true }
-            return false
-        }.map { servers[$0].name }
-        guard undecided.isEmpty else {
-            for error in report.errors {
-                continuation.yield(.message("pre-flight: \(error) (left to \(undecided.joined(separator: ", ")), not checked yet)"))
+        for job in jobs {
+            let blocked = report.blocked[job.id] ?? [:]
+            let wasHeld = held[job.id] ?? []
+            let hold = Dictionary(grouping: blocked.keys.filter { !wasHeld.contains($0) }.sorted(), by: { blocked[$0]! })
+            let release = wasHeld.filter { blocked[$0] == nil }.sorted()
+            record {
+                for (reason, indices) in hold.sorted(by: { $0.value[0] < $1.value[0] }) {
+                    let count = try queue.hold(jobID: job.id, indices: indices, reason: reason, now: wallClock)
+                    if count > 0 { continuation.yield(.held(job: job.label, items: count, reason: reason)) }
+                }
+                let count = try queue.release(jobID: job.id, indices: release, now: wallClock)
+                if count > 0 { continuation.yield(.released(job: job.label, items: count)) }
+                return true
             }
-            return []
         }
-        return report.errors.map(\.description)
+        countHeld()
     }
 
-    /// The jobs with pending items (of this run's jobs), with those items.
-    func pendingJobs(only jobID: Int64? = nil) throws -> [PreflightJob] {
+    /// How many items of the run's jobs are held now (a run fetches definitions again while any are).
+    func countHeld() {
+        do {
+            heldItems = try queue.held().filter { options.jobIDs?.contains($0.key) ?? true }.values.reduce(0) { $0 + $1.count }
+        } catch {
+            queueFailed(error, doing: "read")
+        }
+    }
+
+    /// While items are held, each server's definitions are fetched again now and then (a
+    /// checkpoint copied in, a custom node installed): what a server can run now is released.
+    func refreshDefinitionsIfDue() {
+        guard heldItems > 0, options.preflight != nil, now - lastDefinitionsRefresh >= options.definitionsRefresh else { return }
+        lastDefinitionsRefresh = now
+        for index in servers.indices where servers[index].health.state == .up {
+            guard case .checked = servers[index].preflight else { continue }
+            servers[index].definitionsDue = true
+            servers[index].probes.yield()
+        }
+    }
+
+    /// The jobs with items in `states` (of this run's jobs, or `only`), with those items; and
+    /// per job, which of them are held.
+    func pendingJobs(states: [ItemState], only jobIDs: Set<Int64>? = nil) throws -> (jobs: [PreflightJob], held: [Int64: Set<Int>]) {
         var jobs: [PreflightJob] = []
-        for summary in try queue.jobs() where (jobID == nil || summary.id == jobID) && (options.jobIDs?.contains(summary.id) ?? true) {
-            let items = try queue.items(states: [.pending], jobID: summary.id)
+        var held: [Int64: Set<Int>] = [:]
+        for summary in try queue.jobs() where (jobIDs?.contains(summary.id) ?? true) && (options.jobIDs?.contains(summary.id) ?? true) {
+            guard states.contains(where: { (summary.counts[$0] ?? 0) > 0 }) else { continue }
+            let items = try queue.items(states: states, jobID: summary.id)
             guard !items.isEmpty, let stored = try queue.definition(jobID: summary.id) else { continue }
             // A job whose stored graph cannot be read fails its items when they are claimed, saying why.
             guard let json = try? JSONValue(parsing: stored.workflow), let workflow = try? Workflow(json: json),
                 let settings = try? JobSettings(json: JSONValue(parsing: stored.spec))
             else { continue }
+            held[summary.id] = Set(items.filter { $0.state == .held }.map(\.index))
             jobs.append(
                 PreflightJob(
                     label: summary.name, id: summary.id, workflow: workflow, addresses: settings.addresses,
@@ -100,16 +180,20 @@ extension Runner {
                         return PreflightJob.Item(index: item.index, parameters: parameters, modelKey: item.modelKey.map(ModelKey.init))
                     }))
         }
-        return jobs
+        return (jobs, held)
     }
 
     /// The dispatch groups server `index` must not be given: those none of whose items its
-    /// definitions accept. Jobs it has not judged yet are judged now (once each).
+    /// definitions accept. Jobs not judged yet are judged now (once each): against every server
+    /// at once when all are known (holding what none can run), else against this one.
     func excludedGroups(_ groups: [DispatchPolicy.Group], for index: Int) -> Set<DispatchPolicy.Group.ID> {
+        guard case .checked(_, let known) = servers[index].preflight else { return [] }
+        let fresh = Set(groups.map(\.jobID)).filter { known[$0] == nil }
+        if !fresh.isEmpty && everyServerChecked { judgeHolds(only: fresh) }
         guard case .checked(let source, var unrunnable) = servers[index].preflight else { return [] }
         for jobID in Set(groups.map(\.jobID)) where unrunnable[jobID] == nil {
             do {
-                let report = PreflightReport(jobs: try pendingJobs(only: jobID), servers: [(servers[index].name, source.definitions)])
+                let report = PreflightReport(jobs: try pendingJobs(states: [.pending], only: [jobID]).jobs, servers: [(servers[index].name, source.definitions)])
                 unrunnable[jobID] = Set((report.unrunnable[servers[index].name] ?? []).filter { $0.jobID == jobID }.map(\.modelKey))
                 for line in report.errors + report.notes { continuation.yield(.message("pre-flight: \(servers[index].name): \(line)")) }
             } catch {
@@ -119,18 +203,5 @@ extension Runner {
         }
         servers[index].preflight = .checked(source, unrunnable: unrunnable)
         return Set(groups.filter { unrunnable[$0.jobID]?.contains($0.modelKey) ?? false }.map(\.id))
-    }
-
-    /// Every pending group is one no server can run, and every server has been judged: the
-    /// items wait for a server that can (the run does not wait with them).
-    func onlyUnrunnablePending() -> Bool {
-        guard options.preflight != nil, !servers.isEmpty,
-            servers.allSatisfy({ if case .checked = $0.preflight { true } else { false } })
-        else { return false }
-        let groups: [DispatchPolicy.Group]
-        do { groups = try queue.pendingGroups(jobIDs: options.jobIDs) } catch { return false }
-        guard !groups.isEmpty else { return false }
-        let excluded = servers.indices.map { excludedGroups(groups, for: $0) }
-        return groups.allSatisfy { group in excluded.allSatisfy { $0.contains(group.id) } }
     }
 }

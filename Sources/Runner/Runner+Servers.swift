@@ -38,6 +38,8 @@ struct ServerSlot {
     var features: ServerFeatures?
     /// Its node definitions and what it cannot run (pre-flight).
     var preflight = ServerPreflight.waiting
+    /// Its definitions are to be fetched again with the next probe (items are held; it came back).
+    var definitionsDue = false
     /// Whether to use the jobs API with it.
     var jobs: Bool { features?.jobs ?? false }
 
@@ -343,6 +345,8 @@ extension Runner {
             // It may come back as another version: asked again then.
             servers[index].features = nil
             servers[index].maxUploadSize = nil
+            // And other models or nodes: its definitions are fetched again by the probe that finds it up.
+            if case .checked = servers[index].preflight { servers[index].definitionsDue = true }
         }
         let slot = servers[index]
         let tail = slot.definition.isSupervised && change.to != .up ? slot.files?.logTail(10) : nil

@@ -88,9 +88,10 @@ public actor Runner {
     var tasks: [Task<Void, Never>] = []
     /// The run has returned: the clock stops.
     var ended = false
-    /// Pre-flight at the start found problems no server gets past: nothing is claimed, and the
-    /// run ends (once what a previous run left in flight is settled) with them.
-    var preflightProblems: [String]?
+    /// Items of the run's jobs held by pre-flight (no server can run them), as last counted.
+    var heldItems = 0
+    /// When the servers' definitions were last fetched again for the held items.
+    var lastDefinitionsRefresh: Double = 0
 
     public init(queuePath: String, options: RunnerOptions) throws {
         self.options = options
@@ -165,8 +166,8 @@ public actor Runner {
                     "watch": .bool(options.watch), "started_at": .double(wallClock),
                 ]))
         await reconcile()
-        let problems = preflightAtStart()
-        if !problems.isEmpty { preflightProblems = problems }
+        preflightAtStart()
+        lastDefinitionsRefresh = now
         if options.watch && queue.database.dialect == .postgres {
             let listener = QueueListener(url: queuePath)
             self.listener = listener
@@ -252,12 +253,6 @@ public actor Runner {
     /// is the one to report if it does (Ctrl-C twice).
     func checkFinished(reason: StopReason? = nil) {
         guard finish != nil else { return }
-        if let problems = preflightProblems, inFlight.isEmpty, let finish {
-            self.finish = nil
-            finish.resume(
-                returning: RunSummary(done: done, failed: failed, retried: retried, skipped: skipped, seconds: now, stopReason: .preflightFailed(problems)))
-            return
-        }
         // Whether items wait matters only once nothing is in flight: asked then, not after every prompt.
         let pending = queueBroken == nil && inFlight.isEmpty && hasPending()
         // Asking the queue may have ended the run already (a queue that failed for good).
@@ -274,17 +269,19 @@ public actor Runner {
             if let hooks = options.hooks, hooks.wants(.idle) { hooks.deliver(.batch(.idle, batchCounts())) }
         case .finish(let why):
             self.finish = nil
+            countHeld()
             finish.resume(
-                returning: RunSummary(done: done, failed: failed, retried: retried, skipped: skipped, seconds: now, stopReason: reason ?? why))
+                returning: RunSummary(
+                    done: done, failed: failed, retried: retried, skipped: skipped, held: heldItems, seconds: now, stopReason: reason ?? why))
         }
     }
 
     private func hasPending() -> Bool {
         do {
             // Items waiting, or items a run that looks gone holds until its lease runs out: this
-            // run takes those over then, rather than end and leave them in flight.
-            // Items only that no server can run (pre-flight) wait for a server that can.
-            return try (queue.hasPending(jobIDs: options.jobIDs) && !onlyUnrunnablePending())
+            // run takes those over then, rather than end and leave them in flight. (Held items,
+            // which no server can run, are not waiting: a run without --watch ends with them.)
+            return try queue.hasPending(jobIDs: options.jobIDs)
                 || queue.hasOrphansSoon(quiet: Self.quiet, now: wallClock, isAlive: Self.isAlive, local: Self.isRunning)
         } catch {
             // Unknown is not "nothing pending" (the run would end with items queued).
@@ -304,7 +301,7 @@ public actor Runner {
     /// Fills every available server's free slots from the queue, as the dispatch policy
     /// chooses (priority, then what each server has loaded; see `DispatchPolicy`).
     func refill() {
-        guard !draining, paused == nil, preflightProblems == nil else { return }
+        guard !draining, paused == nil else { return }
         // A claim can find its group emptied by another runner: plan again, a few times at most.
         for _ in 0..<4 {
             // A server whose node definitions are still to come (pre-flight) gets nothing yet.
@@ -415,7 +412,19 @@ public actor Runner {
     }
 
     private func batchCounts() -> JSONObject {
-        ["done": .int(done), "failed": .int(failed), "retried": .int(retried), "skipped": .int(skipped), "elapsed": .double(HookEvent.rounded(now))]
+        var held: [JSONValue] = []
+        do {
+            let jobs = try queue.jobs()
+            for (id, entry) in try queue.held().sorted(by: { $0.key < $1.key }) where options.jobIDs?.contains(id) ?? true {
+                held.append(["job": .string(jobs.first { $0.id == id }?.name ?? "#\(id)"), "items": .int(entry.count), "reason": .string(entry.reason)])
+            }
+        } catch {
+            queueFailed(error, doing: "read")
+        }
+        return [
+            "done": .int(done), "failed": .int(failed), "retried": .int(retried), "skipped": .int(skipped),
+            "held": .int(held.reduce(0) { $0 + ($1["items"]?.numberValue?.int ?? 0) }), "held_jobs": .array(held), "elapsed": .double(HookEvent.rounded(now)),
+        ]
     }
 
     private func batchTable(_ summary: RunSummary) -> JSONObject {

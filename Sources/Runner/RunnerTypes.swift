@@ -45,6 +45,8 @@ public struct RunnerOptions: Sendable {
     /// Where servers' node definitions are cached: each server's are fetched before its first
     /// submission, and the pending items are checked against them (pre-flight); nil: no pre-flight.
     public var preflight: ObjectInfoCache?
+    /// While items are held, how often each server's definitions are fetched again.
+    public var definitionsRefresh: Double = 30
 
     public init(servers: [URL]) { self.servers = servers.map { ServerDefinition(name: ComfyAPI(baseURL: $0).name, url: ComfyAPI(baseURL: $0).name) } }
 
@@ -96,6 +98,10 @@ public enum RunnerEvent: Sendable {
     case resumed(after: Double)
     /// A hook's `on_submit` returned false: the item is cancelled, not run.
     case skipped(item: String, by: String)
+    /// Pre-flight: these items of a job no server can run are held (not submitted, not failed).
+    case held(job: String, items: Int, reason: String)
+    /// Held items a server can run now (or that `comfyq retry` put back) go back to the queue.
+    case released(job: String, items: Int)
     case message(String)
     case finished(RunSummary)
 }
@@ -107,6 +113,8 @@ public struct RunSummary: Sendable, Equatable {
     public var retried: Int
     /// Items a hook skipped (`on_submit` returned false).
     public var skipped: Int = 0
+    /// Items of the run's jobs held at its end: no server could run them (pre-flight).
+    public var held: Int = 0
     public var seconds: Double
     /// Set when the run stopped early (Ctrl-C twice, no server reachable).
     public var stopReason: StopReason?
@@ -122,8 +130,6 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
     case noServerAnswers([String])
     /// Every server was given up (or stopped) during the run: the reason for each.
     case noServerLeft([String])
-    /// Pre-flight at the start found items no server can run: one line per problem.
-    case preflightFailed([String])
     /// The queue could not be read or written.
     case queueFailed(String)
 
@@ -133,7 +139,6 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
         case .drained: "drained; the rest is still queued"
         case .noServerAnswers: "no server answers"
         case .noServerLeft(let reasons): "no server left: " + reasons.joined(separator: "; ")
-        case .preflightFailed(let lines): "pre-flight: \(lines.count) problem\(lines.count == 1 ? "" : "s") no server gets past; nothing was submitted"
         case .queueFailed(let reason): "queue: \(reason)"
         }
     }

@@ -93,10 +93,10 @@ extension Simulator {
                 return true
             }
             if failing { return HTTPResponse(status: 500, contentType: "text/plain", body: Array("500 Internal Server Error".utf8)) }
-            return json(NodeCatalog.objectInfo(inputFiles: inputFiles(), models: options.models))
+            return json(NodeCatalog.objectInfo(inputFiles: inputFiles(), models: models))
         case ("GET", _) where path.hasPrefix("/object_info/"):
             let name = String(path.dropFirst("/object_info/".count))
-            return json(NodeCatalog.objectInfo(inputFiles: inputFiles(), models: options.models)[name].map { .object([name: $0]) } ?? [:])
+            return json(NodeCatalog.objectInfo(inputFiles: inputFiles(), models: models)[name].map { .object([name: $0]) } ?? [:])
         case ("GET", "/features"): return json(features())
         case ("POST", "/upload/image"): return upload(request, mask: false)
         case ("POST", "/upload/mask"): return upload(request, mask: true)
@@ -131,7 +131,7 @@ extension Simulator {
         }
         do {
             prompt = try PromptValidator.validate(
-                body?["prompt"], knownModels: options.models, inputDirectory: options.inputDirectory, profile: options.profile)
+                body?["prompt"], knownModels: models, inputDirectory: options.inputDirectory, profile: options.profile)
         } catch {
             // ComfyUI counts a number even for a prompt that then fails validation.
             state.withLock { $0.nextNumber += 1 }
@@ -223,6 +223,9 @@ extension Simulator {
         ]
     }
 
+    /// The checkpoints it has: those `/sim/models` set, else `--models` (nil: any name).
+    var models: Set<String>? { state.withLock { $0.models } ?? options.models }
+
     /// The fault and inspection endpoints under `/sim/`.
     private func control(_ path: String, _ body: JSONValue?, _ query: [String: String]) -> HTTPResponse {
         func number(_ key: String) -> Double? { body?[key]?.numberValue?.double ?? query[key].flatMap(Double.init) }
@@ -285,6 +288,11 @@ extension Simulator {
             let count = Int(number("count") ?? 1)
             state.withLock { $0.failingObjectInfo = count }
             return json(["failing_object_info": .int(count)])
+        case "/sim/models":
+            // `{"models": ["a.safetensors", …]}`: the checkpoints it has from now on.
+            let names = body?["models"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            state.withLock { $0.models = .some(Set(names)) }
+            return json(["models": .array(names.sorted().map { .string($0) })])
         case "/sim/slow-view":
             let seconds = number("seconds") ?? 1
             state.withLock { $0.viewDelay = seconds }

@@ -231,6 +231,8 @@ struct SimulatorState: ~Copyable {
     /// `/sim/fail-object-info`: the next `GET /object_info`s answer 500.
     var failingObjectInfo = 0
     var viewDelay = 0.0
+    /// `/sim/models`: the checkpoints on its disk now (a file copied in), instead of `--models`.
+    var models: Set<String>??
     var nodeFailure: NodeFailure?
     /// `/sim/hold`: the sampler step after which the next sampler waits for an interrupt.
     var hold: (atStep: Int, seconds: Double)?

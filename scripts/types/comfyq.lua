@@ -84,6 +84,8 @@
 ---@field failed integer Items failed in this run.
 ---@field retried integer Attempts sent back to the queue.
 ---@field skipped integer Items an `on_submit` skipped.
+---@field held integer Items of the run's jobs held: no server can run them (pre-flight).
+---@field held_jobs comfyq.Held[] Each job with held items: `job`, `items`, `reason`.
 ---@field elapsed number Seconds since the run started.
 ---@field servers string[] The servers' names (or URLs).
 ---@field finished_at number Unix time in seconds.
@@ -98,7 +100,15 @@
 ---@field failed integer Items failed so far.
 ---@field retried integer Attempts sent back to the queue.
 ---@field skipped integer Items an `on_submit` skipped.
+---@field held integer Items of the run's jobs held: no server can run them (pre-flight).
+---@field held_jobs comfyq.Held[] Each job with held items: `job`, `items`, `reason`.
 ---@field elapsed number Seconds since the run started.
+
+---A job with items held by pre-flight, in `on_batch_done` and `on_idle`.
+---@class comfyq.Held
+---@field job string The job's name.
+---@field items integer How many of its items are held.
+---@field reason string Why no server can run the first of them (one line).
 
 ---A failed item in `on_batch_done`.
 ---@class comfyq.Failure

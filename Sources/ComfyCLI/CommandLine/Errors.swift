@@ -6,6 +6,9 @@ public struct ExitCode: RawRepresentable, Sendable, Equatable, Hashable {
     public static let success = ExitCode(rawValue: 0)
     /// Something failed: a server, a prompt, a file.
     public static let failure = ExitCode(rawValue: 1)
+    /// `run` did everything it could and nothing failed, but items are held: no server can run
+    /// them (pre-flight).
+    public static let held = ExitCode(rawValue: 2)
     /// The command line was wrong (EX_USAGE).
     public static let usage = ExitCode(rawValue: 64)
     /// The input data was wrong: a job file, a workflow (EX_DATAERR).

@@ -262,7 +262,7 @@ enum QueueEditCommands {
     ) { queue, target in try queue.cancel(target, now: JobFiles.now) }
 
     static let retry = edit(
-        "retry", abstract: "Put failed or cancelled items back in the queue (a job, or JOB/INDEX).", done: "queued",
+        "retry", abstract: "Put failed, cancelled or held items back in the queue (a job, or JOB/INDEX).", done: "queued",
         after: " again"
     ) { queue, target in try queue.retry(target, now: JobFiles.now) }
 

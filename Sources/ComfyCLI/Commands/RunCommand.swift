@@ -156,13 +156,19 @@ enum RunCommand {
             let pending = try queue.jobs().reduce(0) { $0 + ($1.counts[.pending] ?? 0) }
             throw CommandFailure(
                 "no server left, \(pending) item\(pending == 1 ? "" : "s") still pending: " + reasons.joined(separator: "; "))
-        case .preflightFailed(let lines)?:
-            for line in lines { console.printError(line) }
-            throw PreflightFailed(count: lines.count)
         case .queueFailed(let reason)?:
             throw CommandFailure("\(PostgresDatabase.displayed(path)): \(reason)")
         default:
-            return summary.failed == 0 && summary.stopReason == nil ? .success : .failure
+            guard summary.failed == 0 && summary.stopReason == nil else { return .failure }
+            guard summary.held == 0 else {
+                for (id, held) in try queue.held().sorted(by: { $0.key < $1.key }) where options.jobIDs?.contains(id) ?? true {
+                    let name = try queue.jobs().first { $0.id == id }?.name ?? "#\(id)"
+                    console.printError("held: \(name) (#\(id)): \(held.count) item\(held.count == 1 ? "" : "s"): \(held.reason)")
+                }
+                console.printError("held items run once a server can run them (a run checks again), or after comfyq retry JOB")
+                return .held
+            }
+            return .success
         }
     }
 
@@ -250,14 +256,4 @@ enum RunCommand {
             Task { await runner.interrupt() }  // drains, or stops when already draining
         }
     }
-}
-
-/// The start of a run found problems no server gets past (each already printed): nothing was
-/// submitted (exit 65, EX_DATAERR, as `add` and `validate`).
-struct PreflightFailed: Error, CustomStringConvertible, ExitCodeProviding {
-    var count: Int
-    var description: String {
-        "pre-flight: \(count) problem\(count == 1 ? "" : "s") no server gets past, nothing was submitted (fix the jobs, or run with --no-preflight)"
-    }
-    var exitCode: ExitCode { .dataError }
 }

@@ -68,8 +68,10 @@ enum StatusCommand {
     static func render(_ queue: Queue, _ arguments: ParsedArguments, _ console: Console) throws -> String {
         let color = console.usesColor
         let now = JobFiles.now
+        let held = try queue.held()
         if let job = try selectedJob(queue, arguments) {
             var out = summaryLine(job, color: color) + "\n"
+            if let entry = held[job.id] { out += heldLine(job, entry) + "\n" }
             for item in try queue.items(states: states(arguments), jobID: job.id) { out += itemLine(item, now: now) + "\n" }
             return out
         }
@@ -84,6 +86,7 @@ enum StatusCommand {
         let groups = Dictionary(grouping: try queue.pendingGroups(), by: \.jobID)
         for job in jobs {
             out += summaryLine(job, color: color, waiting: waiting) + "\n"
+            if let entry = held[job.id] { out += heldLine(job, entry) + "\n" }
             if let line = modelLine(groups[job.id] ?? []) { out += line + "\n" }
         }
         let running = try queue.items(states: filter.isEmpty ? [.submitting, .running] : filter.filter { !$0.isFinished }, limit: 200)
@@ -93,6 +96,11 @@ enum StatusCommand {
             for item in failed { out += itemLine(item, now: now) + "\n" }
         }
         return out + RunnerView.section(runners, now: now) + ServerView.section(servers, now: now)
+    }
+
+    /// A job's held items: how many, and why no server can run them (the first one's reason).
+    static func heldLine(_ job: JobSummary, _ entry: (count: Int, reason: String)) -> String {
+        "  held: \(entry.count) item\(entry.count == 1 ? "" : "s") no server can run: \(entry.reason) (released when a server can; comfyq retry \(job.name) once fixed)"
     }
 
     /// What a job's pending items load, when that is more than one model: the groups in the
@@ -166,6 +174,7 @@ enum StatusCommand {
         let jobs = try selected.map { [$0] } ?? queue.jobs()
         let now = JobFiles.now
         let groups = Dictionary(grouping: try queue.pendingGroups(), by: \.jobID)
+        let held = try queue.held()
         let jobValues: [JSONValue] = jobs.map { job in
             let models: [JSONValue] = (groups[job.id] ?? []).sorted { $0.firstIndex < $1.firstIndex }.map {
                 ["model_key": $0.modelKey.map { .string($0.description) } ?? .null, "pending": .int($0.waiting)]
@@ -179,6 +188,7 @@ enum StatusCommand {
                 "fraction": .double(job.total == 0 ? 0 : Double(job.finished) / Double(job.total)),
                 "eta_seconds": job.averageItemSeconds.map { .double($0 * Double(remaining)) } ?? .null,
                 "model_groups": .array(models),
+                "held": held[job.id].map { ["items": .int($0.count), "reason": .string($0.reason)] } ?? .null,
             ]
         }
         let items: [ItemRow]

@@ -73,6 +73,10 @@ final class RunDisplay: @unchecked Sendable {
         case .skipped(let item, let script):
             live[item] = nil
             log("\(item)  skipped by \(script)")
+        case .held(let job, let items, let reason):
+            log("\(job): \(items) item\(items == 1 ? "" : "s") held, no server can run \(items == 1 ? "it" : "them"): \(reason)")
+        case .released(let job, let items):
+            log("\(job): \(items) held item\(items == 1 ? "" : "s") released: a server can run \(items == 1 ? "it" : "them") now")
         case .submitted(let item, let server, let attempt):
             if !console.outputIsTerminal { log("\(item)  submitted to \(server)\(attempt > 1 ? " (attempt \(attempt))" : "")") }
         case .inputs(let item, let server, let inputs):
@@ -126,6 +130,7 @@ final class RunDisplay: @unchecked Sendable {
         var line = "finished: \(summary.done) done, \(summary.failed) failed"
         if summary.retried > 0 { line += ", \(summary.retried) retried" }
         if summary.skipped > 0 { line += ", \(summary.skipped) skipped by hooks" }
+        if summary.held > 0 { line += ", \(summary.held) held (no server can run them)" }
         line += " in \(String(format: "%.1f", summary.seconds)) s"
         if let reason = summary.stopReason { line += " (\(reason))" }
         return line
@@ -218,12 +223,22 @@ final class RunDisplay: @unchecked Sendable {
         case .resumed(let seconds):
             object["event"] = "resume"
             object["paused_for"] = .double((seconds * 1000).rounded() / 1000)
+        case .held(let job, let items, let reason):
+            object["event"] = "held"
+            object["job"] = .string(job)
+            object["items"] = .int(items)
+            object["reason"] = .string(reason)
+        case .released(let job, let items):
+            object["event"] = "released"
+            object["job"] = .string(job)
+            object["items"] = .int(items)
         case .finished(let summary):
             object["event"] = "finished"
             object["skipped"] = .int(summary.skipped)
             object["done"] = .int(summary.done)
             object["failed"] = .int(summary.failed)
             object["retried"] = .int(summary.retried)
+            object["held"] = .int(summary.held)
             object["seconds"] = .double(summary.seconds)
         default:
             return nil

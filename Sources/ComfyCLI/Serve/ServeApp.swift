@@ -123,7 +123,10 @@ package final class ServeApp: Sendable {
             let servers = try ServerView.read(queue, now: now)
             let runners = try RunnerView.read(queue, now: now)
             let notice = query["drained"].map { $0 == "0" ? "No run is going: nothing to drain." : "Asked \($0) run(s) to drain: what is in flight finishes, nothing new starts." }
-            return html(ServePages.overview(jobs: jobs, inFlight: inFlight, failures: failures, servers: servers, runners: runners, recent: recent, notice: notice))
+            return html(
+                ServePages.overview(
+                    jobs: jobs, inFlight: inFlight, failures: failures, servers: servers, runners: runners, recent: recent, held: try queue.held(),
+                    notice: notice))
         case "api" where parts == ["api", "status"]:
             let document = try StatusCommand.document(queue, job: nil, states: [])
             return HTTPResponse(status: 200, body: Array(document.serialized().utf8), headers: [("Cache-Control", "no-store")])
@@ -145,7 +148,10 @@ package final class ServeApp: Sendable {
                     images[index] = "/thumbs/\(ServePages.segment(job.name))/\(index)/0"
                 }
                 let axes = try ReportCommand.settings(job, queue: queue).matrixAxes
-                return html(ServePages.grid(job: job, items: items, matrixAxes: axes, outputs: images, filter: query.filter { !$0.value.isEmpty && $0.key != "token" }))
+                return html(
+                    ServePages.grid(
+                        job: job, items: items, matrixAxes: axes, outputs: images, held: try queue.held()[job.id],
+                        filter: query.filter { !$0.value.isEmpty && $0.key != "token" }))
             }
             guard let index = Int(parts[2]), let found = try queue.item(jobID: job.id, index: index) else {
                 return notFound("no item \(parts[1])/\(parts[2])")

@@ -58,6 +58,12 @@ enum ServePages {
         """
     }
 
+    /// A job's held items, as a line: how many, and why no server can run them.
+    static func heldText(_ job: String, _ entry: (count: Int, reason: String)) -> String {
+        "<b>\(escape(job))</b>: \(entry.count) item\(entry.count == 1 ? "" : "s") held, no server can run \(entry.count == 1 ? "it" : "them"): "
+            + "\(escape(entry.reason)) <span class=\"muted\">(released when a server can; retry once fixed)</span>"
+    }
+
     static func bar(_ fraction: Double) -> String {
         "<div class=\"bar\"><i style=\"width:\(Int((max(0, min(1, fraction)) * 100).rounded()))%\"></i></div>"
     }
@@ -66,7 +72,7 @@ enum ServePages {
 
     static func overview(
         jobs: [JobSummary], inFlight: [ItemRow], failures: [ItemRow], servers: [ServerView], runners: [RunnerView],
-        recent: [(job: String, index: Int, link: String)], notice: String? = nil
+        recent: [(job: String, index: Int, link: String)], held: [Int64: (count: Int, reason: String)] = [:], notice: String? = nil
     ) -> String {
         var html = notice.map { "<p class=\"notice\">\(escape($0))</p>" } ?? ""
         html += "<h2>Jobs</h2>"
@@ -82,6 +88,10 @@ enum ServePages {
                 html += "<td>\(job.running)</td><td>\(job.counts[.pending] ?? 0)</td><td>\(bar(fraction))</td><td class=\"muted\">\(eta)</td></tr>"
             }
             html += "</table>"
+            for job in jobs {
+                guard let entry = held[job.id] else { continue }
+                html += "<p class=\"held\">" + heldText(job.name, entry) + "</p>"
+            }
         }
         let live = runners.filter(\.isLive)
         if !live.isEmpty {
@@ -134,10 +144,12 @@ enum ServePages {
     }
 
     static func grid(
-        job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], matrixAxes: [String], outputs: [Int: String], filter: [String: String]
+        job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], matrixAxes: [String], outputs: [Int: String],
+        held: (count: Int, reason: String)? = nil, filter: [String: String]
     ) -> String {
         let base = "/jobs/\(segment(job.name))"
-        let buttons = controls(base, cancel: !job.isFinished, retry: (job.counts[.failed] ?? 0) + (job.counts[.cancelled] ?? 0) > 0)
+        var buttons = controls(base, cancel: !job.isFinished, retry: (job.counts[.failed] ?? 0) + (job.counts[.cancelled] ?? 0) + (job.counts[.held] ?? 0) > 0)
+        if let held { buttons = "<p class=\"held\">" + heldText(job.name, held) + "</p>" + buttons }
         let grid = JobGrid(items: gridItems(items), matrixAxes: matrixAxes, filter: filter)
         return page(job.name, buttons + selector(grid, filter: filter) + gridBody(job: job, items: items, grid: grid, outputs: outputs, link: { "\(base)/\($0)" }))
     }
@@ -171,6 +183,7 @@ enum ServePages {
     ) -> String {
         var html = "<p>\(job.counts[.done] ?? 0) of \(job.total) done"
         if let failed = job.counts[.failed], failed > 0 { html += ", <span class=\"failed\">\(failed) failed</span>" }
+        if let held = job.counts[.held], held > 0 { html += ", <span class=\"failed\">\(held) held</span>" }
         html += "</p>"
         let rows = Dictionary(items.map { ($0.row.index, $0.row) }, uniquingKeysWith: { first, _ in first })
         html += "<table class=\"grid\"><tr><th class=\"muted\">\(escape(grid.down.joined(separator: " · ")))</th>"
@@ -207,7 +220,7 @@ enum ServePages {
 
     static func item(job: String, row: ItemRow, parameters: JSONObject, images: [String], timings: JSONValue?, links: [(String, String)]) -> String {
         let base = "/jobs/\(segment(job))/\(row.index)"
-        let buttons = controls(base, cancel: !row.state.isFinished, retry: row.state == .failed || row.state == .cancelled)
+        let buttons = controls(base, cancel: !row.state.isFinished, retry: row.state == .failed || row.state == .cancelled || row.state == .held)
         return page("\(job)/\(row.index)", buttons + itemBody(row: row, parameters: parameters, images: images, timings: timings, links: links))
     }
 

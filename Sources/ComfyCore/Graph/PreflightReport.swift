@@ -48,6 +48,8 @@ public struct PreflightReport: Sendable {
     public private(set) var notes: [Line] = []
     /// Per server: the dispatch groups none of whose items it can run.
     public private(set) var unrunnable: [String: Set<DispatchPolicy.Group.ID>] = [:]
+    /// Per job id, the items no server can run, each with the first reason (one line).
+    public private(set) var blocked: [Int64: [Int: String]] = [:]
     public private(set) var checkedItems = 0
 
     public init(jobs: [PreflightJob], servers: [(name: String, definitions: NodeDefinitions)]) {
@@ -65,6 +67,10 @@ public struct PreflightReport: Sendable {
         var limited: [PreflightFinding: (servers: Set<Int>, items: Set<Int>, runners: Set<Int>)] = [:]
         var limitedOrder: [PreflightFinding] = []
         var groups: [DispatchPolicy.Group.ID: (items: Int, unrunnable: [Int])] = [:]
+        func names(_ offsets: Set<Int>, _ conjunction: String = "or") -> String {
+            let list = offsets.sorted().map { servers[$0].name }
+            return list.count <= 1 ? list.joined() : list.dropLast().joined(separator: ", ") + " \(conjunction) " + list.last!
+        }
         for item in job.items {
             checkedItems += 1
             var findings = base
@@ -89,6 +95,9 @@ public struct PreflightReport: Sendable {
             groups[group, default: (0, Array(repeating: 0, count: servers.count))].items += 1
             for offset in servers.indices where !runners.contains(offset) { groups[group]!.unrunnable[offset] += 1 }
             guard runners.count < servers.count else { continue }
+            if runners.isEmpty, let first = findings.lazy.compactMap(\.first).first {
+                blocked[job.id, default: [:]][item.index] = first.message(on: names(Set(servers.indices.filter { findings[$0].contains(first) })))
+            }
             for (offset, list) in findings.enumerated() {
                 for finding in list {
                     if runners.isEmpty {
@@ -103,10 +112,6 @@ public struct PreflightReport: Sendable {
                     }
                 }
             }
-        }
-        func names(_ offsets: Set<Int>, _ conjunction: String = "or") -> String {
-            let list = offsets.sorted().map { servers[$0].name }
-            return list.count <= 1 ? list.joined() : list.dropLast().joined(separator: ", ") + " \(conjunction) " + list.last!
         }
         func count(_ items: Set<Int>) -> String {
             items.count == job.items.count && items.count > 1 ? "all \(items.count) items" : "\(items.count) item\(items.count == 1 ? "" : "s")"

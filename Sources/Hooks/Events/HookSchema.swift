@@ -121,6 +121,8 @@ public enum HookSchema {
                 Field("failed", "integer", "Items failed in this run."),
                 Field("retried", "integer", "Attempts sent back to the queue."),
                 Field("skipped", "integer", "Items an `on_submit` skipped."),
+                Field("held", "integer", "Items of the run's jobs held: no server can run them (pre-flight)."),
+                Field("held_jobs", "comfyq.Held[]", "Each job with held items: `job`, `items`, `reason`."),
                 Field("elapsed", "number", "Seconds since the run started."),
                 Field("servers", "string[]", "The servers' names (or URLs)."),
                 Field("finished_at", "number", "Unix time in seconds."),
@@ -136,7 +138,16 @@ public enum HookSchema {
                 Field("failed", "integer", "Items failed so far."),
                 Field("retried", "integer", "Attempts sent back to the queue."),
                 Field("skipped", "integer", "Items an `on_submit` skipped."),
+                Field("held", "integer", "Items of the run's jobs held: no server can run them (pre-flight)."),
+                Field("held_jobs", "comfyq.Held[]", "Each job with held items: `job`, `items`, `reason`."),
                 Field("elapsed", "number", "Seconds since the run started."),
+            ]),
+        Class(
+            name: "comfyq.Held", doc: "A job with items held by pre-flight, in `on_batch_done` and `on_idle`.",
+            fields: [
+                Field("job", "string", "The job's name."),
+                Field("items", "integer", "How many of its items are held."),
+                Field("reason", "string", "Why no server can run the first of them (one line)."),
             ]),
         Class(
             name: "comfyq.Failure", doc: "A failed item in `on_batch_done`.",
