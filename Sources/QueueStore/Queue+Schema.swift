@@ -103,6 +103,12 @@ extension Queue {
         ALTER TABLE items ADD COLUMN runner TEXT;
         ALTER TABLE runners ADD COLUMN version TEXT;
         """,
+        // Which run reported each server last (and stopped it, at its end), and that run's
+        // incidents (restarts, given up, poison prompts), for `servers` and `status` after it.
+        """
+        ALTER TABLE servers ADD COLUMN run TEXT;
+        ALTER TABLE servers ADD COLUMN incidents TEXT;
+        """,
     ])
 
     /// The same schema on PostgreSQL, its own numbered steps: 64-bit integers and floats, ids
@@ -207,6 +213,10 @@ extension Queue {
         """
         CREATE INDEX items_pending ON items (job_id, idx) WHERE state = 'pending';
         CREATE INDEX items_pending_by_model ON items (job_id, model_key, idx) WHERE state = 'pending';
+        """,
+        """
+        ALTER TABLE servers ADD COLUMN run TEXT;
+        ALTER TABLE servers ADD COLUMN incidents TEXT;
         """,
     ])
 }

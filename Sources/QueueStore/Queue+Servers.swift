@@ -19,6 +19,10 @@ public struct ServerRecord: Sendable, Equatable {
     public var runnerPID: Int?
     /// When the run last wrote it (every few seconds while it runs).
     public var updatedAt: Double
+    /// The run that wrote it (`host/pid#N`): the one that uses it now, or used it last.
+    public var run: String? = nil
+    /// What happened to it in that run (oldest first, at most the last 50).
+    public var incidents: [ServerIncident] = []
 
     public init(
         name: String, url: String, state: String, since: Double, reason: String = "", restarts: Int = 0, supervised: Bool = false,
@@ -39,6 +43,37 @@ public struct ServerRecord: Sendable, Equatable {
         self.vramFree = vramFree
         self.runnerPID = runnerPID
         self.updatedAt = updatedAt
+    }
+}
+
+/// Something that happened to a server in a run: a restart, being given up, a poison prompt.
+public struct ServerIncident: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        case restart
+        case givenUp = "given up"
+        /// A prompt that crashed it twice: failed, with the end of its log.
+        case poison
+    }
+    public var at: Double
+    public var kind: Kind
+    public var reason: String
+    /// The item, for a poison prompt (`job/index`).
+    public var item: String?
+
+    public init(at: Double, kind: Kind, reason: String, item: String? = nil) {
+        self.at = at
+        self.kind = kind
+        self.reason = reason
+        self.item = item
+    }
+
+    public var json: JSONValue {
+        ["at": .double(at), "kind": .string(kind.rawValue), "reason": .string(reason), "item": item.map { .string($0) } ?? .null]
+    }
+
+    init?(json: JSONValue) {
+        guard let at = json["at"]?.numberValue?.double, let kind = json["kind"]?.stringValue.flatMap(Kind.init(rawValue:)) else { return nil }
+        self.init(at: at, kind: kind, reason: json["reason"]?.stringValue ?? "", item: json["item"]?.stringValue)
     }
 }
 
@@ -122,31 +157,40 @@ extension Queue {
     public func record(_ server: ServerRecord) throws {
         try database.query(
             """
-            INSERT INTO servers (name, url, state, since, reason, restarts, supervised, log, version, gpu, vram_total, vram_free, runner_pid, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO servers (name, url, state, since, reason, restarts, supervised, log, version, gpu, vram_total, vram_free, runner_pid, updated_at, run, incidents)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (name) DO UPDATE SET url = excluded.url, state = excluded.state, since = excluded.since, reason = excluded.reason,
                 restarts = excluded.restarts, supervised = excluded.supervised, log = excluded.log,
                 version = COALESCE(excluded.version, servers.version), gpu = COALESCE(excluded.gpu, servers.gpu),
                 vram_total = COALESCE(excluded.vram_total, servers.vram_total), vram_free = COALESCE(excluded.vram_free, servers.vram_free),
-                runner_pid = excluded.runner_pid, updated_at = excluded.updated_at
+                runner_pid = excluded.runner_pid, updated_at = excluded.updated_at, run = excluded.run, incidents = excluded.incidents
             """,
             [
                 .text(server.name), .text(server.url), .text(server.state), .real(server.since), .text(server.reason), .integer(Int64(server.restarts)),
                 .integer(server.supervised ? 1 : 0), SQLValue(server.log), SQLValue(server.version), SQLValue(server.gpu),
                 server.vramTotal.map { .integer($0) } ?? .null, server.vramFree.map { .integer($0) } ?? .null, SQLValue(server.runnerPID),
-                .real(server.updatedAt),
+                .real(server.updatedAt), SQLValue(server.run), .text(JSONValue.array(server.incidents.map(\.json)).serialized()),
             ])
     }
 
     /// Every server a run has reported, by name.
     public func serverRecords() throws -> [ServerRecord] {
         try database.query(
-            "SELECT name, url, state, since, reason, restarts, supervised, log, version, gpu, vram_total, vram_free, runner_pid, updated_at FROM servers ORDER BY name"
+            """
+            SELECT name, url, state, since, reason, restarts, supervised, log, version, gpu, vram_total, vram_free, runner_pid, updated_at, run, incidents
+            FROM servers ORDER BY name
+            """
         ).map { row in
-            ServerRecord(
+            var record = ServerRecord(
                 name: row[0].text ?? "", url: row[1].text ?? "", state: row[2].text ?? "", since: row[3].double ?? 0, reason: row[4].text ?? "",
                 restarts: Int(row[5].int ?? 0), supervised: row[6].int == 1, log: row[7].text, version: row[8].text, gpu: row[9].text,
                 vramTotal: row[10].int, vramFree: row[11].int, runnerPID: row[12].int.map(Int.init), updatedAt: row[13].double ?? 0)
+            record.run = row[14].text
+            // Written by comfyq itself; a row it cannot read (hand-edited) shows no incidents.
+            if let text = row[15].text, let list = (try? JSONValue(parsing: text))?.arrayValue {
+                record.incidents = list.compactMap(ServerIncident.init(json:))
+            }
+            return record
         }
     }
 

@@ -40,6 +40,9 @@ struct ServerSlot {
     var preflight = ServerPreflight.waiting
     /// Its definitions are to be fetched again with the next probe (items are held; it came back).
     var definitionsDue = false
+    /// What happened to it in this run (restarts, given up, poison prompts), kept in the queue
+    /// for `servers` and `status` after the run.
+    var incidents: [ServerIncident] = []
     /// Whether to use the jobs API with it.
     var jobs: Bool { features?.jobs ?? false }
 
@@ -322,6 +325,7 @@ extension Runner {
                 let tail = servers[index].files?.logTail(5).filter { !$0.hasPrefix("==== comfyq") } ?? []
                 var failure = "server \(name) crashed twice while running it"
                 if !tail.isEmpty { failure += "; its log ends: " + tail.joined(separator: " | ") }
+                noteIncident(.poison, failure, item: flight.label, on: index)
                 guard settle(flight, { try queue.finish(flight.itemID, promptID: promptID, state: .failed, error: failure, timings: timingsJSON(flight), now: wallClock) }) != .notOurs
                 else { continue }
                 failed += 1
@@ -348,6 +352,11 @@ extension Runner {
             // And other models or nodes: its definitions are fetched again by the probe that finds it up.
             if case .checked = servers[index].preflight { servers[index].definitionsDue = true }
         }
+        switch change.to {
+        case .restarting: noteIncident(.restart, change.reason, on: index)
+        case .givenUp: noteIncident(.givenUp, change.reason, on: index)
+        default: break
+        }
         let slot = servers[index]
         let tail = slot.definition.isSupervised && change.to != .up ? slot.files?.logTail(10) : nil
         let report = ServerReport(
@@ -368,15 +377,24 @@ extension Runner {
         checkFinished()
     }
 
-    /// Writes the server's row for `status` and `servers` in other processes.
+    /// Keeps an incident of this run's on the server (the last 50).
+    func noteIncident(_ kind: ServerIncident.Kind, _ reason: String, item: String? = nil, on index: Int) {
+        servers[index].incidents.append(ServerIncident(at: wallClock, kind: kind, reason: reason, item: item))
+        if servers[index].incidents.count > 50 { servers[index].incidents.removeFirst() }
+    }
+
+    /// Writes the server's row for `status` and `servers` in other processes; `restarts` is
+    /// this run's count.
     func persist(_ index: Int) {
         let slot = servers[index]
         let device = slot.stats?.devices.first
-        let row = ServerRecord(
+        var row = ServerRecord(
             name: slot.name, url: slot.definition.url, state: slot.health.state.rawValue, since: wallClock - (now - slot.health.since),
-            reason: slot.health.reason, restarts: slot.health.restarts, supervised: slot.lock != nil, log: slot.files?.log,
-            version: slot.stats?.comfyUIVersion, gpu: device?.name, vramTotal: device?.vramTotal, vramFree: device?.vramFree,
+            reason: slot.health.reason, restarts: slot.incidents.filter { $0.kind == .restart }.count, supervised: slot.lock != nil,
+            log: slot.files?.log, version: slot.stats?.comfyUIVersion, gpu: device?.name, vramTotal: device?.vramTotal, vramFree: device?.vramFree,
             runnerPID: Int(getpid()), updatedAt: wallClock)
+        row.run = owner
+        row.incidents = slot.incidents
         record {
             try queue.record(row)
             return true

@@ -189,6 +189,25 @@ final class Night: @unchecked Sendable {
         if let crash, let restarting, let back { #expect(crash < restarting && restarting < back) }
         #expect(events.first { $0.hasPrefix("local up -> down") }?.contains("killed by signal 9") == true, "\(events)")
         #expect(night.pidFiles().isEmpty, "the server was left running")
+
+        // The morning after: the server reads stopped (by the run, when), not down, and the
+        // night's restart is kept with its time and reason.
+        let servers = try await runBinary(["servers", "--json"], environment: night.environment)
+        let local = try JSONValue(parsing: servers.stdout)["servers"]?.arrayValue?.first
+        #expect(local?["state"] == "stopped" && local?["last_error"] == .null, "\(servers.stdout)")
+        #expect(local?["stopped_by"]?.stringValue?.contains("/") == true && local?["stopped_at"]?.numberValue != nil, "\(servers.stdout)")
+        #expect(local?["restarts"] == 1, "\(servers.stdout)")
+        let incidents = local?["incidents"]?.arrayValue ?? []
+        #expect(incidents.count == 1 && incidents.first?["kind"] == "restart", "\(servers.stdout)")
+        #expect(incidents.first?["reason"]?.stringValue?.contains("killed by signal 9") == true, "\(servers.stdout)")
+        let text = try await runBinary(["servers"], environment: night.environment)
+        #expect(text.stdout.hasPrefix("local  stopped (stopped by the run "), "\(text.stdout)")
+        #expect(text.stdout.contains("  last run: the run ") && text.stdout.contains("): 1 restart\n"), "\(text.stdout)")
+        let shown = try await runBinary(["status"], environment: night.environment)
+        #expect(shown.stdout.contains("LAST RUN'S INCIDENTS\nlocal: the run "), "\(shown.stdout)")
+        let statusJSON = try await Night.statusJSON(night.db)
+        #expect(statusJSON["servers"]?.arrayValue?.first?["incidents"]?.arrayValue?.count == 1)
+        #expect(statusJSON["servers"]?.arrayValue?.first?["restarts"] == 1)
     }
 
     @Test func aHungServerIsDownWithinDownAfterAndRestarted() async throws {
@@ -223,6 +242,11 @@ final class Night: @unchecked Sendable {
         #expect(failed?["index"] == 2)  // seed 3
         #expect(error.hasPrefix("server local crashed twice while running it; its log ends:"), "\(error)")
         #expect(error.contains("simulated crash: seed 3"), "\(error)")
+        // Both crashes and the poison prompt are the night's incidents, after the run.
+        let server = json["servers"]?.arrayValue?.first
+        let kinds = server?["incidents"]?.arrayValue?.compactMap { $0["kind"]?.stringValue } ?? []
+        #expect(kinds.filter { $0 == "restart" }.count == 2 && kinds.contains("poison"), "\(kinds)")
+        #expect(server?["incidents"]?.arrayValue?.first { $0["kind"] == "poison" }?["item"] == "night/2")
     }
 
     @Test func aCommandThatExitsAtOnceIsGivenUpAndItemsStayPending() async throws {

@@ -103,6 +103,10 @@ enum ServersCommand {
                     if let view, view.isLive {
                         row.state = view.record.state
                         if !view.record.reason.isEmpty, view.record.state != "up" { row.error = view.record.reason }
+                    } else if let view, view.stoppedBy != nil, row.stats == nil {
+                        // Not answering because the last run stopped it on purpose: not "down".
+                        row.state = "stopped"
+                        row.error = nil
                     }
                     if definition.isSupervised {
                         let files = ServerFiles(stateFolder: stateFolder, name: definition.name)
@@ -127,6 +131,7 @@ enum ServersCommand {
     static func text(_ row: Row, now: Double) -> String {
         var out = "\(row.definition.name)  \(row.state)"
         if let view = row.view, view.isLive { out += " for \(StatusCommand.duration(now - view.record.since))" }
+        if row.state == "stopped", let stopped = row.view?.stoppedBy { out += " (\(stopped))" }
         out += "  \(row.definition.url)\(row.definition.isSupervised ? "  (supervised)" : "")\n"
         if let stats = row.stats {
             var line = "  ComfyUI \(stats.comfyUIVersion ?? "?")"
@@ -140,6 +145,10 @@ enum ServersCommand {
         if let view = row.view, view.isLive { out += ", restarts \(view.record.restarts)" }
         out += "\n"
         if let error = row.error { out += "  last error: \(error)\n" }
+        if let view = row.view, !view.isLive, view.record.run != nil {
+            out += "  last run: \(view.lastRunSummary)\n"
+            for incident in view.record.incidents.suffix(5) { out += "    \(ServerView.incidentLine(incident))\n" }
+        }
         if let log = row.log {
             out += "  log: \(log)\n"
             for line in row.logTail { out += "    | \(line)\n" }
@@ -162,13 +171,14 @@ enum ServersCommand {
         ]
         if let view = row.view, view.isLive {
             object["since"] = .double(view.record.since)
-            object["restarts"] = .int(view.record.restarts)
             object["runner_pid"] = view.record.runnerPID.map { .int($0) } ?? .null
         } else {
-            object["since"] = .null
-            object["restarts"] = .null
+            object["since"] = row.state == "stopped" ? row.view.map { .double($0.record.since) } ?? .null : .null
             object["runner_pid"] = .null
         }
+        // The count of the run that uses it, or used it last (null: no run has).
+        object["restarts"] = row.view.map { .int($0.record.restarts) } ?? .null
+        for (key, value) in row.view?.lastRunJSON ?? ["run": .null, "incidents": [], "stopped_by": .null, "stopped_at": .null] { object[key] = value }
         return .object(object)
     }
 

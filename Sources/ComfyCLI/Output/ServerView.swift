@@ -31,13 +31,67 @@ struct ServerView {
         return !live.isEmpty && !live.contains { $0.record.state == "up" }
     }
 
-    /// The servers section of `status`: only servers a run is using now.
+    /// The servers section of `status`: the servers a run is using now; and, of those no run is
+    /// using, what happened to them in the last run that did (restarts, given up, poison prompts).
     static func section(_ servers: [ServerView], now: Double) -> String {
         let live = servers.filter(\.isLive)
-        guard !live.isEmpty else { return "" }
-        var out = "\nSERVER                   STATE        SINCE    IN FLIGHT  RESTARTS  REASON\n"
-        for server in live { out += line(server, now: now) + "\n" }
+        var out = ""
+        if !live.isEmpty {
+            out += "\nSERVER                   STATE        SINCE    IN FLIGHT  RESTARTS  REASON\n"
+            for server in live { out += line(server, now: now) + "\n" }
+        }
+        let past = servers.filter { !$0.isLive && !$0.record.incidents.isEmpty }
+        if !past.isEmpty {
+            out += "\nLAST RUN'S INCIDENTS\n"
+            for server in past {
+                out += "\(server.record.name): \(server.lastRunSummary)\n"
+                for incident in server.record.incidents.suffix(5) { out += "  \(Self.incidentLine(incident))\n" }
+            }
+        }
         return out
+    }
+
+    /// `stopped by the run host/pid#1 at 2026-12-06 23:14:05` (nil unless it was stopped on purpose).
+    var stoppedBy: String? {
+        guard !isLive, record.state == ServerState.stopped.rawValue else { return nil }
+        return "stopped by the run \(record.run ?? "pid \(record.runnerPID ?? 0)") at \(Self.clock(record.since))"
+    }
+
+    /// `the run host/pid#1 (last seen 2026-12-06 23:14): 1 restart, 1 poison prompt`
+    var lastRunSummary: String {
+        var counts: [String] = []
+        for kind in [ServerIncident.Kind.restart, .givenUp, .poison] {
+            let count = record.incidents.filter { $0.kind == kind }.count
+            guard count > 0 else { continue }
+            switch kind {
+            case .restart: counts.append("\(count) restart\(count == 1 ? "" : "s")")
+            case .givenUp: counts.append("given up \(count == 1 ? "once" : "\(count) times")")
+            case .poison: counts.append("\(count) poison prompt\(count == 1 ? "" : "s")")
+            }
+        }
+        return "the run \(record.run ?? "pid \(record.runnerPID ?? 0)") (last seen \(Self.clock(record.updatedAt))): "
+            + (counts.isEmpty ? "no incidents" : counts.joined(separator: ", "))
+    }
+
+    static func incidentLine(_ incident: ServerIncident) -> String {
+        "\(clock(incident.at)) \(incident.kind.rawValue)\(incident.item.map { " \($0)" } ?? ""): \(incident.reason)"
+    }
+
+    /// A Unix time as local `yyyy-MM-dd HH:mm:ss`.
+    static func clock(_ time: Double) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        return formatter.string(from: Date(timeIntervalSince1970: time))
+    }
+
+    /// The last run's incidents, its name and, when it stopped the server, when (for `--json`).
+    var lastRunJSON: JSONObject {
+        [
+            "run": record.run.map { .string($0) } ?? .null, "incidents": .array(record.incidents.map(\.json)),
+            "stopped_by": stoppedBy == nil ? .null : record.run.map { .string($0) } ?? .null,
+            "stopped_at": stoppedBy == nil ? .null : .double(record.since),
+        ]
     }
 
     static func line(_ server: ServerView, now: Double) -> String {
@@ -47,7 +101,7 @@ struct ServerView {
     }
 
     var json: JSONValue {
-        [
+        var object: JSONObject = [
             "name": .string(record.name), "url": .string(record.url), "state": .string(isLive ? record.state : "unknown"),
             "last_state": .string(record.state), "since": .double(record.since), "reason": .string(record.reason),
             "restarts": .int(record.restarts), "supervised": .bool(record.supervised), "log": record.log.map { .string($0) } ?? .null,
@@ -55,6 +109,8 @@ struct ServerView {
             "vram_total": record.vramTotal.map { .int(Int($0)) } ?? .null, "vram_free": record.vramFree.map { .int(Int($0)) } ?? .null,
             "in_flight": .int(inFlight), "live": .bool(isLive), "updated_at": .double(record.updatedAt),
         ]
+        for (key, value) in lastRunJSON { object[key] = value }
+        return .object(object)
     }
 }
 
