@@ -86,6 +86,7 @@ public enum HookSamples {
                         [
                             "job": "sample", "page": .string(pictures?.page ?? "outputs/sample/index.html"),
                             "contact_sheet": .string(pictures?.contactSheet ?? "outputs/sample/contact-sheet.png"),
+                            "contact_sheets": [.string(pictures?.contactSheet ?? "outputs/sample/contact-sheet.png")],
                         ]
                     ],
                 ]))

@@ -176,8 +176,9 @@ public final class Queue {
         items.runner
         """
 
-    /// Items in `states` (all when empty), optionally of one job, in job and item order.
-    public func items(states: [ItemState] = [], jobID: Int64? = nil, limit: Int? = nil) throws -> [ItemRow] {
+    /// Items in `states` (all when empty), optionally of one job (and of its items with an index
+    /// in `indices`: a page of a large job), in job and item order.
+    public func items(states: [ItemState] = [], jobID: Int64? = nil, indices: Range<Int>? = nil, limit: Int? = nil) throws -> [ItemRow] {
         var conditions: [String] = []
         var parameters: [SQLValue] = []
         if !states.isEmpty {
@@ -188,6 +189,10 @@ public final class Queue {
             conditions.append("items.job_id = ?")
             parameters.append(.integer(jobID))
         }
+        if let indices {
+            conditions.append("items.idx >= ? AND items.idx < ?")
+            parameters += [.integer(Int64(indices.lowerBound)), .integer(Int64(indices.upperBound))]
+        }
         var sql = "SELECT \(Self.itemColumns) FROM items JOIN jobs ON jobs.id = items.job_id"
         if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
         sql += " ORDER BY items.job_id, items.idx"
@@ -195,12 +200,24 @@ public final class Queue {
         return try database.query(sql, parameters).map(Self.itemRow)
     }
 
-    /// Each finished item's output files (paths as recorded), by item index.
-    public func outputs(jobID: Int64) throws -> [Int: [String]] {
-        var result: [Int: [String]] = [:]
-        for row in try database.query("SELECT idx, outputs FROM items WHERE job_id = ? AND outputs IS NOT NULL", [.integer(jobID)]) {
+    /// Each finished item's output files (paths as recorded), by item index (of the items with
+    /// an index in `indices`, when given).
+    public func outputs(jobID: Int64, indices: Range<Int>? = nil) throws -> [Int: [String]] {
+        try details(jobID: jobID, indices: indices).mapValues(\.outputs)
+    }
+
+    /// Each finished item's output files and phase timings, by item index (of `indices`, when given).
+    public func details(jobID: Int64, indices: Range<Int>? = nil) throws -> [Int: (outputs: [String], timings: JSONValue?)] {
+        var result: [Int: (outputs: [String], timings: JSONValue?)] = [:]
+        var sql = "SELECT idx, outputs, timings FROM items WHERE job_id = ? AND outputs IS NOT NULL"
+        var parameters: [SQLValue] = [.integer(jobID)]
+        if let indices {
+            sql += " AND idx >= ? AND idx < ?"
+            parameters += [.integer(Int64(indices.lowerBound)), .integer(Int64(indices.upperBound))]
+        }
+        for row in try database.query(sql, parameters) {
             guard let index = row[0].int else { continue }
-            result[Int(index)] = Self.outputPaths(row[1].text)
+            result[Int(index)] = (Self.outputPaths(row[1].text), row[2].text.flatMap { try? JSONValue(parsing: $0) })
         }
         return result
     }

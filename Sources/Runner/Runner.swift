@@ -219,6 +219,7 @@ public actor Runner {
             reports.map { report in
                 var entry: JSONObject = ["job": .string(report.job), "page": .string(report.page)]
                 if let sheet = report.contactSheet { entry["contact_sheet"] = .string(sheet) }
+                entry["contact_sheets"] = .array(report.contactSheets.map { .string($0) })
                 return .object(entry)
             })
         hooks.deliver(.batch(.batchDone, table))
@@ -406,7 +407,7 @@ public actor Runner {
 
     /// Keeps a failed item for `on_batch_done` (the first 100).
     func listFailure(_ flight: InFlight, _ failure: String) {
-        options.reports?.itemFinished(job: flight.jobName)
+        options.reports?.itemFinished(job: flight.jobName, index: flight.index)
         guard failures.count < 100 else { return }
         failures.append(["job": .string(flight.jobName), "item": .int(flight.index), "prompt_id": .string(flight.promptID), "error": .string(failure)])
     }
@@ -531,7 +532,7 @@ public actor Runner {
             }
             guard let current = removeFlight(promptID) else { return }
             done += 1
-            options.reports?.itemFinished(job: current.jobName)
+            options.reports?.itemFinished(job: current.jobName, index: current.index)
             servers[current.server].health.promptFinished()
             continuation.yield(.completed(item: current.label, server: api.name, outputs: saved.map(\.path), seconds: now - current.startedAt))
             if let hooks = options.hooks, hooks.wants(.complete) {

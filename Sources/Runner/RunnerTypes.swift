@@ -57,22 +57,26 @@ public struct RunnerOptions: Sendable {
 /// the runner says when a job's item finished, and asks for the final ones before `on_batch_done`,
 /// whose event lists them.
 public protocol JobReports: Sendable {
-    /// An item of `job` finished (done or failed for good): its report is due for rewriting.
-    func itemFinished(job: String)
+    /// Item `index` of `job` finished (done or failed for good): the report's page that shows
+    /// it is due for rewriting.
+    func itemFinished(job: String, index: Int)
     /// Writes whatever is due; returns the reports of every job written in this run.
     func finish() async -> [JobReport]
 }
 
 public struct JobReport: Sendable, Equatable {
     public var job: String
-    /// The HTML page (`index.html` in the job's output folder).
+    /// The HTML page (`index.html` in the job's output folder: its first page).
     public var page: String
-    /// The grid as one PNG, when there was a picture to put in it.
-    public var contactSheet: String?
-    public init(job: String, page: String, contactSheet: String?) {
+    /// The grid as PNGs (`contact-sheet.png`, `contact-sheet-2.png`…: a large job's grid is
+    /// split so no side is over 16,384 px); empty when none could be written.
+    public var contactSheets: [String]
+    /// The first sheet.
+    public var contactSheet: String? { contactSheets.first }
+    public init(job: String, page: String, contactSheets: [String]) {
         self.job = job
         self.page = page
-        self.contactSheet = contactSheet
+        self.contactSheets = contactSheets
     }
 }
 

@@ -121,7 +121,8 @@
 ---@class comfyq.Report
 ---@field job string The job's name.
 ---@field page string Its `index.html`, kept up to date as items finished.
----@field contact_sheet? string The job's grid as one PNG.
+---@field contact_sheet? string The job's grid as a PNG (the first sheet of a large job).
+---@field contact_sheets string[] Every sheet: a large job's grid is split, one set per 1,000 items, no side over 16,384 px.
 
 ---What `on_server` receives: a server's health changed.
 ---@class comfyq.ServerEvent

@@ -131,7 +131,9 @@ enum RunCommand {
         // Each job whose items finished in this run has its page (kept up to date as they
         // finished) and, now, its contact sheet.
         for report in await reports.finish() {
-            console.printError("report: \(report.page)" + (report.contactSheet.map { " (contact sheet \(($0 as NSString).lastPathComponent))" } ?? ""))
+            let sheets = report.contactSheets.map { ($0 as NSString).lastPathComponent }
+            let shown = sheets.count <= 3 ? sheets.joined(separator: ", ") : "\(sheets[0]) … \(sheets.last!), \(sheets.count) sheets"
+            console.printError("report: \(report.page)" + (sheets.isEmpty ? "" : " (contact sheet\(sheets.count == 1 ? "" : "s") \(shown))"))
         }
         for warning in reports.warnings { console.printError("warning: \(warning)") }
         if arguments.flag("simulate"), FileManager.default.fileExists(atPath: simulatorFolder) {

@@ -4,12 +4,15 @@ import Runner
 import Synchronization
 
 /// Keeps each job's report (`index.html` in its output folder) up to date while `comfyq run`
-/// goes: a job whose items finished is rewritten at most once per `interval`, off the runner,
-/// from the queue. At the end every job written gets its last page and its contact sheet
-/// (`contact-sheet.png` beside it), which `on_batch_done` receives.
+/// goes, off the runner, from the queue, at most once per `interval`: the first time a job is
+/// written in the run, all its pages; then its first page (how the job stands) and the pages
+/// whose items finished since, so what a run rewrites costs what changed, not the job's size.
+/// At the end every job written gets its contact sheets (`contact-sheet.png` beside the page,
+/// then `contact-sheet-2.png`… for a large job), which `on_batch_done` receives.
 final class ReportWriter: JobReports {
     private struct State {
-        var due: Set<String> = []
+        /// Job name → the pages whose items finished since they were last written.
+        var due: [String: Set<Int>] = [:]
         /// Job name → its page, for each job written in this run.
         var written: [String: String] = [:]
         var warnings: [String: String] = [:]
@@ -31,8 +34,8 @@ final class ReportWriter: JobReports {
         state.withLock { $0.loop = loop }
     }
 
-    func itemFinished(job: String) {
-        state.withLock { _ = $0.due.insert(job) }
+    func itemFinished(job: String, index: Int) {
+        state.withLock { _ = $0.due[job, default: []].insert(ReportPages.page(of: index)) }
     }
 
     /// What could not be written, one line per job (the last problem each had).
@@ -53,16 +56,16 @@ final class ReportWriter: JobReports {
         let written = state.withLock { $0.written }
         var reports: [JobReport] = []
         for (name, page) in written.sorted(by: { $0.key < $1.key }) {
-            var sheet: String? = (page as NSString).deletingLastPathComponent + "/contact-sheet.png"  // beside the page
+            let sheet = (page as NSString).deletingLastPathComponent + "/contact-sheet.png"  // beside the page
+            var sheets: [String] = []
             do {
                 let queue = try Queue(path: databasePath)
                 guard let job = try Self.job(named: name, in: queue) else { continue }
-                try ReportCommand.writeContactSheet(job, queue: queue, to: sheet!)
+                sheets = try ReportCommand.writeContactSheets(job, queue: queue, to: sheet)
             } catch {
                 state.withLock { $0.warnings[name] = "contact sheet: \(error)" }
-                sheet = nil
             }
-            reports.append(JobReport(job: name, page: page, contactSheet: sheet))
+            reports.append(JobReport(job: name, page: page, contactSheets: sheets))
         }
         state.withLock { $0.finished = reports }
         return reports
@@ -70,23 +73,26 @@ final class ReportWriter: JobReports {
 
     /// Rewrites the pages of the jobs that had items finish since the last time.
     private func writeDue() {
-        let due = state.withLock { state -> Set<String> in
-            defer { state.due = [] }
-            return state.due
+        let (due, written) = state.withLock { state -> ([String: Set<Int>], Set<String>) in
+            defer { state.due = [:] }
+            return (state.due, Set(state.written.keys))
         }
         guard !due.isEmpty else { return }
         let queue: Queue
         do { queue = try Queue(path: databasePath) } catch {
             state.withLock { state in
-                for name in due { state.warnings[name] = "\(error)" }
-                state.due.formUnion(due)  // tried again next time
+                for (name, pages) in due {
+                    state.warnings[name] = "\(error)"
+                    state.due[name, default: []].formUnion(pages)  // tried again next time
+                }
             }
             return
         }
-        for name in due.sorted() {
+        for (name, pages) in due.sorted(by: { $0.key < $1.key }) {
             do {
                 guard let job = try Self.job(named: name, in: queue) else { continue }
-                let page = try ReportCommand.write(job, queue: queue, folder: nil)
+                // New to this run: every page; then the first (the job's counts) and those that changed.
+                let page = try ReportCommand.write(job, queue: queue, folder: nil, pages: written.contains(name) ? pages.union([1]) : nil)
                 state.withLock {
                     $0.written[name] = page
                     $0.warnings[name] = nil

@@ -142,16 +142,20 @@ package final class ServeApp: Sendable {
         case "jobs" where parts.count == 2 || parts.count == 3:
             guard let job = try queue.jobs().first(where: { $0.name == parts[1] }) else { return notFound("no job \(parts[1])") }
             if parts.count == 2 {
-                let items = try queue.items(jobID: job.id).map { ($0, Self.parameters($0)) }
+                // One page of a large job at a time (`?page=N`, from 1): what is sent and built
+                // does not grow with the job.
+                let page = min(max(1, query["page"].flatMap { Int($0) } ?? 1), ReportPages.count(job))
+                let range = ReportPages.range(page)
+                let items = try queue.items(jobID: job.id, indices: range).map { ($0, Self.parameters($0)) }
                 var images: [Int: String] = [:]
-                for (index, paths) in try queue.outputs(jobID: job.id) where !paths.isEmpty {
+                for (index, paths) in try queue.outputs(jobID: job.id, indices: range) where !paths.isEmpty {
                     images[index] = "/thumbs/\(ServePages.segment(job.name))/\(index)/0"
                 }
                 let axes = try ReportCommand.settings(job, queue: queue).matrixAxes
                 return html(
                     ServePages.grid(
                         job: job, items: items, matrixAxes: axes, outputs: images, held: try queue.held()[job.id],
-                        filter: query.filter { !$0.value.isEmpty && $0.key != "token" }))
+                        filter: query.filter { !$0.value.isEmpty && $0.key != "token" && $0.key != "page" }, page: page))
             }
             guard let index = Int(parts[2]), let found = try queue.item(jobID: job.id, index: index) else {
                 return notFound("no item \(parts[1])/\(parts[2])")

@@ -145,13 +145,24 @@ enum ServePages {
 
     static func grid(
         job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], matrixAxes: [String], outputs: [Int: String],
-        held: (count: Int, reason: String)? = nil, filter: [String: String]
+        held: (count: Int, reason: String)? = nil, filter: [String: String], page: Int = 1
     ) -> String {
         let base = "/jobs/\(segment(job.name))"
         var buttons = controls(base, cancel: !job.isFinished, retry: (job.counts[.failed] ?? 0) + (job.counts[.cancelled] ?? 0) + (job.counts[.held] ?? 0) > 0)
         if let held { buttons = "<p class=\"held\">" + heldText(job.name, held) + "</p>" + buttons }
         let grid = JobGrid(items: gridItems(items), matrixAxes: matrixAxes, filter: filter)
-        return page(job.name, buttons + selector(grid, filter: filter) + gridBody(job: job, items: items, grid: grid, outputs: outputs, link: { "\(base)/\($0)" }))
+        let pages = ReportPages.count(job)
+        // The filter stays in the pager's links; the page number in the selector's form.
+        let kept = filter.sorted { $0.key < $1.key }.map { "&\(queryPart($0.key))=\(queryPart($0.value))" }.joined()
+        let pager = ReportPages.pager(page, of: pages, total: job.total) { "?page=\($0)\(kept)" }
+        let pageField = pages > 1 ? "<input type=\"hidden\" name=\"page\" value=\"\(page)\">" : ""
+        let form = selector(grid, filter: filter).replacingOccurrences(of: "<form method=\"get\" class=\"selector\">", with: "<form method=\"get\" class=\"selector\">" + pageField)
+        return Self.page(job.name, buttons + form + pager + gridBody(job: job, items: items, grid: grid, outputs: outputs, link: { "\(base)/\($0)" }) + pager)
+    }
+
+    /// Text for a URL's query (letters, digits and `-._~` kept; the rest percent-encoded).
+    static func queryPart(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")) ?? text
     }
 
     /// With more than two axes: a form to fix the outer ones to a value each (a GET, so the URL
@@ -178,13 +189,20 @@ enum ServePages {
     }
 
     /// The grid's HTML; `link` gives where a cell leads (an item page, or an anchor in a report).
+    /// `header`: the line above the grid (nil: the job's counts).
     static func gridBody(
-        job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], grid: JobGrid, outputs: [Int: String], link: (Int) -> String
+        job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], grid: JobGrid, outputs: [Int: String], header: String? = nil,
+        link: (Int) -> String
     ) -> String {
-        var html = "<p>\(job.counts[.done] ?? 0) of \(job.total) done"
-        if let failed = job.counts[.failed], failed > 0 { html += ", <span class=\"failed\">\(failed) failed</span>" }
-        if let held = job.counts[.held], held > 0 { html += ", <span class=\"failed\">\(held) held</span>" }
-        html += "</p>"
+        var html = ""
+        if let header {
+            html += "<p>\(header)</p>"
+        } else {
+            html += "<p>\(job.counts[.done] ?? 0) of \(job.total) done"
+            if let failed = job.counts[.failed], failed > 0 { html += ", <span class=\"failed\">\(failed) failed</span>" }
+            if let held = job.counts[.held], held > 0 { html += ", <span class=\"failed\">\(held) held</span>" }
+            html += "</p>"
+        }
         let rows = Dictionary(items.map { ($0.row.index, $0.row) }, uniquingKeysWith: { first, _ in first })
         html += "<table class=\"grid\"><tr><th class=\"muted\">\(escape(grid.down.joined(separator: " · ")))</th>"
         for column in grid.columns { html += "<th>\(escape(grid.across.map { "\($0) = " } ?? ""))\(escape(column))</th>" }
@@ -247,8 +265,12 @@ enum ServePages {
 
     /// A self-contained page of a job for sharing or archiving: the grid, then every item, with
     /// links relative to where the page is written (`relative` turns an output path into one).
+    /// A large job's report is paged (`ReportPages`): page `page` holds its items, and only the
+    /// first says how the job stands, so a run rewrites the first page and the pages whose items
+    /// changed, not every page.
     static func report(
-        job: JobSummary, items: [(row: ItemRow, parameters: JSONObject, outputs: [String], timings: JSONValue?)], matrixAxes: [String], relative: (String) -> String
+        job: JobSummary, items: [(row: ItemRow, parameters: JSONObject, outputs: [String], timings: JSONValue?)], matrixAxes: [String],
+        page: Int = 1, relative: (String) -> String
     ) -> String {
         var thumbnails: [Int: String] = [:]
         for item in items {
@@ -257,13 +279,20 @@ enum ServePages {
             thumbnails[item.row.index] = relative(FileManager.default.fileExists(atPath: thumbnail) ? thumbnail : first)
         }
         let rows = items.map { ($0.row, $0.parameters) }
-        var html = gridBody(job: job, items: rows, grid: JobGrid(items: gridItems(rows), matrixAxes: matrixAxes), outputs: thumbnails, link: { "#item-\($0)" })
+        let pages = ReportPages.count(job)
+        let pager = ReportPages.pager(page, of: pages, total: job.total) { ReportPages.fileName($0) }
+        let range = ReportPages.range(page)
+        let header =
+            page == 1
+            ? nil : "Items \(range.lowerBound)–\(min(range.upperBound, job.total) - 1) of \(job.total); how the job stands is on <a href=\"index.html\">the first page</a>."
+        var html = pager
+        html += gridBody(job: job, items: rows, grid: JobGrid(items: gridItems(rows), matrixAxes: matrixAxes), outputs: thumbnails, header: header, link: { "#item-\($0)" })
         for item in items {
             html += "<h2 id=\"item-\(item.row.index)\">\(escape(job.name))/\(item.row.index)</h2>"
             let sidecars = item.outputs.enumerated().map { ("sidecar \($0.offset + 1)", relative(($0.element as NSString).deletingPathExtension + ".json")) }
             html += itemBody(row: item.row, parameters: item.parameters, images: item.outputs.map(relative), timings: item.timings, links: sidecars)
         }
-        return page(job.name, html, live: false)
+        return Self.page(pages > 1 ? "\(job.name) (\(page) of \(pages))" : job.name, html + pager, live: false)
     }
 
     static func notFound(_ what: String) -> String { page("not found", "<p>\(escape(what))</p>") }

@@ -162,7 +162,8 @@ public enum HookSchema {
             fields: [
                 Field("job", "string", "The job's name."),
                 Field("page", "string", "Its `index.html`, kept up to date as items finished."),
-                Field("contact_sheet", "string", optional: true, "The job's grid as one PNG."),
+                Field("contact_sheet", "string", optional: true, "The job's grid as a PNG (the first sheet of a large job)."),
+                Field("contact_sheets", "string[]", "Every sheet: a large job's grid is split, one set per 1,000 items, no side over 16,384 px."),
             ]),
         Class(
             name: "comfyq.ServerEvent", doc: "What `on_server` receives: a server's health changed.",
