@@ -62,29 +62,34 @@ extension Runner {
     /// The check at the start of a run, over every pending and held item: what no server can
     /// run is held, what only some servers can run goes only to them (noted once).
     func preflightAtStart() {
+        preflightStarted = true
         let checked = checkedServers()
         guard !checked.isEmpty else { return }
-        let jobs: [PreflightJob]
+        if everyServerChecked {
+            judgeHolds(announce: true)
+            return
+        }
+        let report: PreflightReport
         do {
-            jobs = try pendingJobs(states: [.pending]).jobs
+            report = try check(states: [.pending], against: checked).report
         } catch {
             queueFailed(error, doing: "read")
             return
         }
-        let report = PreflightReport(jobs: jobs, servers: checked.map { (servers[$0.0].name, $0.1.definitions) })
-        for note in report.notes { continuation.yield(.message("pre-flight: \(note)")) }
-        if report.errors.isEmpty, report.checkedItems > 0 {
-            continuation.yield(.message("pre-flight: \(report.checkedItems) pending items checked against \(checked.map { servers[$0.0].name }.joined(separator: ", "))"))
-        }
-        guard !everyServerChecked else {
-            judgeHolds()
-            return
-        }
+        announce(report, checked: checked)
         // A server still to come up may run what these cannot (its own check decides then), and
         // one whose definitions could not be had is given them: neither is "no server".
         let undecided = servers.indices.filter { !checked.map(\.0).contains($0) }.map { servers[$0].name }
         for error in report.errors {
             continuation.yield(.message("pre-flight: \(error) (left to \(undecided.joined(separator: ", ")), not checked yet)"))
+        }
+    }
+
+    /// The notes of the check at the start, and how many items it checked.
+    private func announce(_ report: PreflightReport, checked: [(Int, NodeDefinitionsSource)]) {
+        for note in report.notes { continuation.yield(.message("pre-flight: \(note)")) }
+        if report.errors.isEmpty, report.checkedItems > 0 {
+            continuation.yield(.message("pre-flight: \(report.checkedItems) pending items checked against \(checked.map { servers[$0.0].name }.joined(separator: ", "))"))
         }
     }
 
@@ -99,33 +104,40 @@ extension Runner {
     /// Once every server's definitions are known: holds the pending items (of `jobIDs`, else of
     /// every job of the run) that no server can run, with the first reason, and releases the
     /// held ones some server can run now. Each server's unrunnable groups of these jobs are set
-    /// on the way.
-    func judgeHolds(only jobIDs: Set<Int64>? = nil) {
-        guard everyServerChecked else { return }
+    /// on the way. `announce`: say what was checked (the start of the run).
+    func judgeHolds(only jobIDs: Set<Int64>? = nil, announce: Bool = false) {
+        guard everyServerChecked, preflightStarted else { return }
         let checked = checkedServers()
-        let jobs: [PreflightJob]
+        let checkedJobs: [(id: Int64, label: String)]
+        let report: PreflightReport
         let held: [Int64: Set<Int>]
         do {
-            (jobs, held) = try pendingJobs(states: [.pending, .held], only: jobIDs)
+            (report, held, checkedJobs) = try check(states: [.pending, .held], only: jobIDs, against: checked)
         } catch {
             queueFailed(error, doing: "read")
             return
         }
-        let report = PreflightReport(jobs: jobs, servers: checked.map { (servers[$0.0].name, $0.1.definitions) })
+        if announce {
+            for note in report.notes { continuation.yield(.message("pre-flight: \(note)")) }
+            if report.checkedItems > 0 {
+                continuation.yield(.message("pre-flight: \(report.checkedItems) pending items checked against \(checked.map { servers[$0.0].name }.joined(separator: ", "))"))
+            }
+        }
         for (index, source) in checked {
             guard case .checked(_, var unrunnable) = servers[index].preflight else { continue }
-            for job in jobs { unrunnable[job.id] = [] }
+            for job in checkedJobs { unrunnable[job.id] = [] }
             for group in report.unrunnable[servers[index].name] ?? [] { unrunnable[group.jobID, default: []].insert(group.modelKey) }
             servers[index].preflight = .checked(source, unrunnable: unrunnable)
         }
-        for job in jobs {
+        for job in checkedJobs {
             let blocked = report.blocked[job.id] ?? [:]
             let wasHeld = held[job.id] ?? []
-            let hold = Dictionary(grouping: blocked.keys.filter { !wasHeld.contains($0) }.sorted(), by: { blocked[$0]! })
-            let release = wasHeld.filter { blocked[$0] == nil }.sorted()
+            var stillBlocked = Set<Int>()
+            for indices in blocked.values { stillBlocked.formUnion(indices) }
+            let release = wasHeld.subtracting(stillBlocked).sorted()
             record {
-                for (reason, indices) in hold.sorted(by: { $0.value[0] < $1.value[0] }) {
-                    let count = try queue.hold(jobID: job.id, indices: indices, reason: reason, now: wallClock)
+                for (reason, indices) in blocked.sorted(by: { $0.value[0] < $1.value[0] }) {
+                    let count = try queue.hold(jobID: job.id, indices: indices.filter { !wasHeld.contains($0) }, reason: reason, now: wallClock)
                     if count > 0 { continuation.yield(.held(job: job.label, items: count, reason: reason)) }
                 }
                 let count = try queue.release(jobID: job.id, indices: release, now: wallClock)
@@ -157,30 +169,46 @@ extension Runner {
         }
     }
 
-    /// The jobs with items in `states` (of this run's jobs, or `only`), with those items; and
-    /// per job, which of them are held.
-    func pendingJobs(states: [ItemState], only jobIDs: Set<Int64>? = nil) throws -> (jobs: [PreflightJob], held: [Int64: Set<Int>]) {
-        var jobs: [PreflightJob] = []
+    /// Checks the items in `states` of this run's jobs (or of `only`) against `servers`, a page
+    /// of each job at a time (memory is one page's, whatever the queue holds). Returns the
+    /// report, per job which of its items are held, and the jobs checked.
+    func check(states: [ItemState], only jobIDs: Set<Int64>? = nil, against servers: [(Int, NodeDefinitionsSource)]) throws
+        -> (report: PreflightReport, held: [Int64: Set<Int>], jobs: [(id: Int64, label: String)])
+    {
+        var report = PreflightReport(servers: servers.map { (self.servers[$0.0].name, $0.1.definitions) })
         var held: [Int64: Set<Int>] = [:]
+        var jobs: [(id: Int64, label: String)] = []
         for summary in try queue.jobs() where (jobIDs?.contains(summary.id) ?? true) && (options.jobIDs?.contains(summary.id) ?? true) {
-            guard states.contains(where: { (summary.counts[$0] ?? 0) > 0 }) else { continue }
-            let items = try queue.items(states: states, jobID: summary.id)
-            guard !items.isEmpty, let stored = try queue.definition(jobID: summary.id) else { continue }
+            guard states.contains(where: { (summary.counts[$0] ?? 0) > 0 }), let stored = try queue.definition(jobID: summary.id) else { continue }
             // A job whose stored graph cannot be read fails its items when they are claimed, saying why.
             guard let json = try? JSONValue(parsing: stored.workflow), let workflow = try? Workflow(json: json),
                 let settings = try? JobSettings(json: JSONValue(parsing: stored.spec))
             else { continue }
-            held[summary.id] = Set(items.filter { $0.state == .held }.map(\.index))
-            jobs.append(
-                PreflightJob(
-                    label: summary.name, id: summary.id, workflow: workflow, addresses: settings.addresses,
-                    items: items.compactMap { item in
-                        // An item whose parameters cannot be read fails when it is claimed, saying why.
-                        guard let parameters = (try? JSONValue(parsing: item.parameters))?.objectValue else { return nil }
-                        return PreflightJob.Item(index: item.index, parameters: parameters, modelKey: item.modelKey.map(ModelKey.init))
-                    }))
+            jobs.append((summary.id, summary.name))
+            var first = 0
+            while let page = try pageOfItems(states: states, jobID: summary.id, from: first) {
+                first = page.next
+                held[summary.id, default: []].formUnion(page.items.filter { $0.state == .held }.map(\.index))
+                report.add(
+                    PreflightJob(
+                        label: summary.name, id: summary.id, workflow: workflow, addresses: settings.addresses,
+                        items: page.items.compactMap { item in
+                            // An item whose parameters cannot be read fails when it is claimed, saying why.
+                            guard let parameters = (try? JSONValue(parsing: item.parameters))?.objectValue else { return nil }
+                            return PreflightJob.Item(index: item.index, parameters: parameters, modelKey: item.modelKey.map(ModelKey.init))
+                        }))
+            }
         }
-        return (jobs, held)
+        report.finish()
+        return (report, held, jobs)
+    }
+
+    /// The next (up to) 1,000 items in `states` of a job from index `first` on, and where the
+    /// page after them starts; nil when there are none.
+    private func pageOfItems(states: [ItemState], jobID: Int64, from first: Int) throws -> (items: [ItemRow], next: Int)? {
+        let items = try queue.items(states: states, jobID: jobID, indices: first..<Int.max, limit: 1_000)
+        guard let last = items.last else { return nil }
+        return (items, last.index + 1)
     }
 
     /// The dispatch groups server `index` must not be given: those none of whose items its
@@ -193,7 +221,7 @@ extension Runner {
         guard case .checked(let source, var unrunnable) = servers[index].preflight else { return [] }
         for jobID in Set(groups.map(\.jobID)) where unrunnable[jobID] == nil {
             do {
-                let report = PreflightReport(jobs: try pendingJobs(states: [.pending], only: [jobID]).jobs, servers: [(servers[index].name, source.definitions)])
+                let report = try check(states: [.pending], only: [jobID], against: [(index, source)]).report
                 unrunnable[jobID] = Set((report.unrunnable[servers[index].name] ?? []).filter { $0.jobID == jobID }.map(\.modelKey))
                 for line in report.errors + report.notes { continuation.yield(.message("pre-flight: \(servers[index].name): \(line)")) }
             } catch {

@@ -90,6 +90,8 @@ public actor Runner {
     var ended = false
     /// Items of the run's jobs held by pre-flight (no server can run them), as last counted.
     var heldItems = 0
+    /// The check at the start has run: from then on, new definitions judge what is held.
+    var preflightStarted = false
     /// When the servers' definitions were last fetched again for the held items.
     var lastDefinitionsRefresh: Double = 0
 

@@ -63,7 +63,7 @@ enum ReportBenchmark {
         let spec = try! loader.load(
             text: #"""
                 {name: "sweep", workflow: "w.json", seeds: {start: 1, count: \#(count)},
-                 set: {"Empty Latent Image.width": 64, "Empty Latent Image.height": 64},
+                 set: {"EmptyLatentImage.width": 64, "EmptyLatentImage.height": 64},
                  output: {folder: "\#(directory.path)/out", name: "{index}"}}
                 """#,
             path: "\(directory.path)/sweep.json")

@@ -147,6 +147,28 @@ import Testing
         #expect(report.unrunnable["gpu0"] == nil)
     }
 
+    /// A job checked a page at a time reads as the whole job checked at once: the same lines and
+    /// counts ("all N items" over every page), groups unrunnable only when no page runs them, and
+    /// which items are blocked, by reason.
+    @Test(arguments: [1, 2, 3, 5])
+    func aJobCheckedInPiecesReadsAsAWhole(pieceSize: Int) throws {
+        let values: [JSONValue] = ["v1-5.safetensors", "v1-5.saftensors", "sdxl/sd_xl_base_1.0.safetensors", "v1-5.saftensors", "v1-5.safetensors"]
+        let job = try Self.job(values)
+        let servers = [("gpu0", Self.v15), ("gpu1", Self.definitions(checkpoints: ["v1-5.safetensors"]))]
+        let whole = PreflightReport(jobs: [job], servers: servers)
+        var pieces = PreflightReport(servers: servers)
+        for start in stride(from: 0, to: job.items.count, by: pieceSize) {
+            var piece = job
+            piece.items = Array(job.items[start..<min(start + pieceSize, job.items.count)])
+            pieces.add(piece)
+        }
+        pieces.finish()
+        #expect(pieces.errors == whole.errors && pieces.notes == whole.notes && pieces.unrunnable == whole.unrunnable)
+        #expect(pieces.blocked == whole.blocked && pieces.checkedItems == 5)
+        #expect(whole.blocked[7]?.values.flatMap { $0 }.sorted() == [1, 3])
+        #expect(whole.errors.map(\.text).first?.hasSuffix("(2 items)") == true)
+    }
+
     @Test func everyItemOfAJobWithABadGraphSaysAll() throws {
         var job = try Self.job(["v1-5.safetensors", "v1-5.safetensors"])
         job.workflow = try Self.workflow { Self.set(&$0, "3", "sampler_name", "eulr") }
