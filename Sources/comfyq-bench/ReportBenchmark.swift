@@ -43,32 +43,14 @@ enum ReportBenchmark {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-bench-report-\(UUID())")
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let port = SupervisionBenchmark.freePort()
-        let simulator = Process()
-        simulator.executableURL = URL(fileURLWithPath: comfyq)
-        simulator.arguments = [
-            "simulate", "--port", String(port), "--output", directory.appendingPathComponent("sim").path, "--step-time", "0", "--load-time", "0",
-            "--node-time", "0", "--warm-up", "0",
-        ]
-        simulator.standardOutput = FileHandle.nullDevice
-        simulator.standardError = FileHandle.nullDevice
-        try! simulator.run()
+        let (simulator, port) = SoakBenchmark.startSimulator(comfyq, in: directory)
         defer {
             simulator.terminate()
             simulator.waitUntilExit()
         }
         let db = directory.appendingPathComponent("queue.db").path
-        let workflow = Workloads.txt2img(steps: 1).json.serialized()
-        let loader = JobLoader(readFile: { _ in workflow }, fileExists: { _ in true })
-        let spec = try! loader.load(
-            text: #"""
-                {name: "sweep", workflow: "w.json", seeds: {start: 1, count: \#(count)},
-                 set: {"EmptyLatentImage.width": 64, "EmptyLatentImage.height": 64},
-                 output: {folder: "\#(directory.path)/out", name: "{index}"}}
-                """#,
-            path: "\(directory.path)/sweep.json")
-        let queue = try! Queue(path: db)
-        try! queue.add(spec, items: spec.expand(random: { 0 }), now: Date().timeIntervalSince1970)
+        let queue = SoakBenchmark.addSweep(
+            named: "sweep", count: count, to: db, in: directory, extra: #"set: {"EmptyLatentImage.width": 64, "EmptyLatentImage.height": 64}"#)
         // The simulator takes a moment to listen.
         _ = await SupervisionBenchmark.until(10) { (try? Data(contentsOf: URL(string: "http://127.0.0.1:\(port)/system_stats")!)) != nil }
         let run = await measure(comfyq, ["run", "--server", "http://127.0.0.1:\(port)", "--db", db, "--concurrency", "4", "--no-user-hooks"])

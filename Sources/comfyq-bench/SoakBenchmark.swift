@@ -19,29 +19,13 @@ enum SoakBenchmark {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-bench-soak-\(UUID())")
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let port = SupervisionBenchmark.freePort()
-        let simulator = Process()
-        simulator.executableURL = URL(fileURLWithPath: comfyq)
-        simulator.arguments = [
-            "simulate", "--port", String(port), "--output", directory.appendingPathComponent("sim").path, "--step-time", "0", "--load-time", "0",
-            "--node-time", "0", "--warm-up", "0",
-        ]
-        simulator.standardOutput = FileHandle.nullDevice
-        simulator.standardError = FileHandle.nullDevice
-        try! simulator.run()
+        let (simulator, port) = startSimulator(comfyq, in: directory)
         defer {
             simulator.terminate()
             simulator.waitUntilExit()
         }
-
         let db = directory.appendingPathComponent("queue.db").path
-        let workflow = Workloads.txt2img(steps: 1).json.serialized()
-        let loader = JobLoader(readFile: { _ in workflow }, fileExists: { _ in true })
-        let spec = try! loader.load(
-            text: #"{name: "soak", workflow: "w.json", seeds: {start: 1, count: \#(count)}, output: {folder: "\#(directory.path)/out", name: "{index}"}}"#,
-            path: "\(directory.path)/soak.json")
-        let queue = try! Queue(path: db)
-        try! queue.add(spec, items: spec.expand(random: { 0 }), now: Date().timeIntervalSince1970)
+        let queue = addSweep(named: "soak", count: count, to: db, in: directory)
 
         let runner = Process()
         runner.executableURL = URL(fileURLWithPath: comfyq)
@@ -76,5 +60,33 @@ enum SoakBenchmark {
                 "  from \(first.done / 1000)k to \(last.done / 1000)k: \(format(last.rss - first.rss, 1)) MB (\(format((last.rss - first.rss) * 1_048_576 / Double(max(1, last.done - first.done)), 0)) bytes per prompt)  [target: within 5 MB]"
             )
         }
+    }
+
+    /// A `comfyq simulate` at zero simulated time on a free port, its outputs in `directory/sim`.
+    static func startSimulator(_ comfyq: String, in directory: URL) -> (Process, port: Int) {
+        let port = SupervisionBenchmark.freePort()
+        let simulator = Process()
+        simulator.executableURL = URL(fileURLWithPath: comfyq)
+        simulator.arguments = [
+            "simulate", "--port", String(port), "--output", directory.appendingPathComponent("sim").path, "--step-time", "0", "--load-time", "0",
+            "--node-time", "0", "--warm-up", "0",
+        ]
+        simulator.standardOutput = FileHandle.nullDevice
+        simulator.standardError = FileHandle.nullDevice
+        try! simulator.run()
+        return (simulator, port)
+    }
+
+    /// A seed sweep of `count` txt2img items (`extra`: more job fields) added to the queue at
+    /// `db`, its outputs in `directory/out`.
+    static func addSweep(named name: String, count: Int, to db: String, in directory: URL, extra: String = "") -> Queue {
+        let workflow = Workloads.txt2img(steps: 1).json.serialized()
+        let loader = JobLoader(readFile: { _ in workflow }, fileExists: { _ in true })
+        let spec = try! loader.load(
+            text: #"{name: "\#(name)", workflow: "w.json", seeds: {start: 1, count: \#(count)}, output: {folder: "\#(directory.path)/out", name: "{index}"}, \#(extra)}"#,
+            path: "\(directory.path)/\(name).json")
+        let queue = try! Queue(path: db)
+        try! queue.add(spec, items: spec.expand(random: { 0 }), now: Date().timeIntervalSince1970)
+        return queue
     }
 }

@@ -77,6 +77,19 @@ final class Night: @unchecked Sendable {
         return job
     }
 
+    /// A `comfyq simulate` on `port` that no run supervises (its outputs in `sim-out/NAME`),
+    /// once it answers. Stopped when the caller lets go of it.
+    func startSimulator(port: Int, stepTime: String, name: String = "0") async throws -> ChildProcess {
+        let simulator = try startBinary([
+            "simulate", "--port", String(port), "--output", path("sim-out/\(name)"), "--step-time", stepTime, "--load-time", "0", "--node-time", "0",
+            "--warm-up", "0",
+        ])
+        _ = try await eventually("the simulator on port \(port) to answer", describe: { simulator.tail }) {
+            (await InputFilesCommandTests.stats(port: port))["completed"] != nil ? true : nil
+        }
+        return simulator
+    }
+
     /// `comfyq run` in the background, its output in files.
     func startRun(_ arguments: [String], tag: String = "run") throws -> Process {
         let process = Process()

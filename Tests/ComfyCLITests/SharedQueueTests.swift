@@ -15,22 +15,11 @@ import Testing
         // Two simulators, watched by every run (none supervises them).
         let port = try Ports.outsideEphemeralRange(2)
         var simulators: [ChildProcess] = []
-        for offset in 0..<2 {
-            simulators.append(
-                try startBinary([
-                    "simulate", "--port", String(port + offset), "--output", night.path("sim-out/\(offset)"), "--step-time", "15ms", "--load-time", "0",
-                    "--node-time", "0", "--warm-up", "0",
-                ]))
-        }
+        for offset in 0..<2 { simulators.append(try await night.startSimulator(port: port + offset, stepTime: "15ms", name: String(offset))) }
         defer {
             for simulator in simulators {
                 simulator.terminate()
                 simulator.waitUntilExit()
-            }
-        }
-        for offset in 0..<2 {
-            _ = try await eventually("simulator \(offset) to answer") {
-                (await InputFilesCommandTests.stats(port: port + offset))["completed"] != nil ? true : nil
             }
         }
         // 120 ms a prompt: the runs mostly wait on the simulators, as on real GPUs, so the test
@@ -72,15 +61,11 @@ import Testing
         let night = try Night("pg-outage")
         let location = try cluster.database()
         let port = try Ports.outsideEphemeralRange(1)
-        let simulator = try startBinary([
-            "simulate", "--port", String(port), "--output", night.path("sim-out/0"), "--step-time", "20ms", "--load-time", "0", "--node-time", "0",
-            "--warm-up", "0",
-        ])
+        let simulator = try await night.startSimulator(port: port, stepTime: "20ms")
         defer {
             simulator.terminate()
             simulator.waitUntilExit()
         }
-        _ = try await eventually("the simulator to answer") { (await InputFilesCommandTests.stats(port: port))["completed"] != nil ? true : nil }
         let job = try night.writeJob(count: 120, steps: 3)
         #expect(try await runBinary(["add", job, "--db", location]).status == .success)
         let run = try night.startRun(["--server", "http://127.0.0.1:\(port)", "--db", location, "--space-check", "500ms"])

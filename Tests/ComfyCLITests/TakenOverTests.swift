@@ -19,15 +19,11 @@ import Testing
         let night = try Night("taken-over-\(backend)")
         let location = try backend.location()
         let port = try Ports.outsideEphemeralRange(1)
-        let simulator = try startBinary([
-            "simulate", "--port", String(port), "--output", night.path("sim-out"), "--step-time", "100ms", "--load-time", "0", "--node-time", "0",
-            "--warm-up", "0",
-        ])
+        let simulator = try await night.startSimulator(port: port, stepTime: "100ms")
         defer {
             simulator.terminate()
             simulator.waitUntilExit()
         }
-        _ = try await eventually("the simulator to answer") { (await InputFilesCommandTests.stats(port: port))["completed"] != nil ? true : nil }
         let count = 60
         let job = try night.writeJob(count: count, steps: 4)
         #expect(try await runBinary(["add", job, "--db", location, "--no-preflight"]).status == .success)
