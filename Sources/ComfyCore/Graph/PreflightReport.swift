@@ -113,6 +113,8 @@ public struct PreflightReport: Sendable {
                         var applied = node
                         applied.inputs[address.input] = value
                         finding = Preflight.check(value: value, node: applied, input: address.input, in: job.workflow, against: server.definitions)
+                        // Bounded: a sweep of 100,000 seeds or prompts repeats no value.
+                        if tally.cache.count >= 10_000 { tally.cache.removeAll(keepingCapacity: true) }
                         tally.cache[key] = finding
                     }
                     if let finding { findings[offset].append(finding) }
