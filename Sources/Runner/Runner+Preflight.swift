@@ -66,7 +66,7 @@ extension Runner {
         let checked = checkedServers()
         guard !checked.isEmpty else { return }
         if everyServerChecked {
-            judgeHolds(announce: true)
+            judgeHolds(atStart: true)
             return
         }
         let report: PreflightReport
@@ -76,7 +76,7 @@ extension Runner {
             queueFailed(error, doing: "read")
             return
         }
-        announce(report, checked: checked)
+        announce(report, checked: checked, evenWithErrors: false)
         // A server still to come up may run what these cannot (its own check decides then), and
         // one whose definitions could not be had is given them: neither is "no server".
         let undecided = servers.indices.filter { !checked.map(\.0).contains($0) }.map { servers[$0].name }
@@ -85,10 +85,11 @@ extension Runner {
         }
     }
 
-    /// The notes of the check at the start, and how many items it checked.
-    private func announce(_ report: PreflightReport, checked: [(Int, NodeDefinitionsSource)]) {
+    /// The notes of the check at the start, and how many items it checked (when nothing was
+    /// found that no server gets past, unless `evenWithErrors`: those are held and said so).
+    private func announce(_ report: PreflightReport, checked: [(Int, NodeDefinitionsSource)], evenWithErrors: Bool) {
         for note in report.notes { continuation.yield(.message("pre-flight: \(note)")) }
-        if report.errors.isEmpty, report.checkedItems > 0 {
+        if report.errors.isEmpty || evenWithErrors, report.checkedItems > 0 {
             continuation.yield(.message("pre-flight: \(report.checkedItems) pending items checked against \(checked.map { servers[$0.0].name }.joined(separator: ", "))"))
         }
     }
@@ -104,8 +105,8 @@ extension Runner {
     /// Once every server's definitions are known: holds the pending items (of `jobIDs`, else of
     /// every job of the run) that no server can run, with the first reason, and releases the
     /// held ones some server can run now. Each server's unrunnable groups of these jobs are set
-    /// on the way. `announce`: say what was checked (the start of the run).
-    func judgeHolds(only jobIDs: Set<Int64>? = nil, announce: Bool = false) {
+    /// on the way. `atStart`: say what was checked.
+    func judgeHolds(only jobIDs: Set<Int64>? = nil, atStart: Bool = false) {
         guard everyServerChecked, preflightStarted else { return }
         let checked = checkedServers()
         let checkedJobs: [(id: Int64, label: String)]
@@ -117,12 +118,7 @@ extension Runner {
             queueFailed(error, doing: "read")
             return
         }
-        if announce {
-            for note in report.notes { continuation.yield(.message("pre-flight: \(note)")) }
-            if report.checkedItems > 0 {
-                continuation.yield(.message("pre-flight: \(report.checkedItems) pending items checked against \(checked.map { servers[$0.0].name }.joined(separator: ", "))"))
-            }
-        }
+        if atStart { announce(report, checked: checked, evenWithErrors: true) }
         for (index, source) in checked {
             guard case .checked(_, var unrunnable) = servers[index].preflight else { continue }
             for job in checkedJobs { unrunnable[job.id] = [] }
@@ -157,10 +153,13 @@ extension Runner {
         }
     }
 
-    /// While items are held, each server's definitions are fetched again now and then (a
-    /// checkpoint copied in, a custom node installed): what a server can run now is released.
+    /// Each server's definitions are fetched again now and then: every `definitionsRefresh`
+    /// while items are held (a checkpoint copied in, a custom node installed releases them),
+    /// twenty times as seldom otherwise (a checkpoint renamed or deleted holds what needs it,
+    /// instead of every such item failing at its submission).
     func refreshDefinitionsIfDue() {
-        guard heldItems > 0, options.preflight != nil, now - lastDefinitionsRefresh >= options.definitionsRefresh else { return }
+        let interval = heldItems > 0 ? options.definitionsRefresh : options.definitionsRefresh * 20
+        guard options.preflight != nil, now - lastDefinitionsRefresh >= interval else { return }
         lastDefinitionsRefresh = now
         for index in servers.indices where servers[index].health.state == .up {
             guard case .checked = servers[index].preflight else { continue }

@@ -74,6 +74,30 @@ import Testing
         #expect(await held.value == ["night: 2 held: 'later.safetensors' is not a checkpoint on \(server.url) (node 4 Load Checkpoint.ckpt_name)", "night: 2 released"])
     }
 
+    @Test func aCheckpointDeletedDuringAWatchHoldsTheItemsThatNeedIt() async throws {
+        let workspace = try Workspace()
+        let server = try simulator { $0.models = ["a.safetensors", "gone.safetensors"] }
+        defer { server.stop() }
+        var options = Self.options([server], workspace)
+        options.watch = true
+        options.definitionsRefresh = 0.05  // with nothing held: every second
+        let runner = try Runner(queuePath: workspace.queuePath, options: options)
+        let held = Self.heldEvents(runner)
+        let run = Task { await runner.run() }
+        // The checkpoint goes; the run fetches the definitions again before the job comes.
+        await control(server, "/sim/models", #"{"models": ["a.safetensors"]}"#)
+        let fetched = await stats(server)["requests"]?["GET /object_info"]?.numberValue?.int ?? 0
+        _ = try await eventually("the definitions fetched again") {
+            (await stats(server)["requests"]?["GET /object_info"]?.numberValue?.int ?? 0) > fetched ? true : nil
+        }
+        try Self.addCheckpoints(workspace, ["a.safetensors", "gone.safetensors"])
+        _ = try await eventually("2 done and 2 held") { try workspace.counts() == [.done: 2, .held: 2] ? true : nil }
+        await runner.drain()
+        let summary = await run.value
+        #expect(summary.failed == 0 && summary.held == 2)
+        #expect(await held.value == ["night: 2 held: 'gone.safetensors' is not a checkpoint on \(server.url) (node 4 Load Checkpoint.ckpt_name)"])
+    }
+
     /// The held and released events, as lines.
     static func heldEvents(_ runner: Runner) -> Task<[String], Never> {
         Task {
