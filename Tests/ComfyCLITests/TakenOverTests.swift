@@ -61,8 +61,8 @@ import Testing
         _ = try await eventually("run B to take over A's items", timeout: 60, describe: { b.tail }) { (b.stdout + b.stderr).contains("reconciling") ? true : nil }
         _ = try await eventually("A's items done by B", timeout: 60, describe: { b.tail }) { try heldByA() == 0 ? true : nil }
         for pid in pids { kill(pid, SIGCONT) }
-        #expect(try await a.exit(timeout: 120) == 0, "\(a.tail)")
-        #expect(try await b.exit(timeout: 120) == 0, "\(b.tail)")
+        #expect(try await a.exit(timeout: 120) == 0, "\(Self.crash(a))")
+        #expect(try await b.exit(timeout: 120) == 0, "\(Self.crash(b))")
 
         let counts = try await Night.statusJSON(location)["jobs"]?.arrayValue?.first?["counts"]
         #expect(counts?["done"] == .int(count), "\(String(describing: counts))")
@@ -78,11 +78,21 @@ import Testing
         #expect(Set(lost).count == lost.count, "once each")
     }
 
+    /// What a run that failed said: its error lines, or where it crashed (a backtrace's first frames).
+    static func crash(_ run: ChildProcess) -> String {
+        let lines = run.stderr.split(separator: "\n")
+        guard let start = lines.firstIndex(where: { $0.contains("Fatal error") || $0.contains("crashed") || $0.contains("Error:") }) else { return run.tail }
+        return lines[start...].prefix(80).joined(separator: "\n")
+    }
+
     /// `comfyq ARGUMENTS` as the only process of a machine called `host`.
     static func machine(_ host: String, _ arguments: [String], environment: [String: String]) throws -> ChildProcess {
         try ChildProcess(
             URL(fileURLWithPath: "/usr/bin/unshare"),
-            ["--uts", "--pid", "--fork", "--kill-child", "/bin/sh", "-c", "hostname \(host) && exec \"$0\" \"$@\"", Paths.binary.path] + arguments,
+            // Its own /proc too, as a machine or a container has: libdispatch's thread-pool monitor
+            // reads /proc/TID/stat, and with the host's /proc a namespace's thread ids name other
+            // processes (it stops the program when it cannot read them: seen under load).
+            ["--uts", "--pid", "--fork", "--mount-proc", "--kill-child", "/bin/sh", "-c", "hostname \(host) && exec \"$0\" \"$@\"", Paths.binary.path] + arguments,
             environment: Hermetic.childEnvironment(environment))
     }
 

@@ -97,8 +97,10 @@ func stats(_ simulator: Simulator) async -> JSONValue {
         let workspace = try Workspace()
         try workspace.addJob(count: 50)
         let fast = try simulator()
-        // 200 ms a prompt against next to nothing: even on a loaded machine the fast one takes more.
-        let slow = try simulator { $0.stepTime = 0.05 }
+        // 4 s a prompt against next to nothing: the slow one can finish 2 prompts every 4 s, far
+        // fewer than even a starved run gets through the fast one (under a full suite on 2 cores
+        // a run has taken 600 ms a prompt: at 200 ms a prompt the two came out even).
+        let slow = try simulator { $0.stepTime = 1 }
         defer {
             fast.stop()
             slow.stop()
