@@ -123,6 +123,17 @@ import FoundationNetworking
         #expect(jobs.first?["held"]?["items"] == 3 && jobs.first?["held"]?["reason"]?.stringValue?.contains("on \(server.url)") == true)
         let status = try await folder.run(["status"])
         #expect(status.stdout.contains("  held: 3 items no server can run: "), "\(status.stdout)")
+        // serve says it on the overview and on the job's page.
+        let port = try Ports.outsideEphemeralRange(1)
+        let serve = try startBinary(["serve", "--listen", "127.0.0.1:\(port)"], environment: folder.environment)
+        defer {
+            serve.terminate()
+            serve.waitUntilExit()
+        }
+        let overview = try await eventually("comfyq serve to answer") { try? await ServeCommandTests.Served.get("http://127.0.0.1:\(port)/") }
+        #expect(overview.body.contains("<b>night</b>: 3 items held, no server can run them: "), "\(overview.body)")
+        let page = try await ServeCommandTests.Served.get("http://127.0.0.1:\(port)/jobs/night")
+        #expect(page.body.contains("3 items held, no server can run them: ") && page.body.contains("action=\"/jobs/night/retry\""))
         // A run finds them held still, and says so without running anything.
         let again = try await folder.run(["run", "--server", server.url])
         #expect(again.status == .held && again.stderr.contains("finished: 0 done, 0 failed, 3 held"), "\(again.stderr)")
