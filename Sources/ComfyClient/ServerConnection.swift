@@ -228,7 +228,15 @@ public actor ServerConnection {
         // prompt in neither place, checked in this order, is really gone.
         guard let queue = try? await api.queue() else { return }
         for id in engine.trackedPromptIDs.sorted() {
-            if let record = try? await api.history(id), let outcome = record.outcome {
+            let record: HistoryRecord?
+            do {
+                record = try await api.history(id)
+            } catch {
+                // No answer is not "not in the history": it may have finished while the socket was
+                // down. Never declared lost on a failed read; its polls ask again.
+                continue
+            }
+            if let outcome = record?.outcome {
                 if let update = engine.receive(.history(promptID: id, outcome: outcome), at: now) { emit(update) }
             } else if !queue.contains(id), candidates.contains(id), engine.isTracking(id) {
                 forget(id)

@@ -71,7 +71,15 @@ extension Simulator {
         case ("GET", "/history"): return json(historyJSON(limit: Int(request.query["max_items"] ?? "")))
         case ("GET", _) where path.hasPrefix("/history/"):
             let id = String(path.dropFirst("/history/".count))
-            return json(state.withLock { state in state.history[id].map { .object([id: $0]) } ?? [:] })
+            let answer = state.withLock { state -> JSONValue? in
+                guard state.failingHistory == 0 else {
+                    state.failingHistory -= 1
+                    return nil
+                }
+                return state.history[id].map { .object([id: $0]) } ?? [:]
+            }
+            guard let answer else { return HTTPResponse(status: 500, contentType: "text/plain", body: Array("500 Internal Server Error".utf8)) }
+            return json(answer)
         case ("POST", "/history"):
             state.withLock { state in
                 if body?["clear"]?.boolValue == true {
@@ -293,6 +301,10 @@ extension Simulator {
             let names = body?["models"]?.arrayValue?.compactMap(\.stringValue) ?? []
             state.withLock { $0.models = .some(Set(names)) }
             return json(["models": .array(names.sorted().map { .string($0) })])
+        case "/sim/fail-history":
+            let count = Int(number("count") ?? 1)
+            state.withLock { $0.failingHistory = count }
+            return json(["failing_history": .int(count)])
         case "/sim/slow-view":
             let seconds = number("seconds") ?? 1
             state.withLock { $0.viewDelay = seconds }

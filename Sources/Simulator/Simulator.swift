@@ -230,6 +230,8 @@ struct SimulatorState: ~Copyable {
     var failingSubmits = 0
     /// `/sim/fail-object-info`: the next `GET /object_info`s answer 500.
     var failingObjectInfo = 0
+    /// `/sim/fail-history`: the next `GET /history/{id}`s answer 500.
+    var failingHistory = 0
     var viewDelay = 0.0
     /// `/sim/models`: the checkpoints on its disk now (a file copied in), instead of `--models`.
     var models: Set<String>??
