@@ -3,10 +3,40 @@ import ComfyCore
 import Foundation
 
 /// The runner's clock: what `Watchdog` finds to do each tick (verify, collect again, stall,
-/// cancel), server supervision and the pause, then refilling.
+/// cancel), server supervision and the heartbeat, the pause, then refilling.
+///
+/// The clock only decides: what needs the network (asking a server, cancelling on it, collecting,
+/// taking over another run's items) is returned as `ClockWork` and run beside the clock by the
+/// tick loop's task group, so the next tick, and with it the heartbeat, is never behind a request
+/// (a hung server answering nothing for a minute must not make a live run look gone). A prompt
+/// has at most one piece of clock work under way; each checks the state again after its await.
 extension Runner {
-    func tick() async {
-        guard !ended else { return }
+    /// Network work the clock decided on, run beside it.
+    enum ClockWork: Sendable {
+        case verify(String)
+        case collectAgain(String)
+        /// Taken off its server: `comfyq cancel`.
+        case cancel(String, server: Int, label: String)
+        /// Stalled past its timeout: interrupted, then ended as stalled.
+        case stalled(String, server: Int)
+        /// The pause is over: what waited is collected.
+        case resume(Pause)
+        /// Items of runs that have gone are taken over.
+        case adopt
+
+        /// The prompt it is about, if any (at most one piece of work a prompt).
+        var promptID: String? {
+            switch self {
+            case .verify(let id), .collectAgain(let id), .cancel(let id, _, _), .stalled(let id, _): id
+            case .resume, .adopt: nil
+            }
+        }
+    }
+
+    func tick() -> [ClockWork] {
+        guard !ended else { return [] }
+        // The heartbeat first: nothing below waits on a server.
+        superviseServers()
         if silentTooLong { dropTakenOver() }
         refreshDefinitionsIfDue()
         awaitingServer.formIntersection(inFlight.keys)
@@ -18,53 +48,79 @@ extension Runner {
         } catch {
             queueFailed(error, doing: "read")
         }
-        let prompts = inFlight.values.map { flight in
+        let prompts = inFlight.values.filter { !clockBusy.contains($0.promptID) }.map { flight in
             Watchdog.Prompt(
                 id: flight.promptID, server: flight.server, lastHeard: flight.lastHeard, stallTimeout: flight.stallTimeout,
                 collecting: flight.collecting, uncertain: flight.uncertain != nil, awaitingServer: awaitingServer.contains(flight.promptID),
                 cancelled: cancelled.contains(flight.promptID))
         }
         let serverUp = servers.map { $0.health.state == .up }
+        var work: [ClockWork] = []
         for action in Watchdog.tick(prompts, serverUp: { serverUp[$0] }, paused: paused != nil, now: now) {
-            // Each action is checked against the state as it is now: earlier ones awaited.
             switch action {
             case .verify(let promptID):
                 guard let flight = inFlight[promptID], flight.uncertain != nil, servers[flight.server].health.state == .up else { continue }
-                await verify(promptID, api: servers[flight.server].api)
+                work.append(.verify(promptID))
             case .collectAgain(let promptID):
                 guard let flight = inFlight[promptID], awaitingServer.contains(promptID), servers[flight.server].health.state == .up, paused == nil
                 else { continue }
                 awaitingServer.remove(promptID)
-                await collect(promptID, api: servers[flight.server].api)
+                work.append(.collectAgain(promptID))
             case .cancel(let promptID):
                 guard let flight = inFlight[promptID], flights.stage(of: promptID) == .accepted else { continue }
-                let slot = servers[flight.server]
-                connectionCommands.yield(.forget(promptID, slot.connection))
+                connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
                 removeFlight(promptID)  // the queue already says cancelled
-                await cancelOnServer([promptID], on: flight.server, api: slot.api, why: "cancelled")
-                continuation.yield(.message("\(flight.label): cancelled; taken off \(slot.name)"))
-                refill()
-                checkFinished()
+                work.append(.cancel(promptID, server: flight.server, label: flight.label))
             case .stalled(let promptID):
                 guard var flight = inFlight[promptID], !flight.collecting, flight.uncertain == nil, !awaitingServer.contains(promptID),
                     now - flight.lastHeard > flight.stallTimeout
                 else { continue }
                 flight.interruptedByUs = true
                 inFlight[promptID] = flight
-                let api = servers[flight.server].api
                 connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
-                await cancelOnServer([promptID], on: flight.server, api: api, why: "stalled")
-                end(promptID, .stalled(seconds: Int(flight.stallTimeout), server: api.name))
-                // Two stalls in a row: the server is wedged (a supervised one is restarted).
-                perform(servers[flight.server].health.promptStalled(at: now), on: flight.server)
+                work.append(.stalled(promptID, server: flight.server))
             }
         }
+        for item in work {
+            if let promptID = item.promptID { clockBusy.insert(promptID) }
+        }
         writeUnwrittenProgress()
-        superviseServers()
-        await checkPause()
-        await adoptIfDue()
+        if let resumed = pauseIsOver() { work.append(.resume(resumed)) }
+        if adoptionIsDue() { work.append(.adopt) }
         refill()
         checkFinished()
+        return work
+    }
+
+    /// Runs one piece of clock work (from the tick loop's task group).
+    func perform(_ work: ClockWork) async {
+        defer { if let promptID = work.promptID { clockBusy.remove(promptID) } }
+        switch work {
+        case .verify(let promptID):
+            guard let flight = inFlight[promptID] else { return }
+            await verify(promptID, api: servers[flight.server].probeAPI)
+        case .collectAgain(let promptID):
+            guard let flight = inFlight[promptID] else { return }
+            await collect(promptID, api: servers[flight.server].api)
+        case .cancel(let promptID, let server, let label):
+            // The short probing timeout: a hung server does not hold the cancel for a minute.
+            await cancelOnServer([promptID], on: server, api: servers[server].probeAPI, why: "cancelled")
+            continuation.yield(.message("\(label): cancelled; taken off \(servers[server].name)"))
+            refill()
+            checkFinished()
+        case .stalled(let promptID, let server):
+            await cancelOnServer([promptID], on: server, api: servers[server].probeAPI, why: "stalled")
+            // The state after the await: it may have ended meanwhile (collected, put back, taken over).
+            guard let flight = inFlight[promptID], flight.interruptedByUs, !flight.collecting else { return }
+            end(promptID, .stalled(seconds: Int(flight.stallTimeout), server: servers[server].name))
+            // Two stalls in a row: the server is wedged (a supervised one is restarted).
+            perform(servers[server].health.promptStalled(at: now), on: server)
+        case .resume(let pause):
+            await resume(after: pause)
+        case .adopt:
+            await reconcile()
+            adopting = false
+        }
     }
 
     /// A submission whose POST failed at the connection, its server answering again: is the

@@ -57,22 +57,28 @@ extension Runner {
     /// Room to resume: the largest output seen so far (1 MB before the first).
     var neededSpace: Int64 { max(largestOutput, 1_000_000) }
 
-    /// While paused: is there room again (and can the queue be written)? Then resume, collect
-    /// what waited, and ask the servers about anything whose queue write was lost.
-    func checkPause() async {
-        guard var pause = paused, now - pause.lastCheck >= options.spaceCheckInterval else { return }
+    /// When the pause's check is due and there is room again (and the queue can be written):
+    /// the run is no longer paused, and the pause is returned for `resume` to finish.
+    func pauseIsOver() -> Pause? {
+        guard var pause = paused, now - pause.lastCheck >= options.spaceCheckInterval else { return nil }
         pause.lastCheck = now
         paused = pause
         let free = DiskSpace.available(at: pause.folder) ?? 0
-        guard free >= neededSpace else { return }
+        guard free >= neededSpace else { return nil }
         if pause.queue {
             do {
                 try queue.database.transaction { try queue.database.execute("CREATE TEMP TABLE IF NOT EXISTS comfyq_probe (x INTEGER); DROP TABLE comfyq_probe") }
             } catch {
-                return
+                return nil
             }
         }
         paused = nil
+        return pause
+    }
+
+    /// After the pause: says so, then collects what waited done on its server (and, after a queue
+    /// that could not be written, reconciles what it holds).
+    func resume(after pause: Pause) async {
         let seconds = now - pause.since
         continuation.yield(.resumed(after: seconds))
         if let hooks = options.hooks, hooks.wants(.resume) {
@@ -81,10 +87,14 @@ extension Runner {
         persistRunner()
         let waiting = parked.sorted()
         parked.removeAll()
-        for promptID in waiting {
+        for (offset, promptID) in waiting.enumerated() {
             guard let flight = inFlight[promptID] else { continue }
             await collect(promptID, api: servers[flight.server].api)
-            guard paused == nil else { return }  // full again: the rest waits for the next check
+            guard paused == nil else {
+                // Full again: the rest waits for the next check.
+                parked.formUnion(waiting.dropFirst(offset + 1))
+                return
+            }
         }
         if pause.queue { await reconcile() }
         refill()

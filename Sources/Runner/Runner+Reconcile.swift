@@ -180,10 +180,12 @@ extension Runner {
         return kill(pid_t(run.pid), 0) == 0 || errno == EPERM
     }
 
-    /// Every heartbeat: items of runs that have gone meanwhile are taken over and reconciled.
-    func adoptIfDue() async {
-        guard now - lastAdoption >= 5, !draining, queueBroken == nil, paused == nil else { return }
+    /// Every 5 s: items of runs that have gone meanwhile are to be taken over and reconciled
+    /// (one at a time: a reconcile still under way is not started again).
+    func adoptionIsDue() -> Bool {
+        guard now - lastAdoption >= 5, !adopting, !draining, queueBroken == nil, paused == nil else { return false }
         lastAdoption = now
-        await reconcile()
+        adopting = true
+        return true
     }
 }

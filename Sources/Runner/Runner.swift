@@ -54,6 +54,10 @@ public actor Runner {
     var listener: QueueListener?
     /// When this run last looked for items of runs that have gone.
     var lastAdoption: Double = 0
+    /// A look for them is under way (clock work).
+    var adopting = false
+    /// Prompts with clock work under way (a verify, a cancel…): one at a time each.
+    var clockBusy: Set<String> = []
     /// When server rows were last written to the queue (a heartbeat for other processes).
     var lastServerWrite: Double = 0
     /// Prompts whose POST is under way (the run waits for them before it ends, including those
@@ -176,10 +180,15 @@ public actor Runner {
             tasks.append(Task { [weak self] in for await _ in listener.changes { await self?.queueChanged() } })
         }
         tasks.append(Task { [weak self] in
-            // The next tick, or sooner when a server's restart or start deadline is due.
-            while let delay = await self?.nextTickDelay() {
-                try? await Task.sleep(for: .seconds(delay))
-                await self?.tick()
+            // The next tick, or sooner when a server's restart or start deadline is due. The tick
+            // decides; what it decided that needs a server runs beside the clock, in this group,
+            // which ends once the run has ended and that work is done.
+            await withDiscardingTaskGroup { group in
+                while let delay = await self?.nextTickDelay() {
+                    try? await Task.sleep(for: .seconds(delay))
+                    guard let work = await self?.tick() else { break }
+                    for item in work { group.addTask { await self?.perform(item) } }
+                }
             }
         })
         refill()
