@@ -128,9 +128,10 @@ public final class Queue {
 
     // MARK: Reading
 
-    /// Every job with its counts, in run order (priority, then age).
-    /// The hook scripts named by jobs that still have work (pending or in flight), by job name.
-    public func hooksOfUnfinishedJobs(jobIDs: Set<Int64>? = nil) throws -> [(job: String, hooks: [HookReference])] {
+    /// The hook scripts named by jobs that still have work (pending, held or in flight), by job
+    /// name; and a line for each such job whose stored settings cannot be read (its hooks are
+    /// unknown: not "none"; its items fail when they are claimed, saying why).
+    public func hooksOfUnfinishedJobs(jobIDs: Set<Int64>? = nil) throws -> (hooks: [(job: String, hooks: [HookReference])], unreadable: [String]) {
         let rows = try database.query(
             """
             SELECT id, name, spec FROM jobs WHERE EXISTS (
@@ -138,14 +139,23 @@ public final class Queue {
             ORDER BY id
             """)
         var result: [(job: String, hooks: [HookReference])] = []
+        var unreadable: [String] = []
         for row in rows {
             guard let id = row[0].int, jobIDs?.contains(id) ?? true, let name = row[1].text else { continue }
-            let spec = (try? JSONValue(parsing: row[2].text ?? "{}")) ?? [:]
+            let spec: JSONValue
+            do {
+                spec = try JSONValue(parsing: row[2].text ?? "")
+            } catch {
+                unreadable.append("job \(name) (#\(id)): its stored settings cannot be read (\(error)): its hooks are unknown, and its items fail when claimed")
+                continue
+            }
             let hooks = (spec["hooks"]?.arrayValue ?? []).compactMap(HookReference.init(json:))
             if !hooks.isEmpty { result.append((name, hooks)) }
         }
-        return result
+        return (result, unreadable)
     }
+
+    /// Every job with its counts, in run order (priority, then age).
 
     public func jobs() throws -> [JobSummary] {
         var summaries: [Int64: JobSummary] = [:]

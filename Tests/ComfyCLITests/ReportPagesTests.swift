@@ -1,4 +1,5 @@
 @testable import ComfyCLI
+import QueueStore
 import ComfyCore
 import Foundation
 import TestSupport
@@ -87,5 +88,21 @@ func PNGImageSize(_ path: String) throws -> (width: Int, height: Int) {
         #expect(modified(files[0])! > first[0])
         #expect(modified(files[1]) == first[1], "the second page was not rewritten")
         _ = await writer.finish()
+    }
+}
+
+/// A job whose stored settings are damaged does not read as a job without hooks: the run says
+/// so, and its items fail, saying why, instead of running with their hooks silently left out.
+@Suite struct DamagedJobTests {
+    @Test func aDamagedSpecIsSaidAndItsItemsFail() async throws {
+        let night = try Night("damaged")
+        let job = try night.writeJob(count: 2)
+        #expect(try await runBinary(["add", job, "--no-preflight"], environment: night.environment).status == .success)
+        try Queue(path: night.db).database.execute("UPDATE jobs SET spec = '{damaged'")
+        let run = try await runBinary(["run", "--simulate", "--no-user-hooks"], environment: night.environment)
+        #expect(run.status == .failure, "\(run.stderr)")
+        #expect(run.stderr.contains("warning: job night (#1): its stored settings cannot be read ("), "\(run.stderr)")
+        let counts = try await Night.statusJSON(night.db)["jobs"]?.arrayValue?.first?["counts"]
+        #expect(counts?["failed"] == 2 && counts?["done"] == 0, "\(String(describing: counts))")
     }
 }

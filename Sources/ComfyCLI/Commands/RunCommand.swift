@@ -225,7 +225,9 @@ enum RunCommand {
     static func loadHooks(_ arguments: ParsedArguments, specs: [JobSpec], queue: Queue, console: Console, display: RunDisplay) async throws -> HookSet? {
         var sources: [HookSet.Source] = []
         var jobHooks: [(job: String, hooks: [HookReference])] = specs.map { ($0.name, $0.hooks) }
-        jobHooks += try queue.hooksOfUnfinishedJobs()
+        let queued = try queue.hooksOfUnfinishedJobs()
+        jobHooks += queued.hooks
+        for line in queued.unreadable { console.printError("warning: \(line)") }
         for (job, references) in jobHooks {
             for reference in references {
                 // A job added elsewhere runs the script as it was added (see `JobFiles.hookPath`).
