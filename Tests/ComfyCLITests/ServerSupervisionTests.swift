@@ -306,6 +306,12 @@ final class Night: @unchecked Sendable {
         #expect(run.status == .failure)
         #expect(run.stderr.contains("Error: no server left, 2 items still pending: local given up: port \(port) is held by something that is not ComfyUI"), "\(run.stderr)")
         #expect(!FileManager.default.fileExists(atPath: night.state + "/comfyq/servers/local.log"))  // nothing was started
+        // servers says what holds the port, instead of "down" or trying to start ComfyUI on it.
+        let start = try await runBinary(["servers", "start", "local"], environment: night.environment)
+        #expect(start.status == .failure && start.stderr.contains("local: port \(port) is held by something that is not ComfyUI"), "\(start.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: night.state + "/comfyq/servers/local.log"))
+        let shown = try await runBinary(["servers", "--json"], environment: night.environment)
+        #expect(try JSONValue(parsing: shown.stdout)["servers"]?.arrayValue?.first?["state"] == "not ComfyUI", "\(shown.stdout)")
     }
 
     @Test func badServersFilesGetOneLineAndAddNothing() async throws {

@@ -98,6 +98,8 @@ enum ServersCommand {
                         row.queued = try await api.queue().pending.count
                         row.state = "up"
                     } catch {
+                        // Something that answers but is not ComfyUI is not "down".
+                        if case .notComfyUI? = (error as? ComfyAPIError)?.kind { row.state = "not ComfyUI" }
                         row.error = "\(error)"
                     }
                     if let view, view.isLive {
@@ -206,7 +208,7 @@ enum ServersCommand {
                 let gone = try await waitFor(seconds: process.gracePeriod + 5) { process.poll(now: clock()) != nil || !process.isRunning ? true : nil }
                 if gone == nil { throw CommandFailure("\(definition.name): pid \(process.pid ?? 0) did not stop") }
             } else if action == "stop" {
-                if (try? await api.systemStats()) != nil {
+                if try await answers(api, definition) {
                     throw CommandFailure("\(definition.name) answers at \(definition.url) but comfyq did not start it (no \(files.pid)): stop it where it was started")
                 }
                 return "\(definition.name): not running"
@@ -215,7 +217,7 @@ enum ServersCommand {
         } else if adopted {
             return "\(definition.name): already running (pid \(process.pid ?? 0)) at \(definition.url)"
         }
-        if (try? await api.systemStats()) != nil { return "\(definition.name): already up at \(definition.url) (not started by comfyq)" }
+        if try await answers(api, definition) { return "\(definition.name): already up at \(definition.url) (not started by comfyq)" }
         guard let launch = definition.launch else { throw CommandFailure("\(definition.name) has no command") }
         do {
             try process.launch(launch, name: definition.name, environment: console.environment)
@@ -241,6 +243,21 @@ enum ServersCommand {
 
     static let epoch = ContinuousClock.now
     static func clock() -> Double { (ContinuousClock.now - epoch).seconds }
+
+    /// Whether ComfyUI answers at the server's URL (false: nothing does); something else holding
+    /// its port is an error naming it, not "not running".
+    static func answers(_ api: ComfyAPI, _ definition: ServerDefinition) async throws -> Bool {
+        do {
+            _ = try await api.systemStats()
+            return true
+        } catch {
+            if case .notComfyUI = error.kind {
+                let port = api.baseURL.port.map { "port \($0)" } ?? definition.url
+                throw CommandFailure("\(definition.name): \(port) is held by something that is not ComfyUI (\(error))")
+            }
+            return false
+        }
+    }
 
     /// Polls `probe` until it gives a value or `seconds` pass (then nil).
     static func waitFor<T>(seconds: Double, _ probe: () async throws -> T?) async throws -> T? {
