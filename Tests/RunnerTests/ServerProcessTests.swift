@@ -42,6 +42,24 @@ import Testing
         #expect(ServerFiles(stateFolder: "/nonexistent", name: "x").logTail() == [])
     }
 
+    /// A server whose pid file cannot be written is not left running where no later run could
+    /// adopt or stop it: the launch fails, saying why, and the process is gone.
+    @Test func aServerWhosePidFileCannotBeWrittenIsStopped() throws {
+        let files = try Self.files()
+        try FileManager.default.createDirectory(atPath: files.pid, withIntermediateDirectories: true)  // even root cannot write a file there
+        let process = ServerProcess(files: files)
+        #expect {
+            try process.launch(
+                ServerDefinition.Launch(argv: ["/bin/sh", "-c", "echo started; exec sleep 60"]), name: "local/1",
+                environment: ProcessInfo.processInfo.environment)
+        } throws: { error in
+            "\(error)".hasPrefix("cannot write \(files.pid) (") && "\(error)".contains("so it was stopped")
+        }
+        #expect(process.pid == nil)
+        let log = try String(contentsOfFile: files.log, encoding: .utf8)
+        #expect(log.contains("==== comfyq: stopped it: cannot write \(files.pid)"), "\(log)")
+    }
+
     @Test func aLaunchedServerIsLoggedStoppedAndFoundAgainByItsPidFile() async throws {
         let files = try Self.files()
         let process = ServerProcess(files: files)

@@ -117,6 +117,18 @@ public final class ServerProcess {
         let words = launch.argv.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
         Self.write("==== comfyq: starting \(name): \(words)\(launch.cwd.map { " (in \($0))" } ?? "") at \(Self.timestamp())\n", to: log)
         let started = try Spawn.start(launch.argv, environment: merged, cwd: launch.cwd, output: log)
+        // The pid file is how a later run adopts and stops it: a server without one would be
+        // left to nobody, so one that cannot be recorded is not left running.
+        let identity = Self.startTime(of: started).map { "\(started) \($0)" } ?? "\(started)"
+        do {
+            try (identity + "\n").write(toFile: files.pid, atomically: true, encoding: .utf8)
+        } catch {
+            kill(started, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(started, &status, 0) < 0 && errno == EINTR {}
+            Self.write("==== comfyq: stopped it: cannot write \(files.pid)\n", to: log)
+            throw Spawn.Failure("cannot write \(files.pid) (\(error.localizedDescription)): without it no later run could adopt or stop the server, so it was stopped")
+        }
         pid = started
         isChild = true
         killAt = nil
@@ -132,8 +144,6 @@ public final class ServerProcess {
         }
         waiter.name = "comfyq server \(started)"
         waiter.start()
-        let identity = Self.startTime(of: started).map { "\(started) \($0)" } ?? "\(started)"
-        try? (identity + "\n").write(toFile: files.pid, atomically: true, encoding: .utf8)
     }
 
     /// Takes over a server that a previous supervisor started (and left running, or died
