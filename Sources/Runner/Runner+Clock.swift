@@ -110,9 +110,11 @@ extension Runner {
             checkFinished()
         case .stalled(let promptID, let server):
             await cancelOnServer([promptID], on: server, api: servers[server].probeAPI, why: "stalled")
-            // The state after the await: it may have ended meanwhile (collected, put back, taken over).
-            guard let flight = inFlight[promptID], flight.interruptedByUs, !flight.collecting else { return }
-            end(promptID, .stalled(seconds: Int(flight.stallTimeout), server: servers[server].name))
+            // The state after the await: it may have ended meanwhile (its interrupt reported,
+            // collected, put back, taken over); if not, it ends as stalled now.
+            if let flight = inFlight[promptID], flight.interruptedByUs, !flight.collecting {
+                end(promptID, .stalled(seconds: Int(flight.stallTimeout), server: servers[server].name))
+            }
             // Two stalls in a row: the server is wedged (a supervised one is restarted).
             perform(servers[server].health.promptStalled(at: now), on: server)
         case .resume(let pause):
