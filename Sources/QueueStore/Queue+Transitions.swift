@@ -196,6 +196,13 @@ extension Queue {
     }
 }
 
+/// A job's held items: how many, and why no server can run the first of them.
+public struct HeldItems: Sendable, Equatable {
+    public var job: String
+    public var count: Int
+    public var reason: String
+}
+
 /// Items no server can run (pre-flight): held out of the queue's way, with the reason, until a
 /// server can run them or `comfyq retry` puts them back.
 extension Queue {
@@ -211,17 +218,18 @@ extension Queue {
         try move(jobID: jobID, indices: indices, from: .held, to: .pending, error: nil, now: now)
     }
 
-    /// Per job with held items: how many, and the reason of its first one.
-    public func held() throws -> [Int64: (count: Int, reason: String)] {
-        var result: [Int64: (count: Int, reason: String)] = [:]
+    /// Per job with held items: its name, how many, and the reason of its first one.
+    public func held() throws -> [Int64: HeldItems] {
+        var result: [Int64: HeldItems] = [:]
         let rows = try database.query(
             """
-            SELECT job_id, count(*), (SELECT error FROM items first WHERE first.job_id = items.job_id AND first.state = 'held' ORDER BY idx LIMIT 1)
-            FROM items WHERE state = 'held' GROUP BY job_id
+            SELECT items.job_id, jobs.name, count(*),
+                (SELECT error FROM items first WHERE first.job_id = items.job_id AND first.state = 'held' ORDER BY idx LIMIT 1)
+            FROM items JOIN jobs ON jobs.id = items.job_id WHERE items.state = 'held' GROUP BY items.job_id, jobs.name
             """)
         for row in rows {
-            guard let job = row[0].int, let count = row[1].int else { continue }
-            result[job] = (Int(count), row[2].text ?? "")
+            guard let job = row[0].int, let count = row[2].int else { continue }
+            result[job] = HeldItems(job: row[1].text ?? "#\(job)", count: Int(count), reason: row[3].text ?? "")
         }
         return result
     }

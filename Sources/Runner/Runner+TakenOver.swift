@@ -33,13 +33,15 @@ extension Runner {
     /// Whether the item of this flight is still this run's; when it is not, it is let go.
     /// (A queue that cannot be read answers "still ours": the write that follows is guarded.)
     func stillHeld(_ flight: InFlight) -> Bool {
+        let standing: Queue.Standing
         do {
-            if case .held = try queue.standing(of: flight.itemID, promptID: flight.promptID) { return true }
+            standing = try queue.standing(of: flight.itemID, promptID: flight.promptID)
         } catch {
             queueFailed(error, doing: "read")
             return true
         }
-        letGo(flight)
+        if case .held = standing { return true }
+        letGo(flight, standing: standing)
         return false
     }
 
@@ -59,11 +61,12 @@ extension Runner {
     }
 
     /// Forgets a prompt whose item another run holds (or that ended without this run), saying
-    /// so once and by whom; the server keeps running it for the run that holds it now.
-    func letGo(_ flight: InFlight) {
+    /// so once and by whom (`standing`, when already read); the server keeps running it for the
+    /// run that holds it now.
+    func letGo(_ flight: InFlight, standing known: Queue.Standing? = nil) {
         let why: String
         do {
-            switch try queue.standing(of: flight.itemID, promptID: flight.promptID) {
+            switch try known ?? queue.standing(of: flight.itemID, promptID: flight.promptID) {
             case .takenOver(let holder): why = "taken over by the run \(holder) while this run was silent"
             case .ended(let state): why = "no longer this run's in the queue (\(state))"
             case .held: why = "no longer this run's in the queue"

@@ -424,18 +424,17 @@ public actor Runner {
     }
 
     private func batchCounts() -> JSONObject {
-        var held: [JSONValue] = []
+        var held: [HeldItems] = []
         do {
-            let jobs = try queue.jobs()
-            for (id, entry) in try queue.held().sorted(by: { $0.key < $1.key }) where options.jobIDs?.contains(id) ?? true {
-                held.append(["job": .string(jobs.first { $0.id == id }?.name ?? "#\(id)"), "items": .int(entry.count), "reason": .string(entry.reason)])
-            }
+            held = try queue.held().sorted { $0.key < $1.key }.filter { options.jobIDs?.contains($0.key) ?? true }.map(\.value)
         } catch {
             queueFailed(error, doing: "read")
         }
         return [
             "done": .int(done), "failed": .int(failed), "retried": .int(retried), "skipped": .int(skipped),
-            "held": .int(held.reduce(0) { $0 + ($1["items"]?.numberValue?.int ?? 0) }), "held_jobs": .array(held), "elapsed": .double(HookEvent.rounded(now)),
+            "held": .int(held.reduce(0) { $0 + $1.count }),
+            "held_jobs": .array(held.map { ["job": .string($0.job), "items": .int($0.count), "reason": .string($0.reason)] }),
+            "elapsed": .double(HookEvent.rounded(now)),
         ]
     }
 

@@ -164,8 +164,7 @@ enum RunCommand {
             guard summary.failed == 0 && summary.stopReason == nil else { return .failure }
             guard summary.held == 0 else {
                 for (id, held) in try queue.held().sorted(by: { $0.key < $1.key }) where options.jobIDs?.contains(id) ?? true {
-                    let name = try queue.jobs().first { $0.id == id }?.name ?? "#\(id)"
-                    console.printError("held: \(name) (#\(id)): \(held.count) item\(held.count == 1 ? "" : "s"): \(held.reason)")
+                    console.printError("held: \(held.job) (#\(id)): \(held.count) item\(held.count == 1 ? "" : "s"): \(held.reason)")
                 }
                 console.printError("held items run once a server can run them (a run checks again), or after comfyq retry JOB")
                 return .held

@@ -99,7 +99,7 @@ enum StatusCommand {
     }
 
     /// A job's held items: how many, and why no server can run them (the first one's reason).
-    static func heldLine(_ job: JobSummary, _ entry: (count: Int, reason: String)) -> String {
+    static func heldLine(_ job: JobSummary, _ entry: HeldItems) -> String {
         "  held: \(entry.count) item\(entry.count == 1 ? "" : "s") no server can run: \(entry.reason) (released when a server can; comfyq retry \(job.name) once fixed)"
     }
 

@@ -59,7 +59,7 @@ enum ServePages {
     }
 
     /// A job's held items, as a line: how many, and why no server can run them.
-    static func heldText(_ job: String, _ entry: (count: Int, reason: String)) -> String {
+    static func heldText(_ job: String, _ entry: HeldItems) -> String {
         "<b>\(escape(job))</b>: \(entry.count) item\(entry.count == 1 ? "" : "s") held, no server can run \(entry.count == 1 ? "it" : "them"): "
             + "\(escape(entry.reason)) <span class=\"muted\">(released when a server can; retry once fixed)</span>"
     }
@@ -72,7 +72,7 @@ enum ServePages {
 
     static func overview(
         jobs: [JobSummary], inFlight: [ItemRow], failures: [ItemRow], servers: [ServerView], runners: [RunnerView],
-        recent: [(job: String, index: Int, link: String)], held: [Int64: (count: Int, reason: String)] = [:], notice: String? = nil
+        recent: [(job: String, index: Int, link: String)], held: [Int64: HeldItems] = [:], notice: String? = nil
     ) -> String {
         var html = notice.map { "<p class=\"notice\">\(escape($0))</p>" } ?? ""
         html += "<h2>Jobs</h2>"
@@ -145,7 +145,7 @@ enum ServePages {
 
     static func grid(
         job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], matrixAxes: [String], outputs: [Int: String],
-        held: (count: Int, reason: String)? = nil, filter: [String: String], page: Int = 1
+        held: HeldItems? = nil, filter: [String: String], page: Int = 1
     ) -> String {
         let base = "/jobs/\(segment(job.name))"
         var buttons = controls(base, cancel: !job.isFinished, retry: (job.counts[.failed] ?? 0) + (job.counts[.cancelled] ?? 0) + (job.counts[.held] ?? 0) > 0)
