@@ -76,7 +76,9 @@ extension Queue {
     }
 
     /// The item ended: `done` with its outputs, or `failed` with its error. Only an item still in
-    /// flight with this prompt id can end, and only once.
+    /// flight with this prompt id can end, and only once. An item cancelled while its prompt
+    /// ran (`comfyq cancel`) can still end `done`: its prompt finished before the cancel reached
+    /// the server, so it ran, and its outputs are kept rather than lost.
     @discardableResult
     public func finish(
         _ itemID: Int64, promptID: String, state: ItemState, error: String? = nil, outputs: JSONValue = [], timings: JSONValue = [:],
@@ -84,7 +86,7 @@ extension Queue {
     ) throws -> Bool {
         precondition(state.isFinished, "finish ends an item as done, failed or cancelled (skipped by a hook)")
         return try change(
-            itemID, promptID: promptID, from: [.submitting, .running],
+            itemID, promptID: promptID, from: state == .done ? [.submitting, .running, .cancelled] : [.submitting, .running],
             set: "state = ?, error = ?, outputs = ?, timings = ?, fraction = ?, phase = ?, finished_at = ?, updated_at = ?",
             [.text(state.rawValue), SQLValue(error), .text(outputs.serialized()), .text(timings.serialized()),
              .real(state == .done ? 1 : 0), .text(state.rawValue), .real(now), .real(now)])
@@ -119,7 +121,9 @@ extension Queue {
         let state = row[1].text ?? "?"
         if let runner, let owner, runner != owner { return .takenOver(by: runner) }
         guard row[2].text == promptID else { return .ended(state) }
-        return state == ItemState.submitting.rawValue || state == ItemState.running.rawValue ? .held : .ended(state)
+        // (Cancelled under this prompt: still this run's to take off its server, or to collect
+        // if it finished first.)
+        return [ItemState.submitting, .running, .cancelled].map(\.rawValue).contains(state) ? .held : .ended(state)
     }
 
     /// Whether any item (of `jobIDs`, when given) waits to run: one indexed lookup, not a count.

@@ -7,18 +7,19 @@ import Foundation
 ///
 /// The clock only decides: what needs the network (asking a server, cancelling on it, collecting,
 /// taking over another run's items) is returned as `ClockWork` and run beside the clock by the
-/// tick loop's task group, so the next tick, and with it the heartbeat, is never behind a request
+/// run's task group, so the next tick, and with it the heartbeat, is never behind a request
 /// (a hung server answering nothing for a minute must not make a live run look gone). A prompt
 /// has at most one piece of clock work under way; each checks the state again after its await.
+/// Stalls and cancels go through the flight machine, which takes the prompt off its server and
+/// asks whether it finished first (see `FlightMachine.Withdrawal`).
 extension Runner {
     /// Network work the clock decided on, run beside it.
     enum ClockWork: Sendable {
         case verify(String)
         case collectAgain(String)
-        /// Taken off its server: `comfyq cancel`.
-        case cancel(String, server: Int, label: String)
-        /// Stalled past its timeout: interrupted, then ended as stalled.
-        case stalled(String, server: Int)
+        /// Taken off its server (a stall, `comfyq cancel`), then settled: collected if it
+        /// finished first, else ended as stalled or cancelled.
+        case withdraw(String, server: Int, FlightMachine.Withdrawal)
         /// The pause is over: what waited is collected.
         case resume(Pause)
         /// Items of runs that have gone are taken over.
@@ -27,7 +28,7 @@ extension Runner {
         /// The prompt it is about, if any (at most one piece of work a prompt).
         var promptID: String? {
             switch self {
-            case .verify(let id), .collectAgain(let id), .cancel(let id, _, _), .stalled(let id, _): id
+            case .verify(let id), .collectAgain(let id), .withdraw(let id, _, _): id
             case .resume, .adopt: nil
             }
         }
@@ -51,7 +52,7 @@ extension Runner {
         let prompts = inFlight.values.filter { !clockBusy.contains($0.promptID) }.map { flight in
             Watchdog.Prompt(
                 id: flight.promptID, server: flight.server, lastHeard: flight.lastHeard, stallTimeout: flight.stallTimeout,
-                collecting: flight.collecting, uncertain: flight.uncertain != nil, awaitingServer: awaitingServer.contains(flight.promptID),
+                collecting: isCollecting(flight.promptID), uncertain: flight.uncertain != nil, awaitingServer: awaitingServer.contains(flight.promptID),
                 cancelled: cancelled.contains(flight.promptID))
         }
         let serverUp = servers.map { $0.health.state == .up }
@@ -67,18 +68,14 @@ extension Runner {
                 awaitingServer.remove(promptID)
                 work.append(.collectAgain(promptID))
             case .cancel(let promptID):
-                guard let flight = inFlight[promptID], flights.stage(of: promptID) == .accepted else { continue }
-                connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
-                removeFlight(promptID)  // the queue already says cancelled
-                work.append(.cancel(promptID, server: flight.server, label: flight.label))
+                for cancel in apply(flights.handle(.cancelledInQueue(promptID))) {
+                    work += cancel.ids.map { .withdraw($0, server: cancel.server, .cancelled) }
+                }
             case .stalled(let promptID):
-                guard var flight = inFlight[promptID], !flight.collecting, flight.uncertain == nil, !awaitingServer.contains(promptID),
-                    now - flight.lastHeard > flight.stallTimeout
-                else { continue }
-                flight.interruptedByUs = true
-                inFlight[promptID] = flight
-                connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
-                work.append(.stalled(promptID, server: flight.server))
+                guard let flight = inFlight[promptID], !awaitingServer.contains(promptID), now - flight.lastHeard > flight.stallTimeout else { continue }
+                for cancel in apply(flights.handle(.stalled(promptID))) {
+                    work += cancel.ids.map { .withdraw($0, server: cancel.server, .stalled) }
+                }
             }
         }
         for item in work {
@@ -102,21 +99,13 @@ extension Runner {
         case .collectAgain(let promptID):
             guard let flight = inFlight[promptID] else { return }
             await collect(promptID, api: servers[flight.server].api)
-        case .cancel(let promptID, let server, let label):
-            // The short probing timeout: a hung server does not hold the cancel for a minute.
-            await cancelOnServer([promptID], on: server, api: servers[server].probeAPI, why: "cancelled")
-            continuation.yield(.message("\(label): cancelled; taken off \(servers[server].name)"))
-            refill()
-            checkFinished()
-        case .stalled(let promptID, let server):
-            await cancelOnServer([promptID], on: server, api: servers[server].probeAPI, why: "stalled")
-            // The state after the await: it may have ended meanwhile (its interrupt reported,
-            // collected, put back, taken over); if not, it ends as stalled now.
-            if let flight = inFlight[promptID], flight.interruptedByUs, !flight.collecting {
-                end(promptID, .stalled(seconds: Int(flight.stallTimeout), server: servers[server].name))
-            }
-            // Two stalls in a row: the server is wedged (a supervised one is restarted).
-            perform(servers[server].health.promptStalled(at: now), on: server)
+        case .withdraw(let promptID, let server, let why):
+            // Off the server, then settled by the machine (with the short probing timeout: a
+            // hung server does not hold it for a minute).
+            await settle([promptID], on: server, why: why == .stalled ? "stalled" : "cancelled")
+            // Two stalls in a row: the server is wedged (a supervised one is restarted), whether
+            // or not the prompt had finished.
+            if why == .stalled { perform(servers[server].health.promptStalled(at: now), on: server) }
         case .resume(let pause):
             await resume(after: pause)
         case .adopt:

@@ -84,9 +84,15 @@ extension Runner {
             case .cancel(let promptIDs, let server):
                 cancels.append((promptIDs, server))
             case .collect(let promptID, let server):
-                inFlight[promptID]?.collecting = true
                 let api = servers[server].api
                 Task { await self.collect(promptID, api: api) }
+            case .endStalled(let promptID):
+                guard let flight = inFlight[promptID] else { continue }
+                end(promptID, .stalled(seconds: Int(flight.stallTimeout), server: servers[flight.server].name))
+            case .endCancelled(let promptID):
+                // The queue already says cancelled.
+                guard let flight = removeFlight(promptID) else { continue }
+                continuation.yield(.message("\(flight.label): cancelled; taken off \(servers[flight.server].name)"))
             case .leaveForReconcile(let promptID):
                 guard let flight = inFlight.removeValue(forKey: promptID) else { continue }
                 connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
@@ -99,15 +105,17 @@ extension Runner {
 
     /// `apply`, then the cancels, each settled.
     func perform(_ actions: [FlightMachine.Action]) async {
-        for cancel in apply(actions) { await settle(cancel.ids, on: cancel.server) }
+        for cancel in apply(actions) {
+            await settle(cancel.ids, on: cancel.server, why: stopped ? StopReason.stoppedByUser.description : "it got through after it was taken back")
+        }
     }
 
     /// Takes prompts off their server, then asks whether each finished there first, once it has
     /// left the server's queue: that answer (or none) goes to the machine. Every call is bounded
     /// by the server's short probe timeout, so a server that hangs cannot hold the stop.
-    func settle(_ promptIDs: [String], on server: Int) async {
+    func settle(_ promptIDs: [String], on server: Int, why: String) async {
         let api = servers[server].probeAPI
-        await cancelOnServer(promptIDs, on: server, api: api, why: stopped ? StopReason.stoppedByUser.description : "it got through after it was taken back")
+        await cancelOnServer(promptIDs, on: server, api: api, why: why)
         for promptID in promptIDs {
             var finished: Bool?
             do {
@@ -175,9 +183,7 @@ extension Runner {
     }
 
     func submitted(_ promptID: String) {
-        guard var flight = inFlight[promptID] else { return }
-        flight.accepted = true
-        inFlight[promptID] = flight
+        guard let flight = inFlight[promptID] else { return }
         record { try queue.markRunning(flight.itemID, promptID: promptID, now: wallClock) }
     }
 

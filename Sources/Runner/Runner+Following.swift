@@ -31,7 +31,7 @@ extension Runner {
 
     func progress(_ update: ProgressUpdate, server: Int) async {
         let promptID = update.snapshot.promptID
-        guard var flight = inFlight[promptID], !flight.collecting else { return }
+        guard var flight = inFlight[promptID], !isCollecting(promptID) else { return }
         flight.lastHeard = now
         flight.lastSnapshot = update.snapshot
         if let transition = update.transition {
@@ -54,19 +54,20 @@ extension Runner {
         case .skip: break
         }
         inFlight[promptID] = flight
-        let settling = flights.stage(of: promptID) == .settling
+        let takenOff = flights.isBeingTakenOff(promptID)
         switch snapshot.outcome {
         case .success?:
             apply(flights.handle(.finishedOnServer(promptID)))
             refill()  // the GPU is free: the next prompt may already be waiting there
-        case .interrupted? where settling, .cancelled? where settling:
-            // Taken off the server as the run stops, before it finished: back to the queue.
+        case .interrupted? where takenOff, .cancelled? where takenOff:
+            // Taken off the server (a stop, a stall, a cancel) before it finished.
             apply(flights.handle(.settled(promptID, finished: false)))
+            refill()
             checkFinished()
         case .failed(let failure)?:
             end(promptID, .execution(failure))
         case .interrupted?:
-            end(promptID, flight.interruptedByUs ? .stalled(seconds: Int(flight.stallTimeout), server: servers[server].name) : .interrupted)
+            end(promptID, .interrupted)
         case .cancelled?:
             end(promptID, .removedFromQueue)
         case nil:
@@ -88,7 +89,7 @@ extension Runner {
 
     /// Writes the progress the engine has moved on to since the last write (each tick).
     func writeUnwrittenProgress() {
-        for var flight in inFlight.values where flight.progressUnwritten && !flight.collecting {
+        for var flight in inFlight.values where flight.progressUnwritten && !isCollecting(flight.promptID) {
             writeProgress(&flight)
             inFlight[flight.promptID] = flight
         }

@@ -93,7 +93,6 @@ extension Runner {
             failed += 1
             return
         }
-        flight.accepted = true
         inFlight[promptID] = flight
         record { try queue.markRunning(claimed.item.id, promptID: promptID, now: wallClock) }
         apply(flights.handle(.adopted(promptID, server: server, finished: finished)))

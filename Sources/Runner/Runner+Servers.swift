@@ -308,7 +308,7 @@ extension Runner {
         let stranded = inFlight.values.filter { $0.server == index }.map { flight in
             Watchdog.Stranded(
                 id: flight.promptID, itemID: flight.itemID, startedAt: flight.startedAt,
-                started: (flight.lastSnapshot?.phase ?? .queued) != .queued, collecting: flight.collecting)
+                started: (flight.lastSnapshot?.phase ?? .queued) != .queued, collecting: isCollecting(flight.promptID))
         }
         for verdict in watchdog.serverWentAway(stranded, crashed: crashed) {
             switch verdict {

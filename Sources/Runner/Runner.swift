@@ -407,6 +407,9 @@ public actor Runner {
         return count
     }
 
+    /// Its outputs are being collected (history, downloads): the engine's job is done.
+    func isCollecting(_ promptID: String) -> Bool { flights.stage(of: promptID) == .collecting }
+
     /// Ends a prompt's flight here and in the machine; returns what was kept about it.
     @discardableResult
     func removeFlight(_ promptID: String) -> InFlight? {

@@ -201,14 +201,8 @@ struct InFlight: Sendable {
     /// since (a phase change that came too soon after that write: the clock writes it).
     var lastProgressWrite: Double = 0
     var progressUnwritten = false
-    /// The prompt has been submitted (its POST answered).
-    var accepted = false
-    /// Results are being collected (history, downloads): the engine's job is done.
-    var collecting = false
     /// Its POST failed at the connection (why): whether the server has it is not known yet.
     var uncertain: String?
-    /// We asked the server to interrupt it (stall, stop): requeue rather than fail.
-    var interruptedByUs = false
     /// What hooks changed with `on_submit` (recorded in the sidecar).
     var hookOverrides: JSONValue = []
     /// The engine's latest view of the prompt.

@@ -305,6 +305,10 @@ extension Simulator {
             let count = Int(number("count") ?? 1)
             state.withLock { $0.failingHistory = count }
             return json(["failing_history": .int(count)])
+        case "/sim/mute":
+            let count = Int(number("count") ?? 1)
+            state.withLock { $0.mutedPrompts = count }
+            return json(["muted_prompts": .int(count)])
         case "/sim/slow-view":
             let seconds = number("seconds") ?? 1
             state.withLock { $0.viewDelay = seconds }

@@ -16,7 +16,12 @@ extension Simulator {
     private func takeNext() -> (SimulatorState.Queued, Int)? {
         state.withLock { state in
             guard !state.stopped, state.running == nil, !state.queue.isEmpty else { return nil }
-            let item = state.queue.removeFirst()
+            var item = state.queue.removeFirst()
+            if state.mutedPrompts > 0 {
+                // `/sim/mute`: it runs, but nothing of it reaches a socket.
+                state.mutedPrompts -= 1
+                item.muted = true
+            }
             state.running = (item.promptID, item.clientID, nil)
             state.runningEntry = item
             state.interruptRequested = false  // an interrupt never carries over to the next prompt
@@ -37,7 +42,7 @@ extension Simulator {
         let start = now
         func send(_ type: String, _ data: JSONValue) throws(Stop) {
             try waitWhileStalled(generation)
-            let target = state.withLock { state in item.clientID.flatMap { state.clients[$0] } }
+            let target = state.withLock { state in item.target(in: state) }
             target?.sendText(message(type, data))
         }
         func timestamp() -> JSONValue { .int(Int(Date().timeIntervalSince1970 * 1000)) }
@@ -83,12 +88,12 @@ extension Simulator {
         }
         func sendRaw(_ text: String) throws(Stop) {
             try waitWhileStalled(generation)
-            let target = state.withLock { state in item.clientID.flatMap { state.clients[$0] } }
+            let target = state.withLock { state in item.target(in: state) }
             target?.sendText(text)
         }
 
         do throws(Stop) {
-            broadcastStatus(state.withLock { $0.queueRemaining })
+            if !item.muted { broadcastStatus(state.withLock { $0.queueRemaining }) }
             let started: JSONValue = ["prompt_id": .string(id), "timestamp": timestamp()]
             try send("execution_start", started)
             let cachedMessage: JSONValue = ["nodes": .array(cachedIDs.map { .string($0) }), "prompt_id": .string(id), "timestamp": timestamp()]
@@ -157,7 +162,7 @@ extension Simulator {
                             // A latent preview after each step, as with --preview-method: event 4 with
                             // its node and prompt for a client that asked (feature_flags), else event 1.
                             let (target, metadata) = state.withLock { state in
-                                (item.clientID.flatMap { state.clients[$0] }, item.clientID.map { state.previewMetadata.contains($0) } ?? false)
+                                (item.target(in: state), item.clientID.map { state.previewMetadata.contains($0) } ?? false)
                             }
                             if metadata {
                                 let json: JSONValue = [
@@ -275,9 +280,9 @@ extension Simulator {
             state.runningEntry = nil
             return (state.queueRemaining, true)
         }
-        guard current else { return }
+        guard current, !item.muted else { return }
         broadcastStatus(remaining)
-        let target = state.withLock { state in item.clientID.flatMap { state.clients[$0] } }
+        let target = state.withLock { state in item.target(in: state) }
         target?.sendText(message("executing", ["node": nil, "prompt_id": .string(id)]))
     }
 

@@ -186,6 +186,13 @@ struct SimulatorState: ~Copyable {
         var promptJSON: JSONValue
         var extraData: JSONValue
         var clientID: String?
+        /// `/sim/mute`: it runs, but no message of it is sent.
+        var muted = false
+
+        /// The socket its messages go to (none when muted).
+        func target(in state: borrowing SimulatorState) -> ClientConnection? {
+            muted ? nil : clientID.flatMap { state.clients[$0] }
+        }
     }
 
     var queue: [Queued] = []
@@ -232,6 +239,9 @@ struct SimulatorState: ~Copyable {
     var failingObjectInfo = 0
     /// `/sim/fail-history`: the next `GET /history/{id}`s answer 500.
     var failingHistory = 0
+    /// `/sim/mute`: how many of the next prompts run without a message (a socket that stays
+    /// open but delivers nothing of them).
+    var mutedPrompts = 0
     var viewDelay = 0.0
     /// `/sim/models`: the checkpoints on its disk now (a file copied in), instead of `--models`.
     var models: Set<String>??

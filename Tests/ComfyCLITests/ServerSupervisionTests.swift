@@ -237,7 +237,11 @@ final class Night: @unchecked Sendable {
         #expect(try await night.done() == 8)
         #expect(night.events().contains { $0.hasPrefix("local up -> down | not answering for 2 s") }, "\(night.events())")
         #expect(night.events().contains { $0.hasPrefix("local down -> restarting") }, "\(night.events())")
-        #expect(night.simulatorOutputs() == 8)
+        // A prompt the server finished in the instant before it hung, before its outputs were
+        // fetched, runs again after the restart (its history died with the process): at most the
+        // one it held. The queue still has each item done once, with one set of outputs.
+        #expect((8...9).contains(night.simulatorOutputs()), "\(night.simulatorOutputs()) prompts ran to the end")
+        #expect(night.outputs().count == 8)
     }
 
     @Test func aPoisonItemFailsAfterTwoCrashesAndTheRestFinish() async throws {

@@ -22,6 +22,9 @@ import Testing
         case .accepted?: path = [.claimed("p", server: 0), .laneTook("p"), .prepared("p", server: 0), .posted("p", server: 0)]
         case .collecting?: path = [.claimed("p", server: 0), .laneTook("p"), .prepared("p", server: 0), .posted("p", server: 0), .finishedOnServer("p")]
         case .settling?: path = [.claimed("p", server: 0), .laneTook("p"), .prepared("p", server: 0), .posted("p", server: 0), .stop]
+        case .withdrawing(.stalled)?: path = [.claimed("p", server: 0), .laneTook("p"), .prepared("p", server: 0), .posted("p", server: 0), .stalled("p")]
+        case .withdrawing(.cancelled)?:
+            path = [.claimed("p", server: 0), .laneTook("p"), .prepared("p", server: 0), .posted("p", server: 0), .cancelledInQueue("p")]
         }
         for input in path { _ = machine.handle(input) }
         #expect(machine.stage(of: "p") == stage, "setting up \(String(describing: stage))")
@@ -33,14 +36,20 @@ import Testing
         return machine
     }
 
-    static let stages: [Stage?] = [nil, .claimed, .preparing, .posting, .uncertain, .accepted, .collecting, .settling]
+    static let stages: [Stage?] = [nil, .claimed, .preparing, .posting, .uncertain, .accepted, .collecting, .settling, .withdrawing(.stalled), .withdrawing(.cancelled)]
     static let inputs: [Input] = [
         .claimed("p", server: 0), .adopted("p", server: 0, finished: false), .adopted("p", server: 0, finished: true), .laneTook("p"), .prepared("p", server: 0), .posted("p", server: 0), .postUncertain("p"), .verified("p", onServer: true),
-        .verified("p", onServer: false), .finishedOnServer("p"), .settled("p", finished: true), .settled("p", finished: false),
+        .verified("p", onServer: false), .finishedOnServer("p"), .stalled("p"), .cancelledInQueue("p"), .settled("p", finished: true), .settled("p", finished: false),
         .settled("p", finished: nil), .ended("p"), .drain, .stop,
     ]
 
-    static func name(_ stage: Stage?) -> String { stage.map { "\($0)" } ?? "-" }
+    static func name(_ stage: Stage?) -> String {
+        switch stage {
+        case nil: "-"
+        case .withdrawing(let why)?: "withdrawing(\(why))"
+        case let stage?: "\(stage)"
+        }
+    }
 
     static func name(_ input: Input) -> String {
         switch input {
@@ -52,6 +61,8 @@ import Testing
         case .postUncertain: "postUncertain"
         case .verified(_, let onServer): "verified(\(onServer ? "there" : "absent"))"
         case .finishedOnServer: "finishedOnServer"
+        case .stalled: "stalled"
+        case .cancelledInQueue: "cancelledInQueue"
         case .settled(_, let finished): "settled(\(finished.map { $0 ? "finished" : "not finished" } ?? "no answer"))"
         case .ended: "ended"
         case .drain: "drain"
@@ -71,6 +82,8 @@ import Testing
         case .cancel(let ids, _): "cancel(\(ids.count))"
         case .collect: "collect"
         case .leaveForReconcile: "leaveForReconcile"
+        case .endStalled: "endStalled"
+        case .endCancelled: "endCancelled"
         }
     }
 
@@ -118,6 +131,8 @@ import Testing
                 uncertain --ended--> -: nothing
                 uncertain --stop--> settling: cancel(1)
                 accepted --finishedOnServer--> collecting: collect
+                accepted --stalled--> withdrawing(stalled): forget, cancel(1)
+                accepted --cancelledInQueue--> withdrawing(cancelled): forget, cancel(1)
                 accepted --ended--> -: nothing
                 accepted --stop--> settling: cancel(1)
                 collecting --ended--> -: nothing
@@ -128,6 +143,16 @@ import Testing
                 settling --settled(not finished)--> -: putBack(1)
                 settling --settled(no answer)--> -: leaveForReconcile
                 settling --ended--> -: nothing
+                withdrawing(stalled) --finishedOnServer--> collecting: collect
+                withdrawing(stalled) --settled(finished)--> collecting: collect
+                withdrawing(stalled) --settled(not finished)--> -: endStalled
+                withdrawing(stalled) --settled(no answer)--> -: endStalled
+                withdrawing(stalled) --ended--> -: nothing
+                withdrawing(cancelled) --finishedOnServer--> collecting: collect
+                withdrawing(cancelled) --settled(finished)--> collecting: collect
+                withdrawing(cancelled) --settled(not finished)--> -: endCancelled
+                withdrawing(cancelled) --settled(no answer)--> -: endCancelled
+                withdrawing(cancelled) --ended--> -: nothing
                 """)
     }
 
@@ -180,6 +205,16 @@ import Testing
                 settling --settled(not finished)--> -: putBack(1)
                 settling --settled(no answer)--> -: leaveForReconcile
                 settling --ended--> -: nothing
+                withdrawing(stalled) --finishedOnServer--> collecting: collect
+                withdrawing(stalled) --settled(finished)--> collecting: collect
+                withdrawing(stalled) --settled(not finished)--> -: endStalled
+                withdrawing(stalled) --settled(no answer)--> -: endStalled
+                withdrawing(stalled) --ended--> -: nothing
+                withdrawing(cancelled) --finishedOnServer--> collecting: collect
+                withdrawing(cancelled) --settled(finished)--> collecting: collect
+                withdrawing(cancelled) --settled(not finished)--> -: endCancelled
+                withdrawing(cancelled) --settled(no answer)--> -: endCancelled
+                withdrawing(cancelled) --ended--> -: nothing
                 """)
     }
 

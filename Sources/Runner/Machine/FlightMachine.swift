@@ -3,7 +3,8 @@
 /// runner (the shell) runs the actions and feeds back what they found, so after every await the
 /// question "is this prompt still wanted, and what now?" is answered here, in one place.
 ///
-/// The stop path is where this matters. Ctrl-C twice while prompts are between claim and POST,
+/// Taking a prompt off its server is where this matters: a stop, a stall, `comfyq cancel`.
+/// The stop path: Ctrl-C twice while prompts are between claim and POST,
 /// in the POST, queued or running on a server, or done there and being collected:
 /// - not posted yet → back to the queue at once; the submission, when it wakes, does nothing;
 /// - in the POST → when it answers, taken off the server (it got through) and settled;
@@ -11,6 +12,12 @@
 ///   first. Finished → its outputs are collected (it ran: it must not run again); not finished →
 ///   back to the queue; no answer → left in flight in the queue for the next run to reconcile
 ///   with the server. Nothing runs twice, and nothing runs that the queue does not know about.
+///
+/// A stall or `comfyq cancel` takes one running prompt off the same way (**withdrawing**), and
+/// asks the same question: finished first → collected (once: it ran, so it must not run again
+/// as a retry); not finished → ended as stalled (a retry, while they last) or as cancelled; no
+/// answer → the same (a stalled server's history dies with its restart; a cancelled item is
+/// not run again).
 struct FlightMachine: Sendable {
     enum Stage: Sendable, Equatable {
         /// Claimed, waiting in its server's submission lane.
@@ -28,6 +35,17 @@ struct FlightMachine: Sendable {
         /// The run stopped while the server had it (or may have): taken off the server, waiting
         /// to hear whether it finished there first.
         case settling
+        /// Taken off its server while the run goes on (why), waiting to hear whether it finished
+        /// there first.
+        case withdrawing(Withdrawal)
+    }
+
+    /// Why a running prompt is taken off its server while the run goes on.
+    enum Withdrawal: Sendable, Equatable {
+        /// Nothing heard of it for longer than its stall timeout.
+        case stalled
+        /// `comfyq cancel`: the queue already says cancelled.
+        case cancelled
     }
 
     enum Mode: Sendable, Equatable {
@@ -54,6 +72,10 @@ struct FlightMachine: Sendable {
         case verified(String, onServer: Bool)
         /// The server says it finished (success).
         case finishedOnServer(String)
+        /// Nothing heard of it for longer than its stall timeout (the clock).
+        case stalled(String)
+        /// The queue says cancelled (`comfyq cancel`) while its server runs it.
+        case cancelledInQueue(String)
         /// After a cancel, what the server said: it had finished first, it had not, or no answer.
         case settled(String, finished: Bool?)
         /// The shell ended it (done, failed, requeued, skipped): forgotten.
@@ -82,6 +104,11 @@ struct FlightMachine: Sendable {
         case collect(String, server: Int)
         /// Leave it in flight in the queue: the next run asks its server what became of it.
         case leaveForReconcile(String)
+        /// Taken off its server after a stall, not finished there: it ends as stalled (retried
+        /// while retries last).
+        case endStalled(String)
+        /// Taken off its server after `comfyq cancel`, not finished there: it ends cancelled.
+        case endCancelled(String)
     }
 
     /// The prompts in flight: each one's stage and server (an index into the run's servers).
@@ -94,9 +121,18 @@ struct FlightMachine: Sendable {
     /// Whether new work may be claimed.
     var claims: Bool { mode == .running }
 
-    /// Prompts the run must wait for before it ends: a POST under way, a stop being settled, an
-    /// output download.
-    var unsettled: [String] { flights.filter { [.posting, .settling, .collecting].contains($0.value.stage) }.map(\.key).sorted() }
+    /// Prompts the run must wait for before it ends: a POST under way, a prompt being taken off
+    /// its server, an output download.
+    var unsettled: [String] {
+        flights.filter { [.posting, .settling, .collecting].contains($0.value.stage) || $0.value.stage.isWithdrawing }.map(\.key).sorted()
+    }
+
+    /// Whether it is being taken off its server (a stop, a stall, a cancel): an interrupt the
+    /// server reports for it is the answer to that, not a failure.
+    func isBeingTakenOff(_ promptID: String) -> Bool {
+        guard let stage = stage(of: promptID) else { return false }
+        return stage == .settling || stage.isWithdrawing
+    }
 
     private mutating func move(_ id: String, to stage: Stage) { flights[id]?.stage = stage }
 
@@ -166,22 +202,33 @@ struct FlightMachine: Sendable {
             return [.forget(id, server: flight.server), .submitAgain(id, reason: "not on the server")]
 
         case .finishedOnServer(let id):
-            guard let flight = flights[id], [.accepted, .uncertain, .settling, .posting].contains(flight.stage) else { return [] }
+            guard let flight = flights[id], [.accepted, .uncertain, .settling, .posting].contains(flight.stage) || flight.stage.isWithdrawing
+            else { return [] }
             move(id, to: .collecting)
             return [.collect(id, server: flight.server)]
 
+        case .stalled(let id), .cancelledInQueue(let id):
+            guard let flight = flights[id], flight.stage == .accepted, mode != .stopping else { return [] }
+            if case .stalled = input { move(id, to: .withdrawing(.stalled)) } else { move(id, to: .withdrawing(.cancelled)) }
+            return [.forget(id, server: flight.server), .cancel([id], server: flight.server)]
+
         case .settled(let id, let finished):
-            guard let flight = flights[id], flight.stage == .settling else { return [] }
-            switch finished {
-            case true?:
+            guard let flight = flights[id] else { return [] }
+            switch (flight.stage, finished) {
+            case (.settling, true?), (.withdrawing, true?):
                 move(id, to: .collecting)
                 return [.collect(id, server: flight.server)]
-            case false?:
+            case (.settling, false?):
                 flights[id] = nil
                 return [.putBack([id])]
-            case nil:
+            case (.settling, nil):
                 flights[id] = nil
                 return [.leaveForReconcile(id)]
+            case (.withdrawing(let why), _):
+                flights[id] = nil
+                return [why == .stalled ? .endStalled(id) : .endCancelled(id)]
+            default:
+                return []
             }
 
         case .ended(let id):
@@ -209,13 +256,20 @@ struct FlightMachine: Sendable {
                 case .accepted, .uncertain:
                     move(id, to: .settling)
                     cancel[flight.server, default: []].append(id)
-                case .collecting, .settling:
-                    break
+                case .collecting, .settling, .withdrawing:
+                    break  // already on their way
                 }
             }
             if !back.isEmpty { actions.append(.putBack(back)) }
             for (server, ids) in cancel.sorted(by: { $0.key < $1.key }) { actions.append(.cancel(ids, server: server)) }
             return actions
         }
+    }
+}
+
+extension FlightMachine.Stage {
+    var isWithdrawing: Bool {
+        if case .withdrawing = self { return true }
+        return false
     }
 }
