@@ -24,7 +24,9 @@ public struct ConnectionSupervisor: Sendable {
         /// The connection is back: check every tracked prompt against `/queue` and `/history`,
         /// since messages sent while we were away are lost (ComfyUI does not buffer them).
         case resync
-        /// These prompts have been silent: ask `/history` whether they finished.
+        /// These prompts have been silent: ask `/history` whether they finished, then call
+        /// `pollAnswered` (each has one poll at a time: a server that hangs does not collect a
+        /// pile of them).
         case pollHistory([String])
     }
 
@@ -39,9 +41,10 @@ public struct ConnectionSupervisor: Sendable {
     public let policy: Policy
     private var state: State = .idle
     private var everConnected = false
-    /// Per tracked prompt: when we last heard of it, when we last polled its history, and, for a
-    /// prompt whose messages go to another client, how often to poll instead of waiting.
-    private var prompts: [String: (heard: Double, polled: Double, quietInterval: Double?)] = [:]
+    /// Per tracked prompt: when we last heard of it, when we last polled its history (or its
+    /// poll is under way: `polling`), and, for a prompt whose messages go to another client, how
+    /// often to poll instead of waiting.
+    private var prompts: [String: (heard: Double, polled: Double, quietInterval: Double?, polling: Bool)] = [:]
 
     public init(policy: Policy = Policy()) { self.policy = policy }
 
@@ -102,7 +105,7 @@ public struct ConnectionSupervisor: Sendable {
     /// Follows a prompt. `quietInterval` is for a prompt whose messages go to another client (one
     /// submitted by a run that crashed): its history is polled at that interval from the start.
     public mutating func track(_ promptID: String, at now: Double, quietInterval: Double? = nil) {
-        prompts[promptID] = (now, quietInterval == nil ? now : -.infinity, quietInterval)
+        prompts[promptID] = (now, quietInterval == nil ? now : -.infinity, quietInterval, false)
     }
     public mutating func forget(_ promptID: String) { prompts[promptID] = nil }
 
@@ -117,11 +120,20 @@ public struct ConnectionSupervisor: Sendable {
         var due: [String] = []
         for (id, times) in prompts {
             let quietEnough = times.quietInterval != nil || now - times.heard >= policy.silenceBeforePolling
-            guard quietEnough && now - times.polled >= (times.quietInterval ?? policy.pollInterval) else { continue }
+            guard quietEnough && !times.polling && now - times.polled >= (times.quietInterval ?? policy.pollInterval) else { continue }
             due.append(id)
             prompts[id]!.polled = now
+            prompts[id]!.polling = true
         }
         return due.isEmpty ? [] : [.pollHistory(due.sorted())]
+    }
+
+    /// The poll of these prompts is over (answered or not): the next is due an interval later.
+    public mutating func pollAnswered(_ ids: [String], at now: Double) {
+        for id in ids where prompts[id] != nil {
+            prompts[id]!.polling = false
+            prompts[id]!.polled = now
+        }
     }
 
     public mutating func stop() { state = .stopped }

@@ -246,6 +246,7 @@ public actor ServerConnection {
     }
 
     private func poll(_ ids: [String]) async {
+        defer { supervisor.pollAnswered(ids, at: now) }
         for id in ids where engine.isTracking(id) {
             // A poll that fails is asked again at the next one; the WebSocket may say first.
             let state: PromptState

@@ -85,8 +85,8 @@ extension Runner {
                 let prepared: PreparedFile
                 var mask: PreparedFile?
                 do {
-                    prepared = try await Self.read(file.path)
-                    if let maskFile = file.mask { mask = try await Self.read(maskFile.path, asMask: true) }
+                    prepared = try await files.read(file.path)
+                    if let maskFile = file.mask { mask = try await files.read(maskFile.path, asMask: true) }
                 } catch {
                     end(promptID, .input("\(error)"))
                     return .ended
@@ -195,14 +195,11 @@ extension Runner {
     /// (the cache holds at most 10,000 files: a run of weeks over many folders stays bounded).
     private func hash(_ path: String, size: Int64, modified: Double) async throws -> String {
         if let known = inputHashes[path], known.size == size, known.modified == modified { return known.sha256 }
-        let sha256 = try await Self.hashFile(path)
+        let sha256 = try await files.sha256(of: path)
         if inputHashes.count >= 10_000 { inputHashes.removeAll(keepingCapacity: true) }
         inputHashes[path] = (size, modified, sha256)
         return sha256
     }
-
-    /// SHA-256 of a file, read in pieces off the runner's actor.
-    nonisolated static func hashFile(_ path: String) async throws -> String { try FileHash.sha256(of: path) }
 
     /// Whether the prompt is still being prepared for its POST (not taken back meanwhile).
     func stillPreparing(_ promptID: String) -> Bool { flights.stage(of: promptID) == .preparing && inFlight[promptID] != nil }
@@ -226,19 +223,6 @@ extension Runner {
             return "\(path): the input file changed since the job was added (size \(size) → \(status.size)); add the job again to use the new file"
         }
         return nil
-    }
-
-    /// Reads and hashes a file off the actor; a mask becomes an alpha mask first.
-    nonisolated static func read(_ path: String, asMask: Bool = false) async throws -> PreparedFile {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw InputReadError(description: "cannot read \(path)")
-        }
-        var bytes = [UInt8](data)
-        let sha256 = FileHash.sha256(bytes)
-        if asMask {
-            do { bytes = try MaskImage.alphaMask(bytes) } catch { throw InputReadError(description: "\(path): not a usable mask: \(error)") }
-        }
-        return PreparedFile(sha256: sha256, bytes: bytes)
     }
 
     /// The server refused the prompt naming one of our uploaded files: it lost its input folder

@@ -42,6 +42,8 @@ public actor Runner {
     var previewWriteFailed = false
     /// Per item: how often its server was found to have lost its uploaded inputs.
     var inputRetries: [Int64: Int] = [:]
+    /// Hashing and reading input files, off the runner's executor and the cooperative pool.
+    let files = FileWork()
     /// Input files hashed this run, by path, with the size and time they had (see `hash`).
     var inputHashes: [String: (size: Int64, modified: Double, sha256: String)] = [:]
     /// The run is ending: server news is no longer acted on.

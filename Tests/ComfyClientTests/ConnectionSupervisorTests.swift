@@ -40,11 +40,33 @@ import Testing
         #expect(supervisor.tick(at: 20).isEmpty)
         supervisor.heard("B", at: 25)
         #expect(supervisor.tick(at: 31) == [.pollHistory(["A"])])
+        supervisor.pollAnswered(["A"], at: 31)
         #expect(supervisor.tick(at: 40).isEmpty)  // polled 9 s ago
         #expect(supervisor.tick(at: 46) == [.pollHistory(["A"])])
+        supervisor.pollAnswered(["A"], at: 46)
         #expect(supervisor.tick(at: 56) == [.pollHistory(["B"])])
         supervisor.forget("A")
         supervisor.forget("B")
+        #expect(supervisor.tick(at: 1000).isEmpty)
+    }
+
+    /// A server that hangs does not answer a poll: the prompt gets no second poll while its
+    /// first is under way (they would pile up, one every interval), and the next comes an
+    /// interval after the answer (or the timeout), not after the ask.
+    @Test func aPromptHasOnePollAtATime() {
+        var policy = ConnectionSupervisor.Policy()
+        policy.silenceBeforePolling = 30
+        policy.pollInterval = 15
+        var supervisor = ConnectionSupervisor(policy: policy)
+        supervisor.track("A", at: 0)
+        #expect(supervisor.tick(at: 31) == [.pollHistory(["A"])])
+        for time in stride(from: 46.0, through: 91, by: 15) { #expect(supervisor.tick(at: time).isEmpty, "at \(time): the poll is under way") }
+        supervisor.pollAnswered(["A"], at: 91)  // a 60 s timeout
+        #expect(supervisor.tick(at: 100).isEmpty)
+        #expect(supervisor.tick(at: 106) == [.pollHistory(["A"])])
+        // An answer for a prompt no longer followed changes nothing.
+        supervisor.forget("A")
+        supervisor.pollAnswered(["A"], at: 107)
         #expect(supervisor.tick(at: 1000).isEmpty)
     }
 

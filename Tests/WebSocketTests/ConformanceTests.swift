@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 import WebSocket
@@ -44,6 +45,48 @@ import WebSocket
         client.close()
         #expect(try await Self.next(&messages) == nil)
         #expect(client.closeCode == 1000)
+    }
+
+    /// A peer that stops reading (a wedged server with its socket open): once the socket's
+    /// buffers are full a send fails within the send timeout, and the connection ends, instead
+    /// of blocking its caller for ever; the connection's state stays readable meanwhile (no
+    /// frame is written under the state's lock).
+    @Test func aPeerThatStopsReadingFailsTheSendInsteadOfBlockingIt() async throws {
+        let server = try await PythonServer.start(script: Self.script)
+        defer { server.stop() }
+        var options = WebSocketOptions()
+        options.sendTimeout = .seconds(1)
+        let client = try await Self.connect(server, options: options)
+        var messages = client.messages.makeAsyncIterator()
+        try client.send(.text("deaf"))
+        #expect(try await Self.next(&messages) == .text("deaf-ok"))
+        let outcome = Mutex<(sent: Int, error: WebSocketError?)?>(nil)
+        let megabyte = WebSocketMessage.binary([UInt8](repeating: 7, count: 1 << 20))
+        Thread {
+            var sent = 0
+            do throws(WebSocketError) {
+                // The kernel's buffers hold a few MB on loopback; a GB is never reached.
+                while sent < 1024 {
+                    try client.send(megabyte)
+                    sent += 1
+                }
+                outcome.withLock { $0 = (sent, nil) }
+            } catch {
+                outcome.withLock { $0 = (sent, error) }
+            }
+        }.start()
+        // Meanwhile the state answers (a writer holding the state's lock would block this).
+        _ = try await eventually("the writer is blocked or done", timeout: 20) { client.closeCode == nil ? true : nil }
+        let (sent, error) = try await eventually("the send fails", timeout: 20, describe: { "\(outcome.withLock { $0 }.map { "\($0)" } ?? "still sending")" }) {
+            outcome.withLock { $0 }
+        }
+        #expect(sent > 0 && sent < 1024, "\(sent) MB went before the peer's buffers filled")
+        guard case .socket(.timedOut)? = error else {
+            Issue.record("expected a send timeout, got \(String(describing: error))")
+            return
+        }
+        // The connection ends with it.
+        await #expect(throws: (any Error).self) { while try await Self.next(&messages) != nil {} }
     }
 
     @Test func answersTheServersPing() async throws {

@@ -39,6 +39,9 @@ public protocol ByteStream: AnyObject, Sendable {
     func shutdown()
     /// Releases the descriptor; call once, from the thread that reads.
     func close()
+    /// From now on a write that the peer takes nothing of for this long fails (`timedOut`)
+    /// instead of waiting for ever (a peer that stops reading).
+    func setSendTimeout(_ timeout: Duration)
 }
 
 /// A connected TCP socket. Opened with `SOCK_CLOEXEC` so hook scripts' child processes do not
@@ -172,10 +175,17 @@ public final class TCPSocket: ByteStream, @unchecked Sendable {
             }
             if result < 0 {
                 if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut("sending: the peer took nothing for the send timeout") }
                 throw .io("write failed: \(errorText())")
             }
             sent += result
         }
+    }
+
+    public func setSendTimeout(_ timeout: Duration) {
+        let milliseconds = Self.milliseconds(timeout)
+        var value = timeval(tv_sec: Int(milliseconds / 1000), tv_usec: Int(milliseconds % 1000) * 1000)
+        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
     }
 
     public func read(maximum: Int, timeout: Duration?) throws(SocketError) -> [UInt8] {

@@ -28,6 +28,8 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
     private let context: OpaquePointer
     private let ssl: OpaquePointer
     private let lock = NSLock()
+    /// See `setSendTimeout` (guarded by `lock`).
+    private var sendTimeout: Duration?
 
     private init(socket: TCPSocket, context: OpaquePointer, ssl: OpaquePointer) {
         self.socket = socket
@@ -103,25 +105,41 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
         }
     }
 
+    public func setSendTimeout(_ timeout: Duration) {
+        lock.lock()
+        defer { lock.unlock() }
+        sendTimeout = timeout
+    }
+
     public func write(_ bytes: [UInt8]) throws(SocketError) {
         lock.lock()
         defer { lock.unlock() }
         var sent = 0
+        // The peer must take something within the send timeout (from the last progress).
+        var deadline = sendTimeout.map { ContinuousClock.now + $0 }
+        func waitToWrite(_ events: Int16) throws(SocketError) {
+            let remaining = deadline.map { $0 - ContinuousClock.now }
+            if let remaining, remaining <= .zero || !wait(events, timeout: remaining) {
+                throw .timedOut("sending: the peer took nothing for the send timeout")
+            }
+            if remaining == nil { _ = wait(events, timeout: nil) }
+        }
         while sent < bytes.count {
             let result = bytes.withUnsafeBytes { buffer in
                 SSL_write(ssl, buffer.baseAddress! + sent, Int32(clamping: buffer.count - sent))
             }
             if result > 0 {
                 sent += Int(result)
+                deadline = sendTimeout.map { ContinuousClock.now + $0 }
                 continue
             }
             let error = SSL_get_error(ssl, result)
             let systemError = errno
             switch error {
-            case SSL_ERROR_WANT_WRITE: _ = wait(Int16(POLLOUT), timeout: nil)
-            case SSL_ERROR_WANT_READ: _ = wait(Int16(POLLIN), timeout: nil)
+            case SSL_ERROR_WANT_WRITE: try waitToWrite(Int16(POLLOUT))
+            case SSL_ERROR_WANT_READ: try waitToWrite(Int16(POLLIN))
             case SSL_ERROR_SYSCALL where systemError == EAGAIN || systemError == EINTR:
-                _ = wait(Int16(POLLOUT), timeout: nil)
+                try waitToWrite(Int16(POLLOUT))
             default: throw .io("TLS write failed: \(Self.describe(error, systemError))")
             }
         }

@@ -67,6 +67,9 @@ public struct WebSocketOptions: Sendable {
     public var readTimeout: Duration?
     /// How long to wait for the peer's close frame after sending ours.
     public var closeTimeout: Duration = .seconds(5)
+    /// How long a frame may wait for the peer to take any of it (a peer that stopped reading):
+    /// then `send` fails, and the connection with it.
+    public var sendTimeout: Duration = .seconds(10)
     public var maximumMessageSize = 64 << 20
     /// Certificate checks for `wss://`.
     public var tls = TLSOptions()
@@ -79,6 +82,10 @@ public struct WebSocketOptions: Sendable {
 /// Received messages arrive on `messages`; `send` may be called from any task. The reader thread
 /// blocks in the kernel, never in the cooperative pool. The stream ends normally after a close
 /// handshake (see `closeCode`), and with a `WebSocketError` when the connection breaks.
+///
+/// Two locks: the machine's state is only decided under `shared`, never while a frame is being
+/// written; frames are written one at a time under `writing` (taken first, so what the machine
+/// decides goes out in that order), each within `sendTimeout`.
 public final class WebSocketClient: Sendable {
     public let url: WebSocketURL
     public let messages: AsyncThrowingStream<WebSocketMessage, any Error>
@@ -91,6 +98,7 @@ public final class WebSocketClient: Sendable {
 
     private let stream: any ByteStream
     private let shared: Mutex<Shared>
+    private let writing = Mutex(())
     private let continuation: AsyncThrowingStream<WebSocketMessage, any Error>.Continuation
     private let options: WebSocketOptions
 
@@ -113,6 +121,7 @@ public final class WebSocketClient: Sendable {
                         url.secure
                         ? try TLSStream.connect(host: url.host, port: url.port, timeout: options.connectTimeout, options: options.tls)
                         : try TCPSocket.connect(host: url.host, port: url.port, timeout: options.connectTimeout)
+                    stream.setSendTimeout(options.sendTimeout)
                     client = WebSocketClient(url: url, stream: stream, options: options)
                     do {
                         leftover = try client.handshake()
@@ -156,9 +165,9 @@ public final class WebSocketClient: Sendable {
 
     /// Starts the close handshake; the stream ends when the peer answers (or after `closeTimeout`).
     public func close(code: UInt16 = 1000, reason: String = "") {
-        let result: Result<Void, WebSocketError>? = shared.withLock { state in
-            guard let frame = state.machine.close(code: code, reason: reason) else { return nil }
-            return Result { () throws(WebSocketError) in try writeLocked(frame) }
+        let result: Result<Void, WebSocketError>? = writing.withLock { _ in
+            guard let frame = shared.withLock({ $0.machine.close(code: code, reason: reason) }) else { return nil }
+            return Result { () throws(WebSocketError) in try writeFrame(frame) }
         }
         guard case .success? = result else {
             stream.shutdown()
@@ -176,15 +185,16 @@ public final class WebSocketClient: Sendable {
     // MARK: Internals
 
     private func write(_ frame: Frame, requireOpen: Bool) throws(WebSocketError) {
-        let result = shared.withLock { state -> Result<Void, WebSocketError> in
-            guard !requireOpen || state.machine.isOpen else { return .failure(.notOpen) }
-            return Result { () throws(WebSocketError) in try writeLocked(frame) }
+        let result = writing.withLock { _ -> Result<Void, WebSocketError> in
+            guard !requireOpen || shared.withLock({ $0.machine.isOpen }) else { return .failure(.notOpen) }
+            return Result { () throws(WebSocketError) in try writeFrame(frame) }
         }
+        if case .failure(.socket(.timedOut)) = result { stream.shutdown() }  // a peer that stopped reading: the connection ends
         try result.get()
     }
 
-    /// Writes one frame; the caller holds the lock, so frames never interleave.
-    private func writeLocked(_ frame: Frame) throws(WebSocketError) {
+    /// Writes one frame; the caller holds `writing` (not `shared`), so frames never interleave.
+    private func writeFrame(_ frame: Frame) throws(WebSocketError) {
         var generator = SystemRandomNumberGenerator()
         let key = (0..<4).map { _ in UInt8.random(in: 0...255, using: &generator) }
         do {
@@ -240,7 +250,7 @@ public final class WebSocketClient: Sendable {
             } catch {
                 // Answer with the close code for the violation, then end with the error.
                 let actions = shared.withLock { $0.machine.fail(error) }
-                for case .send(let frame) in actions { shared.withLock { _ in try? writeLocked(frame) } }
+                for case .send(let frame) in actions { writing.withLock { _ in _ = try? writeFrame(frame) } }
                 stream.shutdown()
                 continuation.finish(throwing: WebSocketError.protocolViolation(error))
                 return
@@ -279,7 +289,7 @@ public final class WebSocketClient: Sendable {
             case .deliver(let message):
                 continuation.yield(message)
             case .send(let frame):
-                shared.withLock { _ in try? writeLocked(frame) }
+                writing.withLock { _ in _ = try? writeFrame(frame) }
             case .closeConnection(let code, let reason):
                 shared.withLock { state in
                     state.closeCode = code

@@ -12,6 +12,7 @@ is a command:
   headers            answer the request headers we sent, as JSON
   flood:<n>,<size>   send n text messages of <size> bytes (JSON-like), then "flood-done"
   floodbin:<n>,<size> send n binary messages of <size> bytes, then "flood-done"
+  deaf               answer "deaf-ok", then read nothing more (a peer that stopped reading)
 Binary messages are echoed. With `--tls CERT KEY` it serves wss:// instead.
 """
 import asyncio
@@ -64,6 +65,9 @@ async def handler(ws, path):
             for _ in range(count):
                 await ws.send(body)
             await ws.send("flood-done")
+        elif command == "deaf":
+            await ws.send("deaf-ok")
+            ws.transport.pause_reading()
         elif command == "path":
             await ws.send(path)
 
