@@ -77,15 +77,12 @@ extension Runner {
                 }
             case .submitAgain(let promptID, let reason):
                 guard let flight = inFlight.removeValue(forKey: promptID) else { continue }
-                let text = "\(flight.uncertain ?? "the submission failed"): \(reason); submitting again"
-                guard settle(flight, { try queue.requeue(flight.itemID, promptID: promptID, error: text, now: wallClock) }) != .notOurs else { continue }
-                retried += 1
-                continuation.yield(.failed(item: flight.label, server: servers[flight.server].name, error: text, willRetry: true))
+                requeue(flight, reason: "\(flight.uncertain ?? "the submission failed"): \(reason); submitting again")
             case .cancel(let promptIDs, let server):
                 cancels.append((promptIDs, server))
             case .collect(let promptID, let server):
                 let api = servers[server].api
-                Task { await self.collect(promptID, api: api) }
+                spawn { await self.collect(promptID, api: api) }
             case .endStalled(let promptID):
                 guard let flight = inFlight[promptID] else { continue }
                 end(promptID, .stalled(seconds: Int(flight.stallTimeout), server: servers[flight.server].name))

@@ -208,10 +208,7 @@ extension Runner {
     func putBackUnspent(_ promptID: String, reason: String) {
         guard let flight = removeFlight(promptID) else { return }
         connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
-        if settle(flight, { try queue.requeue(flight.itemID, promptID: promptID, error: reason, now: wallClock) }) != .notOurs {
-            retried += 1
-            continuation.yield(.failed(item: flight.label, server: servers[flight.server].name, error: reason, willRetry: true))
-        }
+        requeue(flight, reason: reason)
         refill()
         checkFinished()
     }

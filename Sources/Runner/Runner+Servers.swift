@@ -111,16 +111,15 @@ extension Runner {
                 ServerSlot(
                     definition: definition, api: api, probeAPI: probeAPI, connection: connection, health: health, lock: lock, process: process,
                     files: files, probes: probes, lane: lane))
-            tasks.append(Task { [weak self] in for await promptID in submissions { await self?.submit(promptID, on: index) } })
-            tasks.append(
-                Task { [weak self] in
-                    for await _ in requests {
-                        let cache = await self?.definitionsCache(for: index)
-                        let result = await Self.probe(
-                            probeAPI, features: await self?.needsFeatures(index) ?? false, definitions: cache.map { ($0, definition.name, api) })
-                        await self?.probed(index, result)
-                    }
-                })
+            spawn { [weak self] in for await promptID in submissions { await self?.submit(promptID, on: index) } }
+            spawn { [weak self] in
+                for await _ in requests {
+                    let cache = await self?.definitionsCache(for: index)
+                    let result = await Self.probe(
+                        probeAPI, features: await self?.needsFeatures(index) ?? false, definitions: cache.map { ($0, definition.name, api) })
+                    await self?.probed(index, result)
+                }
+            }
         }
     }
 
@@ -315,10 +314,7 @@ extension Runner {
             case .submitAgain(let promptID):
                 guard let flight = removeFlight(promptID) else { continue }
                 connectionCommands.yield(.forget(promptID, servers[index].connection))
-                let reason = "server \(name) went away (\(servers[index].health.reason)): submitting again"
-                guard settle(flight, { try queue.requeue(flight.itemID, promptID: promptID, error: reason, now: wallClock) }) != .notOurs else { continue }
-                retried += 1
-                continuation.yield(.failed(item: flight.label, server: name, error: reason, willRetry: true))
+                requeue(flight, reason: "server \(name) went away (\(servers[index].health.reason)): submitting again")
             case .poison(let promptID):
                 guard let flight = removeFlight(promptID) else { continue }
                 connectionCommands.yield(.forget(promptID, servers[index].connection))
@@ -326,17 +322,7 @@ extension Runner {
                 var failure = "server \(name) crashed twice while running it"
                 if !tail.isEmpty { failure += "; its log ends: " + tail.joined(separator: " | ") }
                 noteIncident(.poison, failure, item: flight.label, on: index)
-                guard settle(flight, { try queue.finish(flight.itemID, promptID: promptID, state: .failed, error: failure, timings: timingsJSON(flight), now: wallClock) }) != .notOurs
-                else { continue }
-                failed += 1
-                listFailure(flight, failure)
-                if let hooks = options.hooks, hooks.wants(.error) {
-                    hooks.deliver(
-                        .prompt(
-                            .error, hookPrompt(flight), snapshot: flight.lastSnapshot, elapsed: now - flight.startedAt,
-                            failure: HookFailure(message: failure), willRetry: false))
-                }
-                continuation.yield(.failed(item: flight.label, server: name, error: failure, willRetry: false))
+                failForGood(flight, reason: failure, hookFailure: HookFailure(message: failure))
             }
         }
     }

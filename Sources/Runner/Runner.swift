@@ -25,7 +25,7 @@ public actor Runner {
     /// What the runner keeps about each prompt in flight (its graph, item, timings…).
     var inFlight: [String: InFlight] = [:]
     /// Where each prompt in flight stands, and what to do as things happen to it.
-    var flights = FlightMachine()
+    var flights = FlightMachine() { didSet { wakeEndWaiter() } }
     /// Ctrl-C once (or twice): nothing new is claimed.
     var draining: Bool { !flights.claims }
     /// Ctrl-C twice.
@@ -64,7 +64,7 @@ public actor Runner {
     var lastServerWrite: Double = 0
     /// Prompts whose POST is under way (the run waits for them before it ends, including those
     /// taken back meanwhile, which the flight machine no longer holds).
-    var posting: Set<String> = []
+    var posting: Set<String> = [] { didSet { wakeEndWaiter() } }
     /// Set while the run is paused (a full disk, a queue that cannot be written).
     var paused: Pause?
     /// The queue failed for good (see `queueFailed`): the run ends with this reason.
@@ -86,12 +86,19 @@ public actor Runner {
     private var idleAnnounced = false
     private let clock = ContinuousClock.now
     private var finish: CheckedContinuation<RunSummary, Never>?
-    /// Long-lived tasks (event forwarders, lanes, probers, the clock). They are never
-    /// cancelled: each ends when its stream finishes or, for the clock, when the run has ended.
-    /// (Cancelling a task inside a URLSession call can deadlock swift-corelibs-foundation: the
-    /// cancellation handler waits on the session's queue while the session, completing the same
-    /// request, waits on the task's status lock. Seen in the stop tests.)
-    var tasks: [Task<Void, Never>] = []
+    /// The run's tasks (event forwarders, lanes, probers, the clock, the clock's work, output
+    /// collections) are children of one task group, started with `spawn`; the run awaits them
+    /// before it returns. None is cancelled: each ends when its stream finishes or, for the
+    /// clock, when the run has ended. (Cancelling a task inside a URLSession call can deadlock
+    /// swift-corelibs-foundation: the cancellation handler waits on the session's queue while
+    /// the session, completing the same request, waits on the task's status lock. Seen in the
+    /// stop tests.)
+    private nonisolated let children: AsyncStream<@Sendable () async -> Void>.Continuation
+    private let spawned: AsyncStream<@Sendable () async -> Void>
+    /// Every child of the run has ended (see `children`).
+    private var childrenDone = false
+    /// The run's end waits for this (see `waitForEnd`).
+    private var endWaiter: (condition: EndCondition, continuation: CheckedContinuation<Void, Never>)?
     /// The run has returned: the clock stops.
     var ended = false
     /// Items of the run's jobs held by pre-flight (no server can run them), as last counted.
@@ -110,7 +117,11 @@ public actor Runner {
         (events, continuation) = AsyncStream.makeStream(of: RunnerEvent.self)
         (commands, connectionCommands) = AsyncStream.makeStream(of: ConnectionCommand.self)
         (exits, processExits) = AsyncStream.makeStream(of: Int.self)
+        (spawned, children) = AsyncStream.makeStream(of: (@Sendable () async -> Void).self)
     }
+
+    /// Starts a child of the run's task group (see `children`).
+    nonisolated func spawn(_ child: @escaping @Sendable () async -> Void) { children.yield(child) }
 
     var now: Double {
         let elapsed = ContinuousClock.now - clock
@@ -126,12 +137,18 @@ public actor Runner {
         Self.setRunning(owner, true)
         defer { Self.setRunning(owner, false) }
         Self.removeStalePreviews(in: options.stateFolder + "/previews", now: wallClock)
+        let spawned = spawned
+        Task { [weak self] in
+            await withDiscardingTaskGroup { group in
+                for await child in spawned { group.addTask(operation: child) }
+            }
+            await self?.childrenEnded()
+        }
         makeSlots()
         let exits = exits
-        tasks.append(Task { [weak self] in for await index in exits { await self?.processEnded(index) } })
+        spawn { [weak self] in for await index in exits { await self?.processEnded(index) } }
         let commands = commands
-        tasks.append(
-            Task {
+        spawn {
                 for await command in commands {
                     switch command {
                     case .forget(let promptID, let connection): await connection.forget(promptID)
@@ -140,23 +157,17 @@ public actor Runner {
                     case .useJobsAPI(let available, let connection): await connection.useJobsAPI(available)
                     }
                 }
-            })
+        }
         // Health first: a server that does not answer gets nothing until it does.
         guard await firstLook() else {
-            let summary = RunSummary(done: 0, failed: 0, retried: 0, seconds: now, stopReason: .noServerAnswers(servers.map(\.definition.url)))
-            await stopServers()
-            endTasks()
-            await finishHooks(summary)
-            continuation.yield(.finished(summary))
-            continuation.finish()
-            return summary
+            return await finishRun(RunSummary(done: 0, failed: 0, retried: 0, seconds: now, stopReason: .noServerAnswers(servers.map(\.definition.url))))
         }
         for (index, slot) in servers.enumerated() {
             await slot.connection.start()
             let events = slot.connection.events
-            tasks.append(Task { [weak self] in
+            spawn { [weak self] in
                 for await event in events { await self?.handle(event, server: index) }
-            })
+            }
         }
         var pending = 0
         do {
@@ -179,39 +190,48 @@ public actor Runner {
         if options.watch && queue.database.dialect == .postgres {
             let listener = QueueListener(url: queuePath)
             self.listener = listener
-            tasks.append(Task { [weak self] in for await _ in listener.changes { await self?.queueChanged() } })
+            spawn { [weak self] in for await _ in listener.changes { await self?.queueChanged() } }
         }
-        tasks.append(Task { [weak self] in
+        spawn { [weak self] in
             // The next tick, or sooner when a server's restart or start deadline is due. The tick
-            // decides; what it decided that needs a server runs beside the clock, in this group,
-            // which ends once the run has ended and that work is done.
-            await withDiscardingTaskGroup { group in
-                while let delay = await self?.nextTickDelay() {
-                    try? await Task.sleep(for: .seconds(delay))
-                    guard let work = await self?.tick() else { break }
-                    for item in work { group.addTask { await self?.perform(item) } }
-                }
+            // decides; what it decided that needs a server runs beside the clock, as a child of
+            // the run's group.
+            while let delay = await self?.nextTickDelay() {
+                try? await Task.sleep(for: .seconds(delay))
+                guard let runner = self, case let work = await runner.tick() else { break }
+                for item in work { runner.spawn { [weak runner] in await runner?.perform(item) } }
             }
-        })
+        }
         refill()
         let summary = await withCheckedContinuation { (continuation: CheckedContinuation<RunSummary, Never>) in
             self.finish = continuation
             self.checkFinished()
         }
-        // A POST still under way is let finish, so what gets through is recorded or cancelled.
+        // A POST still under way is let finish, so what gets through is recorded or cancelled;
+        // what is being taken off a server or collected is let end (within 15 s).
         for slot in servers { slot.lane.finish() }
-        let settle = now + 15
-        while !(posting.isEmpty && flights.unsettled.isEmpty) && now < settle { try? await Task.sleep(for: .milliseconds(10)) }
+        await waitForEnd(.settled, timeout: 15)
         for slot in servers { await slot.connection.stop() }
+        return await finishRun(summary)
+    }
+
+    /// The end of every run: its servers stopped, its tasks ended and awaited, `on_batch_done`,
+    /// the summary.
+    private func finishRun(_ summary: RunSummary) async -> RunSummary {
         await stopServers()
         endTasks()
+        // Every child ends once its stream has (a request still under way to a server that does
+        // not answer ends at its timeout; the run does not wait longer than 10 s for it).
+        if await !waitForEnd(.childrenDone, timeout: 10) {
+            continuation.yield(.message("some of the run's requests were still under way 10 s after it ended; they end at their timeouts"))
+        }
         await finishHooks(summary)
         continuation.yield(.finished(summary))
         continuation.finish()
         return summary
     }
 
-    /// Ends the long-lived tasks by ending what they wait on (see `tasks`).
+    /// Ends the run's tasks by ending what they wait on (see `children`).
     private func endTasks() {
         ended = true
         listener?.stop()
@@ -221,6 +241,48 @@ public actor Runner {
         }
         connectionCommands.finish()
         processExits.finish()
+        children.finish()
+    }
+
+    /// What the end of the run waits for.
+    enum EndCondition {
+        /// No POST under way, nothing being taken off a server or collected.
+        case settled
+        /// Every child of the run's group has ended.
+        case childrenDone
+    }
+
+    private func holds(_ condition: EndCondition) -> Bool {
+        switch condition {
+        case .settled: posting.isEmpty && flights.unsettled.isEmpty
+        case .childrenDone: childrenDone
+        }
+    }
+
+    /// Waits until `condition` holds (woken by the changes that can make it hold, never by
+    /// polling) or `timeout` seconds pass; returns whether it holds.
+    @discardableResult
+    private func waitForEnd(_ condition: EndCondition, timeout: Double) async -> Bool {
+        guard !holds(condition) else { return true }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: .seconds(timeout))
+            await self?.wakeEndWaiter(timedOut: true)
+        }
+        await withCheckedContinuation { endWaiter = (condition, $0) }
+        timer.cancel()  // a sleep, not a request: safe to cancel
+        return holds(condition)
+    }
+
+    /// Resumes the end's wait if its condition holds now (or its time is up).
+    func wakeEndWaiter(timedOut: Bool = false) {
+        guard let waiter = endWaiter, timedOut || holds(waiter.condition) else { return }
+        endWaiter = nil
+        waiter.continuation.resume()
+    }
+
+    private func childrenEnded() {
+        childrenDone = true
+        wakeEndWaiter()
     }
 
     /// `on_batch_done`, then a bounded wait for every script to finish what it was sent.
@@ -459,27 +521,11 @@ public actor Runner {
         let failure = why.description
         // A transient failure as the run stops goes back to the queue whatever the retries say:
         // the stop caused it, not the item.
-        let retry = why.isTransient && (flight.attempts <= flight.retries || stopped)
-        let settled =
-            retry
-            ? settle(flight) { try queue.requeue(flight.itemID, promptID: promptID, error: failure, now: wallClock) }
-            : settle(flight) { try queue.finish(flight.itemID, promptID: promptID, state: .failed, error: failure, timings: timingsJSON(flight), now: wallClock) }
-        guard settled != .notOurs else {
-            refill()
-            checkFinished()
-            return
-        }
-        if retry {
-            retried += 1
+        if why.isTransient && (flight.attempts <= flight.retries || stopped) {
+            requeue(flight, reason: failure, hookFailure: why.hookFailure)
         } else {
-            failed += 1
-            listFailure(flight, failure)
+            failForGood(flight, reason: failure, hookFailure: why.hookFailure)
         }
-        if let hooks = options.hooks, hooks.wants(.error) {
-            hooks.deliver(
-                .prompt(.error, hookPrompt(flight), snapshot: flight.lastSnapshot, elapsed: now - flight.startedAt, failure: why.hookFailure, willRetry: retry))
-        }
-        continuation.yield(.failed(item: flight.label, server: servers[flight.server].name, error: failure, willRetry: retry))
         refill()
         checkFinished()
     }

@@ -113,7 +113,7 @@ import Testing
             return
         }
         #expect(reason.contains("connection refused"))
-        #expect(retry > 0)
+        #expect(retry > 0, "\(reason)")
         await connection.stop()
     }
 }
