@@ -149,14 +149,14 @@ public actor Runner {
         spawn { [weak self] in for await index in exits { await self?.processEnded(index) } }
         let commands = commands
         spawn {
-                for await command in commands {
-                    switch command {
-                    case .forget(let promptID, let connection): await connection.forget(promptID)
-                    case .confirm(let promptID, let connection): await connection.confirm(promptID)
-                    case .wake(let connection): await connection.wake()
-                    case .useJobsAPI(let available, let connection): await connection.useJobsAPI(available)
-                    }
+            for await command in commands {
+                switch command {
+                case .forget(let promptID, let connection): await connection.forget(promptID)
+                case .confirm(let promptID, let connection): await connection.confirm(promptID)
+                case .wake(let connection): await connection.wake()
+                case .useJobsAPI(let available, let connection): await connection.useJobsAPI(available)
                 }
+            }
         }
         // Health first: a server that does not answer gets nothing until it does.
         guard await firstLook() else {
@@ -198,7 +198,8 @@ public actor Runner {
             // the run's group.
             while let delay = await self?.nextTickDelay() {
                 try? await Task.sleep(for: .seconds(delay))
-                guard let runner = self, case let work = await runner.tick() else { break }
+                guard let runner = self else { break }
+                let work = await runner.tick()
                 for item in work { runner.spawn { [weak runner] in await runner?.perform(item) } }
             }
         }
