@@ -16,7 +16,6 @@ extension Runner {
     /// Network work the clock decided on, run beside it.
     enum ClockWork: Sendable {
         case verify(String)
-        case collectAgain(String)
         /// Taken off its server (a stall, `comfyq cancel`), then settled: collected if it
         /// finished first, else ended as stalled or cancelled.
         case withdraw(String, server: Int, FlightMachine.Withdrawal)
@@ -28,7 +27,7 @@ extension Runner {
         /// The prompt it is about, if any (at most one piece of work a prompt).
         var promptID: String? {
             switch self {
-            case .verify(let id), .collectAgain(let id), .withdraw(let id, _, _): id
+            case .verify(let id), .withdraw(let id, _, _): id
             case .resume, .adopt: nil
             }
         }
@@ -40,7 +39,6 @@ extension Runner {
         superviseServers()
         if silentTooLong { dropTakenOver() }
         refreshDefinitionsIfDue()
-        awaitingServer.formIntersection(inFlight.keys)
         // Items cancelled with `comfyq cancel` while their server runs them.
         let running = inFlight.keys.filter { flights.stage(of: $0) == .accepted }.sorted()
         var cancelled: Set<String> = []
@@ -52,7 +50,8 @@ extension Runner {
         let prompts = inFlight.values.filter { !clockBusy.contains($0.promptID) }.map { flight in
             Watchdog.Prompt(
                 id: flight.promptID, server: flight.server, lastHeard: flight.lastHeard, stallTimeout: flight.stallTimeout,
-                collecting: isCollecting(flight.promptID), uncertain: flight.uncertain != nil, awaitingServer: awaitingServer.contains(flight.promptID),
+                collecting: flights.stage(of: flight.promptID) != .awaitingServer && isCollecting(flight.promptID), uncertain: flight.uncertain != nil,
+                awaitingServer: flights.stage(of: flight.promptID) == .awaitingServer,
                 cancelled: cancelled.contains(flight.promptID))
         }
         let serverUp = servers.map { $0.health.state == .up }
@@ -63,16 +62,14 @@ extension Runner {
                 guard let flight = inFlight[promptID], flight.uncertain != nil, servers[flight.server].health.state == .up else { continue }
                 work.append(.verify(promptID))
             case .collectAgain(let promptID):
-                guard let flight = inFlight[promptID], awaitingServer.contains(promptID), servers[flight.server].health.state == .up, paused == nil
-                else { continue }
-                awaitingServer.remove(promptID)
-                work.append(.collectAgain(promptID))
+                guard let flight = inFlight[promptID], servers[flight.server].health.state == .up, paused == nil else { continue }
+                apply(flights.handle(.collectAgain(promptID)))  // a child of the run collects it
             case .cancel(let promptID):
                 for cancel in apply(flights.handle(.cancelledInQueue(promptID))) {
                     work += cancel.ids.map { .withdraw($0, server: cancel.server, .cancelled) }
                 }
             case .stalled(let promptID):
-                guard let flight = inFlight[promptID], !awaitingServer.contains(promptID), now - flight.lastHeard > flight.stallTimeout else { continue }
+                guard let flight = inFlight[promptID], now - flight.lastHeard > flight.stallTimeout else { continue }
                 for cancel in apply(flights.handle(.stalled(promptID))) {
                     work += cancel.ids.map { .withdraw($0, server: cancel.server, .stalled) }
                 }
@@ -96,9 +93,6 @@ extension Runner {
         case .verify(let promptID):
             guard let flight = inFlight[promptID] else { return }
             await verify(promptID, api: servers[flight.server].probeAPI)
-        case .collectAgain(let promptID):
-            guard let flight = inFlight[promptID] else { return }
-            await collect(promptID, api: servers[flight.server].api)
         case .withdraw(let promptID, let server, let why):
             // Off the server, then settled by the machine (with the short probing timeout: a
             // hung server does not hold it for a minute).

@@ -94,7 +94,7 @@ extension Runner {
                 guard let flight = inFlight.removeValue(forKey: promptID) else { continue }
                 connectionCommands.yield(.forget(promptID, servers[flight.server].connection))
                 continuation.yield(
-                    .message("\(flight.label): \(servers[flight.server].name) did not answer as the run stopped; the next run asks it what became of the prompt"))
+                    .message("\(flight.label): left in flight on \(servers[flight.server].name) as the run stopped; the next run asks it what became of the prompt"))
             }
         }
         return cancels

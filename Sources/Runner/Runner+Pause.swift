@@ -85,17 +85,9 @@ extension Runner {
             hooks.deliver(.batch(.resume, ["reason": .string(pause.reason), "folder": .string(pause.folder), "paused_for": .double(HookEvent.rounded(seconds))]))
         }
         persistRunner()
-        let waiting = parked.sorted()
-        parked.removeAll()
-        for (offset, promptID) in waiting.enumerated() {
-            guard let flight = inFlight[promptID] else { continue }
-            await collect(promptID, api: servers[flight.server].api)
-            guard paused == nil else {
-                // Full again: the rest waits for the next check.
-                parked.formUnion(waiting.dropFirst(offset + 1))
-                return
-            }
-        }
+        // What waited is collected (as children of the run; one that finds the disk full again
+        // pauses the run again and waits for the next check).
+        for promptID in flights.parked { apply(flights.handle(.collectAgain(promptID))) }
         if pause.queue { await reconcile() }
         refill()
         checkFinished()

@@ -69,11 +69,6 @@ public actor Runner {
     var paused: Pause?
     /// The queue failed for good (see `queueFailed`): the run ends with this reason.
     var queueBroken: String?
-    /// Prompts done on their server whose outputs wait for the pause to end.
-    var parked: Set<String> = []
-    /// Prompts done on their server whose download failed as the server went away: collected
-    /// again once it is up.
-    var awaitingServer: Set<String> = []
     /// The largest output saved so far: resuming needs room for at least this much.
     var largestOutput: Int64 = 0
     /// Forgets and wakes for the connections, run in order by one task.
@@ -472,8 +467,8 @@ public actor Runner {
         return count
     }
 
-    /// Its outputs are being collected (history, downloads): the engine's job is done.
-    func isCollecting(_ promptID: String) -> Bool { flights.stage(of: promptID) == .collecting }
+    /// Its outputs are being collected (history, downloads), or wait to be: the engine's job is done.
+    func isCollecting(_ promptID: String) -> Bool { flights.isPastTheEngine(promptID) }
 
     /// Ends a prompt's flight here and in the machine; returns what was kept about it.
     @discardableResult
@@ -555,7 +550,7 @@ public actor Runner {
             files = outputs
         case (.awaitServer, _):
             // The server stopped answering with the outputs on it: collected once it is back.
-            awaitingServer.insert(promptID)
+            apply(flights.handle(.collectLater(promptID, .server)))
             servers[flight.server].probes.yield()
             continuation.yield(.message("\(flight.label): cannot read its history (\(unanswered.map { "\($0)" } ?? "no answer")); collecting it again when \(api.name) answers"))
             return
@@ -565,7 +560,7 @@ public actor Runner {
         }
         // Paused (a full disk): it waits, done on its server, to be collected on resuming.
         guard paused == nil else {
-            parked.insert(promptID)
+            apply(flights.handle(.collectLater(promptID, .pause)))
             return
         }
         // Another run took it over (this one was silent past its lease): that run collects it,
@@ -585,7 +580,7 @@ public actor Runner {
             switch settle(flight, { try queue.finish(flight.itemID, promptID: promptID, state: .done, outputs: .array(outputs), timings: timingsJSON(flight), now: wallClock) }) {
             case .written: break
             case .unwritten:
-                parked.insert(promptID)  // the queue could not say so: collected again on resuming
+                apply(flights.handle(.collectLater(promptID, .pause)))  // the queue could not say so: collected again on resuming
                 return
             case .notOurs:
                 refill()
@@ -606,13 +601,13 @@ public actor Runner {
         } catch let error as OutputError where error.serverGone {
             // The server went away with the outputs on it: no fault of the item. Collected again
             // once it answers (or, if it lost its history, submitted again).
-            awaitingServer.insert(promptID)
+            apply(flights.handle(.collectLater(promptID, .server)))
             servers[flight.server].probes.yield()
             continuation.yield(.message("\(flight.label): \(error.message); collecting it again when \(api.name) answers"))
             return
         } catch let error as OutputError where error.outOfSpace {
             // A full disk pauses the night; it does not fail the item.
-            parked.insert(promptID)
+            apply(flights.handle(.collectLater(promptID, .pause)))
             pause(reason: error.message, folder: flight.outputFolder)
             return
         } catch {

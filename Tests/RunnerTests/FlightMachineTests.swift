@@ -21,6 +21,10 @@ import Testing
         case .uncertain?: path = [.claimed("p", server: 0), .laneTook("p"), .prepared("p", server: 0), .postUncertain("p")]
         case .accepted?: path = [.claimed("p", server: 0), .laneTook("p"), .prepared("p", server: 0), .posted("p", server: 0)]
         case .collecting?: path = [.claimed("p", server: 0), .laneTook("p"), .prepared("p", server: 0), .posted("p", server: 0), .finishedOnServer("p")]
+        case .awaitingServer?:
+            path = [.claimed("p", server: 0), .laneTook("p"), .prepared("p", server: 0), .posted("p", server: 0), .finishedOnServer("p"), .collectLater("p", .server)]
+        case .parked?:
+            path = [.claimed("p", server: 0), .laneTook("p"), .prepared("p", server: 0), .posted("p", server: 0), .finishedOnServer("p"), .collectLater("p", .pause)]
         case .settling?: path = [.claimed("p", server: 0), .laneTook("p"), .prepared("p", server: 0), .posted("p", server: 0), .stop]
         case .withdrawing(.stalled)?: path = [.claimed("p", server: 0), .laneTook("p"), .prepared("p", server: 0), .posted("p", server: 0), .stalled("p")]
         case .withdrawing(.cancelled)?:
@@ -36,10 +40,10 @@ import Testing
         return machine
     }
 
-    static let stages: [Stage?] = [nil, .claimed, .preparing, .posting, .uncertain, .accepted, .collecting, .settling, .withdrawing(.stalled), .withdrawing(.cancelled)]
+    static let stages: [Stage?] = [nil, .claimed, .preparing, .posting, .uncertain, .accepted, .collecting, .awaitingServer, .parked, .settling, .withdrawing(.stalled), .withdrawing(.cancelled)]
     static let inputs: [Input] = [
         .claimed("p", server: 0), .adopted("p", server: 0, finished: false), .adopted("p", server: 0, finished: true), .laneTook("p"), .prepared("p", server: 0), .posted("p", server: 0), .postUncertain("p"), .verified("p", onServer: true),
-        .verified("p", onServer: false), .finishedOnServer("p"), .stalled("p"), .cancelledInQueue("p"), .settled("p", finished: true), .settled("p", finished: false),
+        .verified("p", onServer: false), .finishedOnServer("p"), .collectLater("p", .server), .collectLater("p", .pause), .collectAgain("p"), .stalled("p"), .cancelledInQueue("p"), .settled("p", finished: true), .settled("p", finished: false),
         .settled("p", finished: nil), .ended("p"), .drain, .stop,
     ]
 
@@ -61,6 +65,8 @@ import Testing
         case .postUncertain: "postUncertain"
         case .verified(_, let onServer): "verified(\(onServer ? "there" : "absent"))"
         case .finishedOnServer: "finishedOnServer"
+        case .collectLater(_, let wait): "collectLater(\(wait))"
+        case .collectAgain: "collectAgain"
         case .stalled: "stalled"
         case .cancelledInQueue: "cancelledInQueue"
         case .settled(_, let finished): "settled(\(finished.map { $0 ? "finished" : "not finished" } ?? "no answer"))"
@@ -90,8 +96,9 @@ import Testing
     /// Every input in every stage, in one mode.
     static func transcript(mode: FlightMachine.Mode) -> String {
         var lines: [String] = []
-        for stage in stages where !(mode == .stopping && [.claimed, .preparing].contains(stage)) {
-            // (Stopping takes claimed and preparing prompts out of flight: they have no stopping row.)
+        for stage in stages where !(mode == .stopping && [.claimed, .preparing, .awaitingServer, .parked].contains(stage)) {
+            // (Stopping takes claimed, preparing, awaiting and parked prompts out of flight: they
+            // have no stopping row.)
             for input in inputs {
                 var machine = machine(stage, mode: mode)
                 let before = machine.stage(of: "p")
@@ -135,7 +142,15 @@ import Testing
                 accepted --cancelledInQueue--> withdrawing(cancelled): forget, cancel(1)
                 accepted --ended--> -: nothing
                 accepted --stop--> settling: cancel(1)
+                collecting --collectLater(server)--> awaitingServer: nothing
+                collecting --collectLater(pause)--> parked: nothing
                 collecting --ended--> -: nothing
+                awaitingServer --collectAgain--> collecting: collect
+                awaitingServer --ended--> -: nothing
+                awaitingServer --stop--> -: leaveForReconcile
+                parked --collectAgain--> collecting: collect
+                parked --ended--> -: nothing
+                parked --stop--> -: leaveForReconcile
                 settling --posted--> settling: cancel(1)
                 settling --postUncertain--> settling: cancel(1)
                 settling --finishedOnServer--> collecting: collect
@@ -197,6 +212,8 @@ import Testing
                 accepted/settling --settled(not finished)--> -: putBack(1)
                 accepted/settling --settled(no answer)--> -: leaveForReconcile
                 accepted/settling --ended--> -: nothing
+                collecting --collectLater(server)--> -: leaveForReconcile
+                collecting --collectLater(pause)--> -: leaveForReconcile
                 collecting --ended--> -: nothing
                 settling --posted--> settling: cancel(1)
                 settling --postUncertain--> settling: cancel(1)

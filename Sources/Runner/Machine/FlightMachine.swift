@@ -32,12 +32,24 @@ struct FlightMachine: Sendable {
         case accepted
         /// Done on its server: its outputs are being collected.
         case collecting
+        /// Done on its server, its outputs not read yet: the server stopped answering (collected
+        /// again once it is up).
+        case awaitingServer
+        /// Done on its server, its outputs not saved yet: the run is paused (a full disk, a queue
+        /// that cannot be written); collected again on resuming.
+        case parked
         /// The run stopped while the server had it (or may have): taken off the server, waiting
         /// to hear whether it finished there first.
         case settling
         /// Taken off its server while the run goes on (why), waiting to hear whether it finished
         /// there first.
         case withdrawing(Withdrawal)
+    }
+
+    /// What a collection that cannot go on now waits for.
+    enum CollectWait: Sendable, Equatable {
+        case server
+        case pause
     }
 
     /// Why a running prompt is taken off its server while the run goes on.
@@ -72,6 +84,10 @@ struct FlightMachine: Sendable {
         case verified(String, onServer: Bool)
         /// The server says it finished (success).
         case finishedOnServer(String)
+        /// Its collection cannot go on now: it waits for its server, or for the pause to end.
+        case collectLater(String, CollectWait)
+        /// Its server is up again, or the pause is over: collect it now.
+        case collectAgain(String)
         /// Nothing heard of it for longer than its stall timeout (the clock).
         case stalled(String)
         /// The queue says cancelled (`comfyq cancel`) while its server runs it.
@@ -125,6 +141,15 @@ struct FlightMachine: Sendable {
     /// its server, an output download.
     var unsettled: [String] {
         flights.filter { [.posting, .settling, .collecting].contains($0.value.stage) || $0.value.stage.isWithdrawing }.map(\.key).sorted()
+    }
+
+    /// Prompts waiting for the pause to end, to be collected.
+    var parked: [String] { flights.filter { $0.value.stage == .parked }.map(\.key).sorted() }
+
+    /// Whether the engine's part is over: it is being collected, or waits to be.
+    func isPastTheEngine(_ promptID: String) -> Bool {
+        guard let stage = stage(of: promptID) else { return false }
+        return [.collecting, .awaitingServer, .parked].contains(stage)
     }
 
     /// Whether it is being taken off its server (a stop, a stall, a cancel): an interrupt the
@@ -207,6 +232,21 @@ struct FlightMachine: Sendable {
             move(id, to: .collecting)
             return [.collect(id, server: flight.server)]
 
+        case .collectLater(let id, let wait):
+            guard stage(of: id) == .collecting else { return [] }
+            guard mode != .stopping else {
+                // The run is stopping: the next run collects it.
+                flights[id] = nil
+                return [.leaveForReconcile(id)]
+            }
+            move(id, to: wait == .server ? .awaitingServer : .parked)
+            return []
+
+        case .collectAgain(let id):
+            guard let flight = flights[id], [.awaitingServer, .parked].contains(flight.stage) else { return [] }
+            move(id, to: .collecting)
+            return [.collect(id, server: flight.server)]
+
         case .stalled(let id), .cancelledInQueue(let id):
             guard let flight = flights[id], flight.stage == .accepted, mode != .stopping else { return [] }
             if case .stalled = input { move(id, to: .withdrawing(.stalled)) } else { move(id, to: .withdrawing(.cancelled)) }
@@ -258,6 +298,10 @@ struct FlightMachine: Sendable {
                     cancel[flight.server, default: []].append(id)
                 case .collecting, .settling, .withdrawing:
                     break  // already on their way
+                case .awaitingServer, .parked:
+                    // Done on the server, nothing under way here: the next run collects it.
+                    flights[id] = nil
+                    actions.append(.leaveForReconcile(id))
                 }
             }
             if !back.isEmpty { actions.append(.putBack(back)) }
