@@ -201,12 +201,12 @@ extension Runner {
             // if its process dies first, the prompt goes back to the queue with everything else
             // that was there. Either way no retry is spent: the server went away, not the item.
             inFlight[promptID]?.uncertain = "\(error)"
-            servers[flight.server].coolDownUntil = now + min(30, pow(2, Double(min(flight.attempts, 5))))
+            servers[flight.server].health.submissionFailed(at: now, attempts: flight.attempts)
             servers[flight.server].probes.yield()
             return true
         default:
             // 5xx and the like: cool the server down a little and try again, while retries last.
-            servers[flight.server].coolDownUntil = now + min(30, pow(2, Double(flight.attempts)))
+            servers[flight.server].health.submissionFailed(at: now, attempts: flight.attempts)
             end(promptID, .serverError(error))
         }
         return false

@@ -11,11 +11,11 @@ extension Runner {
         if silentTooLong { dropTakenOver() }
         switch event {
         case .connected:
-            servers[server].socketOpen = true
+            servers[server].health.socket(open: true)
             continuation.yield(.serverState(server: servers[server].name, state: "connected"))
             refill()
         case .disconnected(let reason, let retryIn):
-            servers[server].socketOpen = false
+            servers[server].health.socket(open: false)
             // While a server is not up, its health line says why; the socket's retries are noise.
             guard servers[server].health.state == .up else { return }
             continuation.yield(.serverState(server: servers[server].name, state: "disconnected (\(reason)); reconnecting in \(String(format: "%.1f", retryIn)) s"))

@@ -22,14 +22,8 @@ struct ServerSlot {
     var probes: AsyncStream<Void>.Continuation
     /// Prompts to submit, in order: one long-lived task per server takes them one at a time.
     var lane: AsyncStream<String>.Continuation
-    /// The WebSocket is open.
-    var socketOpen = false
-    /// A submission failed: nothing more until then.
-    var coolDownUntil: Double = 0
     /// What `/system_stats` said last.
     var stats: SystemStats?
-    /// When this run last tried to take the lock of a server another run supervises.
-    var lastLockAttempt: Double = 0
     /// What the last prompt sent to it loads (nil: nothing yet, or it went away since).
     var loaded: ModelKey?
     /// `max_upload_size` from its `/features`, asked before its first upload.
@@ -47,7 +41,7 @@ struct ServerSlot {
     var jobs: Bool { features?.jobs ?? false }
 
     var name: String { definition.name }
-    var isAvailable: Bool { health.state.isAvailable && socketOpen }
+
 }
 
 /// What the runner asks of a connection without waiting for it (one task runs these in order).
@@ -207,10 +201,9 @@ extension Runner {
             if let process = servers[index].process, process.isRunning, let exit = process.poll(now: now) {
                 perform(servers[index].health.processExited(at: now, description: exit), on: index)
             }
-            if servers[index].definition.isSupervised, servers[index].lock == nil, now - servers[index].lastLockAttempt >= 2,
-                let files = servers[index].files
+            if servers[index].definition.isSupervised, servers[index].lock == nil, let files = servers[index].files,
+                servers[index].health.lockAttemptDue(at: now)
             {
-                servers[index].lastLockAttempt = now
                 takeOverSupervision(index, files: files)
             }
             perform(servers[index].health.tick(at: now), on: index)

@@ -379,7 +379,7 @@ public actor Runner {
             // A server whose node definitions are still to come (pre-flight) gets nothing yet.
             var slots = servers.indices.map { index in
                 DispatchPolicy.Server(
-                    freeSlots: servers[index].isAvailable && servers[index].coolDownUntil <= now && !needsDefinitions(index)
+                    freeSlots: servers[index].health.acceptsWork(at: now) && !needsDefinitions(index)
                         ? max(0, freeSlots(index)) : 0,
                     loaded: servers[index].loaded)
             }

@@ -115,6 +115,15 @@ public struct ServerHealth: Sendable {
     private var everUp = false
     /// Whether a process of ours (or one we adopted) may be running.
     private var processRunning = false
+    /// Its WebSocket is open: prompts are followed on it, so only then is it given work.
+    public private(set) var socketOpen = false
+    /// A submission to it failed: no new work before this.
+    public private(set) var coolDownUntil: Double = 0
+    /// When the supervision lock another run holds was last tried.
+    private var lastLockAttempt = -Double.infinity
+
+    /// The lock of a server another run supervises is tried at most this often.
+    public static let lockRetryInterval: Double = 2
 
     public init(policy: Policy, at now: Double) {
         self.policy = policy
@@ -135,6 +144,9 @@ public struct ServerHealth: Sendable {
     /// Restarts within the last `restartWindow` seconds.
     public var restarts: Int { restartTimes.count }
 
+    /// Whether it may be given a new prompt now: up, its socket open, not cooling down.
+    public func acceptsWork(at now: Double) -> Bool { state.isAvailable && socketOpen && coolDownUntil <= now }
+
     // MARK: Inputs
 
     /// Becomes (or stops being) the supervisor: another comfyq held the server's lock and let go.
@@ -147,6 +159,23 @@ public struct ServerHealth: Sendable {
 
     /// A process of ours (or one found through its pid file) is running.
     public mutating func adoptedProcess() { processRunning = true }
+
+    /// Its WebSocket opened (true) or closed (false).
+    public mutating func socket(open: Bool) { socketOpen = open }
+
+    /// A submission to it failed (its `attempts`-th try of the item): it cools down for 2, 4, 8…
+    /// up to 30 s before it gets new work.
+    public mutating func submissionFailed(at now: Double, attempts: Int) {
+        coolDownUntil = now + min(30, Double(1 << min(max(attempts, 0), 5)))
+    }
+
+    /// Whether to try now for the supervision lock another run holds (at most every
+    /// `lockRetryInterval` seconds); a yes counts as the try.
+    public mutating func lockAttemptDue(at now: Double) -> Bool {
+        guard now - lastLockAttempt >= Self.lockRetryInterval else { return false }
+        lastLockAttempt = now
+        return true
+    }
 
     /// The process was started.
     public mutating func launched(at now: Double) { processRunning = true }

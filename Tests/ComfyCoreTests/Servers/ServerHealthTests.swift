@@ -71,6 +71,28 @@ import Testing
         }
     }
 
+    /// Whether a server gets new work: up, its socket open and not cooling down after a failed
+    /// submission (2, 4, 8… up to 30 s by the item's attempt); and the supervision lock another
+    /// run holds is tried at most every 2 s.
+    @Test func workGoesToAnUpServerWithItsSocketOpenAndNotCoolingDown() {
+        var machine = Machine(supervised: false)
+        _ = machine.health.tick(at: 0)
+        _ = machine.health.probeSucceeded(at: 0.1)
+        #expect(machine.health.state == .up && !machine.health.acceptsWork(at: 0.2), "no socket yet")
+        machine.health.socket(open: true)
+        #expect(machine.health.acceptsWork(at: 0.2))
+        let cases: [(attempts: Int, coolDown: Double)] = [(0, 1), (1, 2), (2, 4), (3, 8), (4, 16), (5, 30), (9, 30)]
+        for (attempts, coolDown) in cases {
+            machine.health.submissionFailed(at: 100, attempts: attempts)
+            #expect(!machine.health.acceptsWork(at: 100 + coolDown - 0.01), "attempt \(attempts): cooling down")
+            #expect(machine.health.acceptsWork(at: 100 + coolDown), "attempt \(attempts): cooled down after \(coolDown) s")
+        }
+        machine.health.socket(open: false)
+        #expect(!machine.health.acceptsWork(at: 1000), "socket closed")
+        let tries = [5, 6.9, 7].map { machine.health.lockAttemptDue(at: $0) }
+        #expect(tries == [true, false, true])
+    }
+
     @Test func aWatchedServerGoesDownAfterSilenceAndComesBack() {
         var machine = Machine(supervised: false) { $0.downAfter = 10 }
         machine.expect([
