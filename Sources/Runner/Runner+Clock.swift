@@ -34,7 +34,7 @@ extension Runner {
     }
 
     func tick() -> [ClockWork] {
-        guard !ended else { return [] }
+        guard phase < .ended else { return [] }
         // The heartbeat first: nothing below waits on a server.
         superviseServers()
         if silentTooLong { dropTakenOver() }

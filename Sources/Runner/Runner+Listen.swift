@@ -40,7 +40,7 @@ final class QueueListener: Sendable {
 extension Runner {
     /// Another process committed a change: claim what it added, now.
     func queueChanged() {
-        guard !ended else { return }
+        guard phase < .ended else { return }
         refill()
         checkFinished()
     }

@@ -62,7 +62,7 @@ extension Runner {
     /// The check at the start of a run, over every pending and held item: what no server can
     /// run is held, what only some servers can run goes only to them (noted once).
     func preflightAtStart() {
-        preflightStarted = true
+        phase = max(phase, .running)  // from now on, new definitions judge what is held
         let checked = checkedServers()
         guard !checked.isEmpty else { return }
         if everyServerChecked {
@@ -107,7 +107,7 @@ extension Runner {
     /// held ones some server can run now. Each server's unrunnable groups of these jobs are set
     /// on the way. `atStart`: say what was checked.
     func judgeHolds(only jobIDs: Set<Int64>? = nil, atStart: Bool = false) {
-        guard everyServerChecked, preflightStarted else { return }
+        guard everyServerChecked, phase >= .running else { return }
         let checked = checkedServers()
         let checkedJobs: [(id: Int64, label: String)]
         let report: PreflightReport

@@ -159,7 +159,7 @@ extension Runner {
     func needsFeatures(_ index: Int) -> Bool { servers[index].features == nil }
 
     func probed(_ index: Int, _ result: ProbeResult) {
-        guard !serversStopped else { return }
+        guard phase < .stoppingServers else { return }
         switch result {
         case .answered(let stats, let features, let definitions):
             servers[index].stats = stats
@@ -181,7 +181,7 @@ extension Runner {
     /// Seconds until the clock should look again: the tick, or a server's deadline if sooner.
     /// Seconds to the next tick; nil once the run has ended (the clock stops).
     func nextTickDelay() -> Double? {
-        guard !ended else { return nil }
+        guard phase < .ended else { return nil }
         let deadlines = servers.compactMap(\.health.nextDeadline)
         guard let soonest = deadlines.min() else { return options.tick }
         return max(0.005, min(options.tick, soonest - now))
@@ -189,14 +189,14 @@ extension Runner {
 
     /// A process this run started has exited (its waiter thread says so at once).
     func processEnded(_ index: Int) {
-        guard !serversStopped, let process = servers[index].process, process.isRunning, let exit = process.poll(now: now) else { return }
+        guard phase < .stoppingServers, let process = servers[index].process, process.isRunning, let exit = process.poll(now: now) else { return }
         perform(servers[index].health.processExited(at: now, description: exit), on: index)
     }
 
     /// The clock for servers: processes that exited, probes due, backoffs, start deadlines,
     /// locks another run let go of, log rotation and the heartbeat written to the queue.
     func superviseServers() {
-        guard !serversStopped else { return }
+        guard phase < .stoppingServers else { return }
         for index in servers.indices {
             if let process = servers[index].process, process.isRunning, let exit = process.poll(now: now) {
                 perform(servers[index].health.processExited(at: now, description: exit), on: index)
@@ -399,7 +399,7 @@ extension Runner {
     /// The end of the run: stop the processes this run started (unless `keep_running`), and
     /// wait for them to exit.
     func stopServers() async {
-        serversStopped = true
+        phase = max(phase, .stoppingServers)
         // Prompts other runs have on a server are theirs to finish: it is left running for them
         // (the one that takes over its lock stops it when it ends).
         let elsewhere: [String: Int]

@@ -46,8 +46,6 @@ public actor Runner {
     let files = FileWork()
     /// Input files hashed this run, by path, with the size and time they had (see `hash`).
     var inputHashes: [String: (size: Int64, modified: Double, sha256: String)] = [:]
-    /// The run is ending: server news is no longer acted on.
-    var serversStopped = false
     /// How this run's items name it in the queue (`host/pid#N`; see `newOwner`).
     let owner: String
     /// Where the queue is (a file, or a PostgreSQL URL).
@@ -94,12 +92,10 @@ public actor Runner {
     private var childrenDone = false
     /// The run's end waits for this (see `waitForEnd`).
     private var endWaiter: (condition: EndCondition, continuation: CheckedContinuation<Void, Never>)?
-    /// The run has returned: the clock stops.
-    var ended = false
+    /// Where the run is in its life (see `RunPhase`).
+    var phase = RunPhase.starting
     /// Items of the run's jobs held by pre-flight (no server can run them), as last counted.
     var heldItems = 0
-    /// The check at the start has run: from then on, new definitions judge what is held.
-    var preflightStarted = false
     /// When the servers' definitions were last fetched again for the held items.
     var lastDefinitionsRefresh: Double = 0
 
@@ -229,7 +225,7 @@ public actor Runner {
 
     /// Ends the run's tasks by ending what they wait on (see `children`).
     private func endTasks() {
-        ended = true
+        phase = .ended
         listener?.stop()
         for slot in servers {
             slot.lane.finish()
@@ -341,6 +337,7 @@ public actor Runner {
             if let hooks = options.hooks, hooks.wants(.idle) { hooks.deliver(.batch(.idle, batchCounts())) }
         case .finish(let why):
             self.finish = nil
+            phase = max(phase, .ending)
             countHeld()
             finish.resume(
                 returning: RunSummary(

@@ -1,3 +1,20 @@
+/// Where a run is in its life, in order: one value instead of a flag per step.
+enum RunPhase: Int, Sendable, Comparable {
+    /// Servers looked at, prompts left in flight reconciled; nothing judged against the servers'
+    /// definitions yet (pre-flight's first check is next).
+    case starting
+    /// Claiming, submitting, following.
+    case running
+    /// `RunEnd` said finish: what is under way settles, connections close.
+    case ending
+    /// The servers this run started are being stopped: their news is no longer acted on.
+    case stoppingServers
+    /// The run has returned: the clock stops.
+    case ended
+
+    static func < (lhs: RunPhase, rhs: RunPhase) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
 /// Whether the run ends now, and why: a pure decision over what the runner knows at a moment.
 /// The runner asks after everything that can end a run (a prompt ending, Ctrl-C, a server given
 /// up, a queue failure, the clock) and runs what it returns.
