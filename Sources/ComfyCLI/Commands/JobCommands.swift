@@ -33,6 +33,12 @@ enum JobFiles {
         loader.nodeDefinitions = definitions
         loader.now = DateParts(Date())
         loader.digest = { SHA1.hex($0) }
+        loader.readEmbedded = { path in
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw LoadFailure(reason: FileManager.default.fileExists(atPath: path) ? "cannot read it" : "no such file")
+            }
+            do { return try MediaMetadata.read([UInt8](data)) } catch { throw LoadFailure(reason: "\(path): \(error)") }
+        }
         return loader
     }
 
@@ -41,10 +47,10 @@ enum JobFiles {
         var description: String { reason }
     }
 
-    /// Loads every file; all problems in all files are reported together.
-    static func load(_ paths: [String], uploads: UploadInputs = .builtIn, definitions: NodeDefinitionsSource? = nil) throws -> [JobSpec] {
-        let loader = loader(uploads: uploads, definitions: definitions)
-        var specs: [JobSpec] = []
+    /// The job document of every file (a job file, a Lua job, a workflow, a picture ComfyUI
+    /// saved), with the command line's sweeps applied; all problems in all files together.
+    static func documents(_ paths: [String], sweeps: JobSources = JobSources()) throws -> [(document: JSONValue, path: String)] {
+        var documents: [(document: JSONValue, path: String)] = []
         var problems: [JobProblem] = []
         for path in paths {
             if path.hasSuffix(".lua") {
@@ -52,24 +58,46 @@ enum JobFiles {
                     problems.append(JobProblem(file: path, location: "", reason: "no such file"))
                     continue
                 }
-                do {
-                    let document = try LuaJobFile.evaluate(path: path)
-                    specs.append(try loader.load(document: document, path: path))
-                } catch let error as LuaJobFile.Failure {
+                let document: JSONValue
+                do throws(LuaJobFile.Failure) {
+                    document = try LuaJobFile.evaluate(path: path)
+                } catch {
                     problems.append(JobProblem(file: path, location: error.location, reason: error.reason))
-                } catch let error as JobValidationError {
-                    problems += error.problems
+                    continue
                 }
+                if let object = document.objectValue { documents.append((.object(sweeps.applied(to: object)), path)) } else { documents.append((document, path)) }
                 continue
             }
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                problems.append(JobProblem(file: path, location: "", reason: FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file"))
-                continue
+            switch JobSources.document(for: path, workingDirectory: sweeps.workingDirectory) {
+            case .success(let document): documents.append((.object(sweeps.applied(to: document)), path))
+            case .failure(let error): problems += error.problems
             }
-            do { specs.append(try loader.load(text: text, path: path)) } catch { problems += error.problems }
+        }
+        if !problems.isEmpty { throw InvalidJobFiles(error: JobValidationError(problems: problems)) }
+        return documents
+    }
+
+    /// Loads every file (see `documents`); all problems in all files are reported together.
+    static func load(
+        _ paths: [String], sweeps: JobSources = JobSources(), uploads: UploadInputs = .builtIn, definitions: NodeDefinitionsSource? = nil
+    ) throws -> [JobSpec] {
+        let loader = loader(uploads: uploads, definitions: definitions)
+        var specs: [JobSpec] = []
+        var problems: [JobProblem] = []
+        for (document, path) in try documents(paths, sweeps: sweeps) {
+            do { specs.append(try loader.load(document: document, path: path)) } catch { problems += error.problems }
         }
         if !problems.isEmpty { throw InvalidJobFiles(error: JobValidationError(problems: problems)) }
         return specs
+    }
+
+    /// `--print-job`: the job files the command line stands for, checked, as JSON5 (one after
+    /// another when there are several).
+    static func printJobs(_ paths: [String], sweeps: JobSources, console: Console) throws {
+        for (document, _) in try documents(paths, sweeps: sweeps) {
+            console.print("// comfyq add this file (or comfyq run it) to queue these items")
+            console.print(document.serialized(pretty: true))
+        }
     }
 
     static func openQueue(_ arguments: ParsedArguments, _ console: Console) throws -> Queue {
@@ -128,13 +156,16 @@ enum ValidateCommand {
             UI-format workflows are converted and every item is pre-flighted: node types, listed values \
             (checkpoints, samplers…), number ranges, required inputs, types; input files against max_upload_size.
             """,
-        arguments: [ArgumentSpec("job", help: "Job files (JSON with comments and trailing commas).", variadic: true)],
+        arguments: [
+            ArgumentSpec("job", help: "Job files (JSON with comments and trailing commas), workflows, or pictures ComfyUI saved.", variadic: true)
+        ],
         options: [ServerChecks.serverOption, ServerChecks.noPreflightOption, ServerChecks.headerOption, ServersConfig.option]
+            + JobSources.options.filter { $0.long != "print-job" }
     ) { arguments, console in try await validate(arguments, console) }
 
     static func validate(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
         let (specs, lines) = try await ServerChecks.withDefinitions(arguments, jobPaths: arguments.positionals, command: spec, console: console) {
-            try await checked(arguments.positionals, fetched: $0, arguments: arguments)
+            try await checked(arguments.positionals, sweeps: try JobSources(arguments, command: spec), fetched: $0, arguments: arguments)
         }
         for line in lines { console.print(line) }
         for note in specs.flatMap({ $0.uiWorkflow?.notes ?? [] }) { console.print("note: \(note)") }
@@ -151,7 +182,9 @@ extension ValidateCommand {
     /// servers' upload inputs known), checks input files against each server's
     /// `max_upload_size`, and pre-flights every item unless `--no-preflight`. Returns the jobs
     /// and what to print about the pre-flight.
-    static func checked(_ paths: [String], fetched: ServerChecks.Fetched, arguments: ParsedArguments) async throws -> (specs: [JobSpec], lines: [String]) {
+    static func checked(
+        _ paths: [String], sweeps: JobSources, fetched: ServerChecks.Fetched, arguments: ParsedArguments
+    ) async throws -> (specs: [JobSpec], lines: [String]) {
         var uploads = UploadInputs.builtIn
         var limits: [(name: String, bytes: Int64)] = []
         for (server, source) in fetched.answered {
@@ -163,7 +196,7 @@ extension ValidateCommand {
                 // Answered from the cache, or gone since: the limit is not known.
             }
         }
-        let specs = try JobFiles.load(paths, uploads: uploads, definitions: fetched.forConversion)
+        let specs = try JobFiles.load(paths, sweeps: sweeps, uploads: uploads, definitions: fetched.forConversion)
         var problems: [JobProblem] = []
         for spec in specs where !limits.isEmpty {
             var seen: Set<String> = []
@@ -190,20 +223,21 @@ enum AddCommand {
     static let spec = CommandSpec(
         name: "add", abstract: "Validate job files, expand their sweeps and add the items to the queue.",
         discussion: "All files are checked first; nothing is queued unless every one is valid. Each job goes in with one transaction.",
-        arguments: [ArgumentSpec("job", help: "Job files to add.", variadic: true)],
+        arguments: [ArgumentSpec("job", help: "Job files, workflows (API or UI format), or pictures ComfyUI saved (PNG, WebP, FLAC).", variadic: true)],
         options: [
             .flag("dry-run", help: "List the items that would be added, and add nothing."),
             ServerChecks.serverOption, ServerChecks.noPreflightOption, ServerChecks.headerOption, ServersConfig.option,
             JobFiles.dbOption,
-        ]
+        ] + JobSources.options
     ) { arguments, console in try await add(arguments, console) }
 
     static func add(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
+        let sweeps = try JobSources(arguments, command: spec)
         let (jobs, lines) = try await ServerChecks.withDefinitions(arguments, jobPaths: arguments.positionals, command: spec, console: console) {
             fetched in
             var uploads = UploadInputs.builtIn
             for (_, source) in fetched.answered { uploads = uploads.merging(UploadInputs(definitions: source.definitions)) }
-            let specs = try JobFiles.load(arguments.positionals, uploads: uploads, definitions: fetched.forConversion)
+            let specs = try JobFiles.load(arguments.positionals, sweeps: sweeps, uploads: uploads, definitions: fetched.forConversion)
             let jobs = specs.map { ($0, $0.expand(random: JobFiles.random)) }
             guard !arguments.flag("no-preflight") else { return (jobs, [String]()) }
             if fetched.answered.isEmpty { return (jobs, [fetched.skippedLine]) }
@@ -211,6 +245,10 @@ enum AddCommand {
         }
         for line in lines { console.printError(line) }
         for note in jobs.flatMap({ $0.0.uiWorkflow?.notes ?? [] }) { console.printError("note: \(note)") }
+        if arguments.flag("print-job") {
+            try JobFiles.printJobs(arguments.positionals, sweeps: sweeps, console: console)
+            return .success
+        }
         if arguments.flag("dry-run") {
             for (spec, items) in jobs {
                 console.print("\(spec.name): \(items.count) item\(items.count == 1 ? "" : "s") (dry run, nothing added)")

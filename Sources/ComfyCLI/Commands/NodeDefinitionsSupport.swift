@@ -1,6 +1,7 @@
 import ComfyClient
 import ComfyCore
 import Foundation
+import InputFiles
 
 /// Servers' node definitions for the commands that read job files: UI-format workflows are
 /// converted with them, and every item is checked against them before anything is queued
@@ -70,13 +71,14 @@ enum ServerChecks {
     static func mayNeedDefinitions(jobPaths: [String]) -> Bool {
         jobPaths.contains { path in
             if path.hasSuffix(".lua") { return true }
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8), let job = try? JSONValue(parsingJSON5: text) else { return false }
+            guard case .success(let job) = JobSources.document(for: path, workingDirectory: FileManager.default.currentDirectoryPath) else { return false }
             switch job["workflow"] {
             case .string(let relative)?:
                 let file = JobLoader.resolve(relative, against: (path as NSString).deletingLastPathComponent)
-                guard let text = try? String(contentsOfFile: file, encoding: .utf8), let workflow = try? JSONValue(parsingJSON5: text) else {
-                    return false
-                }
+                guard let data = FileManager.default.contents(atPath: file) else { return false }
+                // A picture whose API form is missing carries only its UI form.
+                if let embedded = try? MediaMetadata.read([UInt8](data)) { return embedded.prompt == nil && embedded.workflow != nil }
+                guard let text = String(data: data, encoding: .utf8), let workflow = try? JSONValue(parsingJSON5: text) else { return false }
                 return UIWorkflow.isUIFormat(workflow)
             case let inline?: return UIWorkflow.isUIFormat(inline)
             case nil: return false

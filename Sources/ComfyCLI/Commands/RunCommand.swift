@@ -20,7 +20,11 @@ enum RunCommand {
             interrupt in-flight prompts, put them back in the queue, and stop. Safe to kill at any
             moment: the next run reconciles what was in flight and runs nothing twice.
             """,
-        arguments: [ArgumentSpec("job", help: "Job files to add before running.", optional: true, variadic: true)],
+        arguments: [
+            ArgumentSpec(
+                "job", help: "Job files, workflows (API or UI format) or pictures ComfyUI saved (PNG, WebP, FLAC) to add before running.",
+                optional: true, variadic: true)
+        ],
         options: [
             .value(
                 "server", name: "name|url", completion: .servers,
@@ -44,7 +48,7 @@ enum RunCommand {
             .value("ca-file", name: "path", help: "Trust the PEM certificates in this file for wss://."),
             .flag("insecure", help: "Do not verify wss:// certificates (self-signed test setups only)."),
             JobFiles.dbOption,
-        ] + HookFiles.options,
+        ] + HookFiles.options + JobSources.options,
         run: run)
 
     static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
@@ -56,7 +60,12 @@ enum RunCommand {
         } else if ServerChecks.mayNeedDefinitions(jobPaths: arguments.positionals) {
             definitions = try await ServerChecks.fetch(arguments, jobPaths: arguments.positionals, command: spec, console: console).forConversion
         }
-        let specs = try JobFiles.load(arguments.positionals, definitions: definitions)
+        let sweeps = try JobSources(arguments, command: spec)
+        let specs = try JobFiles.load(arguments.positionals, sweeps: sweeps, definitions: definitions)
+        if arguments.flag("print-job") {
+            try JobFiles.printJobs(arguments.positionals, sweeps: sweeps, console: console)
+            return .success
+        }
         let concurrency = Int(arguments.value("concurrency") ?? "2") ?? 0
         guard concurrency >= 1 else { throw UsageError("--concurrency must be a whole number of at least 1", command: spec) }
         let dispatch = try dispatchPolicy(arguments)

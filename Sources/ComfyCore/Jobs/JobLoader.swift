@@ -22,6 +22,9 @@ public struct JobLoader {
     public var choose: (Int) -> Int = { Int.random(in: 0..<$0) }
     /// SHA-1 (hex) of a UI-format workflow's bytes, for the record kept with the job.
     public var digest: (([UInt8]) -> String)?
+    /// The workflow saved in a picture, video or sound file (nil: not such a file), so a job's
+    /// `workflow` may name what ComfyUI saved; without it, such files are read as text.
+    public var readEmbedded: ((String) throws -> EmbeddedWorkflow?)?
 
     public init(
         readFile: @escaping (String) throws -> String, fileExists: @escaping (String) -> Bool, files: FileAccess? = nil,
@@ -34,7 +37,7 @@ public struct JobLoader {
         self.uploads = uploads
     }
 
-    static let fields = [
+    public static let fields = [
         "name", "workflow", "set", "matrix", "zip", "seeds", "repeat", "priority", "output", "servers", "retries", "timeouts", "hooks",
         "max_defer", "order", "object_info",
     ]
@@ -70,6 +73,10 @@ public struct JobLoader {
         case .string(let relative)?:
             let workflowPath = Self.resolve(relative, against: directory)
             do {
+                if let embedded = try readEmbedded?(workflowPath) {
+                    (workflow, uiWorkflow) = fromEmbedded(embedded, path: workflowPath, definitions: definitions, problem: problem)
+                    break
+                }
                 let content = try readFile(workflowPath)
                 let json: JSONValue
                 do { json = try JSONValue(parsingJSON5: content) } catch {
@@ -317,6 +324,35 @@ public struct JobLoader {
             maxDefer: maxDefer, strictOrder: strictOrder, uiWorkflow: uiWorkflow)
     }
 
+    /// The graph saved in a picture: its API form when there (exactly what ran), else its UI
+    /// form converted.
+    private func fromEmbedded(
+        _ embedded: EmbeddedWorkflow, path: String, definitions: NodeDefinitionsSource?, problem: (String, String) -> Void
+    ) -> (Workflow?, UIWorkflowRecord?) {
+        func parsed(_ text: String, _ what: String) -> JSONValue? {
+            do { return try JSONValue(parsingJSON5: text) } catch {
+                problem("workflow", "\(path): its \(what) is not JSON: \(error)")
+                return nil
+            }
+        }
+        if let text = embedded.prompt {
+            guard let json = parsed(text, "prompt") else { return (nil, nil) }
+            do { return (try Workflow(json: json), nil) } catch {
+                problem("workflow", "\(path): its prompt is not a workflow: \(error)")
+                return (nil, nil)
+            }
+        }
+        if let text = embedded.workflow {
+            guard let json = parsed(text, "workflow") else { return (nil, nil) }
+            guard let (graph, record) = converted(json, path: path, text: text, definitions: definitions, problem: problem) else { return (nil, nil) }
+            return (graph, record)
+        }
+        problem(
+            "workflow",
+            "\(path): a \(embedded.format) file without a workflow (no \"prompt\" or \"workflow\" in it): not saved by ComfyUI, or saved with --disable-metadata")
+        return (nil, nil)
+    }
+
     private func seedSweep(
         _ value: JSONValue, resolver: AddressResolver, problem: (String, String) -> Void
     ) -> SeedSweep? {
@@ -375,7 +411,7 @@ public struct JobLoader {
 
     /// `.` and `..` taken out of an absolute path (`/a/b/../c` → `/a/c`); relative paths keep
     /// their leading `..`.
-    static func normalized(_ path: String) -> String {
+    public static func normalized(_ path: String) -> String {
         var parts: [Substring] = []
         for part in path.split(separator: "/", omittingEmptySubsequences: true) {
             if part == "." { continue }
