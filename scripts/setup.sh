@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(pkg-config liblua5.4-dev libsqlite3-dev libssl-dev zlib1g-dev libpq-dev)
 if [ -z "${COMFYQ_SETUP_BUILD_ONLY:-}" ]; then  # scripts/install.sh needs only the above
-    packages+=(python3 python3-websockets openssl)
+    packages+=(python3 python3-websockets python3-pil openssl)
     # Test-only: a real browser for the web pages (headless), and a font for its screenshots.
     packages+=(chromium fonts-dejavu-core)
     # Test-only: a PostgreSQL server, for the throwaway clusters the queue tests start and remove.

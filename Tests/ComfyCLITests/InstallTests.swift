@@ -118,6 +118,35 @@ import Testing
         }
     }
 
+    /// After --set, --matrix and --zip, bash and fish offer the addresses of the workflow (or
+    /// picture, or job) on the line, asked of `comfyq inspect --addresses`.
+    @Test func completionOffersTheAddressesOfTheWorkflowOnTheLine() async throws {
+        let workflow = Paths.packageRoot.appendingPathComponent("jobs/workflows/txt2img.json").path
+        let environment = Hermetic.childEnvironment([
+            "PATH": Paths.binary.deletingLastPathComponent().path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        ])
+        let bash = try #require(Self.tool("bash"))
+        let script = TestFolder.root.appendingPathComponent("comfyq-addresses-\(UUID()).bash")
+        defer { try? FileManager.default.removeItem(at: script) }
+        let lines = [
+            Completions.script(for: .bash, commands: ComfyQ.commands),
+            "COMP_WORDS=(comfyq run '\(workflow)' --seeds 3 --set KSampler.s); COMP_CWORD=6; COMPREPLY=(); _comfyq; printf '=> %s\\n' \"${COMPREPLY[@]}\"",
+            "COMP_WORDS=(comfyq add '\(workflow)' --matrix Pos); COMP_CWORD=4; COMPREPLY=(); _comfyq; printf '=> %s\\n' \"${COMPREPLY[@]}\"",
+        ]
+        try lines.joined(separator: "\n").write(to: script, atomically: true, encoding: .utf8)
+        let (status, output) = try await Self.run(bash, ["--norc", "--noprofile", script.path], environment: environment)
+        #expect(status == 0, "\(output)")
+        let offered = output.split(separator: "\n").filter { $0.hasPrefix("=> ") }.map { String($0.dropFirst(3)) }
+        #expect(offered == ["KSampler.seed=", "KSampler.steps=", "KSampler.sampler_name=", "KSampler.scheduler=", "Positive prompt.text="], "\(output)")
+        guard let fish = Self.tool("fish") else { return }  // (its own test says when fish is missing)
+        let file = TestFolder.root.appendingPathComponent("comfyq-\(UUID()).fish")
+        try Completions.script(for: .fish, commands: ComfyQ.commands).write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let (fishStatus, fishOutput) = try await Self.run(
+            fish, ["--no-config", "-c", "source \(file.path); complete -C 'comfyq run \(workflow) --set Neg'"], environment: environment)
+        #expect(fishStatus == 0 && fishOutput.hasPrefix("Negative prompt.text="), "\(fishOutput)")
+    }
+
     @Test(.enabled(if: tool("zsh") != nil, "zsh is not installed (scripts/setup.sh installs it): its completions are not tried"))
     func zshCompletionsLoad() async throws {
         let file = TestFolder.root.appendingPathComponent("comfyq-zsh-\(UUID())")

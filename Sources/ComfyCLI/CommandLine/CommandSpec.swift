@@ -35,9 +35,10 @@ public struct OptionSpec: Sendable {
 }
 
 /// What shell completion offers for a value: nothing, files, fixed words, the queue's job
-/// names or the servers file's server names (asked of comfyq as the user types), or commands.
+/// names or the servers file's server names (asked of comfyq as the user types), commands, or
+/// the input addresses of the workflow (job, picture) on the line (`comfyq inspect --addresses`).
 public enum ValueCompletion: Sendable, Equatable {
-    case none, files, jobs, servers, commands
+    case none, files, jobs, servers, commands, addresses
     case words([String])
 }
 

@@ -19,6 +19,7 @@ enum InspectCommand {
                 "server", name: "name|url", completion: .servers,
                 help: "Describe the inputs with this server's node definitions (types, ranges, allowed values).", repeatable: true),
             ServersConfig.option, ServerChecks.headerOption, .flag("json", help: "Print the description as one JSON object."),
+            .flag("addresses", help: "Print only the addresses, each followed by =, one a line (for shell completion)."),
         ] + JobSources.options.filter { $0.long != "print-job" }
     ) { arguments, console in try await inspect(arguments, console) }
 
@@ -36,6 +37,10 @@ enum InspectCommand {
         // A job file (or sweep options) has axes to show; a bare workflow has only its graph.
         let isJob = !sweeps.isEmpty || document?["workflow"].map { $0.stringValue != JobLoader.normalized(absolute(paths[0])) } ?? false
         let inspection = WorkflowInspection(workflow: job.workflow, definitions: source?.definitions, origin: source?.origin)
+        if arguments.flag("addresses") {
+            for address in inspection.nodes.flatMap(\.inputs).compactMap(\.address) { console.print(address + "=") }
+            return .success
+        }
         if arguments.flag("json") {
             var object = inspection.json.objectValue ?? JSONObject()
             object["file"] = .string(paths[0])

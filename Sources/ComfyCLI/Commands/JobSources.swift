@@ -10,12 +10,12 @@ struct JobSources {
     static let options: [OptionSpec] = [
         .value("name", name: "name", help: "The job's name (default: the file's name)."),
         .value("seeds", name: "N|A..B|random:N", help: "Seeds to sweep: N (1 to N), A..B, or random:N (drawn once, when added)."),
-        .value("set", name: "addr=value", help: "Fix an input: KSampler.steps=30, \"Positive prompt.text=a fox\" (see comfyq inspect).", repeatable: true),
+        .value("set", name: "addr=value", completion: .addresses, help: "Fix an input: KSampler.steps=30, \"Positive prompt.text=a fox\" (see comfyq inspect).", repeatable: true),
         .value(
-            "matrix", name: "addr=v1,v2,…",
+            "matrix", name: "addr=v1,v2,…", completion: .addresses,
             help: "Sweep an input over values, every combination with the other --matrix: KSampler.cfg=5,7,9,\nor a JSON list, or @prompts.txt (lines), @photos/*.png (files), @shots.csv:column.",
             repeatable: true),
-        .value("zip", name: "addr=v1,v2,…", help: "Like --matrix, but the --zip lists advance together (same length).", repeatable: true),
+        .value("zip", name: "addr=v1,v2,…", completion: .addresses, help: "Like --matrix, but the --zip lists advance together (same length).", repeatable: true),
         .value("repeat", name: "n", help: "Run each combination n times."),
         .value("priority", name: "n", help: "Higher runs first (default 0)."),
         .value("output", name: "dir", help: "The folder outputs go to (default outputs/NAME)."),
