@@ -34,7 +34,7 @@ import Testing
         let server = try simulator()
         defer { server.stop() }
         let summary = await try Runner(queuePath: workspace.queuePath, options: fastOptions([server])).run()
-        #expect(summary.done == 18 && summary.failed == 0)
+        #expect(summary.done == 18 && summary.failed == 0, "\(summary)")
         let loads = await Self.loads([server])
         let order = try Queue(path: workspace.queuePath).items().sorted { ($0.startedAt ?? 0) < ($1.startedAt ?? 0) }.map { "\($0.index):\($0.modelKey ?? "-")" }
         #expect(loads == [3], "\(order)")
