@@ -250,9 +250,10 @@ public enum FrontendWidgets {
     }
     static let audioUI = WidgetDefinition(name: "audioUI", savedInWorkflow: false, sentInPrompt: false, defaultValue: "")
 
-    /// Classes whose widgets need the browser (uploads of captures or recordings), which a
-    /// converter cannot reproduce.
-    public static let browserOnly: Set<String> = ["Load3D", "Load3DAnimation", "WebcamCapture", "RecordAudio"]
+    /// Classes whose widgets need the browser (captures the page takes as the prompt is queued),
+    /// which a converter cannot reproduce. (`RecordAudio` is not one: its widget holds the file
+    /// the page recorded and uploaded, and the frontend sends that value as it is.)
+    public static let browserOnly: Set<String> = ["Load3D", "Load3DAnimation", "WebcamCapture"]
 
     /// The widget list of a class with these inputs, in the frontend's order.
     public static func widgets(classType: String, inputs: [InputDefinition]) -> [WidgetDefinition] {

@@ -181,7 +181,7 @@ private struct ConversionRun {
     /// the widgets that are saved, defaults for the rest, then what PrimitiveNodes drive.
     mutating func widgetValues(_ node: UINode, _ definition: NodeDefinition, _ scope: Scope) -> [JSONValue] {
         var values = definition.widgets.map(\.defaultValue)
-        let saved = node.widgetsValues ?? []
+        let saved = Self.withoutLegacyForceInputValues(node.widgetsValues ?? [], definition)
         let slots = definition.widgets.indices.filter { definition.widgets[$0].savedInWorkflow }
         for (slot, value) in zip(slots, saved) {
             let widget = definition.widgets[slot]
@@ -211,6 +211,21 @@ private struct ConversionRun {
             values[index] = .string(String(name.dropFirst("sample_".count)))
         }
         return values
+    }
+
+    /// Workflows saved before frontend 1.16 hold a value for each `forceInput` input among their
+    /// widget values (those inputs were widgets then). The frontend drops them as it loads the
+    /// node (`migrateWidgetsValues`), when the count says they are there: one value per input
+    /// that has a widget or is `forceInput`, two for an input with `control_after_generate`.
+    static func withoutLegacyForceInputValues(_ saved: [JSONValue], _ definition: NodeDefinition) -> [JSONValue] {
+        let widgetNames = Set(definition.widgets.map(\.name))
+        var forced: [Bool] = []
+        for input in definition.inputs where widgetNames.contains(input.name) || input.forceInput {
+            forced.append(input.forceInput)
+            if input.controlAfterGenerate == true { forced.append(false) }
+        }
+        guard forced.contains(true), forced.count == saved.count else { return saved }
+        return zip(saved, forced).filter { !$0.1 }.map(\.0)
     }
 
     /// Why a saved value cannot be a widget's value (a number for a list, text for a number).
@@ -273,7 +288,12 @@ private struct ConversionRun {
         if link.originID == UILink.subgraphInput {
             // From the subgraph's input node: the instance's matching input, outside.
             guard let instance = scope.instance, let outer = scope.parent, let graphInput = scope.graph.inputs[safe: link.originSlot] else { return nil }
-            let input = instance.inputs.first { $0.name == graphInput.name } ?? instance.inputs[safe: link.originSlot]
+            // By name; by position only when the instance has a socket for every subgraph input
+            // (an instance saved without sockets for some, such as promoted widgets left unlinked,
+            // would otherwise take another input's link: the frontend matches by name).
+            let input =
+                instance.inputs.first { $0.name == graphInput.name }
+                ?? (instance.inputs.count == scope.graph.inputs.count ? instance.inputs[safe: link.originSlot] : nil)
             if let linkID = input?.link, let outerLink = outer.graph.links[linkID] {
                 return resolve(outerLink, in: outer, consumerType: consumerType)
             }

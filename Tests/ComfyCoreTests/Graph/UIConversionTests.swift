@@ -45,6 +45,38 @@ import Testing
         }
     }
 
+    /// Pairs of comfyq's own, written from the frontend's rules (`Tests/Fixtures/ui-api-own`):
+    /// a legacy `forceInput` value among the widget values, `RecordAudio`.
+    static let ownPairs = ["legacy_force_input_value", "record_audio"]
+
+    @Test(arguments: ownPairs) func convertsOurOwnPairsLikeTheFrontend(_ name: String) throws {
+        let folder = Fixtures.packageRoot.appendingPathComponent("Tests/Fixtures/ui-api-own")
+        func read(_ file: String) throws -> JSONValue {
+            try JSONValue(parsing: String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8))
+        }
+        let expected = try read(name + ".api.json").objectValue!
+        let converted = try UIConversion(definitions: Self.definitions, choose: { _ in 0 }).convert(json: read(name + ".ui.json"))
+        #expect(converted.notes.isEmpty, "\(converted.notes)")
+        #expect(Set(converted.workflow.order) == Set(expected.keys))
+        for (id, node) in expected {
+            let mine = converted.workflow[id]
+            #expect(mine?.classType == node["class_type"]?.stringValue, "\(name) node \(id)")
+            #expect(mine.map { Self.same(.object($0.inputs), node["inputs"]!) } == true, "\(name) node \(id): \(mine.map { JSONValue.object($0.inputs).serialized() } ?? "missing")")
+        }
+    }
+
+    /// The Wan 2.2 speech-to-video template: each subgraph instance gives its KSampler the seed
+    /// of its own promoted widget (1 and 250), as the frontend does, not the link of the input at
+    /// the seed's position (which feeds `steps`).
+    @Test func aPromotedSeedWithoutASocketTakesTheInstancesValue() throws {
+        let file = Fixtures.packageRoot.appendingPathComponent("Tests/Fixtures/ui-api-own/video_wan2_2_14B_s2v.ui.json")
+        let converted = try UIConversion(definitions: Self.definitions, choose: { _ in 0 }).convert(
+            json: JSONValue(parsing: String(contentsOf: file, encoding: .utf8)))
+        let samplers = converted.workflow.orderedNodes.filter { $0.classType == "KSampler" && $0.id.contains(":") }
+        #expect(Dictionary(uniqueKeysWithValues: samplers.map { ($0.id, $0.inputs["seed"]) }) == ["79:77": 1, "85:183": 250])
+        for sampler in samplers { #expect(sampler.inputs["steps"] == ["103", 0], "\(sampler.id): steps from the PrimitiveInt") }
+    }
+
     /// Numbers compare by value (`8` and `8.0` are the same to ComfyUI).
     static func same(_ a: JSONValue, _ b: JSONValue) -> Bool {
         switch (a, b) {
