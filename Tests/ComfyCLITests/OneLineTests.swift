@@ -143,6 +143,22 @@ import Testing
         #expect(text.stdout.contains("KSampler.sampler_name    one of "), "\(text.stdout)")
     }
 
+    /// With a server, `inspect` marks the nodes it lacks (and `--json` says `on_server: false`).
+    @Test func inspectMarksTheNodesTheServerLacks() async throws {
+        let folder = try Folder()
+        let server = try Self.simulator(folder)
+        defer { server.stop() }
+        let text = try String(contentsOfFile: Self.workflows + "/txt2img.json", encoding: .utf8)
+        let prompt = try folder.write("custom.json", text.replacingOccurrences(of: "\"VAEDecode\"", with: "\"VAEDecodeTiledPlus\""))
+        let picture = try folder.picture("custom.png", prompt: prompt)
+        let shown = try await runBinary(["inspect", picture, "--server", server.url], environment: folder.environment)
+        #expect(shown.status == .success, "\(shown.stderr)")
+        #expect(shown.stdout.contains("8  VAE Decode (VAEDecodeTiledPlus)  [not on the server:"), "\(shown.stdout)")
+        let json = try JSONValue(parsing: try await runBinary(["inspect", picture, "--server", server.url, "--json"], environment: folder.environment).stdout)
+        let missing = json["nodes"]?.arrayValue?.filter { $0["on_server"] == false }.compactMap { $0["id"]?.stringValue }
+        #expect(missing == ["8"], "\(json.serialized())")
+    }
+
     /// `inspect` of each example job lists every address the example uses.
     @Test func inspectListsTheAddressesTheExamplesUse() async throws {
         let folder = try Folder()
