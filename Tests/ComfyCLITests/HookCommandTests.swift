@@ -11,37 +11,10 @@ import Testing
     static func job(_ name: String) -> String { Paths.packageRoot.appendingPathComponent("jobs/\(name)").path }
     static let workflow = Paths.packageRoot.appendingPathComponent("jobs/workflows/txt2img.json").path
 
-    /// A temporary folder with its own queue and an empty hooks folder (so the user's own hooks
-    /// do not join in).
-    final class Folder: @unchecked Sendable {
-        let root: URL
-        init() throws {
-            root = TestFolder.root.appendingPathComponent("comfyq-hooks-cli-\(UUID())")
-            try FileManager.default.createDirectory(at: root.appendingPathComponent("config/comfyq/hooks"), withIntermediateDirectories: true)
-        }
-        deinit { try? FileManager.default.removeItem(at: root) }
-        func path(_ name: String) -> String { root.appendingPathComponent(name).path }
-        var environment: [String: String] { ["COMFYQ_DB": path("q.db"), "XDG_CONFIG_HOME": path("config"), "XDG_STATE_HOME": path("state")] }
-        func write(_ name: String, _ text: String) throws -> String {
-            try text.write(toFile: path(name), atomically: true, encoding: .utf8)
-            return path(name)
-        }
-        /// A job of `count` small images.
-        func job(_ count: Int, name: String = "tiny", extra: String = "") throws -> String {
-            try write(
-                "\(name).json",
-                """
-                {name: "\(name)", workflow: "\(HookCommandTests.workflow)", seeds: {start: 1, count: \(count)},
-                 set: {"KSampler.steps": 3, "Empty Latent Image.width": 64, "Empty Latent Image.height": 64, "Positive prompt.text": "a cat"},
-                 output: {folder: "out"}, \(extra)}
-                """)
-        }
-    }
-
     @Test func discordWebhookPostsFailuresAndTheSummary() async throws {
         let listener = try await HTTPListener.start()
         defer { listener.stop() }
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-hooks-cli")
         let run = try await runBinary(
             ["hook", "test", Self.script("discord-webhook.lua"), "--hook-opt", "url=\(listener.url)/api/webhooks/1/abc"], environment: folder.environment)
         #expect(run.status == .success, "\(run.stdout)\(run.stderr)")
@@ -68,7 +41,7 @@ import Testing
     }
 
     @Test func discordWebhookWithoutAURLIsALoadError() async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-hooks-cli")
         let run = try await runBinary(["hook", "test", Self.script("discord-webhook.lua")], environment: folder.environment)
         #expect(run.status == .failure)
         #expect(run.stderr == "Error: \(Self.script("discord-webhook.lua")): no webhook URL: give --hook-opt discord-webhook.url=… or set $DISCORD_WEBHOOK_URL\n")
@@ -77,7 +50,7 @@ import Testing
     @Test func ntfyPublishesToTheTopic() async throws {
         let listener = try await HTTPListener.start(status: 200)
         defer { listener.stop() }
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-hooks-cli")
         let run = try await runBinary(
             ["hook", "test", Self.script("ntfy.lua"), "--hook-opt", "topic=night-renders", "--hook-opt", "server=\(listener.url)/"],
             environment: folder.environment.merging(["NTFY_TOKEN": "tk"]) { $1 })
@@ -99,7 +72,7 @@ import Testing
     }
 
     @Test func notifyDesktopUsesNotifySend() async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-hooks-cli")
         let fake = try folder.write("notify-send", "#!/bin/sh\nprintf '%s|' \"$@\" >> '\(folder.path("calls"))'\necho >> '\(folder.path("calls"))'\n")
         chmod(fake, 0o755)
         let run = try await runBinary(
@@ -112,7 +85,7 @@ import Testing
     }
 
     @Test func hookTestShowsCallsAndFailures() async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-hooks-cli")
         let path = try folder.write("mine.lua", "function on_phase(e) comfyq.log('info', e.phase) end\nfunction on_complete(e) error('oops') end")
         let run = try await runBinary(["hook", "test", path, "--event", "complete"], environment: folder.environment)
         #expect(run.status == .failure)
@@ -129,7 +102,7 @@ import Testing
     }
 
     @Test func aBrokenHookStopsTheRunBeforeAnythingIsQueued() async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-hooks-cli")
         let broken = try folder.write("broken.lua", "function on_complete(e)\n  return e.\nend")
         let run = try await runBinary(["run", "--simulate", try folder.job(2), "--hook", broken], environment: folder.environment)
         #expect(run.status == .failure)
@@ -139,7 +112,7 @@ import Testing
     }
 
     @Test func aFailingHookIsDisabledAndTheBatchGoesOn() async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-hooks-cli")
         let bad = try folder.write("bad.lua", "function on_phase(e)\n  error('broken on purpose')\nend")
         let run = try await runBinary(["run", "--simulate", try folder.job(2), "--hook", bad], environment: folder.environment)
         #expect(run.status == .success, "\(run.stderr)")
@@ -152,7 +125,7 @@ import Testing
     @Test func aRunWithEveryKindOfHook() async throws {
         let listener = try await HTTPListener.start()
         defer { listener.stop() }
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-hooks-cli")
         // A hook in the user's folder, one named by the job (with options), others by --hook.
         let userHook = folder.path("config/comfyq/hooks/done.lua")
         try "function on_batch_done(b) local f = io.open(comfyq.options.file or '\(folder.path("user-done"))', 'w') f:write(b.done .. ' ' .. b.skipped) f:close() end"
@@ -196,7 +169,7 @@ import Testing
     }
 
     @Test func hooksOfJobsAddedEarlierRunToo() async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-hooks-cli")
         let hook = try folder.write("mark.lua", "function on_complete(e) io.open('\(folder.path("marks"))', 'a'):write(e.job, e.item, '|'):close() end")
         let job = try folder.job(2, name: "early", extra: #"hooks: [{script: "mark.lua", options: {}}]"#)
         #expect(try await runBinary(["add", job], environment: folder.environment).status == .success)
@@ -214,7 +187,7 @@ import Testing
     }
 
     @Test func onSubmitCanSkipItems() async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-hooks-cli")
         let job = try folder.job(3, extra: #"zip: {"Positive prompt.text": ["a cat", "a dog (skip me)", "a bird"]}, seeds: {start: 1, count: 1}"#)
         let run = try await runBinary(
             ["run", "--simulate", job, "--hook", Self.script("random-seed.lua"), "--hook-opt", "random-seed.skip=skip me", "--json-events", "--no-user-hooks"],
@@ -229,7 +202,7 @@ import Testing
     }
 
     @Test func hookOptionsNameTheirScript() async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-hooks-cli")
         let run = try await runBinary(
             ["run", "--simulate", try folder.job(1), "--hook", Self.script("random-seed.lua"), "--hook-opt", "randomseed.input=x"], environment: folder.environment)
         #expect(run.status == .usage)
@@ -237,7 +210,7 @@ import Testing
     }
 
     @Test func luaJobFiles() async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-hooks-cli")
         let valid = try await runBinary(["validate", Self.job("prompts-from-file.lua")], environment: folder.environment)
         #expect(valid.stdout.hasSuffix("\(Self.job("prompts-from-file.lua")): ok, 12 items (prompts-from-file)\n"))
         let broken = try folder.write("broken.lua", "local n = 3\nreturn { name = 'x', workflow = '\(Self.workflow)', seeds = {start = 1, count = n .. nil} }")
@@ -247,5 +220,18 @@ import Testing
         let typo = try folder.write("typo.lua", "return { workflow = '\(Self.workflow)', matrix = { ['KSampler.sede'] = {1, 2} } }")
         let checked = try await runBinary(["validate", typo], environment: folder.environment)
         #expect(checked.stderr.hasPrefix("Error: \(typo): matrix[\"KSampler.sede\"]: KSampler has no input \"sede\""))
+    }
+}
+
+extension CLIHome {
+    /// A job of `count` small images.
+    func job(_ count: Int, name: String = "tiny", extra: String = "") throws -> String {
+        try write(
+            "\(name).json",
+            """
+            {name: "\(name)", workflow: "\(HookCommandTests.workflow)", seeds: {start: 1, count: \(count)},
+             set: {"KSampler.steps": 3, "Empty Latent Image.width": 64, "Empty Latent Image.height": 64, "Positive prompt.text": "a cat"},
+             output: {folder: "out"}, \(extra)}
+            """)
     }
 }

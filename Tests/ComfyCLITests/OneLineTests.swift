@@ -11,47 +11,12 @@ import Testing
     static let workflows = Paths.packageRoot.appendingPathComponent("jobs/workflows").path
     static let saver = Support.path("Support/comfy_save.py", besides: #filePath)
 
-    final class Folder: @unchecked Sendable {
-        let root: URL
-        init() throws {
-            root = TestFolder.root.appendingPathComponent("comfyq-one-line-\(UUID())")
-            try FileManager.default.createDirectory(at: root.appendingPathComponent("config/comfyq/hooks"), withIntermediateDirectories: true)
-        }
-        deinit { try? FileManager.default.removeItem(at: root) }
-        func path(_ name: String) -> String { root.appendingPathComponent(name).path }
-        var environment: [String: String] { ["COMFYQ_DB": path("q.db"), "XDG_CONFIG_HOME": path("config"), "XDG_STATE_HOME": path("state")] }
-
-        func write(_ name: String, _ text: String) throws -> String {
-            try text.write(toFile: path(name), atomically: true, encoding: .utf8)
-            return path(name)
-        }
-
-        /// A picture saved the way ComfyUI's save nodes write it (`comfy_save.py`, Pillow).
-        func picture(_ name: String, kind: String = "png", prompt: String? = "txt2img.json", workflow: String? = "txt2img.ui.json") throws -> String {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: PythonServer.interpreter)
-            process.arguments = [
-                OneLineTests.saver, kind, prompt.map { $0.hasPrefix("/") ? $0 : OneLineTests.workflows + "/" + $0 } ?? "-",
-                workflow.map { OneLineTests.workflows + "/" + $0 } ?? "-", path(name),
-            ]
-            let errors = Pipe()
-            process.standardError = errors
-            try process.run()
-            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else {
-                throw TestFailure("comfy_save.py \(kind) failed (Pillow is installed by scripts/setup.sh as python3-pil): \(message)")
-            }
-            return path(name)
-        }
-    }
-
     struct TestFailure: Error, CustomStringConvertible {
         var description: String
         init(_ description: String) { self.description = description }
     }
 
-    static func simulator(_ folder: Folder) throws -> Simulator {
+    static func simulator(_ folder: CLIHome) throws -> Simulator {
         var options = SimulatorOptions(outputDirectory: folder.path("sim"))
         options.port = 0
         options.instant()
@@ -72,8 +37,8 @@ import Testing
     /// `comfyq run picture.png --seeds 3 --set KSampler.steps=2`: three items, three seeds, two
     /// steps each, on the simulator.
     @Test func aPictureRunsWithSeedsAndASetOnTheSimulator() async throws {
-        let folder = try Folder()
-        let picture = try folder.picture("portrait.png")
+        let folder = try CLIHome("comfyq-one-line")
+        let picture = try await folder.picture("portrait.png")
         let run = try await runBinary(
             ["run", picture, "--seeds", "3", "--set", "KSampler.steps=2", "--output", folder.path("out"), "--simulate"], environment: folder.environment)
         #expect(run.status == .success, "\(run.stderr)")
@@ -93,7 +58,7 @@ import Testing
     /// there (here with 33 steps, while the UI form has 20), exactly what ran.
     @Test(arguments: ["png", "png-itxt", "png-ztxt", "webp"])
     func everyContainerGivesThePromptThatRan(_ kind: String) async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-one-line")
         var prompt = try JSONValue(parsing: try String(contentsOfFile: Self.workflows + "/txt2img.json", encoding: .utf8)).objectValue ?? JSONObject()
         var sampler = prompt["3"]?.objectValue ?? JSONObject()
         var inputs = sampler["inputs"]?.objectValue ?? JSONObject()
@@ -101,7 +66,7 @@ import Testing
         sampler["inputs"] = .object(inputs)
         prompt["3"] = .object(sampler)
         let promptFile = try folder.write("prompt.json", JSONValue.object(prompt).serialized())
-        let picture = try folder.picture("saved.\(kind == "webp" ? "webp" : "png")", kind: kind, prompt: promptFile)
+        let picture = try await folder.picture("saved.\(kind == "webp" ? "webp" : "png")", kind: kind, prompt: promptFile)
         let inspect = try await runBinary(["inspect", picture, "--json"], environment: folder.environment)
         #expect(inspect.status == .success, "\(inspect.stderr)")
         let json = try JSONValue(parsing: inspect.stdout)
@@ -111,7 +76,7 @@ import Testing
 
     /// FLAC (`SaveAudio`): Vorbis comments `prompt=` and `workflow=`.
     @Test func aFLACFileGivesItsWorkflow() async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-one-line")
         let prompt = try String(contentsOfFile: Self.workflows + "/txt2img.json", encoding: .utf8)
         func le32(_ value: Int) -> [UInt8] { (0..<4).map { UInt8((value >> (8 * $0)) & 0xFF) } }
         var comments = le32(4) + Array("test".utf8) + le32(1)
@@ -129,10 +94,10 @@ import Testing
     /// A picture with only the page's graph (no API prompt) is converted, with a server's node
     /// definitions, as ComfyUI's page would; `inspect --server` adds types and ranges.
     @Test func aPictureWithOnlyItsUIWorkflowIsConverted() async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-one-line")
         let server = try Self.simulator(folder)
         defer { server.stop() }
-        let picture = try folder.picture("ui-only.png", prompt: nil)
+        let picture = try await folder.picture("ui-only.png", prompt: nil)
         let inspect = try await runBinary(["inspect", picture, "--server", server.url, "--json"], environment: folder.environment)
         #expect(inspect.status == .success, "\(inspect.stderr)")
         let json = try JSONValue(parsing: inspect.stdout)
@@ -145,12 +110,12 @@ import Testing
 
     /// With a server, `inspect` marks the nodes it lacks (and `--json` says `on_server: false`).
     @Test func inspectMarksTheNodesTheServerLacks() async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-one-line")
         let server = try Self.simulator(folder)
         defer { server.stop() }
         let text = try String(contentsOfFile: Self.workflows + "/txt2img.json", encoding: .utf8)
         let prompt = try folder.write("custom.json", text.replacingOccurrences(of: "\"VAEDecode\"", with: "\"VAEDecodeTiledPlus\""))
-        let picture = try folder.picture("custom.png", prompt: prompt)
+        let picture = try await folder.picture("custom.png", prompt: prompt)
         let shown = try await runBinary(["inspect", picture, "--server", server.url], environment: folder.environment)
         #expect(shown.status == .success, "\(shown.stderr)")
         #expect(shown.stdout.contains("8  VAE Decode (VAEDecodeTiledPlus)  [not on the server:"), "\(shown.stdout)")
@@ -161,7 +126,7 @@ import Testing
 
     /// `inspect` of each example job lists every address the example uses.
     @Test func inspectListsTheAddressesTheExamplesUse() async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-one-line")
         let server = try Self.simulator(folder)
         defer { server.stop() }
         let jobs = Paths.packageRoot.appendingPathComponent("jobs").path
@@ -181,7 +146,7 @@ import Testing
 
     /// A one-liner and the job file `--print-job` writes for it give the same items.
     @Test func aMatrixOneLinerAndItsPrintedJobGiveTheSameItems() async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-one-line")
         let line = [
             Self.workflows + "/txt2img.json", "--matrix", "KSampler.cfg=5,7.5", "--matrix", #"KSampler.sampler_name=["euler","dpmpp_2m"]"#,
             "--seeds", "2..3", "--set", "Positive prompt.text=a red fox", "--set", "KSampler.steps=12", "--name", "foxes",
@@ -206,13 +171,13 @@ import Testing
 
     struct Bad: Sendable, CustomTestStringConvertible {
         var name: String
-        var make: @Sendable (Folder) throws -> [String]
+        var make: @Sendable (CLIHome) async throws -> [String]
         var says: String
         var testDescription: String { name }
     }
 
     static let bad: [Bad] = [
-        Bad(name: "a PNG without a workflow", make: { [try $0.picture("plain.png", prompt: nil, workflow: nil)] },
+        Bad(name: "a PNG without a workflow", make: { [try await $0.picture("plain.png", prompt: nil, workflow: nil)] },
             says: "plain.png: a PNG file without a workflow (no \"prompt\" or \"workflow\" in it)"),
         Bad(name: "a JSON file that is neither a job nor a workflow", make: { [try $0.write("notes.json", #"{"title": "x", "tags": [1]}"#)] },
             says: #"notes.json: neither a job file (no "workflow" field) nor a workflow (no node with "class_type", no "nodes"); its keys: "title", "tags""#),
@@ -224,17 +189,17 @@ import Testing
         Bad(name: "a picture whose prompt has a node the server lacks", make: { folder in
                 let text = try String(contentsOfFile: OneLineTests.workflows + "/txt2img.json", encoding: .utf8)
                 let prompt = try folder.write("custom.json", text.replacingOccurrences(of: "\"VAEDecode\"", with: "\"VAEDecodeTiledPlus\""))
-                return [try folder.picture("custom.png", prompt: prompt)]
+                return [try await folder.picture("custom.png", prompt: prompt)]
             }, says: "VAEDecodeTiledPlus"),
     ]
 
     /// Each bad input is one line naming the file, exit 65, and nothing is queued.
     @Test(arguments: bad)
     func badInputIsOneLineAndQueuesNothing(_ bad: Bad) async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-one-line")
         let server = try Self.simulator(folder)
         defer { server.stop() }
-        let files = try bad.make(folder)
+        let files = try await bad.make(folder)
         let add = try await runBinary(["add"] + files + ["--server", server.url], environment: folder.environment)
         #expect(add.status == .dataError, "\(add.stdout)\(add.stderr)")
         let lines = add.stderr.split(separator: "\n").filter { !$0.hasPrefix("note:") }
@@ -252,7 +217,7 @@ import Testing
         (["--repeat", "0"], "--repeat takes a whole number of at least 1"),
     ])
     func sweepOptionsWrittenWrongAreUsageErrors(_ options: [String], _ says: String) async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-one-line")
         let add = try await runBinary(["add", Self.workflows + "/txt2img.json"] + options, environment: folder.environment)
         #expect(add.status == .usage, "\(add.stderr)")
         #expect(add.stderr.contains(says), "\(add.stderr)")
@@ -260,10 +225,32 @@ import Testing
 
     /// A bad address names the input as a job file's would.
     @Test func aWrongAddressIsOneLineNamingIt() async throws {
-        let folder = try Folder()
+        let folder = try CLIHome("comfyq-one-line")
         let add = try await runBinary(
             ["add", Self.workflows + "/txt2img.json", "--set", "KSampler.stepz=3", "--no-preflight"], environment: folder.environment)
         #expect(add.status == .dataError)
         #expect(add.stderr.contains(#"txt2img.json: set["KSampler.stepz"]: KSampler has no input "stepz""#), "\(add.stderr)")
+    }
+}
+
+extension CLIHome {
+    /// A picture saved the way ComfyUI's save nodes write it (`comfy_save.py`, Pillow).
+    func picture(_ name: String, kind: String = "png", prompt: String? = "txt2img.json", workflow: String? = "txt2img.ui.json") async throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: PythonServer.interpreter)
+        process.arguments = [
+            OneLineTests.saver, kind, prompt.map { $0.hasPrefix("/") ? $0 : OneLineTests.workflows + "/" + $0 } ?? "-",
+            workflow.map { OneLineTests.workflows + "/" + $0 } ?? "-", path(name),
+        ]
+        let log = path("\(name).log")
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try process.run()
+        let status = try await eventually("comfy_save.py \(kind) to exit", timeout: 60, interval: 0.05) { process.isRunning ? nil : process.terminationStatus }
+        let message = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            throw OneLineTests.TestFailure("comfy_save.py \(kind) failed (Pillow is installed by scripts/setup.sh as python3-pil): \(message)")
+        }
+        return path(name)
     }
 }
