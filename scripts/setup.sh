@@ -4,6 +4,9 @@
 set -euo pipefail
 
 packages=(pkg-config liblua5.4-dev libsqlite3-dev libssl-dev zlib1g-dev libpq-dev)
+# scripts/package.sh: libcurl to link the static Foundation against, patchelf and binutils to
+# lay the libraries out beside the binary, and (for its test) debootstrap for a bare Debian root.
+if [ -n "${COMFYQ_SETUP_PACKAGE:-}" ]; then packages+=(libcurl4-openssl-dev patchelf binutils python3); fi
 if [ -z "${COMFYQ_SETUP_BUILD_ONLY:-}" ]; then  # scripts/install.sh needs only the above
     packages+=(python3 python3-websockets python3-pil openssl)
     # Test-only: a real browser for the web pages (headless), and a font for its screenshots.
@@ -12,6 +15,8 @@ if [ -z "${COMFYQ_SETUP_BUILD_ONLY:-}" ]; then  # scripts/install.sh needs only 
     packages+=(postgresql)
     # Test-only: the shells whose completions are tested, and man to render the man page.
     packages+=(zsh fish man-db)
+    # Test-only: the release artifacts (scripts/package.sh) proven in a bare Debian root.
+    packages+=(libcurl4-openssl-dev patchelf binutils debootstrap)
 fi
 
 missing=()

@@ -110,10 +110,17 @@ comfyq_curl_url_counts comfyq_curl_url_counts_now(void) {
     return counts;
 }
 
+const char *comfyq_curl_version(void) {
+    typedef const char *(*version_fn)(void);
+    version_fn version = (version_fn)dlsym(RTLD_DEFAULT, "curl_version");
+    return version ? version() : NULL;
+}
+
 #else
 #include "CCurlFix.h"
 comfyq_curl_url_counts comfyq_curl_url_counts_now(void) {
     comfyq_curl_url_counts counts = {0, 0, 0};
     return counts;
 }
+const char *comfyq_curl_version(void) { return NULL; }
 #endif

@@ -507,3 +507,5 @@ int comfyq_lua_install(lua_State *L, const char *library, const char *const *nam
     request r = {.name = library, .names = names, .count = count, .callback = callback, .context = context, .kind = INSTALL, .result = error};
     return protected(L, &r);
 }
+
+const char *comfyq_lua_release(void) { return LUA_RELEASE; }

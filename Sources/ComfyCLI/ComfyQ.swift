@@ -23,7 +23,12 @@ public enum ComfyQ {
             console.writeOut(overview)
             return .success
         case "--version":
-            console.print("comfyq \(version)")
+            // `--version --verbose`: the commit and date, and the C libraries in use.
+            if arguments.dropFirst().contains("--verbose") {
+                for line in BuildInfo.lines { console.print(line) }
+            } else {
+                console.print(BuildInfo.versionLine)
+            }
             return .success
         case "help":
             return help(Array(arguments.dropFirst()), console: console)
@@ -89,7 +94,7 @@ public enum ComfyQ {
             OPTIONS:
 
             """
-        text += HelpFormatter.row("--version", "Show the version.")
+        text += HelpFormatter.row("--version", "Show the version and the commit it was built from (--verbose: and the C libraries in use).")
         text += HelpFormatter.row("-h, --help", "Show help information.")
         text += "\n  See 'comfyq help <command>' for detailed help.\n"
         return text

@@ -13,3 +13,9 @@ public struct URLHandleLeakFix: Sendable, Equatable {
         return URLHandleLeakFix(made: counts.made, released: counts.releasedByFree, alive: counts.alive)
     }
 }
+
+/// The libcurl behind URLSession (`libcurl/7.88.1 OpenSSL/3.0.17 zlib/1.2.13 …`), nil where it
+/// is not found (macOS), for `comfyq --version --verbose` and `doctor`.
+public enum CurlLibrary {
+    public static var version: String? { comfyq_curl_version().map { String(cString: $0) } }
+}

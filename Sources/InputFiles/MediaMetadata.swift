@@ -194,3 +194,8 @@ public enum MediaMetadata {
         return found
     }
 }
+
+/// The zlib in use (`1.2.13`), for `comfyq --version --verbose` and `doctor`.
+public enum ZlibLibrary {
+    public static var version: String { String(cString: zlibVersion()) }
+}

@@ -13,4 +13,8 @@ typedef struct {
 
 comfyq_curl_url_counts comfyq_curl_url_counts_now(void);
 
+/// libcurl's version line (`libcurl/7.88.1 OpenSSL/3.0.17 …`), from the libcurl in use; NULL
+/// where it cannot be found.
+const char *comfyq_curl_version(void);
+
 #endif

@@ -67,4 +67,7 @@ int comfyq_lua_install(lua_State *L, const char *library, const char *const *nam
 /* Seconds on the monotonic clock. */
 double comfyq_lua_now(void);
 
+/* "Lua 5.4.4": the Lua this was built against. */
+const char *comfyq_lua_release(void);
+
 #endif

@@ -38,6 +38,8 @@ enum DoctorCommand {
             servers = try ServersConfig.resolve([console.defaultServer], in: nil, what: "--server")
         }
         var reports: [DoctorReport] = []
+        // What ran, first: a bug report carries the version and the C libraries in use.
+        if !arguments.flag("json") { console.writeOut(BuildInfo.lines.joined(separator: "\n") + "\n\n") }
         for server in servers {
             guard let url = URL(string: server.url) else { throw UsageError("--server: not a URL: \(server.url)", command: spec) }
             var options = WebSocketOptions()
@@ -49,7 +51,15 @@ enum DoctorCommand {
             reports.append(report)
             if !arguments.flag("json") { console.writeOut(text(report, color: console.usesColor)) }
         }
-        if arguments.flag("json") { console.print(json(reports).serialized(pretty: true)) }
+        if arguments.flag("json") {
+            var document = json(reports).objectValue ?? JSONObject()
+            var comfyq: JSONObject = ["version": .string(ComfyQ.version)]
+            comfyq["commit"] = BuildInfo.commit.map { .string($0) } ?? .null
+            comfyq["built"] = BuildInfo.date.map { .string($0) } ?? .null
+            comfyq["libraries"] = .object(BuildInfo.libraries.reduce(into: JSONObject()) { $0[$1.name] = .string($1.version) })
+            document["comfyq"] = .object(comfyq)
+            console.print(JSONValue.object(document).serialized(pretty: true))
+        }
         return reports.allSatisfy(\.passed) ? .success : .failure
     }
 
