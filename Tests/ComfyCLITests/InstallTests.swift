@@ -58,9 +58,9 @@ import Testing
 
     @Test func installPutsEveryPieceInPlace() async throws {
         let installed = try await Installed()
-        #expect(installed.output.hasPrefix("installed comfyq \(ComfyQ.version) in \(installed.prefix)\n"), "\(installed.output)")
+        #expect(installed.output.hasPrefix("installed comfyq \(ComfyQ.version) (built from source) in \(installed.prefix)\n"), "\(installed.output)")
         let (status, version) = try await Self.run(installed.path("bin/comfyq"), ["--version"])
-        #expect(status == 0 && version == "comfyq \(ComfyQ.version)\n")
+        #expect(status == 0 && version == "comfyq \(ComfyQ.version) (built from source)\n")
         let expected: [(String, String)] = [
             ("share/bash-completion/completions/comfyq", Completions.script(for: .bash, commands: ComfyQ.commands)),
             ("share/zsh/site-functions/_comfyq", Completions.script(for: .zsh, commands: ComfyQ.commands)),

@@ -27,7 +27,11 @@ import Testing
     @Test func version() async {
         let run = await comfyq("--version")
         #expect(run.status == .success)
-        #expect(run.stdout == "comfyq \(ComfyQ.version)\n")
+        #expect(run.stdout == "comfyq \(ComfyQ.version) (built from source)\n")  // scripts/package.sh stamps the commit and date
+        let verbose = await comfyq("--version", "--verbose")
+        for library in ["Lua: Lua 5.4", "SQLite: 3.", "libpq: ", "OpenSSL: OpenSSL 3", "zlib: 1.", "libcurl: libcurl/"] {
+            #expect(verbose.stdout.contains("\n  \(library)"), "\(verbose.stdout)")
+        }
     }
 
     @Test(arguments: [
