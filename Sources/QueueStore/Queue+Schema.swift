@@ -109,6 +109,10 @@ extension Queue {
         ALTER TABLE servers ADD COLUMN run TEXT;
         ALTER TABLE servers ADD COLUMN incidents TEXT;
         """,
+        // The morning review: each picture starred or rejected (NULL: not rated).
+        """
+        ALTER TABLE items ADD COLUMN rating TEXT;
+        """,
     ])
 
     /// The same schema on PostgreSQL, its own numbered steps: 64-bit integers and floats, ids
@@ -217,6 +221,9 @@ extension Queue {
         """
         ALTER TABLE servers ADD COLUMN run TEXT;
         ALTER TABLE servers ADD COLUMN incidents TEXT;
+        """,
+        """
+        ALTER TABLE items ADD COLUMN rating TEXT;
         """,
     ])
 }

@@ -55,7 +55,7 @@ extension Queue {
         let rows = try database.query(
             "SELECT \(Self.itemColumns), jobs.workflow, jobs.spec FROM items JOIN jobs ON jobs.id = items.job_id WHERE items.id = ?",
             [.integer(itemID)])
-        return rows.first.map { ClaimedItem(item: Self.itemRow($0), workflow: $0[18].text ?? "{}", spec: $0[19].text ?? "{}") }
+        return rows.first.map { ClaimedItem(item: Self.itemRow($0), workflow: $0[19].text ?? "{}", spec: $0[20].text ?? "{}") }
     }
 
     /// The server accepted the prompt.

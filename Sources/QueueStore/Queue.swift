@@ -48,6 +48,13 @@ public struct ItemRow: Sendable, Equatable {
     public var modelKey: String? = nil
     /// The run holding it while in flight (`host/pid`).
     public var runner: String? = nil
+    /// Starred or rejected in the morning review (nil: not rated).
+    public var rating: Rating? = nil
+}
+
+/// How a finished picture was judged (`comfyq star`, `reject`, the viewer).
+public enum Rating: String, Sendable, Equatable, CaseIterable {
+    case starred, rejected
 }
 
 /// Why a queue command cannot do what it was asked.
@@ -183,7 +190,7 @@ public final class Queue {
     static let itemColumns = """
         items.id, items.job_id, jobs.name, items.idx, items.state, items.phase, items.step, items.steps, items.fraction,
         items.attempts, items.server, items.prompt_id, items.error, items.params, items.started_at, items.finished_at, items.model_key,
-        items.runner
+        items.runner, items.rating
         """
 
     /// Items in `states` (all when empty), optionally of one job (and of its items with an index
@@ -255,7 +262,7 @@ public final class Queue {
     public func item(jobID: Int64, index: Int) throws -> (row: ItemRow, outputs: [String], timings: JSONValue?)? {
         let sql = "SELECT \(Self.itemColumns), items.outputs, items.timings FROM items JOIN jobs ON jobs.id = items.job_id WHERE items.job_id = ? AND items.idx = ?"
         guard let row = try database.query(sql, [.integer(jobID), .integer(Int64(index))]).first else { return nil }
-        return (Self.itemRow(row), Self.outputPaths(row[18].text), row[19].text.flatMap { try? JSONValue(parsing: $0) })
+        return (Self.itemRow(row), Self.outputPaths(row[19].text), row[20].text.flatMap { try? JSONValue(parsing: $0) })
     }
 
     /// Changes whenever the queue changes, in this process or another (`PRAGMA data_version`
@@ -281,7 +288,7 @@ public final class Queue {
             state: row[4].text.flatMap(ItemState.init(rawValue:)) ?? .pending, phase: row[5].text, step: row[6].int.map(Int.init),
             steps: row[7].int.map(Int.init), fraction: row[8].double, attempts: Int(row[9].int ?? 0), server: row[10].text,
             promptID: row[11].text, error: row[12].text, parameters: row[13].text ?? "{}", startedAt: row[14].double,
-            finishedAt: row[15].double, modelKey: row[16].text, runner: row[17].text)
+            finishedAt: row[15].double, modelKey: row[16].text, runner: row[17].text, rating: row[18].text.flatMap(Rating.init(rawValue:)))
     }
 
     /// The job's stored workflow (API format) and settings, as `add` stored them.

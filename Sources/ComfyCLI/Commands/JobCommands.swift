@@ -84,17 +84,49 @@ enum JobFiles {
         let loader = loader(uploads: uploads, definitions: definitions)
         var specs: [JobSpec] = []
         var problems: [JobProblem] = []
-        for (document, path) in try documents(paths, sweeps: sweeps) {
-            do { specs.append(try loader.load(document: document, path: path)) } catch { problems += error.problems }
+        for (document, path, notes) in try followedUp(try documents(paths, sweeps: sweeps), sweeps: sweeps, loader: loader) {
+            do {
+                var spec = try loader.load(document: document, path: path)
+                spec.notes += notes
+                specs.append(spec)
+            } catch { problems += error.problems }
         }
         if !problems.isEmpty { throw InvalidJobFiles(error: JobValidationError(problems: problems)) }
         return specs
     }
 
+    /// With `--from`: each document made a follow-up of the chosen items (`FollowUp`), which
+    /// needs its graph first (a load without them), to know which parameters it can take.
+    static func followedUp(
+        _ documents: [(document: JSONValue, path: String)], sweeps: JobSources, loader: JobLoader
+    ) throws -> [(document: JSONValue, path: String, notes: [String])] {
+        guard let followUp = sweeps.followUp else { return documents.map { ($0.document, $0.path, []) } }
+        var result: [(document: JSONValue, path: String, notes: [String])] = []
+        var problems: [JobProblem] = []
+        for (document, path) in documents {
+            do {
+                // (Its graph read without the `{from.output}` inputs, which are not files yet.)
+                var bare = document.objectValue ?? JSONObject()
+                if let set = bare["set"]?.objectValue {
+                    bare["set"] = .object(set.reduce(into: JSONObject()) { if !FollowUp.isOutputPlaceholder($1.1) { $0[$1.0] = $1.1 } })
+                }
+                let graph = try loader.load(document: .object(bare), path: path).workflow
+                let (made, notes) = try FollowUp.apply(to: document.objectValue ?? JSONObject(), job: followUp.job, sources: followUp.sources, workflow: graph)
+                result.append((.object(made), path, notes))
+            } catch let error as JobValidationError {
+                problems += error.problems
+            } catch {
+                problems.append(JobProblem(file: path, location: "--from", reason: "\(error)"))
+            }
+        }
+        if !problems.isEmpty { throw InvalidJobFiles(error: JobValidationError(problems: problems)) }
+        return result
+    }
+
     /// `--print-job`: the job files the command line stands for, checked, as JSON5 (one after
     /// another when there are several).
-    static func printJobs(_ paths: [String], sweeps: JobSources, console: Console) throws {
-        for (document, _) in try documents(paths, sweeps: sweeps) {
+    static func printJobs(_ paths: [String], sweeps: JobSources, definitions: NodeDefinitionsSource? = nil, console: Console) throws {
+        for (document, _, _) in try followedUp(try documents(paths, sweeps: sweeps), sweeps: sweeps, loader: loader(uploads: .builtIn, definitions: definitions)) {
             console.print("// comfyq add this file (or comfyq run it) to queue these items")
             console.print(document.serialized(pretty: true))
         }
@@ -228,11 +260,12 @@ enum AddCommand {
             .flag("dry-run", help: "List the items that would be added, and add nothing."),
             ServerChecks.serverOption, ServerChecks.noPreflightOption, ServerChecks.headerOption, ServersConfig.option,
             JobFiles.dbOption,
-        ] + JobSources.options
+        ] + JobSources.options + JobSources.followUpOptions
     ) { arguments, console in try await add(arguments, console) }
 
     static func add(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
-        let sweeps = try JobSources(arguments, command: spec)
+        var sweeps = try JobSources(arguments, command: spec)
+        if sweeps.from != nil { try sweeps.resolveFollowUp(try JobFiles.openQueue(arguments, console)) }
         let (jobs, lines) = try await ServerChecks.withDefinitions(arguments, jobPaths: arguments.positionals, command: spec, console: console) {
             fetched in
             var uploads = UploadInputs.builtIn
@@ -244,7 +277,7 @@ enum AddCommand {
             return (jobs, try ServerChecks.preflight(jobs, fetched: fetched))
         }
         for line in lines { console.printError(line) }
-        for note in jobs.flatMap({ $0.0.uiWorkflow?.notes ?? [] }) { console.printError("note: \(note)") }
+        for note in jobs.flatMap({ ($0.0.uiWorkflow?.notes ?? []) + $0.0.notes }) { console.printError("note: \(note)") }
         if arguments.flag("print-job") {
             try JobFiles.printJobs(arguments.positionals, sweeps: sweeps, console: console)
             return .success

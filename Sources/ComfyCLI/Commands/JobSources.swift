@@ -1,6 +1,7 @@
 import ComfyCore
 import Foundation
 import InputFiles
+import QueueStore
 
 /// What a command line gives for jobs: files, each a job file, a workflow (API or UI format) or
 /// a picture, video or sound ComfyUI saved with its workflow in it; and sweep options, which make
@@ -22,6 +23,18 @@ struct JobSources {
         .value("name-template", name: "template", help: "Output file names, e.g. {job}_{index}_{seed} (default {job}_{index})."),
         .flag("print-job", help: "Print the job file these give (JSON5) instead of queueing anything."),
     ]
+
+    /// `add`'s and `run`'s: a follow-up of chosen items of an earlier job.
+    static let followUpOptions: [OptionSpec] = [
+        .value("from", name: "job", completion: .jobs, help: "Follow up items of this job: one item each, with its parameters (and {from.output}: its picture)."),
+        .flag("starred", help: "With --from: its starred items."),
+        .value("items", name: "i,j,…", help: "With --from: these items (indices)."),
+    ]
+
+    /// `--from JOB`: the job whose items this follows up, and which.
+    var from: (job: String, starred: Bool, items: [Int]?)?
+    /// Filled from the queue (`resolveFollowUp`): the chosen items with their parameters and outputs.
+    var followUp: (job: String, sources: [FollowUp.Source])?
 
     var name: String?
     var seeds: JSONValue?
@@ -62,6 +75,23 @@ struct JobSources {
         nameTemplate = arguments.value("name-template")
         if (!isEmpty || arguments.flag("print-job")) && arguments.positionals.isEmpty {
             throw UsageError("the job options (--seeds, --set, --matrix, --print-job…) need a job file, a workflow or a picture", command: command)
+        }
+        if let job = arguments.value("from") {
+            var items: [Int]?
+            if let text = arguments.value("items") {
+                let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+                items = parts.compactMap { Int($0) }
+                guard items?.count == parts.count, items?.allSatisfy({ $0 >= 0 }) == true, !parts.isEmpty else {
+                    throw UsageError("--items takes item indices such as 3,7,12, got '\(text)'", command: command)
+                }
+            }
+            guard arguments.flag("starred") != (items != nil) else {
+                throw UsageError("--from takes --starred or --items (one of them)", command: command)
+            }
+            guard !arguments.positionals.isEmpty else { throw UsageError("--from needs the follow-up's job file or workflow", command: command) }
+            from = (job, arguments.flag("starred"), items)
+        } else if arguments.flag("starred") || arguments.value("items") != nil {
+            throw UsageError("--starred and --items choose items of the job given with --from", command: command)
         }
         if name != nil && arguments.positionals.count > 1 {
             throw UsageError("--name names one job; \(arguments.positionals.count) files were given", command: command)
@@ -202,5 +232,31 @@ struct JobSources {
             document["output"] = .object(object)
         }
         return document
+    }
+}
+
+extension JobSources {
+    /// Reads the chosen items of the `--from` job from the queue: their parameters and first
+    /// outputs. A job without such items, or an index it does not have, is a clear error.
+    mutating func resolveFollowUp(_ queue: Queue) throws {
+        guard let from else { return }
+        let job: JobSummary
+        do { job = try queue.job(named: from.job.hasPrefix("#") ? String(from.job.dropFirst()) : from.job) } catch { throw CommandFailure("--from: \(error)") }
+        let indices = try from.items ?? queue.rated(jobID: job.id, .starred)
+        guard !indices.isEmpty else {
+            throw CommandFailure("--from \(job.name): no item is starred (comfyq star \(job.name)/INDEX, or star them in comfyq serve)")
+        }
+        var sources: [FollowUp.Source] = []
+        for index in indices {
+            guard let (row, outputs, _) = try queue.item(jobID: job.id, index: index) else {
+                throw CommandFailure("--from \(job.name): no item \(index) (the job has \(job.total), 0 to \(job.total - 1))")
+            }
+            let parameters: JSONObject
+            do { parameters = try JSONValue(parsing: row.parameters).objectValue ?? JSONObject() } catch {
+                throw CommandFailure("--from \(job.name)/\(index): its stored parameters cannot be read: \(error)")
+            }
+            sources.append(FollowUp.Source(index: index, parameters: parameters, output: outputs.first))
+        }
+        followUp = (job.name, sources)
     }
 }

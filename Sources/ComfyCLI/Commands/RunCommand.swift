@@ -48,7 +48,7 @@ enum RunCommand {
             .value("ca-file", name: "path", help: "Trust the PEM certificates in this file for wss://."),
             .flag("insecure", help: "Do not verify wss:// certificates (self-signed test setups only)."),
             JobFiles.dbOption,
-        ] + HookFiles.options + JobSources.options,
+        ] + HookFiles.options + JobSources.options + JobSources.followUpOptions,
         run: run)
 
     static func run(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
@@ -60,8 +60,10 @@ enum RunCommand {
         } else if ServerChecks.mayNeedDefinitions(jobPaths: arguments.positionals) {
             definitions = try await ServerChecks.fetch(arguments, jobPaths: arguments.positionals, command: spec, console: console).forConversion
         }
-        let sweeps = try JobSources(arguments, command: spec)
+        var sweeps = try JobSources(arguments, command: spec)
+        if sweeps.from != nil { try sweeps.resolveFollowUp(try JobFiles.openQueue(arguments, console)) }
         let specs = try JobFiles.load(arguments.positionals, sweeps: sweeps, definitions: definitions)
+        for note in specs.flatMap(\.notes) { console.printError("note: \(note)") }
         if arguments.flag("print-job") {
             try JobFiles.printJobs(arguments.positionals, sweeps: sweeps, console: console)
             return .success

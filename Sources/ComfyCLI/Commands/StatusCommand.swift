@@ -189,6 +189,7 @@ enum StatusCommand {
                 "eta_seconds": job.averageItemSeconds.map { .double($0 * Double(remaining)) } ?? .null,
                 "model_groups": .array(models),
                 "held": held[job.id].map { ["items": .int($0.count), "reason": .string($0.reason)] } ?? .null,
+                "from": Self.followUpOrigin(queue, job.id)?.json ?? .null,
             ]
         }
         let items: [ItemRow]
@@ -207,6 +208,7 @@ enum StatusCommand {
                 "elapsed_seconds": item.startedAt.map { .double((item.finishedAt ?? now) - $0) } ?? .null,
                 "parameters": (try? JSONValue(parsing: item.parameters)) ?? [:],
                 "model_key": item.modelKey.map { .string($0) } ?? .null,
+                "rating": item.rating.map { .string($0.rawValue) } ?? .null,
             ]
         }
         let servers = try ServerView.read(queue, now: now)
@@ -217,5 +219,14 @@ enum StatusCommand {
             "runners": .array(runners.map(\.json)), "waiting_for_a_server": .bool(waiting),
             "paused": .bool(runners.contains { $0.record.pausedReason != nil }),
         ]
+    }
+}
+
+extension StatusCommand {
+    /// The items of an earlier job a job follows up (`add --from`), from its stored settings
+    /// (nil: none, or settings that cannot be read, which `run` reports).
+    static func followUpOrigin(_ queue: Queue, _ jobID: Int64) -> FollowUpOrigin? {
+        guard let stored = try? queue.definition(jobID: jobID), let json = try? JSONValue(parsing: stored.spec) else { return nil }
+        return json["from"].flatMap(FollowUpOrigin.init(json:))
     }
 }

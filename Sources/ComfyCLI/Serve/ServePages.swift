@@ -36,6 +36,7 @@ enum ServePages {
         table{border-collapse:collapse;width:100%}td,th{padding:.35rem .5rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
         .bar{height:.5rem;background:var(--line);border-radius:.25rem;min-width:6rem}.bar>i{display:block;height:100%;background:var(--bar);border-radius:.25rem}
         .muted{color:var(--muted)}.notice{padding:.5rem;border:1px solid var(--line)}.failed{color:var(--bad)}.done{color:var(--ok)}
+        .rating{font-weight:bold}.rating.starred{color:#c90}a.rejected img{opacity:.35}
         .grid td{text-align:center}.grid img{max-width:12rem;max-height:12rem;display:block;margin:auto}
         .item img{max-width:100%}code{font-size:.9em}
         @media (max-width:40rem){td,th{padding:.3rem .25rem}.grid img{max-width:6rem}.bar{min-width:3rem}}
@@ -224,14 +225,24 @@ enum ServePages {
     }
 
     static func cell(_ item: ItemRow, job: String, image: String?, link: String) -> String {
-        var html = "<a href=\"\(link)\" data-item=\"\(item.index)\">"
+        let rated = item.rating.map { " class=\"\($0.rawValue)\" data-rating=\"\($0.rawValue)\"" } ?? ""
+        var html = "<a href=\"\(link)\" data-item=\"\(item.index)\"\(rated)>"
         switch item.state {
         case .done where image != nil: html += "<img src=\"\(image!)\" alt=\"\(escape(job))/\(item.index)\">"
         case .running, .submitting: html += "\(escape(item.phase ?? "running"))\(bar(item.fraction ?? 0))"
         case .failed: html += "<span class=\"failed\">failed</span>"
         default: html += "<span class=\"muted\">\(item.state.rawValue)</span>"
         }
-        return html + "</a>"
+        return html + ratingMark(item.rating) + "</a>"
+    }
+
+    /// ★ for a starred picture, ✕ for a rejected one.
+    static func ratingMark(_ rating: Rating?) -> String {
+        switch rating {
+        case .starred?: "<span class=\"rating starred\" title=\"starred\">★</span>"
+        case .rejected?: "<span class=\"rating rejected\" title=\"rejected\">✕</span>"
+        case nil: ""
+        }
     }
 
     // MARK: Item
@@ -257,7 +268,13 @@ enum ServePages {
         line("prompt id", "<code>\(escape(row.promptID ?? ""))</code>")
         line("server", escape(row.server ?? ""))
         line("attempts", "\(row.attempts)")
-        for (phase, seconds) in timings?.objectValue ?? JSONObject() { line("time in \(phase)", "\(seconds.serialized()) s") }
+        if let rating = row.rating { line("rating", ratingMark(rating) + " " + rating.rawValue) }
+        // Phase times in the order the phases come.
+        let times = timings?.objectValue ?? JSONObject()
+        let order = Phase.allCases.map(\.rawValue)
+        for (phase, seconds) in times.sorted(by: { (order.firstIndex(of: $0.0) ?? order.count) < (order.firstIndex(of: $1.0) ?? order.count) }) {
+            line("time in \(phase)", "\(seconds.serialized()) s")
+        }
         if !links.isEmpty { line("files", links.map { "<a href=\"\($0.1)\">\(escape($0.0))</a>" }.joined(separator: " · ")) }
         html += "</table>"
         return html

@@ -125,6 +125,10 @@ public struct JobSpec: Sendable, Equatable {
     public var strictOrder = false
     /// The UI-format file the graph was converted from, if it was.
     public var uiWorkflow: UIWorkflowRecord? = nil
+    /// The items of an earlier job it follows up (`add --from`).
+    public var from: FollowUpOrigin? = nil
+    /// What loading it noticed, to say (`note:` lines).
+    public var notes: [String] = []
 
     public static func == (lhs: JobSpec, rhs: JobSpec) -> Bool {
         lhs.name == rhs.name && lhs.file == rhs.file && lhs.workflow == rhs.workflow

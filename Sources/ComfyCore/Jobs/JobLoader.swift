@@ -39,7 +39,7 @@ public struct JobLoader {
 
     public static let fields = [
         "name", "workflow", "set", "matrix", "zip", "seeds", "repeat", "priority", "output", "servers", "retries", "timeouts", "hooks",
-        "max_defer", "order", "object_info",
+        "max_defer", "order", "object_info", "from",
     ]
     /// The largest job one file may expand to.
     public static let maximumItems = 1_000_000
@@ -317,11 +317,17 @@ public struct JobLoader {
         }
         if total > Self.maximumItems { problem("", "expands to \(total) items; the limit is \(Self.maximumItems) per job") }
 
+        var from: FollowUpOrigin?
+        if let value = object["from"] {
+            from = FollowUpOrigin(json: value)
+            if from == nil { problem("from", "must be {job: NAME, items: [indices]} (comfyq add --from writes it)") }
+        }
+
         guard problems.isEmpty else { throw JobValidationError(problems: problems) }
         return JobSpec(
             name: name, file: path, workflow: workflow, fixed: fixed, matrix: matrix, zip: zip, seeds: seeds, repeatCount: repeatCount,
             priority: priority, output: output, servers: servers, retries: retries, stallTimeout: stallTimeout, hooks: hooks,
-            maxDefer: maxDefer, strictOrder: strictOrder, uiWorkflow: uiWorkflow)
+            maxDefer: maxDefer, strictOrder: strictOrder, uiWorkflow: uiWorkflow, from: from)
     }
 
     /// The graph saved in a picture: its API form when there (exactly what ran), else its UI

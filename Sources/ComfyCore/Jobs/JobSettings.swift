@@ -19,6 +19,8 @@ public struct JobSettings: Sendable, Equatable {
     public var matrixAxes: [String] = []
     /// The UI-format workflow the graph was converted from at `add` (recorded in sidecars).
     public var uiWorkflow: UIWorkflowRecord?
+    /// The items of an earlier job this one follows up (`add --from`).
+    public var from: FollowUpOrigin?
 
     public static let defaultRetries = 2
     public static let defaultStallTimeout: Double = 600
@@ -54,6 +56,7 @@ public struct JobSettings: Sendable, Equatable {
         if strictOrder { object["order"] = "strict" }
         if !matrixAxes.isEmpty { object["matrix_axes"] = .array(matrixAxes.map { .string($0) }) }
         if let uiWorkflow { object["ui_workflow"] = uiWorkflow.json }
+        if let from { object["from"] = from.json }
         return .object(object)
     }
 
@@ -77,6 +80,7 @@ public struct JobSettings: Sendable, Equatable {
         strictOrder = try field("order") { $0.stringValue } == "strict"
         matrixAxes = try field("matrix_axes") { $0.arrayValue?.compactMap(\.stringValue) } ?? []
         uiWorkflow = try field("ui_workflow", UIWorkflowRecord.init(json:))
+        from = try field("from", FollowUpOrigin.init(json:))
         for (written, pair) in try field("addresses", \.objectValue) ?? JSONObject() {
             guard let parts = pair.arrayValue, parts.count == 2, let node = parts[0].stringValue, let input = parts[1].stringValue else {
                 throw JobSettingsError(field: "addresses[\"\(written)\"]", reason: "is not a [node, input] pair")
@@ -102,6 +106,7 @@ extension JobSpec {
             strictOrder: strictOrder)
         settings.matrixAxes = matrix.map(\.address.written)
         settings.uiWorkflow = uiWorkflow
+        settings.from = from
         return settings
     }
 }
