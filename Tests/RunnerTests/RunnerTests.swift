@@ -227,8 +227,10 @@ func stats(_ simulator: Simulator) async -> JSONValue {
         try workspace.addJob(count: 2, extra: #"timeouts: {stall: "300ms"}"#)
         let server = try simulator { $0.stepTime = 0.01 }
         defer { server.stop() }
-        // Shorter than two stall timeouts: the first attempt is interrupted, the retry goes through.
-        await control(server, "/sim/stall", #"{"seconds": 0.5}"#)
+        // The first prompt goes silent at its second step, whenever it starts (a stall timed from
+        // the test's start could be over before a run under load submits anything), and stays so
+        // until it is interrupted: the interrupt ends it unfinished, and the retry goes through.
+        await control(server, "/sim/hold", #"{"at_step": 2, "seconds": 30}"#)
         var options = fastOptions([server], concurrency: 1)
         options.policy.silenceBeforePolling = 60  // the watchdog, not the history poll, must act
         let summary = try await Runner(queuePath: workspace.queuePath, options: options).run()
