@@ -116,4 +116,55 @@ final class Seen: @unchecked Sendable {
     private var list: [String] = []
     var values: [String] { lock.withLock { list } }
     func add(_ value: String) { lock.withLock { if list.last != value { list.append(value) } } }
+
+    /// The morning review in a real browser: the viewer walks the grid with the keyboard and the
+    /// URL follows; a star set in the page is in the queue (`status --json`) and survives a
+    /// reload; the grid shows only the starred; compare shows the chosen items.
+    @Test func theViewerRatingsAndCompare() async throws {
+        let served = try await ServeCommandTests.Served()
+        let browser = try await Browser.launch()
+        // Grid: rows KSampler.steps 2, 3, 4; columns cfg 5.0, 7.5: items 0 1 / 2 3 / 4 5.
+        try await browser.open(served.base + "/jobs/grid/view/0")
+        #expect(try await browser.evaluate("document.querySelector('.stage img').naturalWidth") == 192)
+        #expect(try await browser.evaluate("document.querySelector('figcaption').textContent")
+            .stringValue?.contains("KSampler.steps = 2 · KSampler.cfg = 5.0") == true)
+        try await browser.press("ArrowRight")
+        try await browser.waitFor(path: "/jobs/grid/view/1")
+        try await browser.press("ArrowDown")
+        try await browser.waitFor(path: "/jobs/grid/view/3")
+        try await browser.press("End")
+        try await browser.waitFor(path: "/jobs/grid/view/5")
+        try await browser.press("ArrowUp")
+        try await browser.waitFor(path: "/jobs/grid/view/3")
+        // Star it with its key: in the queue, and still so after a reload.
+        try await browser.press("s")
+        _ = try await eventually("the star", timeout: 20) {
+            try await browser.evaluateWhileNavigating("(document.querySelector('.rating-now') || {}).textContent")?.stringValue?.contains("starred") == true ? true : nil
+        }
+        let status = try JSONValue(parsing: try await runBinary(["status", "grid", "--json"], environment: served.night.environment).stdout)
+        #expect(status["items"]?.arrayValue?.map { $0["rating"] ?? .null } == [.null, .null, .null, "starred", .null, .null], "\(status.serialized())")
+        try await browser.open(served.base + "/jobs/grid/view/3")
+        #expect(try await browser.evaluate("document.querySelector('.rating-now').textContent").stringValue?.contains("starred") == true)
+        try await browser.screenshot("viewer")
+        // Choose 3 and 2 for compare, then open it: both, side by side, their pictures loaded.
+        try await browser.press("c")
+        try await browser.press("ArrowLeft")
+        try await browser.waitFor(path: "/jobs/grid/view/2")
+        try await browser.press("c")
+        let compare = try await browser.evaluate("document.querySelector('.compare-open').getAttribute('href')")
+        #expect(compare == "/jobs/grid/compare?items=3,2", "\(compare)")
+        try await browser.open(served.base + (compare.stringValue ?? ""))
+        let figures = try await browser.evaluate(
+            "Array.from(document.querySelectorAll('.compare figure')).map(function (f) { return [f.dataset.item, f.querySelector('img').naturalWidth] })")
+        #expect(figures == [["3", 192], ["2", 192]], "\(figures.serialized())")
+        try await browser.screenshot("compare")
+        // The grid, starred only.
+        try await browser.open(served.base + "/jobs/grid?show=starred")
+        let cells = try await browser.evaluate("Array.from(document.querySelectorAll('table.grid td a')).map(function (a) { return a.dataset.item })")
+        #expect(cells == ["3"], "\(cells.serialized())")
+        // Esc from the viewer goes back to the grid.
+        try await browser.open(served.base + "/jobs/grid/view/0")
+        try await browser.press("Escape")
+        try await browser.waitFor(path: "/jobs/grid")
+    }
 }

@@ -76,6 +76,7 @@ package final class ServeApp: Sendable {
                 return HTTPResponse(status: 500, contentType: "text/plain", body: Array("the queue: \(error)".utf8))
             }
         }
+        if parts.count == 4, parts[0] == "jobs", parts[3] == "rate" { return rate(request, parts: parts, script: script, setCookie: setCookie) }
         guard parts.count == 3 || parts.count == 4, parts[0] == "jobs", let action = parts.last, action == "cancel" || action == "retry" else {
             return notFound("no control \(request.path)")
         }
@@ -95,6 +96,37 @@ package final class ServeApp: Sendable {
             if script {
                 return HTTPResponse(status: 200, body: Array(JSONValue.object(["changed": .int(changed)]).serialized().utf8), headers: setCookie)
             }
+            return HTTPResponse(status: 303, contentType: "text/plain", headers: [("Location", back)] + setCookie)
+        } catch {
+            return HTTPResponse(status: 500, contentType: "text/plain", body: Array("the queue: \(error)".utf8))
+        }
+    }
+
+    /// `POST /jobs/NAME/INDEX/rate` with `rating=starred|rejected|none` (a form, or a script's
+    /// body): back to `back` (this server's own page) or, for a script, `{"rated": n}`.
+    func rate(_ request: HTTPRequest, parts: [String], script: Bool, setCookie: [(String, String)]) -> HTTPResponse {
+        var fields: [String: String] = [:]
+        for pair in String(decoding: request.body, as: UTF8.self).split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }
+            if kv.count == 2 { fields[kv[0]] = kv[1] }
+        }
+        let rating: Rating?
+        switch fields["rating"] ?? "" {
+        case "starred": rating = .starred
+        case "rejected": rating = .rejected
+        case "none": rating = nil
+        default: return HTTPResponse(status: 400, contentType: "text/plain", body: Array("rating must be starred, rejected or none".utf8))
+        }
+        do {
+            let queue = try Queue(path: databasePath)
+            guard let job = try queue.jobs().first(where: { $0.name == parts[1] }), let index = Int(parts[2]), index >= 0, index < job.total else {
+                return notFound("no item \(parts[1])/\(parts[2])")
+            }
+            let result = try queue.rate(jobID: job.id, indices: [index], as: rating)
+            if script {
+                return HTTPResponse(status: result.rated == 1 ? 200 : 409, body: Array(JSONValue.object(["rated": .int(result.rated)]).serialized().utf8), headers: setCookie)
+            }
+            let back = fields["back"].flatMap { $0.hasPrefix("/jobs/") && !$0.contains("//") ? $0 : nil } ?? ViewerPages.viewURL(job.name, index)
             return HTTPResponse(status: 303, contentType: "text/plain", headers: [("Location", back)] + setCookie)
         } catch {
             return HTTPResponse(status: 500, contentType: "text/plain", body: Array("the queue: \(error)".utf8))
@@ -130,6 +162,21 @@ package final class ServeApp: Sendable {
         case "api" where parts == ["api", "status"]:
             let document = try StatusCommand.document(queue, job: nil, states: [])
             return HTTPResponse(status: 200, body: Array(document.serialized().utf8), headers: [("Cache-Control", "no-store")])
+        case "jobs" where parts.count == 4 && parts[2] == "view":
+            guard let job = try queue.jobs().first(where: { $0.name == parts[1] }), let index = Int(parts[3]),
+                let found = try queue.item(jobID: job.id, index: index)
+            else { return notFound("no item \(parts[1])/\(parts[3])") }
+            return html(try viewer(job, found.row, outputs: found.outputs, queue))
+        case "jobs" where parts.count == 3 && parts[2] == "compare":
+            guard let job = try queue.jobs().first(where: { $0.name == parts[1] }) else { return notFound("no job \(parts[1])") }
+            let chosen = (query["items"] ?? "").split(separator: ",").compactMap { Int($0) }.prefix(4)
+            var shown: [(row: ItemRow, caption: [(String, String)], image: String?)] = []
+            for index in chosen {
+                guard let found = try queue.item(jobID: job.id, index: index) else { return notFound("no item \(job.name)/\(index)") }
+                let caption = Self.parameters(found.row).map { ($0.0, JobGrid.shown($0.1)) }
+                shown.append((found.row, caption, found.outputs.isEmpty ? nil : "/files/\(ServePages.segment(job.name))/\(index)/0"))
+            }
+            return html(ViewerPages.compare(job: job, items: shown))
         case "jobs" where parts.count == 4 && parts[3] == "workflow.json":
             // The graph the item was submitted as: the job's workflow with the item's parameters.
             guard let job = try queue.jobs().first(where: { $0.name == parts[1] }), let index = Int(parts[2]),
@@ -155,7 +202,8 @@ package final class ServeApp: Sendable {
                 return html(
                     ServePages.grid(
                         job: job, items: items, matrixAxes: axes, outputs: images, held: try queue.held()[job.id],
-                        filter: query.filter { !$0.value.isEmpty && $0.key != "token" && $0.key != "page" }, page: page))
+                        filter: query.filter { !$0.value.isEmpty && !["token", "page", "show"].contains($0.key) }, page: page,
+                        show: query["show"].flatMap(ServePages.Show.init(rawValue:))))
             }
             guard let index = Int(parts[2]), let found = try queue.item(jobID: job.id, index: index) else {
                 return notFound("no item \(parts[1])/\(parts[2])")
@@ -182,6 +230,27 @@ package final class ServeApp: Sendable {
         default:
             return notFound("no page \(path)")
         }
+    }
+
+    /// The viewer for one item: its page of the grid gives the caption (what varies) and where
+    /// each key goes; the neighbours' pictures are preloaded.
+    func viewer(_ job: JobSummary, _ row: ItemRow, outputs: [String], _ queue: Queue) throws -> String {
+        let range = ReportPages.range((row.index / ReportPages.size) + 1)
+        let items = try queue.items(jobID: job.id, indices: range)
+        let grid = JobGrid(items: items.map { JobGrid.Item(index: $0.index, parameters: Self.parameters($0)) }, matrixAxes: try ReportCommand.settings(job, queue: queue).matrixAxes)
+        var moves = grid.moves(from: row.index) ?? JobGrid.Moves()
+        // Across pages of a large job: the next page's first item, the previous page's last.
+        if moves.right == nil, range.upperBound < job.total { moves.right = range.upperBound }
+        if moves.left == nil, range.lowerBound > 0 { moves.left = range.lowerBound - 1 }
+        moves.first = 0
+        moves.last = job.total - 1
+        let parameters = Self.parameters(row)
+        let caption = grid.axes.compactMap { axis in parameters[axis].map { (axis, JobGrid.shown($0)) } }
+        let outputsByIndex = try queue.outputs(jobID: job.id, indices: range)
+        let preload = [moves.left, moves.right, moves.up, moves.down].compactMap { $0 }.filter { outputsByIndex[$0]?.isEmpty == false }
+            .map { "/files/\(ServePages.segment(job.name))/\($0)/0" }
+        let image = outputs.isEmpty ? nil : "/files/\(ServePages.segment(job.name))/\(row.index)/0"
+        return ViewerPages.viewer(job: job, row: row, caption: caption, image: image, moves: moves, preload: preload)
     }
 
     static func parameters(_ row: ItemRow) -> JSONObject {

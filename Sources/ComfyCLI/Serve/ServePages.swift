@@ -144,9 +144,23 @@ enum ServePages {
         items.map { JobGrid.Item(index: $0.row.index, parameters: $0.parameters) }
     }
 
+    /// The grid's filter by judgement (`?show=`): only those cells are shown.
+    enum Show: String, CaseIterable {
+        case starred, unrated, rejected, failed
+
+        func includes(_ row: ItemRow) -> Bool {
+            switch self {
+            case .starred: row.rating == .starred
+            case .rejected: row.rating == .rejected
+            case .unrated: row.state == .done && row.rating == nil
+            case .failed: row.state == .failed
+            }
+        }
+    }
+
     static func grid(
         job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], matrixAxes: [String], outputs: [Int: String],
-        held: HeldItems? = nil, filter: [String: String], page: Int = 1
+        held: HeldItems? = nil, filter: [String: String], page: Int = 1, show: Show? = nil
     ) -> String {
         let base = "/jobs/\(segment(job.name))"
         var buttons = controls(base, cancel: !job.isFinished, retry: (job.counts[.failed] ?? 0) + (job.counts[.cancelled] ?? 0) + (job.counts[.held] ?? 0) > 0)
@@ -158,7 +172,14 @@ enum ServePages {
         let pager = ReportPages.pager(page, of: pages, total: job.total) { "?page=\($0)\(kept)" }
         let pageField = pages > 1 ? "<input type=\"hidden\" name=\"page\" value=\"\(page)\">" : ""
         let form = selector(grid, filter: filter).replacingOccurrences(of: "<form method=\"get\" class=\"selector\">", with: "<form method=\"get\" class=\"selector\">" + pageField)
-        return Self.page(job.name, buttons + form + pager + gridBody(job: job, items: items, grid: grid, outputs: outputs, link: { "\(base)/\($0)" }) + pager)
+        // All, or only the starred, unrated, rejected or failed ones (the URL says which).
+        var shows = "<p class=\"show\">show: " + (show == nil ? "<b>all</b>" : "<a href=\"?\(kept.dropFirst())\">all</a>")
+        for option in Show.allCases {
+            shows += " · " + (show == option ? "<b>\(option.rawValue)</b>" : "<a href=\"?show=\(option.rawValue)\(kept)\">\(option.rawValue)</a>")
+        }
+        shows += "</p>"
+        return Self.page(
+            job.name, buttons + form + shows + pager + gridBody(job: job, items: items, grid: grid, outputs: outputs, show: show, link: { "\(base)/\($0)" }) + pager)
     }
 
     /// Text for a URL's query (letters, digits and `-._~` kept; the rest percent-encoded).
@@ -193,7 +214,7 @@ enum ServePages {
     /// `header`: the line above the grid (nil: the job's counts).
     static func gridBody(
         job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], grid: JobGrid, outputs: [Int: String], header: String? = nil,
-        link: (Int) -> String
+        show: Show? = nil, link: (Int) -> String
     ) -> String {
         var html = ""
         if let header {
@@ -213,7 +234,7 @@ enum ServePages {
             for column in grid.columns.indices {
                 html += "<td>"
                 for index in grid.cells[rowIndex][column] {
-                    guard let item = rows[index] else { continue }
+                    guard let item = rows[index], show?.includes(item) ?? true else { continue }
                     html += cell(item, job: job.name, image: outputs[index], link: link(index))
                 }
                 html += "</td>"
@@ -249,7 +270,8 @@ enum ServePages {
 
     static func item(job: String, row: ItemRow, parameters: JSONObject, images: [String], timings: JSONValue?, links: [(String, String)]) -> String {
         let base = "/jobs/\(segment(job))/\(row.index)"
-        let buttons = controls(base, cancel: !row.state.isFinished, retry: row.state == .failed || row.state == .cancelled || row.state == .held)
+        var buttons = controls(base, cancel: !row.state.isFinished, retry: row.state == .failed || row.state == .cancelled || row.state == .held)
+        buttons += "<p><a href=\"\(ViewerPages.viewURL(job, row.index))\" class=\"view-large\">view large (arrows move through the job)</a></p>"
         return page("\(job)/\(row.index)", buttons + itemBody(row: row, parameters: parameters, images: images, timings: timings, links: links))
     }
 

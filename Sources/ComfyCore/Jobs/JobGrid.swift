@@ -71,3 +71,49 @@ public struct JobGrid: Sendable, Equatable {
             && a.choices.map(\.axis) == b.choices.map(\.axis) && a.choices.map(\.values) == b.choices.map(\.values)
     }
 }
+
+extension JobGrid {
+    /// Where the viewer's keys go from an item: ← → through the grid in reading order (a row's
+    /// cells left to right, then the next row), ↑ ↓ to the same column of the row above or below
+    /// (the same place in its cell when it has one), Home and End to the first and last item.
+    public struct Moves: Sendable, Equatable {
+        public var left: Int?
+        public var right: Int?
+        public var up: Int?
+        public var down: Int?
+        public var first: Int?
+        public var last: Int?
+
+        public init(left: Int? = nil, right: Int? = nil, up: Int? = nil, down: Int? = nil, first: Int? = nil, last: Int? = nil) {
+            (self.left, self.right, self.up, self.down, self.first, self.last) = (left, right, up, down, first, last)
+        }
+    }
+
+    /// The items in reading order.
+    public var order: [Int] { cells.flatMap { $0.flatMap { $0 } } }
+
+    public func moves(from index: Int) -> Moves? {
+        let order = order
+        guard let at = order.firstIndex(of: index) else { return nil }
+        var moves = Moves(first: order.first, last: order.last)
+        moves.left = at > 0 ? order[at - 1] : nil
+        moves.right = at + 1 < order.count ? order[at + 1] : nil
+        for (row, cellsOfRow) in cells.enumerated() {
+            for (column, cell) in cellsOfRow.enumerated() {
+                guard let place = cell.firstIndex(of: index) else { continue }
+                func vertical(_ step: Int) -> Int? {
+                    var other = row + step
+                    while cells.indices.contains(other) {
+                        let target = cells[other][column]
+                        if !target.isEmpty { return target[min(place, target.count - 1)] }
+                        other += step
+                    }
+                    return nil
+                }
+                moves.up = vertical(-1)
+                moves.down = vertical(1)
+            }
+        }
+        return moves
+    }
+}

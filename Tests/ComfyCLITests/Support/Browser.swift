@@ -134,6 +134,34 @@ final class Browser: @unchecked Sendable {
         }
     }
 
+    /// Presses a key in the page (`ArrowRight`, `Escape`, `s`…) as a user would.
+    func press(_ key: String) async throws {
+        let codes = ["ArrowLeft": 37, "ArrowUp": 38, "ArrowRight": 39, "ArrowDown": 40, "Home": 36, "End": 35, "Escape": 27]
+        var event: JSONObject = ["key": .string(key)]
+        if let code = codes[key] {
+            event["windowsVirtualKeyCode"] = .int(code)
+            event["code"] = .string(key)
+        } else {
+            event["text"] = .string(key)
+            event["windowsVirtualKeyCode"] = .int(Int(key.uppercased().unicodeScalars.first?.value ?? 0))
+        }
+        var down = event
+        down["type"] = codes[key] == nil ? "keyDown" : "rawKeyDown"
+        try await call("Input.dispatchKeyEvent", down)
+        var up = event
+        up["type"] = "keyUp"
+        up["text"] = nil
+        try await call("Input.dispatchKeyEvent", up)
+    }
+
+    /// Waits until the page's path (and query) is `path` and it has loaded.
+    func waitFor(path: String) async throws {
+        _ = try await eventually("the page \(path)", timeout: 20, describe: { (try? await self.evaluateWhileNavigating("location.pathname + location.search"))??.stringValue ?? "?" }) {
+            let state = try await self.evaluateWhileNavigating("location.pathname + location.search + ' ' + document.readyState")
+            return state?.stringValue == "\(path) complete" ? true : nil
+        }
+    }
+
     /// Loads `url` and waits until the document has loaded, with its images.
     func open(_ url: String) async throws {
         try await call("Page.navigate", ["url": .string(url)])
