@@ -43,6 +43,9 @@ final class EventRecorder: Sendable {
         let hooks = try await HookSet.load([HookSet.Source(path: try Self.hookFile(EventRecorder.script, in: workspace))], environment: recorder.environment)
         var options = fastOptions([server], concurrency: 1)
         options.hooks = hooks
+        // Every phase is heard on the socket: a history poll after a second of silence (a
+        // machine under load) would end a prompt as done without them.
+        options.policy.silenceBeforePolling = 60
         let summary = try await Runner(queuePath: workspace.queuePath, options: options).run()
         #expect(summary.done == 3 && summary.failed == 2 && summary.skipped == 1)
 
