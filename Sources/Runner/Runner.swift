@@ -86,12 +86,12 @@ public actor Runner {
     /// swift-corelibs-foundation: the cancellation handler waits on the session's queue while
     /// the session, completing the same request, waits on the task's status lock. Seen in the
     /// stop tests.)
-    private nonisolated let children: AsyncStream<@Sendable () async -> Void>.Continuation
+    nonisolated let children: AsyncStream<@Sendable () async -> Void>.Continuation
     private let spawned: AsyncStream<@Sendable () async -> Void>
     /// Every child of the run has ended (see `children`).
-    private var childrenDone = false
+    var childrenDone = false
     /// The run's end waits for this (see `waitForEnd`).
-    private var endWaiter: (condition: EndCondition, continuation: CheckedContinuation<Void, Never>)?
+    var endWaiter: (condition: EndCondition, continuation: CheckedContinuation<Void, Never>)?
     /// Where the run is in its life (see `RunPhase`).
     var phase = RunPhase.starting
     /// Items of the run's jobs held by pre-flight (no server can run them), as last counted.
@@ -207,78 +207,8 @@ public actor Runner {
         return await finishRun(summary)
     }
 
-    /// The end of every run: its servers stopped, its tasks ended and awaited, `on_batch_done`,
-    /// the summary.
-    private func finishRun(_ summary: RunSummary) async -> RunSummary {
-        await stopServers()
-        endTasks()
-        // Every child ends once its stream has (a request still under way to a server that does
-        // not answer ends at its timeout; the run does not wait longer than 10 s for it).
-        if await !waitForEnd(.childrenDone, timeout: 10) {
-            continuation.yield(.message("some of the run's requests were still under way 10 s after it ended; they end at their timeouts"))
-        }
-        await finishHooks(summary)
-        continuation.yield(.finished(summary))
-        continuation.finish()
-        return summary
-    }
-
-    /// Ends the run's tasks by ending what they wait on (see `children`).
-    private func endTasks() {
-        phase = .ended
-        listener?.stop()
-        for slot in servers {
-            slot.lane.finish()
-            slot.probes.finish()
-        }
-        connectionCommands.finish()
-        processExits.finish()
-        children.finish()
-    }
-
-    /// What the end of the run waits for.
-    enum EndCondition {
-        /// No POST under way, nothing being taken off a server or collected.
-        case settled
-        /// Every child of the run's group has ended.
-        case childrenDone
-    }
-
-    private func holds(_ condition: EndCondition) -> Bool {
-        switch condition {
-        case .settled: posting.isEmpty && flights.unsettled.isEmpty
-        case .childrenDone: childrenDone
-        }
-    }
-
-    /// Waits until `condition` holds (woken by the changes that can make it hold, never by
-    /// polling) or `timeout` seconds pass; returns whether it holds.
-    @discardableResult
-    private func waitForEnd(_ condition: EndCondition, timeout: Double) async -> Bool {
-        guard !holds(condition) else { return true }
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: .seconds(timeout))
-            await self?.wakeEndWaiter(timedOut: true)
-        }
-        await withCheckedContinuation { endWaiter = (condition, $0) }
-        timer.cancel()  // a sleep, not a request: safe to cancel
-        return holds(condition)
-    }
-
-    /// Resumes the end's wait if its condition holds now (or its time is up).
-    func wakeEndWaiter(timedOut: Bool = false) {
-        guard let waiter = endWaiter, timedOut || holds(waiter.condition) else { return }
-        endWaiter = nil
-        waiter.continuation.resume()
-    }
-
-    private func childrenEnded() {
-        childrenDone = true
-        wakeEndWaiter()
-    }
-
     /// `on_batch_done`, then a bounded wait for every script to finish what it was sent.
-    private func finishHooks(_ summary: RunSummary) async {
+    func finishHooks(_ summary: RunSummary) async {
         let reports = await options.reports?.finish() ?? []
         guard let hooks = options.hooks else { return }
         var table = batchTable(summary)
