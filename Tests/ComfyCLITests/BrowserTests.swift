@@ -167,4 +167,53 @@ final class Seen: @unchecked Sendable {
         try await browser.press("Escape")
         try await browser.waitFor(path: "/jobs/grid")
     }
+
+    /// A job file's follow-ups are buttons on its page: one queues the follow-up for the starred
+    /// pictures, which runs on their outputs; the item pages link both ways.
+    @Test func aFollowUpQueuedFromThePageRunsOnTheStarredPictures() async throws {
+        let home = try CLIHome("comfyq-followup-page")
+        let workflows = Paths.packageRoot.appendingPathComponent("jobs/workflows").path
+        _ = try home.write(
+            "keepers.json",
+            """
+            {name: "keepers", workflow: "\(workflows)/img2img.json",
+             set: {"Load Image.image": {file: "{from.output}"}, "KSampler.denoise": 0.5}, output: {folder: "\(home.path("keepers"))"}}
+            """)
+        let night = try home.write(
+            "night.json",
+            """
+            {name: "night", workflow: "\(workflows)/txt2img.json", seeds: {start: 1, count: 3},
+             set: {"KSampler.steps": 2, "Empty Latent Image.width": 64, "Empty Latent Image.height": 64},
+             output: {folder: "\(home.path("out"))"}, followups: {keepers: "keepers.json"}}
+            """)
+        let run = try await runBinary(["run", night, "--simulate", "--no-user-hooks"], environment: home.environment)
+        try #require(run.status == .success, "\(run.stderr)")
+        #expect(try await runBinary(["star", "night/0,2"], environment: home.environment).status == .success)
+        let port = try Ports.outsideEphemeralRange(1)
+        let serve = try startBinary(["serve", "--listen", "127.0.0.1:\(port)"], environment: home.environment)
+        defer {
+            serve.terminate()
+            serve.waitUntilExit()
+        }
+        let base = "http://127.0.0.1:\(port)"
+        _ = try await eventually("comfyq serve to answer") { try? await ServeCommandTests.Served.get(base + "/api/status").status }
+        let browser = try await Browser.launch()
+        try await browser.open(base + "/jobs/night")
+        #expect(try await browser.evaluate("document.querySelector('.followups').textContent").stringValue?.contains("for the 2 starred") == true)
+        _ = try await browser.evaluate("document.querySelector('button[data-followup=\"keepers\"]').click()")
+        try await browser.waitFor(path: "/jobs/keepers")
+        let queued = try await runBinary(["run", "--simulate", "--no-user-hooks"], environment: home.environment)
+        #expect(queued.status == .success, "\(queued.stderr)")
+        let status = try JSONValue(parsing: try await runBinary(["status", "keepers", "--json"], environment: home.environment).stdout)
+        #expect(status["jobs"]?.arrayValue?.first { $0["name"] == "keepers" }?["counts"]?["done"] == 2, "\(status.serialized())")
+        for (position, source) in [(0, 0), (1, 2)] {
+            let sidecar = try JSONValue(parsing: try String(contentsOfFile: home.path("keepers/keepers_\(position).json"), encoding: .utf8))
+            #expect(sidecar["inputs"]?.arrayValue?.compactMap { $0["path"]?.stringValue } == [home.path("out/night_\(source).png")], "\(sidecar.serialized())")
+        }
+        // The item pages link both ways.
+        try await browser.open(base + "/jobs/keepers/1")
+        #expect(try await browser.evaluate("Array.from(document.querySelectorAll('a')).some(function (a) { return a.getAttribute('href') === '/jobs/night/2' && a.textContent === 'from night/2' })") == true)
+        try await browser.open(base + "/jobs/night/2")
+        #expect(try await browser.evaluate("Array.from(document.querySelectorAll('a')).some(function (a) { return a.getAttribute('href') === '/jobs/keepers/1' })") == true)
+    }
 }

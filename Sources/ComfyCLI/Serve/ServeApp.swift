@@ -77,6 +77,7 @@ package final class ServeApp: Sendable {
             }
         }
         if parts.count == 4, parts[0] == "jobs", parts[3] == "rate" { return rate(request, parts: parts, script: script, setCookie: setCookie) }
+        if parts.count == 4, parts[0] == "jobs", parts[2] == "followup" { return followUp(parts: parts, script: script, setCookie: setCookie) }
         guard parts.count == 3 || parts.count == 4, parts[0] == "jobs", let action = parts.last, action == "cancel" || action == "retry" else {
             return notFound("no control \(request.path)")
         }
@@ -130,6 +131,40 @@ package final class ServeApp: Sendable {
             return HTTPResponse(status: 303, contentType: "text/plain", headers: [("Location", back)] + setCookie)
         } catch {
             return HTTPResponse(status: 500, contentType: "text/plain", body: Array("the queue: \(error)".utf8))
+        }
+    }
+
+    /// `POST /jobs/NAME/followup/KEY`: the job file its `followups` names, queued for its starred
+    /// pictures (as `comfyq add FILE --from NAME --starred`), then its page.
+    func followUp(parts: [String], script: Bool, setCookie: [(String, String)]) -> HTTPResponse {
+        func refused(_ status: Int, _ message: String) -> HTTPResponse {
+            HTTPResponse(status: status, contentType: "text/plain", body: Array(message.utf8), headers: setCookie)
+        }
+        do {
+            let queue = try Queue(path: databasePath)
+            guard let job = try queue.jobs().first(where: { $0.name == parts[1] }) else { return notFound("no job \(parts[1])") }
+            guard let file = try ReportCommand.settings(job, queue: queue).followups.first(where: { $0.name == parts[3] })?.path else {
+                return notFound("\(job.name) has no follow-up \(parts[3])")
+            }
+            var sweeps = JobSources()
+            sweeps.from = (job.name, true, nil)
+            try sweeps.resolveFollowUp(queue)
+            let specs = try JobFiles.load([file], sweeps: sweeps)
+            var added: [(String, Int)] = []
+            for spec in specs {
+                let items = spec.expand(random: JobFiles.random)
+                _ = try queue.add(try JobFiles.withHookSources(spec), items: items, now: Date().timeIntervalSince1970)
+                added.append((spec.name, items.count))
+            }
+            if script {
+                let body = JSONValue.array(added.map { ["job": .string($0.0), "items": .int($0.1)] })
+                return HTTPResponse(status: 200, body: Array(body.serialized().utf8), headers: setCookie)
+            }
+            return HTTPResponse(status: 303, contentType: "text/plain", headers: [("Location", "/jobs/\(ServePages.segment(added.first?.0 ?? job.name))")] + setCookie)
+        } catch let error as InvalidJobFiles {
+            return refused(409, error.description)
+        } catch {
+            return refused(409, "\(error)")
         }
     }
 
@@ -198,19 +233,21 @@ package final class ServeApp: Sendable {
                 for (index, paths) in try queue.outputs(jobID: job.id, indices: range) where !paths.isEmpty {
                     images[index] = "/thumbs/\(ServePages.segment(job.name))/\(index)/0"
                 }
-                let axes = try ReportCommand.settings(job, queue: queue).matrixAxes
+                let settings = try ReportCommand.settings(job, queue: queue)
+                let starred = settings.followups.isEmpty ? 0 : try queue.rated(jobID: job.id, .starred).count
                 return html(
                     ServePages.grid(
-                        job: job, items: items, matrixAxes: axes, outputs: images, held: try queue.held()[job.id],
+                        job: job, items: items, matrixAxes: settings.matrixAxes, outputs: images, held: try queue.held()[job.id],
                         filter: query.filter { !$0.value.isEmpty && !["token", "page", "show"].contains($0.key) }, page: page,
-                        show: query["show"].flatMap(ServePages.Show.init(rawValue:))))
+                        show: query["show"].flatMap(ServePages.Show.init(rawValue:)), followups: settings.followups.map(\.name), starred: starred))
             }
             guard let index = Int(parts[2]), let found = try queue.item(jobID: job.id, index: index) else {
                 return notFound("no item \(parts[1])/\(parts[2])")
             }
             let base = "\(ServePages.segment(job.name))/\(index)"
             let images = found.outputs.indices.map { "/files/\(base)/\($0)" }
-            let links = [("workflow", "/jobs/\(base)/workflow.json")] + found.outputs.indices.map { ("sidecar \($0 + 1)", "/sidecars/\(base)/\($0)") }
+            var links = [("workflow", "/jobs/\(base)/workflow.json")] + found.outputs.indices.map { ("sidecar \($0 + 1)", "/sidecars/\(base)/\($0)") }
+            links += try followUpLinks(job, index: index, queue)
             return html(ServePages.item(job: job.name, row: found.row, parameters: Self.parameters(found.row), images: images, timings: found.timings, links: links))
         case "files" where parts.count == 4, "thumbs" where parts.count == 4, "sidecars" where parts.count == 4:
             // Only files recorded as an item's outputs, by their number: no path from the URL
@@ -251,6 +288,32 @@ package final class ServeApp: Sendable {
             .map { "/files/\(ServePages.segment(job.name))/\($0)/0" }
         let image = outputs.isEmpty ? nil : "/files/\(ServePages.segment(job.name))/\(row.index)/0"
         return ViewerPages.viewer(job: job, row: row, caption: caption, image: image, moves: moves, preload: preload)
+    }
+
+    /// Follow-ups both ways: the item an item of a follow-up came from, and the follow-ups'
+    /// items that came from this one (an item each when the follow-up has one per chosen item,
+    /// else the follow-up job).
+    func followUpLinks(_ job: JobSummary, index: Int, _ queue: Queue) throws -> [(String, String)] {
+        var links: [(String, String)] = []
+        let jobs = try queue.jobs()
+        if let from = try ReportCommand.settings(job, queue: queue).from {
+            if from.items.count == job.total, from.items.indices.contains(index) {
+                links.append(("from \(from.job)/\(from.items[index])", "/jobs/\(ServePages.segment(from.job))/\(from.items[index])"))
+            } else {
+                links.append(("from \(from.job)", "/jobs/\(ServePages.segment(from.job))"))
+            }
+        }
+        for other in jobs where other.id != job.id {
+            guard let from = try? ReportCommand.settings(other, queue: queue).from, from.job == job.name, let position = from.items.firstIndex(of: index) else {
+                continue  // (a job whose settings cannot be read says so on its own page)
+            }
+            if from.items.count == other.total {
+                links.append(("followed up by \(other.name)/\(position)", "/jobs/\(ServePages.segment(other.name))/\(position)"))
+            } else {
+                links.append(("followed up by \(other.name)", "/jobs/\(ServePages.segment(other.name))"))
+            }
+        }
+        return links
     }
 
     static func parameters(_ row: ItemRow) -> JSONObject {

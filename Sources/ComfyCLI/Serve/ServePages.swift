@@ -160,10 +160,19 @@ enum ServePages {
 
     static func grid(
         job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], matrixAxes: [String], outputs: [Int: String],
-        held: HeldItems? = nil, filter: [String: String], page: Int = 1, show: Show? = nil
+        held: HeldItems? = nil, filter: [String: String], page: Int = 1, show: Show? = nil, followups: [String] = [], starred: Int = 0
     ) -> String {
         let base = "/jobs/\(segment(job.name))"
         var buttons = controls(base, cancel: !job.isFinished, retry: (job.counts[.failed] ?? 0) + (job.counts[.cancelled] ?? 0) + (job.counts[.held] ?? 0) > 0)
+        // The job file's follow-ups, for the starred pictures.
+        if !followups.isEmpty {
+            buttons += "<p class=\"followups\">next step for the \(starred) starred: "
+            for name in followups {
+                buttons += "<form method=\"post\" action=\"\(base)/followup/\(segment(name))\" style=\"display:inline\">"
+                buttons += "<button data-followup=\"\(escape(name))\"\(starred == 0 ? " disabled" : "")>\(escape(name))</button></form> "
+            }
+            buttons += "</p>"
+        }
         if let held { buttons = "<p class=\"held\">" + heldText(job.name, held) + "</p>" + buttons }
         let grid = JobGrid(items: gridItems(items), matrixAxes: matrixAxes, filter: filter)
         let pages = ReportPages.count(job)

@@ -127,6 +127,8 @@ public struct JobSpec: Sendable, Equatable {
     public var uiWorkflow: UIWorkflowRecord? = nil
     /// The items of an earlier job it follows up (`add --from`).
     public var from: FollowUpOrigin? = nil
+    /// Follow-ups its page offers for the starred pictures (`followups:`): name → job file.
+    public var followups: [(name: String, path: String)] = []
     /// What loading it noticed, to say (`note:` lines).
     public var notes: [String] = []
 

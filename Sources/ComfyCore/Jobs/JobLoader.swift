@@ -39,7 +39,7 @@ public struct JobLoader {
 
     public static let fields = [
         "name", "workflow", "set", "matrix", "zip", "seeds", "repeat", "priority", "output", "servers", "retries", "timeouts", "hooks",
-        "max_defer", "order", "object_info", "from",
+        "max_defer", "order", "object_info", "from", "followups",
     ]
     /// The largest job one file may expand to.
     public static let maximumItems = 1_000_000
@@ -286,6 +286,24 @@ public struct JobLoader {
             if value.arrayValue == nil { problem("hooks", "must be a list of Lua script paths") }
         }
 
+        // Follow-ups the job page offers for the starred pictures: name → job file.
+        var followups: [(name: String, path: String)] = []
+        if let value = object["followups"] {
+            if let entries = value.objectValue {
+                for (key, entry) in entries {
+                    guard let relative = entry.stringValue, !relative.isEmpty else {
+                        problem("followups[\(Self.quoted(key))]", "must be the path of a job file (the follow-up)")
+                        continue
+                    }
+                    let followUpPath = Self.resolve(relative, against: directory)
+                    if !fileExists(followUpPath) { problem("followups[\(Self.quoted(key))]", "no such file: \(followUpPath)") }
+                    followups.append((key, followUpPath))
+                }
+            } else {
+                problem("followups", "must be an object such as {\"hires\": \"hires-fix.json\"}")
+            }
+        }
+
         // Output naming: tokens known, nothing that could leave the folder.
         var output = OutputSpec(folder: Self.resolve("outputs/\(name)", against: directory), template: OutputSpec.defaultTemplate)
         if let value = object["output"] {
@@ -327,7 +345,7 @@ public struct JobLoader {
         return JobSpec(
             name: name, file: path, workflow: workflow, fixed: fixed, matrix: matrix, zip: zip, seeds: seeds, repeatCount: repeatCount,
             priority: priority, output: output, servers: servers, retries: retries, stallTimeout: stallTimeout, hooks: hooks,
-            maxDefer: maxDefer, strictOrder: strictOrder, uiWorkflow: uiWorkflow, from: from)
+            maxDefer: maxDefer, strictOrder: strictOrder, uiWorkflow: uiWorkflow, from: from, followups: followups)
     }
 
     /// The graph saved in a picture: its API form when there (exactly what ran), else its UI

@@ -21,6 +21,14 @@ public struct JobSettings: Sendable, Equatable {
     public var uiWorkflow: UIWorkflowRecord?
     /// The items of an earlier job this one follows up (`add --from`).
     public var from: FollowUpOrigin?
+    /// Follow-ups its page offers for the starred pictures: name → job file.
+    public var followups: [(name: String, path: String)] = []
+
+    public static func == (a: JobSettings, b: JobSettings) -> Bool {
+        a.output == b.output && a.servers == b.servers && a.retries == b.retries && a.stallTimeout == b.stallTimeout && a.hooks == b.hooks
+            && a.addresses == b.addresses && a.maxDefer == b.maxDefer && a.strictOrder == b.strictOrder && a.matrixAxes == b.matrixAxes
+            && a.uiWorkflow == b.uiWorkflow && a.from == b.from && a.followups.map { $0.name + "\u{0}" + $0.path } == b.followups.map { $0.name + "\u{0}" + $0.path }
+    }
 
     public static let defaultRetries = 2
     public static let defaultStallTimeout: Double = 600
@@ -57,6 +65,7 @@ public struct JobSettings: Sendable, Equatable {
         if !matrixAxes.isEmpty { object["matrix_axes"] = .array(matrixAxes.map { .string($0) }) }
         if let uiWorkflow { object["ui_workflow"] = uiWorkflow.json }
         if let from { object["from"] = from.json }
+        if !followups.isEmpty { object["followups"] = .object(followups.reduce(into: JSONObject()) { $0[$1.name] = .string($1.path) }) }
         return .object(object)
     }
 
@@ -81,6 +90,7 @@ public struct JobSettings: Sendable, Equatable {
         matrixAxes = try field("matrix_axes") { $0.arrayValue?.compactMap(\.stringValue) } ?? []
         uiWorkflow = try field("ui_workflow", UIWorkflowRecord.init(json:))
         from = try field("from", FollowUpOrigin.init(json:))
+        followups = try field("followups") { value in value.objectValue.map { $0.compactMap { key, path in path.stringValue.map { (key, $0) } } } } ?? []
         for (written, pair) in try field("addresses", \.objectValue) ?? JSONObject() {
             guard let parts = pair.arrayValue, parts.count == 2, let node = parts[0].stringValue, let input = parts[1].stringValue else {
                 throw JobSettingsError(field: "addresses[\"\(written)\"]", reason: "is not a [node, input] pair")
@@ -107,6 +117,7 @@ extension JobSpec {
         settings.matrixAxes = matrix.map(\.address.written)
         settings.uiWorkflow = uiWorkflow
         settings.from = from
+        settings.followups = followups
         return settings
     }
 }
