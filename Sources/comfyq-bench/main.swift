@@ -1,6 +1,6 @@
 // comfyq-bench: the figures quoted in README.md. Build and run in release:
 //
-//     swift run -c release comfyq-bench [engine|decode|graph300|memory|codec|loopback|http|simulator|queue|runner|hooks|supervision|dispatch|inputs|serve|conversion|soak|report|runners|all]
+//     swift run -c release comfyq-bench [engine|decode|graph300|memory|codec|loopback|http|simulator|queue|runner|hooks|supervision|dispatch|inputs|serve|conversion|soak|report|review|runners|all]
 //
 // `queue` and `runners` also run on PostgreSQL when given a server's URL (postgresql://…);
 // `runners … --postgresql-only` skips its SQLite half.
@@ -40,5 +40,6 @@ if all || arguments.contains("inputs") { await InputsBenchmark.run() }
 if all || arguments.contains("serve") { await ServeBenchmark.run() }
 if all || arguments.contains("conversion") { ConversionBenchmark.run() }
 // Minutes long: only when asked (`soak [count]`).
+if arguments.contains("review") { await ReviewBenchmark.run(count: CommandLine.arguments.compactMap { Int($0) }.first ?? 10_000) }
 if arguments.contains("report") { await ReportBenchmark.run(count: CommandLine.arguments.compactMap { Int($0) }.first ?? 100_000) }
 if arguments.contains("soak") { await SoakBenchmark.run(count: CommandLine.arguments.compactMap { Int($0) }.first ?? 100_000) }

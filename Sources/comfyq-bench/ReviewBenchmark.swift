@@ -1,0 +1,82 @@
+import ComfyCore
+import Foundation
+import QueueStore
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The morning review of a large job: a 10,000-item sweep run at zero simulated time (the release
+/// `comfyq` beside this one, through a separate `comfyq simulate`), then `comfyq serve` on its
+/// queue: how long the job's grid page (first and last page), the viewer (first and last item)
+/// and a rating take, medians of 20 requests each, against the same for a 100-item job.
+///
+///     comfyq-bench review [count]     (default 10000)
+enum ReviewBenchmark {
+    static func run(count: Int = 10_000) async {
+        guard let comfyq = SupervisionBenchmark.comfyq else {
+            print("review: skipped: build the comfyq product beside comfyq-bench (swift build -c release)")
+            return
+        }
+        guard let small = await timings(comfyq, count: 100), let large = await timings(comfyq, count: count) else { return }
+        print("review: comfyq serve with a \(count)-item job vs a 100-item one, medians of 20 requests (ms)")
+        for (name, smallTime) in small {
+            let largeTime = large.first { $0.0 == name }?.1 ?? 0
+            print("  \(name): \(format(largeTime, 1)) vs \(format(smallTime, 1)) (×\(format(largeTime / max(smallTime, 0.001), 2)))  [target: fast at any size]")
+        }
+    }
+
+    static func timings(_ comfyq: String, count: Int) async -> [(String, Double)]? {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-bench-review-\(UUID())")
+        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (simulator, port) = SoakBenchmark.startSimulator(comfyq, in: directory)
+        defer {
+            simulator.terminate()
+            simulator.waitUntilExit()
+        }
+        let db = directory.appendingPathComponent("queue.db").path
+        let queue = SoakBenchmark.addSweep(
+            named: "sweep", count: count, to: db, in: directory, extra: #"set: {"EmptyLatentImage.width": 64, "EmptyLatentImage.height": 64}"#)
+        _ = await SupervisionBenchmark.until(10) { (try? Data(contentsOf: URL(string: "http://127.0.0.1:\(port)/system_stats")!)) != nil }
+        _ = await ReportBenchmark.measure(comfyq, ["run", "--server", "http://127.0.0.1:\(port)", "--db", db, "--concurrency", "4", "--no-user-hooks"])
+        guard (try? queue.jobs())?.first?.counts[.done] == count else {
+            print("review: the \(count)-item night did not finish; no figures")
+            return nil
+        }
+        let servePort = Int.random(in: 20_000..<30_000)
+        let serve = Process()
+        serve.executableURL = URL(fileURLWithPath: comfyq)
+        serve.arguments = ["serve", "--listen", "127.0.0.1:\(servePort)", "--db", db]
+        serve.standardOutput = FileHandle.nullDevice
+        serve.standardError = FileHandle.nullDevice
+        try? serve.run()
+        defer {
+            serve.terminate()
+            serve.waitUntilExit()
+        }
+        let base = "http://127.0.0.1:\(servePort)"
+        _ = await SupervisionBenchmark.until(10) { (try? Data(contentsOf: URL(string: base + "/api/status")!)) != nil }
+        let session = URLSession(configuration: .ephemeral)
+        func timed(_ request: URLRequest) async -> Double {
+            var times: [Double] = []
+            for _ in 0..<20 {
+                let start = ContinuousClock.now
+                _ = try? await session.data(for: request)
+                times.append((ContinuousClock.now - start).seconds * 1000)
+            }
+            return median(times)
+        }
+        let lastPage = (count + 999) / 1000
+        var rate = URLRequest(url: URL(string: base + "/jobs/sweep/\(count - 1)/rate")!)
+        rate.httpMethod = "POST"
+        rate.httpBody = Data("rating=starred".utf8)
+        rate.setValue("comfyq", forHTTPHeaderField: "X-Requested-By")
+        return [
+            ("grid, first page", await timed(URLRequest(url: URL(string: base + "/jobs/sweep")!))),
+            ("grid, last page", await timed(URLRequest(url: URL(string: base + "/jobs/sweep?page=\(lastPage)")!))),
+            ("viewer, first item", await timed(URLRequest(url: URL(string: base + "/jobs/sweep/view/0")!))),
+            ("viewer, last item", await timed(URLRequest(url: URL(string: base + "/jobs/sweep/view/\(count - 1)")!))),
+            ("star the last item", await timed(rate)),
+        ]
+    }
+}
