@@ -216,4 +216,27 @@ final class Seen: @unchecked Sendable {
         try await browser.open(base + "/jobs/night/2")
         #expect(try await browser.evaluate("Array.from(document.querySelectorAll('a')).some(function (a) { return a.getAttribute('href') === '/jobs/keepers/1' })") == true)
     }
+
+    /// Rating from the grid itself: a key on the focused picture, and its ★ button; the page
+    /// shows the new rating by itself (it follows the queue).
+    @Test func theGridRatesWithAKeyAndAButton() async throws {
+        let served = try await ServeCommandTests.Served()
+        let browser = try await Browser.launch()
+        try await browser.open(served.base + "/jobs/grid")
+        _ = try await browser.evaluate("document.querySelector('a[data-item=\"4\"]').focus()")
+        try await browser.press("x")
+        _ = try await browser.evaluate("document.querySelector('a[data-item=\"5\"]').closest('.cell-item').querySelector('button[data-rate=\"starred\"]').click()")
+        let ratings = try await eventually("the ratings in the queue", timeout: 20) { () -> [JSONValue]? in
+            let status = try JSONValue(parsing: try await runBinary(["status", "grid", "--json"], environment: served.night.environment).stdout)
+            let ratings = status["items"]?.arrayValue?.map { $0["rating"] ?? .null } ?? []
+            return ratings == [.null, .null, .null, .null, "rejected", "starred"] ? ratings : nil
+        }
+        #expect(ratings.count == 6)
+        _ = try await eventually("the grid to show them", timeout: 20) {
+            try await browser.evaluateWhileNavigating(
+                "[document.querySelector('a[data-item=\"4\"]').dataset.rating, document.querySelector('a[data-item=\"5\"]').dataset.rating].join(' ')")?
+                .stringValue == "rejected starred" ? true : nil
+        }
+        try await browser.screenshot("grid-rated")
+    }
 }

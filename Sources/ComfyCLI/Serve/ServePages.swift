@@ -37,6 +37,8 @@ enum ServePages {
         .bar{height:.5rem;background:var(--line);border-radius:.25rem;min-width:6rem}.bar>i{display:block;height:100%;background:var(--bar);border-radius:.25rem}
         .muted{color:var(--muted)}.notice{padding:.5rem;border:1px solid var(--line)}.failed{color:var(--bad)}.done{color:var(--ok)}
         .rating{font-weight:bold}.rating.starred{color:#c90}a.rejected img{opacity:.35}
+        .cell-item{display:inline-block;position:relative}.rate-controls{position:absolute;top:2px;right:2px;display:none}
+        .cell-item:hover .rate-controls,.cell-item:focus-within .rate-controls{display:block}.rate-controls button{padding:0 .3em}
         .grid td{text-align:center}.grid img{max-width:12rem;max-height:12rem;display:block;margin:auto}
         .item img{max-width:100%}code{font-size:.9em}
         @media (max-width:40rem){td,th{padding:.3rem .25rem}.grid img{max-width:6rem}.bar{min-width:3rem}}
@@ -188,8 +190,39 @@ enum ServePages {
         }
         shows += "</p>"
         return Self.page(
-            job.name, buttons + form + shows + pager + gridBody(job: job, items: items, grid: grid, outputs: outputs, show: show, link: { "\(base)/\($0)" }) + pager)
+            job.name,
+            buttons + form + shows + pager
+                + gridBody(job: job, items: items, grid: grid, outputs: outputs, show: show, rateControls: true, link: { "\(base)/\($0)" }) + pager
+                + gridScript)
     }
+
+    /// Rating from the grid: the ★ and ✕ on a picture (shown on hover or focus), or `s`, `x`, `u`
+    /// on the picture under the pointer or focused; the page refreshes itself from the queue.
+    static let gridScript = """
+        <script>
+        (function () {
+          var current = null;
+          function track(e) { var item = e.target.closest && e.target.closest('.cell-item'); if (item) current = item; }
+          document.addEventListener('mouseover', track);
+          document.addEventListener('focusin', track);
+          function rate(item, rating) {
+            var a = item && item.querySelector('a[data-item]'); if (!a) return;
+            if (a.dataset.rating === rating) rating = 'none';
+            fetch(location.pathname + '/' + a.dataset.item + '/rate',
+              {method: 'POST', headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: 'rating=' + rating});
+          }
+          document.addEventListener('click', function (e) {
+            var button = e.target.closest && e.target.closest('button[data-rate]');
+            if (button) { e.preventDefault(); rate(button.closest('.cell-item'), button.dataset.rate); }
+          });
+          document.addEventListener('keydown', function (e) {
+            if (e.ctrlKey || e.metaKey || e.altKey) return;
+            var rating = {s: 'starred', x: 'rejected', u: 'none'}[e.key];
+            if (rating && current) rate(current, rating);
+          });
+        })();
+        </script>
+        """
 
     /// Text for a URL's query (letters, digits and `-._~` kept; the rest percent-encoded).
     static func queryPart(_ text: String) -> String {
@@ -223,7 +256,7 @@ enum ServePages {
     /// `header`: the line above the grid (nil: the job's counts).
     static func gridBody(
         job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], grid: JobGrid, outputs: [Int: String], header: String? = nil,
-        show: Show? = nil, link: (Int) -> String
+        show: Show? = nil, rateControls: Bool = false, link: (Int) -> String
     ) -> String {
         var html = ""
         if let header {
@@ -244,7 +277,16 @@ enum ServePages {
                 html += "<td>"
                 for index in grid.cells[rowIndex][column] {
                     guard let item = rows[index], show?.includes(item) ?? true else { continue }
-                    html += cell(item, job: job.name, image: outputs[index], link: link(index))
+                    guard rateControls else {
+                        html += cell(item, job: job.name, image: outputs[index], link: link(index))
+                        continue
+                    }
+                    html += "<span class=\"cell-item\">" + cell(item, job: job.name, image: outputs[index], link: link(index))
+                    if item.state == .done {
+                        html += "<span class=\"rate-controls\"><button type=\"button\" data-rate=\"starred\" title=\"star (s)\">★</button>"
+                        html += "<button type=\"button\" data-rate=\"rejected\" title=\"reject (x)\">✕</button></span>"
+                    }
+                    html += "</span>"
                 }
                 html += "</td>"
             }
