@@ -63,7 +63,9 @@ import WebSocket
                 #expect(error.kind == .timedOut, "\(error)")
             }
         }
-        #expect(asked < 5)
+        // It ends at the client's timeout, not never (how soon is the machine's business: a
+        // loaded CI machine has taken 5.8 s for this 1 s timeout).
+        #expect(asked < 30)
         var arrived: [JSONValue] = []
         let waited = await Self.seconds { arrived = await listener.next(1, timeout: 1.5) }
         #expect(arrived.isEmpty)  // nothing arrives…
