@@ -2,6 +2,7 @@ import Foundation
 import QueueStore
 @testable import Runner
 import Simulator
+import Synchronization
 import TestSupport
 import Testing
 
@@ -29,12 +30,25 @@ import Testing
         let server = try simulator { $0.stepTime = 30 }
         defer { server.stop() }
         let runner = try Runner(queuePath: workspace.queuePath, options: fastOptions([server], concurrency: 1))
+        // What the run said, for the message if the queue never says sampling (a pause?).
+        let said = Mutex<[String]>([])
+        let listening = Task { for await event in runner.events { said.withLock { $0.append("\(event)") } } }
         let run = Task { await runner.run() }
         let path = workspace.queuePath
-        try await eventually("the queue to say sampling", timeout: 20, describe: { "\(String(describing: try? Queue(path: path).items().first))" }) {
-            try Queue(path: path).items().first.flatMap { $0.phase == "sampling" ? $0 : nil }
+        do {
+            try await eventually(
+                "the queue to say sampling", timeout: 20,
+                describe: { "\(String(describing: try? Queue(path: path).items().first)); the run said: \(said.withLock { $0.suffix(12) })" }
+            ) {
+                try Queue(path: path).items().first.flatMap { $0.phase == "sampling" ? $0 : nil }
+            }
+        } catch {
+            await runner.stop()
+            _ = await run.value
+            throw error
         }
         await runner.stop()
         _ = await run.value
+        _ = await listening.value
     }
 }

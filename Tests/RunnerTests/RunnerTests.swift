@@ -71,6 +71,9 @@ func fastOptions(_ servers: [Simulator], concurrency: Int = 2) -> RunnerOptions 
     options.policy.silenceBeforePolling = 1
     options.policy.pollInterval = 0.5
     options.tick = 0.1
+    // A queue write that fails on a loaded machine pauses the run until the queue can be written
+    // again: looked at twice a second here, not every 30 s.
+    options.spaceCheckInterval = 0.5
     return options
 }
 
