@@ -60,4 +60,32 @@ import Testing
         #expect(grid.cells == [[[0, 1], [2]]])
         #expect(JobGrid(items: []).cells.isEmpty)
     }
+
+    /// The viewer's keys: ← → in reading order (on to the next row), ↑ ↓ to the same column of the
+    /// row above or below (skipping empty cells, keeping the place within a cell), Home and End.
+    @Test(arguments: [
+        // from: left, right, up, down (grid: steps 2, 3, 4 down × cfg 5, 7 across; items 0 1 / 2 3 / 4 5)
+        (0, JobGrid.Moves(left: nil, right: 1, up: nil, down: 2, first: 0, last: 5)),
+        (1, JobGrid.Moves(left: 0, right: 2, up: nil, down: 3, first: 0, last: 5)),
+        (3, JobGrid.Moves(left: 2, right: 4, up: 1, down: 5, first: 0, last: 5)),
+        (5, JobGrid.Moves(left: 4, right: nil, up: 3, down: nil, first: 0, last: 5)),
+    ])
+    func theViewersKeysMoveInGridOrder(_ from: Int, _ expected: JobGrid.Moves) {
+        var rows: [[(String, JSONValue)]] = []
+        for steps in [2, 3, 4] { for cfg in [5, 7] { rows.append([("steps", .int(steps)), ("cfg", .int(cfg))]) } }
+        let grid = JobGrid(items: Self.items(rows), matrixAxes: ["steps", "cfg"])
+        #expect(grid.order == [0, 1, 2, 3, 4, 5])
+        #expect(grid.moves(from: from) == expected)
+        #expect(grid.moves(from: 99) == nil, "not in the grid")
+    }
+
+    /// Several items in one cell (seeds not an axis): ↓ keeps the place within the cell.
+    @Test func upAndDownKeepThePlaceWithinACell() {
+        var rows: [[(String, JSONValue)]] = []
+        for cfg in [5, 7] { for _ in 0..<2 { rows.append([("cfg", .int(cfg))]) } }
+        // One axis: cfg across, a single row; items 0, 1 in the first cell, 2, 3 in the second.
+        let grid = JobGrid(items: Self.items(rows), matrixAxes: ["cfg"])
+        #expect(grid.cells == [[[0, 1], [2, 3]]])
+        #expect(grid.moves(from: 1)?.right == 2 && grid.moves(from: 1)?.down == nil)
+    }
 }
