@@ -30,14 +30,16 @@ import Testing
         let server = try simulator { $0.stepTime = 30 }
         defer { server.stop() }
         let runner = try Runner(queuePath: workspace.queuePath, options: fastOptions([server], concurrency: 1))
-        // What the run said, for the message if the queue never says sampling (a pause?).
+        // What the run said, for the message if the queue never says sampling. (A loaded CI
+        // machine once took 10 s to queue the prompt and 20 s to reach its sampler: the deadline
+        // is a minute; it takes 2 s here.)
         let said = Mutex<[String]>([])
         let listening = Task { for await event in runner.events { said.withLock { $0.append("\(event)") } } }
         let run = Task { await runner.run() }
         let path = workspace.queuePath
         do {
             try await eventually(
-                "the queue to say sampling", timeout: 20,
+                "the queue to say sampling", timeout: 60,
                 describe: { "\(String(describing: try? Queue(path: path).items().first)); the run said: \(said.withLock { $0.suffix(12) })" }
             ) {
                 try Queue(path: path).items().first.flatMap { $0.phase == "sampling" ? $0 : nil }
