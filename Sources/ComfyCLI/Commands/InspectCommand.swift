@@ -35,7 +35,7 @@ enum InspectCommand {
         guard let job = try JobFiles.load(paths, sweeps: sweeps, definitions: source).first else { return .success }
         let document = try JobFiles.documents(paths, sweeps: sweeps).first?.document
         // A job file (or sweep options) has axes to show; a bare workflow has only its graph.
-        let isJob = !sweeps.isEmpty || document?["workflow"].map { $0.stringValue != JobLoader.normalized(absolute(paths[0])) } ?? false
+        let isJob = !sweeps.isEmpty || document?["workflow"].map { $0.stringValue != JobLoader.normalized(sweeps.absolute(paths[0])) } ?? false
         let inspection = WorkflowInspection(workflow: job.workflow, definitions: source?.definitions, origin: source?.origin)
         if arguments.flag("addresses") {
             for address in inspection.nodes.flatMap(\.inputs).compactMap(\.address) { console.print(address + "=") }
@@ -56,10 +56,6 @@ enum InspectCommand {
         for line in inspection.lines { console.print(line) }
         if isJob { for line in jobLines(job) { console.print(line) } }
         return .success
-    }
-
-    static func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 
     /// The job's axes, in item order, and how many items they make.

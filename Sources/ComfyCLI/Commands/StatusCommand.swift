@@ -189,7 +189,7 @@ enum StatusCommand {
                 "eta_seconds": job.averageItemSeconds.map { .double($0 * Double(remaining)) } ?? .null,
                 "model_groups": .array(models),
                 "held": held[job.id].map { ["items": .int($0.count), "reason": .string($0.reason)] } ?? .null,
-                "from": Self.followUpOrigin(queue, job.id)?.json ?? .null,
+                "from": (try? ReportCommand.settings(job, queue: queue))?.from?.json ?? .null,  // (unreadable settings: `run` says so)
             ]
         }
         let items: [ItemRow]
@@ -219,14 +219,5 @@ enum StatusCommand {
             "runners": .array(runners.map(\.json)), "waiting_for_a_server": .bool(waiting),
             "paused": .bool(runners.contains { $0.record.pausedReason != nil }),
         ]
-    }
-}
-
-extension StatusCommand {
-    /// The items of an earlier job a job follows up (`add --from`), from its stored settings
-    /// (nil: none, or settings that cannot be read, which `run` reports).
-    static func followUpOrigin(_ queue: Queue, _ jobID: Int64) -> FollowUpOrigin? {
-        guard let stored = try? queue.definition(jobID: jobID), let json = try? JSONValue(parsing: stored.spec) else { return nil }
-        return json["from"].flatMap(FollowUpOrigin.init(json:))
     }
 }
