@@ -24,6 +24,10 @@ public struct JobSummary: Sendable, Equatable {
     public var finished: Int { (counts[.done] ?? 0) + (counts[.failed] ?? 0) + (counts[.cancelled] ?? 0) }
     public var running: Int { (counts[.running] ?? 0) + (counts[.submitting] ?? 0) }
     public var isFinished: Bool { finished == total }
+
+    public init(id: Int64, name: String, file: String, priority: Int = 0, counts: [ItemState: Int], averageItemSeconds: Double? = nil) {
+        (self.id, self.name, self.file, self.priority, self.counts, self.averageItemSeconds) = (id, name, file, priority, counts, averageItemSeconds)
+    }
 }
 
 /// One item as `status` shows it.
@@ -50,6 +54,16 @@ public struct ItemRow: Sendable, Equatable {
     public var runner: String? = nil
     /// Starred or rejected in the morning review (nil: not rated).
     public var rating: Rating? = nil
+
+    public init(
+        id: Int64 = 0, jobID: Int64, jobName: String, index: Int, state: ItemState, phase: String? = nil, step: Int? = nil, steps: Int? = nil,
+        fraction: Double? = nil, attempts: Int = 0, server: String? = nil, promptID: String? = nil, error: String? = nil, parameters: String,
+        startedAt: Double? = nil, finishedAt: Double? = nil, modelKey: String? = nil, runner: String? = nil, rating: Rating? = nil
+    ) {
+        (self.id, self.jobID, self.jobName, self.index, self.state, self.phase, self.step, self.steps) = (id, jobID, jobName, index, state, phase, step, steps)
+        (self.fraction, self.attempts, self.server, self.promptID, self.error, self.parameters) = (fraction, attempts, server, promptID, error, parameters)
+        (self.startedAt, self.finishedAt, self.modelKey, self.runner, self.rating) = (startedAt, finishedAt, modelKey, runner, rating)
+    }
 }
 
 /// How a finished picture was judged (`comfyq star`, `reject`, the viewer).

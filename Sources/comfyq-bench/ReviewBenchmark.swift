@@ -74,8 +74,8 @@ enum ReviewBenchmark {
         return [
             ("grid, first page", await timed(URLRequest(url: URL(string: base + "/jobs/sweep")!))),
             ("grid, last page", await timed(URLRequest(url: URL(string: base + "/jobs/sweep?page=\(lastPage)")!))),
-            ("viewer, first item", await timed(URLRequest(url: URL(string: base + "/jobs/sweep/view/0")!))),
-            ("viewer, last item", await timed(URLRequest(url: URL(string: base + "/jobs/sweep/view/\(count - 1)")!))),
+            ("viewer, first item (its document from the API)", await timed(URLRequest(url: URL(string: base + "/api/jobs/sweep/items/0")!))),
+            ("viewer, last item (its document from the API)", await timed(URLRequest(url: URL(string: base + "/api/jobs/sweep/items/\(count - 1)")!))),
             ("star the last item", await timed(rate)),
         ]
     }

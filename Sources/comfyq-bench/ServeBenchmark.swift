@@ -4,6 +4,7 @@ import Foundation
 import HTTPServer
 import InputFiles
 import QueueStore
+import Serve
 import Runner
 import Simulator
 import Workloads
@@ -34,7 +35,7 @@ enum ServeBenchmark {
             text: #"{name: "grid", workflow: "w.json", matrix: {"KSampler.steps": [\#((1...40).map(String.init).joined(separator: ", "))], "KSampler.cfg": [\#(cfgs)]}}"#,
             path: "grid.json")
         try! queue.add(grid, items: grid.expand(random: { 0 }), now: 0)
-        let app = ServeApp(databasePath: path, token: nil)
+        let app = ServeApp(databasePath: path, token: nil, intake: CommandLineIntake())
         var size = 0
         let overview = measure(rounds: 7) { size = (try? app.route("/", queue))?.body.count ?? 0 }
         print("serve: overview with 100,000 items queued: \(format(overview * 1000, 1)) ms (\(size / 1024) KB)  [target ≤ 20 ms]")
@@ -122,7 +123,7 @@ enum ServeBenchmark {
                 var server: HTTPServer?
                 var sockets: [Int32] = []
                 if withStreams {
-                    let app = ServeApp(databasePath: path, token: nil)
+                    let app = ServeApp(databasePath: path, token: nil, intake: CommandLineIntake())
                     server = try? HTTPServer(host: "127.0.0.1", port: 0, name: "bench-serve", maximumBody: 1 << 20, idleTimeout: .seconds(60))
                     server?.start { request, connection, _ in app.handle(request, connection) }
                     for _ in 0..<200 {

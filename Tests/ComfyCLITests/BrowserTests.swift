@@ -107,6 +107,26 @@ struct BrowserTests {
         #expect(offline.arrayValue?.count == 6 && offline.arrayValue?.allSatisfy { $0 == true } == true, "\(offline.serialized())")
         #expect(try await browser.evaluate("Array.from(document.querySelectorAll('table.grid tr:first-child th')).slice(1).map(function (th) { return th.textContent })") == headers)
         try await browser.screenshot("report")
+
+        // Its viewer, read only: a picture of the grid opens it; the keys walk the grid; #view-N
+        // is its address; no rating; Esc closes it.
+        _ = try await browser.evaluate("document.querySelector('table.grid a[data-item=\"0\"]').click()")
+        let shows = "(function () { var v = document.querySelector('.viewer'), img = document.querySelector('.stage img'); return location.hash + ' ' + (v.hidden ? 'closed' : img ? img.naturalWidth : 0); })()"
+        func reportViewer(_ expected: String) async throws {
+            _ = try await eventually("the report's viewer at \(expected)", timeout: 20, describe: { (try? await browser.evaluate(shows))?.stringValue ?? "?" }) {
+                try await browser.evaluate(shows).stringValue == expected ? true : nil
+            }
+        }
+        try await reportViewer("#view-0 192")
+        try await browser.press("ArrowRight")
+        try await browser.press("ArrowDown")
+        try await reportViewer("#view-3 192")
+        #expect(try await browser.evaluate("document.querySelector('figcaption').textContent").stringValue?.contains("grid/3 · KSampler.steps = 3 · KSampler.cfg = 7.5") == true)
+        #expect(try await browser.evaluate("document.querySelectorAll('.viewer button.rate').length") == 0)
+        try await browser.press("Escape")
+        try await reportViewer(" closed")
+        try await browser.open(file + "#view-5")
+        try await reportViewer("#view-5 192")
     }
 }
 
@@ -125,17 +145,23 @@ final class Seen: @unchecked Sendable {
         let browser = try await Browser.launch()
         // Grid: rows KSampler.steps 2, 3, 4; columns cfg 5.0, 7.5: items 0 1 / 2 3 / 4 5.
         try await browser.open(served.base + "/jobs/grid/view/0")
+        try await browser.waitForView("/jobs/grid/view/0")
         #expect(try await browser.evaluate("document.querySelector('.stage img').naturalWidth") == 192)
         #expect(try await browser.evaluate("document.querySelector('figcaption').textContent")
             .stringValue?.contains("KSampler.steps = 2 · KSampler.cfg = 5.0") == true)
+        // Keys pressed one after the other without waiting: each moves from where the last ended.
         try await browser.press("ArrowRight")
-        try await browser.waitFor(path: "/jobs/grid/view/1")
         try await browser.press("ArrowDown")
-        try await browser.waitFor(path: "/jobs/grid/view/3")
+        try await browser.waitForView("/jobs/grid/view/3")
         try await browser.press("End")
-        try await browser.waitFor(path: "/jobs/grid/view/5")
+        try await browser.waitForView("/jobs/grid/view/5")
         try await browser.press("ArrowUp")
-        try await browser.waitFor(path: "/jobs/grid/view/3")
+        try await browser.waitForView("/jobs/grid/view/3")
+        // The browser's back button goes back a view.
+        _ = try await browser.evaluate("history.back()")
+        try await browser.waitForView("/jobs/grid/view/5")
+        _ = try await browser.evaluate("history.forward()")
+        try await browser.waitForView("/jobs/grid/view/3")
         // Star it with its key: in the queue, and still so after a reload.
         try await browser.press("s")
         _ = try await eventually("the star", timeout: 20) {
@@ -144,12 +170,13 @@ final class Seen: @unchecked Sendable {
         let status = try JSONValue(parsing: try await runBinary(["status", "grid", "--json"], environment: served.night.environment).stdout)
         #expect(status["items"]?.arrayValue?.map { $0["rating"] ?? .null } == [.null, .null, .null, "starred", .null, .null], "\(status.serialized())")
         try await browser.open(served.base + "/jobs/grid/view/3")
+        try await browser.waitForView("/jobs/grid/view/3")
         #expect(try await browser.evaluate("document.querySelector('.rating-now').textContent").stringValue?.contains("starred") == true)
         try await browser.screenshot("viewer")
         // Choose 3 and 2 for compare, then open it: both, side by side, their pictures loaded.
         try await browser.press("c")
         try await browser.press("ArrowLeft")
-        try await browser.waitFor(path: "/jobs/grid/view/2")
+        try await browser.waitForView("/jobs/grid/view/2")
         try await browser.press("c")
         let compare = try await browser.evaluate("document.querySelector('.compare-open').getAttribute('href')")
         #expect(compare == "/jobs/grid/compare?items=3,2", "\(compare)")
@@ -164,6 +191,7 @@ final class Seen: @unchecked Sendable {
         #expect(cells == ["3"], "\(cells.serialized())")
         // Esc from the viewer goes back to the grid.
         try await browser.open(served.base + "/jobs/grid/view/0")
+        try await browser.waitForView("/jobs/grid/view/0")
         try await browser.press("Escape")
         try await browser.waitFor(path: "/jobs/grid")
     }

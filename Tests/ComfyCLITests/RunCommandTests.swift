@@ -1,6 +1,7 @@
 import ComfyCLI
 import ComfyCore
 import Foundation
+import QueueStore
 import TestSupport
 import Testing
 #if canImport(FoundationNetworking)
@@ -31,6 +32,10 @@ import FoundationNetworking
         return (try? JSONValue(parsing: status.stdout))?["jobs"]?.arrayValue?.first?["counts"]?["done"]?.numberValue?.int ?? 0
     }
 
+    static func doneNow(_ db: String) throws -> Int {
+        try Queue(path: db).jobs().first?.counts[.done] ?? 0
+    }
+
     @Test func killedMidBatchTheNextRunFinishesEveryItemOnce() async throws {
         let root = TestFolder.root.appendingPathComponent("comfyq-kill-\(UUID())")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
@@ -41,7 +46,7 @@ import FoundationNetworking
         let job = root.appendingPathComponent("night.json").path
         try """
             {name: "night", workflow: "\(Self.workflow)", seeds: {start: 1, count: 24},
-             set: {"KSampler.steps": 4, "Empty Latent Image.width": 64, "Empty Latent Image.height": 64},
+             set: {"KSampler.steps": 12, "Empty Latent Image.width": 64, "Empty Latent Image.height": 64},
              output: {folder: "out", name: "{job}_{index}"}}
             """.write(toFile: job, atomically: true, encoding: .utf8)
         #expect(try await runBinary(["add", job, "--db", db]).status == .success)
@@ -54,10 +59,11 @@ import FoundationNetworking
         first.standardOutput = FileHandle.nullDevice
         first.standardError = FileHandle.nullDevice
         try first.run()
-        var doneBefore = 0
-        for _ in 0..<200 where doneBefore < 5 {
-            try await Task.sleep(for: .milliseconds(50))
-            doneBefore = try await Self.done(db)
+        // Read from the queue in this process (a `status` process per look is too slow to catch
+        // a loaded machine's run part-way): each item takes 12 steps of 30 ms, about 9 s for all.
+        let doneBefore = try await eventually("5 items done by the first run", timeout: 60, describe: { "\((try? Self.doneNow(db)) ?? -1) done" }) {
+            let done = try Self.doneNow(db)
+            return done >= 5 ? done : nil
         }
         kill(first.processIdentifier, SIGKILL)
         #expect(doneBefore >= 5)

@@ -73,6 +73,34 @@ import FoundationNetworking
         }
     }
 
+    /// The JSON API the viewer reads, which scripts use too; the browser code from `/assets/`.
+    @Test func theJSONAPIAndTheAssets() async throws {
+        let served = try await Served()
+        let view = try await Served.get(served.base + "/api/jobs/grid/items/3")
+        #expect(view.status == 200 && view.headers["Content-Type"] == "application/json", "\(view)")
+        let document = try JSONValue(parsing: view.body)
+        #expect(document["job"] == "grid" && document["index"] == 3 && document["state"] == "done", "\(view.body)")
+        #expect(document["caption"] == [["KSampler.steps", "3"], ["KSampler.cfg", "7.5"]], "\(view.body)")
+        #expect(document["moves"] == ["left": 2, "right": 4, "up": 1, "down": 5, "first": 0, "last": 5], "\(view.body)")
+        let image = try await Served.bytes(served.base + (document["image"]?.stringValue ?? "-"))
+        #expect(image.status == 200 && image.bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]))
+        let job = try JSONValue(parsing: try await Served.get(served.base + "/api/jobs/grid").body)
+        #expect(job["jobs"]?.arrayValue?.first?["name"] == "grid" && job["items"]?.arrayValue?.count == 6, "\(job.serialized())")
+        // Errors are JSON too, one line.
+        let missing = try await Served.get(served.base + "/api/jobs/grid/items/6")
+        #expect(missing.status == 404 && (try? JSONValue(parsing: missing.body))?["error"] == "no item grid/6", "\(missing)")
+        #expect(try await Served.get(served.base + "/api/jobs/nope").status == 404)
+        #expect(try await Served.get(served.base + "/jobs/grid/view/6").status == 404)
+        // The viewer's page is its shell; its script comes from /assets/, kept by the browser.
+        let shell = try await Served.get(served.base + "/jobs/grid/view/3")
+        #expect(shell.body.contains("data-api=\"/api/jobs/grid/items/\"") && shell.body.contains("/assets/viewer.js?v="), "\(shell.body)")
+        let script = try await Served.get(served.base + "/assets/viewer.js")
+        #expect(script.status == 200 && script.headers["Content-Type"] == "text/javascript; charset=utf-8" && script.headers["Cache-Control"] == "max-age=86400")
+        #expect(script.body.contains("/api/jobs/NAME/items/INDEX"))
+        #expect(try await Served.get(served.base + "/assets/nothing.js").status == 404)
+        #expect(try await Served.get(served.base + "/assets/..%2FPackage.swift").status == 404)
+    }
+
     @Test func pagesGridFilesAndSafety() async throws {
         let served = try await Served()
         let overview = try await Served.get(served.base + "/")
@@ -225,6 +253,10 @@ import FoundationNetworking
         #expect(try await Served.get(served.base + "/jobs/grid", headers: ["Cookie": "comfyq_token=s3cret"]).status == 200)
         #expect(try await Served.get(served.base + "/jobs/grid", headers: ["Authorization": "Bearer s3cret"]).status == 200)
         #expect(try await Served.get(served.base + "/jobs/grid", headers: ["Cookie": "comfyq_token=wrong"]).status == 403)
+        // The JSON API and the assets as well.
+        #expect(try await Served.get(served.base + "/api/jobs/grid/items/0").status == 403)
+        #expect(try await Served.get(served.base + "/api/jobs/grid/items/0", headers: ["Authorization": "Bearer s3cret"]).status == 200)
+        #expect(try await Served.get(served.base + "/assets/viewer.js").status == 403)
     }
 
     /// A change made by another process reaches an open event stream.

@@ -28,7 +28,14 @@ import Testing
         let runner = try Runner(queuePath: workspace.queuePath, options: options)
         async let summary = runner.run()
         let path = workspace.queuePath
-        _ = try await eventually("item 0 sampling on the server", timeout: 20) {
+        // (A loaded machine may take a while to get there: the queue and the server say where it is.)
+        _ = try await eventually(
+            "item 0 sampling on the server", timeout: 60,
+            describe: {
+                let item = try? Queue(path: path).items(jobID: job).first
+                return "item \(item.map { "\($0.state.rawValue) \($0.phase ?? "-") step \($0.step ?? 0)" } ?? "?"); server \(await stats(server).serialized())"
+            }
+        ) {
             try Queue(path: path).items(jobID: job).first { $0.state == .running && $0.phase == "sampling" }
         }
         await control(server, "/sim/fail-history", #"{"count": 1}"#)

@@ -3,6 +3,7 @@ import Foundation
 import Hooks
 import InputFiles
 import QueueStore
+import Serve
 import Simulator
 
 /// Where hook scripts come from and how they are set up, shared by `run` and `hook test`.

@@ -4,6 +4,7 @@ import Foundation
 import Hooks
 import InputFiles
 import QueueStore
+import Serve
 import WebSocket
 
 /// Job files invalid: every problem already printed, one per line (exit 65, EX_DATAERR).
@@ -382,10 +383,7 @@ enum QueueEditCommands {
     }
 
     /// Asks the runs whose heartbeat is recent (they write one every 5 s) to drain.
-    static func requestDrain(_ queue: Queue) throws -> Int {
-        let now = JobFiles.now
-        return try queue.requestDrain(aliveSince: now - 15, now: now)
-    }
+    static func requestDrain(_ queue: Queue) throws -> Int { try ServeApp.requestDrain(queue) }
 
     static func resolve(_ queue: Queue, _ reference: String) throws -> Queue.Target {
         do { return try queue.target(reference.hasPrefix("#") ? String(reference.dropFirst()) : reference) } catch let error as QueueError {

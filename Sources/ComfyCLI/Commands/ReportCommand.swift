@@ -2,6 +2,7 @@ import ComfyCore
 import Foundation
 import InputFiles
 import QueueStore
+import Serve
 
 /// `comfyq report JOB [-o DIR] [--png FILE]`
 enum ReportCommand {
@@ -65,12 +66,7 @@ enum ReportCommand {
 
     /// The job's settings as stored when it was added (its output folder, its matrix axes).
     static func settings(_ job: JobSummary, queue: Queue) throws -> JobSettings {
-        guard let stored = try queue.definition(jobID: job.id) else { throw CommandFailure("no job #\(job.id)") }
-        do {
-            return try JobSettings(json: JSONValue(parsing: stored.spec))
-        } catch {
-            throw CommandFailure("\(job.name): its stored settings cannot be read (\(error))")
-        }
+        do { return try queue.settings(of: job) } catch let error as UnreadableSettings { throw CommandFailure(error.description) }
     }
 
     /// `path` as a link from a page in `base` (`../out/x.png`), each segment percent-encoded.

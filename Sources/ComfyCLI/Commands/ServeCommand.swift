@@ -1,6 +1,7 @@
 import Foundation
 import HTTPServer
 import QueueStore
+import Serve
 
 /// `comfyq serve [--listen ADDR:PORT] [--token T] [--db PATH]`
 enum ServeCommand {
@@ -38,7 +39,7 @@ enum ServeCommand {
         let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         let loopback = ["127.0.0.1", "localhost", "::1"].contains(host)
         let token = given ?? (loopback ? nil : UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""))
-        let app = ServeApp(databasePath: databasePath, token: token)
+        let app = ServeApp(databasePath: databasePath, token: token, intake: CommandLineIntake())
         let server: HTTPServer
         do {
             server = try HTTPServer(host: host, port: port, name: "comfyq-serve", maximumBody: 1 << 20, idleTimeout: .seconds(60))

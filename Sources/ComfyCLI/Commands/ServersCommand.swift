@@ -2,6 +2,7 @@ import ComfyClient
 import ComfyCore
 import Foundation
 import QueueStore
+import Serve
 import Runner
 
 /// `comfyq servers [--json]`, `comfyq servers start|stop|restart NAME`

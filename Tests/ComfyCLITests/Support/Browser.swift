@@ -163,6 +163,19 @@ final class Browser: @unchecked Sendable {
     }
 
     /// Loads `url` and waits until the document has loaded, with its images.
+    /// Waits until the viewer (Web/viewer.js) is at `path` and shows its item: the picture
+    /// loaded, or the item's state for one without.
+    func waitForView(_ path: String) async throws {
+        let index = path.split(separator: "/").last.map(String.init) ?? ""
+        let probe = """
+            (function () { var v = document.querySelector('.viewer'), img = document.querySelector('.stage img'), p = document.querySelector('.stage p');
+              return location.pathname + ' ' + (v ? v.dataset.item : '-') + ' ' + ((img && img.complete && img.naturalWidth > 0) || !!p); })()
+            """
+        _ = try await eventually("the viewer at \(path)", timeout: 20, describe: { (try? await self.evaluateWhileNavigating(probe))??.stringValue ?? "?" }) {
+            try await self.evaluateWhileNavigating(probe)?.stringValue == "\(path) \(index) true" ? true : nil
+        }
+    }
+
     func open(_ url: String) async throws {
         try await call("Page.navigate", ["url": .string(url)])
         _ = try await eventually("\(url) to load", timeout: 20) {

@@ -1,5 +1,6 @@
 import Foundation
 import QueueStore
+import Serve
 import Runner
 import Synchronization
 

@@ -19,8 +19,12 @@ package final class ServeApp: Sendable {
     /// Tells the event streams when the queue changed.
     let changes: ChangeFeed
 
-    package init(databasePath: String, token: String?, pollInterval: Duration = .milliseconds(250)) {
+    /// Queues jobs the way `comfyq add` does (the command line's loading and checks).
+    let intake: any JobIntake
+
+    package init(databasePath: String, token: String?, intake: any JobIntake, pollInterval: Duration = .milliseconds(250)) {
         self.databasePath = databasePath
+        self.intake = intake
         self.token = token
         self.pollInterval = pollInterval
         changes = ChangeFeed(databasePath: databasePath, interval: pollInterval.seconds)
@@ -55,7 +59,7 @@ package final class ServeApp: Sendable {
     /// from this server's own pages (its `Origin` or `Referer` is this server), a script with the
     /// token (`Authorization: Bearer`) or, on loopback without a token, `X-Requested-By: comfyq`:
     /// another site's page cannot make a visitor's browser cancel anything.
-    func control(_ request: HTTPRequest, setCookie: [(String, String)]) -> HTTPResponse {
+    package func control(_ request: HTTPRequest, setCookie: [(String, String)]) -> HTTPResponse {
         let host = request.headers["host"] ?? ""
         let origin = request.headers["origin"] ?? request.headers["referer"].map { referer -> String in
             let parts = referer.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
@@ -69,7 +73,7 @@ package final class ServeApp: Sendable {
         let parts = request.path.split(separator: "/").map(String.init)
         if parts == ["drain"] {
             do {
-                let asked = try QueueEditCommands.requestDrain(try Queue(path: databasePath))
+                let asked = try Self.requestDrain(try Queue(path: databasePath))
                 if script { return HTTPResponse(status: asked > 0 ? 200 : 409, body: Array(JSONValue.object(["runs": .int(asked)]).serialized().utf8), headers: setCookie) }
                 return HTTPResponse(status: 303, contentType: "text/plain", headers: [("Location", asked > 0 ? "/?drained=\(asked)" : "/?drained=0")] + setCookie)
             } catch {
@@ -124,7 +128,7 @@ package final class ServeApp: Sendable {
                 return notFound("no item \(parts[1])/\(parts[2])")
             }
             let result = try queue.rate(jobID: job.id, indices: [index], as: rating)
-            if script {
+            if script || (request.headers["accept"] ?? "").contains("application/json") {
                 return HTTPResponse(status: result.rated == 1 ? 200 : 409, body: Array(JSONValue.object(["rated": .int(result.rated)]).serialized().utf8), headers: setCookie)
             }
             let back = fields["back"].flatMap { $0.hasPrefix("/jobs/") && !$0.contains("//") ? $0 : nil } ?? ViewerPages.viewURL(job.name, index)
@@ -143,29 +147,24 @@ package final class ServeApp: Sendable {
         do {
             let queue = try Queue(path: databasePath)
             guard let job = try queue.jobs().first(where: { $0.name == parts[1] }) else { return notFound("no job \(parts[1])") }
-            guard let file = try ReportCommand.settings(job, queue: queue).followups.first(where: { $0.name == parts[3] })?.path else {
+            guard let file = try queue.settings(of: job).followups.first(where: { $0.name == parts[3] })?.path else {
                 return notFound("\(job.name) has no follow-up \(parts[3])")
             }
-            var sweeps = JobSources()
-            sweeps.from = (job.name, true, nil)
-            try sweeps.resolveFollowUp(queue)
-            let specs = try JobFiles.load([file], sweeps: sweeps)
-            var added: [(String, Int)] = []
-            for spec in specs {
-                let items = spec.expand(random: JobFiles.random)
-                _ = try queue.add(try JobFiles.withHookSources(spec), items: items, now: Date().timeIntervalSince1970)
-                added.append((spec.name, items.count))
-            }
+            let added = try intake.addFollowUp(file: file, from: job.name, queue: queue)
             if script {
-                let body = JSONValue.array(added.map { ["job": .string($0.0), "items": .int($0.1)] })
+                let body = JSONValue.array(added.map { ["job": .string($0.name), "items": .int($0.items)] })
                 return HTTPResponse(status: 200, body: Array(body.serialized().utf8), headers: setCookie)
             }
-            return HTTPResponse(status: 303, contentType: "text/plain", headers: [("Location", "/jobs/\(ServePages.segment(added.first?.0 ?? job.name))")] + setCookie)
-        } catch let error as InvalidJobFiles {
-            return refused(409, error.description)
+            return HTTPResponse(status: 303, contentType: "text/plain", headers: [("Location", "/jobs/\(ServePages.segment(added.first?.name ?? job.name))")] + setCookie)
         } catch {
             return refused(409, "\(error)")
         }
+    }
+
+    /// Asks the runs whose heartbeat is recent (they write one every 5 s) to drain.
+    package static func requestDrain(_ queue: Queue) throws -> Int {
+        let now = Date().timeIntervalSince1970
+        return try queue.requestDrain(aliveSince: now - 15, now: now)
     }
 
     private func html(_ text: String, status: Int = 200) -> HTTPResponse {
@@ -195,13 +194,22 @@ package final class ServeApp: Sendable {
                     jobs: jobs, inFlight: inFlight, failures: failures, servers: servers, runners: runners, recent: recent, held: try queue.held(),
                     notice: notice))
         case "api" where parts == ["api", "status"]:
-            let document = try StatusCommand.document(queue, job: nil, states: [])
-            return HTTPResponse(status: 200, body: Array(document.serialized().utf8), headers: [("Cache-Control", "no-store")])
+            return json(try QueueDocuments.status(queue, job: nil, states: []))
         case "jobs" where parts.count == 4 && parts[2] == "view":
-            guard let job = try queue.jobs().first(where: { $0.name == parts[1] }), let index = Int(parts[3]),
+            guard let job = try queue.jobs().first(where: { $0.name == parts[1] }), let index = Int(parts[3]), index >= 0, index < job.total else {
+                return notFound("no item \(parts[1])/\(parts[3])")
+            }
+            return html(ViewerPages.viewer(job: job.name, index: index))
+        case "api" where parts.count == 5 && parts[1] == "jobs" && parts[3] == "items":
+            guard let job = try queue.jobs().first(where: { $0.name == parts[2] }), let index = Int(parts[4]),
                 let found = try queue.item(jobID: job.id, index: index)
-            else { return notFound("no item \(parts[1])/\(parts[3])") }
-            return html(try viewer(job, found.row, outputs: found.outputs, queue))
+            else { return apiError(404, "no item \(parts[2])/\(parts[4])") }
+            return json(try view(job, found.row, queue))
+        case "api" where parts.count == 3 && parts[1] == "jobs":
+            guard let job = try queue.jobs().first(where: { $0.name == parts[2] }) else { return apiError(404, "no job \(parts[2])") }
+            return json(try QueueDocuments.status(queue, job: job, states: []))
+        case "assets" where parts.count == 2:
+            return WebAssets.response(parts[1]) ?? notFound("no asset \(parts[1])")
         case "jobs" where parts.count == 3 && parts[2] == "compare":
             guard let job = try queue.jobs().first(where: { $0.name == parts[1] }) else { return notFound("no job \(parts[1])") }
             let chosen = (query["items"] ?? "").split(separator: ",").compactMap { Int($0) }.prefix(4)
@@ -233,7 +241,7 @@ package final class ServeApp: Sendable {
                 for (index, paths) in try queue.outputs(jobID: job.id, indices: range) where !paths.isEmpty {
                     images[index] = "/thumbs/\(ServePages.segment(job.name))/\(index)/0"
                 }
-                let settings = try ReportCommand.settings(job, queue: queue)
+                let settings = try queue.settings(of: job)
                 let starred = settings.followups.isEmpty ? 0 : try queue.rated(jobID: job.id, .starred).count
                 return html(
                     ServePages.grid(
@@ -269,26 +277,21 @@ package final class ServeApp: Sendable {
         }
     }
 
-    /// The viewer for one item: its page of the grid gives the caption (what varies) and where
-    /// each key goes; the neighbours' pictures are preloaded.
-    func viewer(_ job: JobSummary, _ row: ItemRow, outputs: [String], _ queue: Queue) throws -> String {
-        let range = ReportPages.range((row.index / ReportPages.size) + 1)
+    /// The viewer's document for one item, from its page of the grid (what varies, where each
+    /// key goes, the neighbours to preload).
+    func view(_ job: JobSummary, _ row: ItemRow, _ queue: Queue) throws -> JSONValue {
+        let range = ReportPages.range(ReportPages.page(of: row.index))
         let items = try queue.items(jobID: job.id, indices: range)
-        let grid = JobGrid(items: items.map { JobGrid.Item(index: $0.index, parameters: Self.parameters($0)) }, matrixAxes: try ReportCommand.settings(job, queue: queue).matrixAxes)
-        var moves = grid.moves(from: row.index) ?? JobGrid.Moves()
-        // Across pages of a large job: the next page's first item, the previous page's last.
-        if moves.right == nil, range.upperBound < job.total { moves.right = range.upperBound }
-        if moves.left == nil, range.lowerBound > 0 { moves.left = range.lowerBound - 1 }
-        moves.first = 0
-        moves.last = job.total - 1
-        let parameters = Self.parameters(row)
-        let caption = grid.axes.compactMap { axis in parameters[axis].map { (axis, JobGrid.shown($0)) } }
-        let outputsByIndex = try queue.outputs(jobID: job.id, indices: range)
-        let preload = [moves.left, moves.right, moves.up, moves.down].compactMap { $0 }.filter { outputsByIndex[$0]?.isEmpty == false }
-            .map { "/files/\(ServePages.segment(job.name))/\($0)/0" }
-        let image = outputs.isEmpty ? nil : "/files/\(ServePages.segment(job.name))/\(row.index)/0"
-        return ViewerPages.viewer(job: job, row: row, caption: caption, image: image, moves: moves, preload: preload)
+        let grid = JobGrid(items: items.map { JobGrid.Item(index: $0.index, parameters: Self.parameters($0)) }, matrixAxes: try queue.settings(of: job).matrixAxes)
+        return ViewerPages.document(job: job, row: row, grid: grid, range: range, outputs: try queue.outputs(jobID: job.id, indices: range), served: true)
     }
+
+    private func json(_ value: JSONValue, status: Int = 200) -> HTTPResponse {
+        HTTPResponse(status: status, contentType: "application/json", body: Array(value.serialized().utf8), headers: [("Cache-Control", "no-store")])
+    }
+
+    /// An API error: `{"error": "…"}`, one line.
+    private func apiError(_ status: Int, _ message: String) -> HTTPResponse { json(["error": .string(message)], status: status) }
 
     /// Follow-ups both ways: the item an item of a follow-up came from, and the follow-ups'
     /// items that came from this one (an item each when the follow-up has one per chosen item,
@@ -296,7 +299,7 @@ package final class ServeApp: Sendable {
     func followUpLinks(_ job: JobSummary, index: Int, _ queue: Queue) throws -> [(String, String)] {
         var links: [(String, String)] = []
         let jobs = try queue.jobs()
-        if let from = try ReportCommand.settings(job, queue: queue).from {
+        if let from = try queue.settings(of: job).from {
             if from.items.count == job.total, from.items.indices.contains(index) {
                 links.append(("from \(from.job)/\(from.items[index])", "/jobs/\(ServePages.segment(from.job))/\(from.items[index])"))
             } else {
@@ -304,7 +307,7 @@ package final class ServeApp: Sendable {
             }
         }
         for other in jobs where other.id != job.id {
-            guard let from = try? ReportCommand.settings(other, queue: queue).from, from.job == job.name, let position = from.items.firstIndex(of: index) else {
+            guard let from = try? queue.settings(of: other).from, from.job == job.name, let position = from.items.firstIndex(of: index) else {
                 continue  // (a job whose settings cannot be read says so on its own page)
             }
             if from.items.count == other.total {
@@ -316,7 +319,7 @@ package final class ServeApp: Sendable {
         return links
     }
 
-    static func parameters(_ row: ItemRow) -> JSONObject {
+    package static func parameters(_ row: ItemRow) -> JSONObject {
         (try? JSONValue(parsing: row.parameters))?.objectValue ?? JSONObject()
     }
 

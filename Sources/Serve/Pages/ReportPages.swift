@@ -2,18 +2,18 @@ import QueueStore
 
 /// A large job's grid and report come in pages of `size` items (by index): a page costs the
 /// same to build, send and rewrite whatever the job's size.
-enum ReportPages {
-    static let size = 1000
+package enum ReportPages {
+    package static let size = 1000
 
-    static func count(_ job: JobSummary) -> Int { max(1, (job.total + size - 1) / size) }
+    package static func count(_ job: JobSummary) -> Int { max(1, (job.total + size - 1) / size) }
     /// The item indexes on `page` (from 1).
-    static func range(_ page: Int) -> Range<Int> { ((page - 1) * size)..<(page * size) }
-    static func page(of index: Int) -> Int { index / size + 1 }
+    package static func range(_ page: Int) -> Range<Int> { ((page - 1) * size)..<(page * size) }
+    package static func page(of index: Int) -> Int { index / size + 1 }
     /// The report's file for `page`: `index.html`, then `index-2.html`…
-    static func fileName(_ page: Int) -> String { page == 1 ? "index.html" : "index-\(page).html" }
+    package static func fileName(_ page: Int) -> String { page == 1 ? "index.html" : "index-\(page).html" }
 
     /// Links to every page (none for a job of one page); `link` gives a page's URL.
-    static func pager(_ current: Int, of count: Int, total: Int, link: (Int) -> String) -> String {
+    package static func pager(_ current: Int, of count: Int, total: Int, link: (Int) -> String) -> String {
         guard count > 1 else { return "" }
         var html = "<p class=\"pager\">Items by \(size): "
         for page in 1...count {

@@ -10,14 +10,14 @@ import Darwin
 
 /// A server as `status` and `servers` show it: what the run that uses it last wrote, and
 /// whether that run is still there to keep it true.
-struct ServerView {
-    var record: ServerRecord
+package struct ServerView {
+    package var record: ServerRecord
     /// A live run wrote it within the last 15 s (it writes every 5 s).
-    var isLive: Bool
+    package var isLive: Bool
     /// Items in flight there, from the queue.
-    var inFlight: Int
+    package var inFlight: Int
 
-    static func read(_ queue: Queue, now: Double) throws -> [ServerView] {
+    package static func read(_ queue: Queue, now: Double) throws -> [ServerView] {
         let counts = try queue.inFlightCounts()
         return try queue.serverRecords().map { record in
             let alive = record.runnerPID.map(isAlive) ?? false
@@ -26,39 +26,19 @@ struct ServerView {
     }
 
     /// A run is going, and none of its servers is up.
-    static func waitingForAServer(_ servers: [ServerView]) -> Bool {
+    package static func waitingForAServer(_ servers: [ServerView]) -> Bool {
         let live = servers.filter(\.isLive)
         return !live.isEmpty && !live.contains { $0.record.state == "up" }
     }
 
-    /// The servers section of `status`: the servers a run is using now; and, of those no run is
-    /// using, what happened to them in the last run that did (restarts, given up, poison prompts).
-    static func section(_ servers: [ServerView], now: Double) -> String {
-        let live = servers.filter(\.isLive)
-        var out = ""
-        if !live.isEmpty {
-            out += "\nSERVER                   STATE        SINCE    IN FLIGHT  RESTARTS  REASON\n"
-            for server in live { out += line(server, now: now) + "\n" }
-        }
-        let past = servers.filter { !$0.isLive && !$0.record.incidents.isEmpty }
-        if !past.isEmpty {
-            out += "\nLAST RUN'S INCIDENTS\n"
-            for server in past {
-                out += "\(server.record.name): \(server.lastRunSummary)\n"
-                for incident in server.record.incidents.suffix(5) { out += "  \(Self.incidentLine(incident))\n" }
-            }
-        }
-        return out
-    }
-
     /// `stopped by the run host/pid#1 at 2026-12-06 23:14:05` (nil unless it was stopped on purpose).
-    var stoppedBy: String? {
+    package var stoppedBy: String? {
         guard !isLive, record.state == ServerState.stopped.rawValue else { return nil }
         return "stopped by the run \(record.run ?? "pid \(record.runnerPID ?? 0)") at \(Self.clock(record.since))"
     }
 
     /// `the run host/pid#1 (last seen 2026-12-06 23:14): 1 restart, 1 poison prompt`
-    var lastRunSummary: String {
+    package var lastRunSummary: String {
         var counts: [String] = []
         for kind in [ServerIncident.Kind.restart, .givenUp, .poison] {
             let count = record.incidents.filter { $0.kind == kind }.count
@@ -73,12 +53,12 @@ struct ServerView {
             + (counts.isEmpty ? "no incidents" : counts.joined(separator: ", "))
     }
 
-    static func incidentLine(_ incident: ServerIncident) -> String {
+    package static func incidentLine(_ incident: ServerIncident) -> String {
         "\(clock(incident.at)) \(incident.kind.rawValue)\(incident.item.map { " \($0)" } ?? ""): \(incident.reason)"
     }
 
     /// A Unix time as local `yyyy-MM-dd HH:mm:ss`.
-    static func clock(_ time: Double) -> String {
+    package static func clock(_ time: Double) -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
@@ -86,7 +66,7 @@ struct ServerView {
     }
 
     /// The last run's incidents, its name and, when it stopped the server, when (for `--json`).
-    var lastRunJSON: JSONObject {
+    package var lastRunJSON: JSONObject {
         [
             "run": record.run.map { .string($0) } ?? .null, "incidents": .array(record.incidents.map(\.json)),
             "stopped_by": stoppedBy == nil ? .null : record.run.map { .string($0) } ?? .null,
@@ -94,13 +74,7 @@ struct ServerView {
         ]
     }
 
-    static func line(_ server: ServerView, now: Double) -> String {
-        let record = server.record
-        return "\(ProgressFormat.pad(record.name, 24)) \(ProgressFormat.pad(record.state, 12)) \(ProgressFormat.pad(StatusCommand.duration(now - record.since), 8)) "
-            + "\(ProgressFormat.pad(String(server.inFlight), 9, right: true))  \(ProgressFormat.pad(String(record.restarts), 8, right: true))  \(record.reason)"
-    }
-
-    var json: JSONValue {
+    package var json: JSONValue {
         var object: JSONObject = [
             "name": .string(record.name), "url": .string(record.url), "state": .string(isLive ? record.state : "unknown"),
             "last_state": .string(record.state), "since": .double(record.since), "reason": .string(record.reason),
@@ -115,11 +89,11 @@ struct ServerView {
 }
 
 /// A `comfyq run` as `status` shows it: live or not, paused or not.
-struct RunnerView {
-    var record: RunnerRecord
-    var isLive: Bool
+package struct RunnerView {
+    package var record: RunnerRecord
+    package var isLive: Bool
 
-    static func read(_ queue: Queue, now: Double) throws -> [RunnerView] {
+    package static func read(_ queue: Queue, now: Double) throws -> [RunnerView] {
         let host = ProcessInfo.processInfo.hostName
         return try queue.runnerRecords().map { record in
             // A run on this machine is live while its process is; elsewhere, while it beats.
@@ -128,30 +102,7 @@ struct RunnerView {
         }
     }
 
-    /// `PAUSED: run 4242 since 3m05s: …; resumes by itself once there is room in FOLDER`
-    static func pausedLines(_ runners: [RunnerView], now: Double) -> String {
-        var out = ""
-        for runner in runners where runner.isLive {
-            guard let reason = runner.record.pausedReason else { continue }
-            let since = runner.record.pausedSince.map { " since \(StatusCommand.duration(now - $0))" } ?? ""
-            out += "PAUSED: run \(runner.record.pid)\(since): \(reason); resumes by itself once there is room in \(runner.record.pausedFolder ?? "?")\n"
-        }
-        return out
-    }
-
-    /// `RUNS` and a line per live run, when more than one shares the queue (one is the usual case).
-    static func section(_ runners: [RunnerView], now: Double) -> String {
-        let live = runners.filter(\.isLive)
-        guard live.count > 1 else { return "" }
-        var out = "\nRUNS\n"
-        for runner in live {
-            let version = runner.record.version.map { " comfyq \($0)," } ?? ""
-            out += "  \(runner.record.host) pid \(runner.record.pid):\(version) up \(StatusCommand.duration(now - runner.record.startedAt)), beat \(StatusCommand.duration(max(0, now - runner.record.heartbeatAt))) ago\n"
-        }
-        return out
-    }
-
-    var json: JSONValue {
+    package var json: JSONValue {
         [
             "pid": .int(record.pid), "host": .string(record.host), "version": record.version.map { .string($0) } ?? .null, "started_at": .double(record.startedAt), "heartbeat_at": .double(record.heartbeatAt),
             "live": .bool(isLive), "paused": .bool(record.pausedReason != nil), "paused_reason": record.pausedReason.map { .string($0) } ?? .null,
@@ -161,4 +112,4 @@ struct RunnerView {
 }
 
 /// Whether process `pid` on this machine still exists.
-func isAlive(_ pid: Int) -> Bool { kill(pid_t(pid), 0) == 0 || errno == EPERM }
+package func isAlive(_ pid: Int) -> Bool { kill(pid_t(pid), 0) == 0 || errno == EPERM }

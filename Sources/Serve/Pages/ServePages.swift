@@ -3,10 +3,11 @@ import Foundation
 import InputFiles
 import QueueStore
 
-/// The pages of `comfyq serve`, rendered on the server from the queue: plain HTML and one small
-/// script (the live refresh), no framework and nothing fetched from elsewhere.
-enum ServePages {
-    static func escape(_ text: String) -> String {
+/// The pages of `comfyq serve` rendered on the server from the queue (the overview, a job's grid,
+/// an item, a report): HTML that works without scripts; the scripts (Web/) add live refresh and
+/// the keys. Nothing is fetched from elsewhere.
+package enum ServePages {
+    package static func escape(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.count)
         for character in text {
@@ -23,57 +24,40 @@ enum ServePages {
     }
 
     /// A path segment for a URL (job names may hold anything).
-    static func segment(_ text: String) -> String {
+    package static func segment(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
     }
 
-    static let style = """
-        :root{color-scheme:light dark;--bg:#fff;--fg:#1b1b1f;--muted:#6b6b76;--line:#ddd;--bar:#3b82f6;--bad:#dc2626;--ok:#16a34a}
-        @media (prefers-color-scheme:dark){:root{--bg:#121214;--fg:#e8e8ec;--muted:#9b9ba6;--line:#2c2c31;--bar:#60a5fa;--bad:#f87171;--ok:#4ade80}}
-        body{margin:0;font:15px/1.45 system-ui,sans-serif;background:var(--bg);color:var(--fg)}
-        header{padding:.8rem 1rem;border-bottom:1px solid var(--line)}header a{color:inherit;text-decoration:none;font-weight:600}
-        main{padding:1rem;max-width:80rem}h2{font-size:1.05rem;margin:1.4rem 0 .5rem}
-        table{border-collapse:collapse;width:100%}td,th{padding:.35rem .5rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
-        .bar{height:.5rem;background:var(--line);border-radius:.25rem;min-width:6rem}.bar>i{display:block;height:100%;background:var(--bar);border-radius:.25rem}
-        .muted{color:var(--muted)}.notice{padding:.5rem;border:1px solid var(--line)}.failed{color:var(--bad)}.done{color:var(--ok)}
-        .rating{font-weight:bold}.rating.starred{color:#c90}a.rejected img{opacity:.35}
-        .cell-item{display:inline-block;position:relative}.rate-controls{position:absolute;top:2px;right:2px;display:none}
-        .cell-item:hover .rate-controls,.cell-item:focus-within .rate-controls{display:block}.rate-controls button{padding:0 .3em}
-        .grid td{text-align:center}.grid img{max-width:12rem;max-height:12rem;display:block;margin:auto}
-        .item img{max-width:100%}code{font-size:.9em}
-        @media (max-width:40rem){td,th{padding:.3rem .25rem}.grid img{max-width:6rem}.bar{min-width:3rem}}
-        """
-
-    /// Reloads the page's `main` when the queue changes (the `/events` stream).
-    static let live = """
-        <script>
-        (function(){var s=new EventSource('/events');s.onmessage=function(){fetch(location.href).then(function(r){return r.text()})
-        .then(function(t){var d=new DOMParser().parseFromString(t,'text/html');var m=d.querySelector('main');if(m)document.querySelector('main').replaceWith(m)})}})();
-        </script>
-        """
-
-    /// A whole page; `live`: refreshed from `/events` (not in a static report).
-    static func page(_ title: String, _ body: String, live: Bool = true) -> String {
-        """
-        <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-        <title>\(escape(title)) · comfyq</title><style>\(style)</style></head>
-        <body><header><a href="\(live ? "/" : "#")">comfyq</a> <span class="muted">\(escape(title))</span></header><main>\(body)</main>\(live ? Self.live : "")</body></html>
-        """
+    /// A whole page from the template (Web/page.html). Served, it links the style sheet and
+    /// `scripts` from `/assets/`, with live.js (the page follows the queue) when `live`; written
+    /// as a report (`standalone`), it carries them inside, to open from a file with no server.
+    package static func page(_ title: String, _ body: String, scripts: [String] = [], live: Bool = true, standalone: Bool = false) -> String {
+        let scripts = scripts + (live && !standalone ? ["live.js"] : [])
+        let head: String
+        let tags: String
+        if standalone {
+            head = "<style>\n\(WebAssets.all["comfyq.css"]?.text ?? "")</style>"
+            tags = scripts.map { "<script>\n\((WebAssets.all[$0]?.text ?? "").replacingOccurrences(of: "</", with: "<\\/"))</script>" }.joined()
+        } else {
+            head = "<link rel=\"stylesheet\" href=\"\(WebAssets.url("comfyq.css"))\">"
+            tags = scripts.map { "<script src=\"\(WebAssets.url($0))\"></script>" }.joined()
+        }
+        return WebAssets.page.render(["title": escape(title), "home": standalone ? "#" : "/", "head": head, "body": body, "scripts": tags])
     }
 
     /// A job's held items, as a line: how many, and why no server can run them.
-    static func heldText(_ job: String, _ entry: HeldItems) -> String {
+    package static func heldText(_ job: String, _ entry: HeldItems) -> String {
         "<b>\(escape(job))</b>: \(entry.count) item\(entry.count == 1 ? "" : "s") held, no server can run \(entry.count == 1 ? "it" : "them"): "
             + "\(escape(entry.reason)) <span class=\"muted\">(released when a server can; retry once fixed)</span>"
     }
 
-    static func bar(_ fraction: Double) -> String {
+    package static func bar(_ fraction: Double) -> String {
         "<div class=\"bar\"><i style=\"width:\(Int((max(0, min(1, fraction)) * 100).rounded()))%\"></i></div>"
     }
 
     // MARK: Overview
 
-    static func overview(
+    package static func overview(
         jobs: [JobSummary], inFlight: [ItemRow], failures: [ItemRow], servers: [ServerView], runners: [RunnerView],
         recent: [(job: String, index: Int, link: String)], held: [Int64: HeldItems] = [:], notice: String? = nil
     ) -> String {
@@ -85,7 +69,7 @@ enum ServePages {
             for job in jobs {
                 let fraction = job.total == 0 ? 0 : Double(job.finished) / Double(job.total)
                 let remaining = job.total - job.finished
-                let eta = job.isFinished ? "done" : job.averageItemSeconds.map { StatusCommand.duration($0 * Double(remaining)) } ?? "–"
+                let eta = job.isFinished ? "done" : job.averageItemSeconds.map { QueueDocuments.duration($0 * Double(remaining)) } ?? "–"
                 html += "<tr data-job=\"\(escape(job.name))\"><td><a href=\"/jobs/\(segment(job.name))\">\(escape(job.name))</a></td>"
                 html += "<td class=\"done-count\">\(job.counts[.done] ?? 0)/\(job.total)</td><td class=\"failed\">\(job.counts[.failed] ?? 0)</td>"
                 html += "<td>\(job.running)</td><td>\(job.counts[.pending] ?? 0)</td><td>\(bar(fraction))</td><td class=\"muted\">\(eta)</td></tr>"
@@ -142,12 +126,12 @@ enum ServePages {
 
     // MARK: Job grid
 
-    static func gridItems(_ items: [(row: ItemRow, parameters: JSONObject)]) -> [JobGrid.Item] {
+    package static func gridItems(_ items: [(row: ItemRow, parameters: JSONObject)]) -> [JobGrid.Item] {
         items.map { JobGrid.Item(index: $0.row.index, parameters: $0.parameters) }
     }
 
     /// The grid's filter by judgement (`?show=`): only those cells are shown.
-    enum Show: String, CaseIterable {
+    package enum Show: String, CaseIterable {
         case starred, unrated, rejected, failed
 
         func includes(_ row: ItemRow) -> Bool {
@@ -160,7 +144,7 @@ enum ServePages {
         }
     }
 
-    static func grid(
+    package static func grid(
         job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], matrixAxes: [String], outputs: [Int: String],
         held: HeldItems? = nil, filter: [String: String], page: Int = 1, show: Show? = nil, followups: [String] = [], starred: Int = 0
     ) -> String {
@@ -192,46 +176,18 @@ enum ServePages {
         return Self.page(
             job.name,
             buttons + form + shows + pager
-                + gridBody(job: job, items: items, grid: grid, outputs: outputs, show: show, rateControls: true, link: { "\(base)/\($0)" }) + pager
-                + gridScript)
+                + gridBody(job: job, items: items, grid: grid, outputs: outputs, show: show, rateControls: true, link: { "\(base)/\($0)" }) + pager,
+            scripts: ["grid.js"])
     }
 
-    /// Rating from the grid: the ★ and ✕ on a picture (shown on hover or focus), or `s`, `x`, `u`
-    /// on the picture under the pointer or focused; the page refreshes itself from the queue.
-    static let gridScript = """
-        <script>
-        (function () {
-          var current = null;
-          function track(e) { var item = e.target.closest && e.target.closest('.cell-item'); if (item) current = item; }
-          document.addEventListener('mouseover', track);
-          document.addEventListener('focusin', track);
-          function rate(item, rating) {
-            var a = item && item.querySelector('a[data-item]'); if (!a) return;
-            if (a.dataset.rating === rating) rating = 'none';
-            fetch(location.pathname + '/' + a.dataset.item + '/rate',
-              {method: 'POST', headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: 'rating=' + rating});
-          }
-          document.addEventListener('click', function (e) {
-            var button = e.target.closest && e.target.closest('button[data-rate]');
-            if (button) { e.preventDefault(); rate(button.closest('.cell-item'), button.dataset.rate); }
-          });
-          document.addEventListener('keydown', function (e) {
-            if (e.ctrlKey || e.metaKey || e.altKey) return;
-            var rating = {s: 'starred', x: 'rejected', u: 'none'}[e.key];
-            if (rating && current) rate(current, rating);
-          });
-        })();
-        </script>
-        """
-
     /// Text for a URL's query (letters, digits and `-._~` kept; the rest percent-encoded).
-    static func queryPart(_ text: String) -> String {
+    package static func queryPart(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")) ?? text
     }
 
     /// With more than two axes: a form to fix the outer ones to a value each (a GET, so the URL
     /// says what is shown); "all" puts every value in the rows.
-    static func selector(_ grid: JobGrid, filter: [String: String]) -> String {
+    package static func selector(_ grid: JobGrid, filter: [String: String]) -> String {
         guard !grid.choices.isEmpty else { return "" }
         var html = "<form method=\"get\" class=\"selector\">"
         for (axis, values) in grid.choices {
@@ -245,7 +201,7 @@ enum ServePages {
     }
 
     /// Cancel and retry, as forms posting to this server (see `ServeApp.control`).
-    static func controls(_ base: String, cancel: Bool, retry: Bool) -> String {
+    package static func controls(_ base: String, cancel: Bool, retry: Bool) -> String {
         var html = ""
         if cancel { html += "<form method=\"post\" action=\"\(base)/cancel\" style=\"display:inline\"><button>cancel</button></form> " }
         if retry { html += "<form method=\"post\" action=\"\(base)/retry\" style=\"display:inline\"><button>retry</button></form>" }
@@ -254,7 +210,7 @@ enum ServePages {
 
     /// The grid's HTML; `link` gives where a cell leads (an item page, or an anchor in a report).
     /// `header`: the line above the grid (nil: the job's counts).
-    static func gridBody(
+    package static func gridBody(
         job: JobSummary, items: [(row: ItemRow, parameters: JSONObject)], grid: JobGrid, outputs: [Int: String], header: String? = nil,
         show: Show? = nil, rateControls: Bool = false, link: (Int) -> String
     ) -> String {
@@ -296,7 +252,7 @@ enum ServePages {
         return html
     }
 
-    static func cell(_ item: ItemRow, job: String, image: String?, link: String) -> String {
+    package static func cell(_ item: ItemRow, job: String, image: String?, link: String) -> String {
         let rated = item.rating.map { " class=\"\($0.rawValue)\" data-rating=\"\($0.rawValue)\"" } ?? ""
         var html = "<a href=\"\(link)\" data-item=\"\(item.index)\"\(rated)>"
         switch item.state {
@@ -309,7 +265,7 @@ enum ServePages {
     }
 
     /// ★ for a starred picture, ✕ for a rejected one.
-    static func ratingMark(_ rating: Rating?) -> String {
+    package static func ratingMark(_ rating: Rating?) -> String {
         switch rating {
         case .starred?: "<span class=\"rating starred\" title=\"starred\">★</span>"
         case .rejected?: "<span class=\"rating rejected\" title=\"rejected\">✕</span>"
@@ -319,7 +275,7 @@ enum ServePages {
 
     // MARK: Item
 
-    static func item(job: String, row: ItemRow, parameters: JSONObject, images: [String], timings: JSONValue?, links: [(String, String)]) -> String {
+    package static func item(job: String, row: ItemRow, parameters: JSONObject, images: [String], timings: JSONValue?, links: [(String, String)]) -> String {
         let base = "/jobs/\(segment(job))/\(row.index)"
         var buttons = controls(base, cancel: !row.state.isFinished, retry: row.state == .failed || row.state == .cancelled || row.state == .held)
         buttons += "<p><a href=\"\(ViewerPages.viewURL(job, row.index))\" class=\"view-large\">view large (arrows move through the job)</a></p>"
@@ -327,7 +283,7 @@ enum ServePages {
     }
 
     /// `links`: the workflow that was submitted and each output's sidecar (named, with their URLs).
-    static func itemBody(row: ItemRow, parameters: JSONObject, images: [String], timings: JSONValue?, links: [(String, String)] = []) -> String {
+    package static func itemBody(row: ItemRow, parameters: JSONObject, images: [String], timings: JSONValue?, links: [(String, String)] = []) -> String {
         var html = ""
         for image in images { html += "<p class=\"item\"><a href=\"\(image)\"><img src=\"\(image)\" alt=\"output\"></a></p>" }
         html += "<table>"
@@ -358,7 +314,7 @@ enum ServePages {
     /// A large job's report is paged (`ReportPages`): page `page` holds its items, and only the
     /// first says how the job stands, so a run rewrites the first page and the pages whose items
     /// changed, not every page.
-    static func report(
+    package static func report(
         job: JobSummary, items: [(row: ItemRow, parameters: JSONObject, outputs: [String], timings: JSONValue?)], matrixAxes: [String],
         page: Int = 1, relative: (String) -> String
     ) -> String {
@@ -375,15 +331,24 @@ enum ServePages {
         let header =
             page == 1
             ? nil : "Items \(range.lowerBound)–\(min(range.upperBound, job.total) - 1) of \(job.total); how the job stands is on <a href=\"index.html\">the first page</a>."
+        let grid = JobGrid(items: gridItems(rows), matrixAxes: matrixAxes)
         var html = pager
-        html += gridBody(job: job, items: rows, grid: JobGrid(items: gridItems(rows), matrixAxes: matrixAxes), outputs: thumbnails, header: header, link: { "#item-\($0)" })
+        html += gridBody(job: job, items: rows, grid: grid, outputs: thumbnails, header: header, link: { "#item-\($0)" })
+        // The viewer, read only: a picture of the grid opens it.
+        let outputs = Dictionary(items.map { ($0.row.index, $0.outputs) }, uniquingKeysWith: { first, _ in first })
+        var views = JSONObject()
+        for item in items {
+            views[String(item.row.index)] = ViewerPages.document(job: job, row: item.row, grid: grid, range: range, outputs: outputs, served: false, relative: relative)
+        }
+        html += ViewerPages.reportViewer(page: page, views: views)
         for item in items {
             html += "<h2 id=\"item-\(item.row.index)\">\(escape(job.name))/\(item.row.index)</h2>"
+            if !item.outputs.isEmpty { html += "<p><a href=\"#view-\(item.row.index)\" class=\"view-large\">view large</a></p>" }
             let sidecars = item.outputs.enumerated().map { ("sidecar \($0.offset + 1)", relative(($0.element as NSString).deletingPathExtension + ".json")) }
             html += itemBody(row: item.row, parameters: item.parameters, images: item.outputs.map(relative), timings: item.timings, links: sidecars)
         }
-        return Self.page(pages > 1 ? "\(job.name) (\(page) of \(pages))" : job.name, html + pager, live: false)
+        return Self.page(pages > 1 ? "\(job.name) (\(page) of \(pages))" : job.name, html + pager, scripts: ["viewer.js"], live: false, standalone: true)
     }
 
-    static func notFound(_ what: String) -> String { page("not found", "<p>\(escape(what))</p>") }
+    package static func notFound(_ what: String) -> String { page("not found", "<p>\(escape(what))</p>") }
 }

@@ -4,7 +4,7 @@ import QueueStore
 /// One watcher of the queue for every open event stream: a thread looks at the queue's change
 /// token every `interval` while anyone listens, and wakes the streams when it moves, so 200 open
 /// pages cost the queue one read per interval, not 200.
-final class ChangeFeed: @unchecked Sendable {
+package final class ChangeFeed: @unchecked Sendable {
     private let databasePath: String
     private let interval: Double
     // Guarded by `condition`.
@@ -20,7 +20,7 @@ final class ChangeFeed: @unchecked Sendable {
     }
 
     /// Starts listening: returns the generation now (a later one means the queue changed).
-    func subscribe() -> UInt64 {
+    package func subscribe() -> UInt64 {
         condition.lock()
         defer { condition.unlock() }
         listeners += 1
@@ -34,7 +34,7 @@ final class ChangeFeed: @unchecked Sendable {
         return generation
     }
 
-    func unsubscribe() {
+    package func unsubscribe() {
         condition.lock()
         listeners -= 1
         condition.unlock()
@@ -42,7 +42,7 @@ final class ChangeFeed: @unchecked Sendable {
 
     /// Waits up to `timeout` seconds for a generation after `seen`: the new one, `seen` when
     /// nothing changed, nil when the queue cannot be read (the stream should end; the page reconnects).
-    func wait(after seen: UInt64, timeout: Double) -> UInt64? {
+    package func wait(after seen: UInt64, timeout: Double) -> UInt64? {
         condition.lock()
         defer { condition.unlock() }
         let deadline = Date(timeIntervalSinceNow: timeout)
