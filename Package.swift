@@ -77,12 +77,14 @@ let package = Package(
         // The Lua host.
         .target(name: "Hooks", dependencies: ["CLuaShim", "ComfyCore", "Processes", "InputFiles"]),
         // Scheduling, reconciliation, outputs: the queue run against ComfyUI servers.
-        .target(name: "Runner", dependencies: ["ComfyCore", "ComfyClient", "QueueStore", "WebSocket", "Hooks", "Processes", "InputFiles"]),
+        .target(name: "Runner", dependencies: ["ComfyCore", "ComfyClient", "QueueStore", "WebSocket", "Hooks", "Processes", "InputFiles", "ComfyUIExtension"]),
         // `comfyq serve`: routes, the JSON API, the event stream and auth; the browser code (HTML,
         // CSS, JavaScript) is in Web/, built into the binary.
         .target(name: "Serve", dependencies: ["ComfyCore", "QueueStore", "InputFiles", "HTTPServer"], resources: [.embedInCode("Web")]),
+        // The ComfyUI extension (a custom-node folder in Files/, built into the binary) and its installer.
+        .target(name: "ComfyUIExtension", resources: [.embedInCode("Files")]),
         // The command router and commands (the shell around the libraries).
-        .target(name: "ComfyCLI", dependencies: ["ComfyCore", "ComfyClient", "Runner", "Simulator", "WebSocket", "QueueStore", "Hooks", "InputFiles", "HTTPServer", "Serve"]),
+        .target(name: "ComfyCLI", dependencies: ["ComfyCore", "ComfyClient", "Runner", "Simulator", "WebSocket", "QueueStore", "Hooks", "InputFiles", "HTTPServer", "Serve", "ComfyUIExtension"]),
         // Entry point only.
         .executableTarget(name: "comfyq", dependencies: ["ComfyCLI"]),
         // Benchmarks (run in release).

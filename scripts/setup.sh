@@ -51,3 +51,29 @@ if ! command -v swift >/dev/null 2>&1; then
     echo "comfyq setup: no Swift toolchain found. Install Swift 6 from https://www.swift.org/install/linux/ (swiftly), then run this again." >&2
     exit 1
 fi
+
+# Test-only: ComfyUI's own frontend (comfyui-frontend-package from PyPI, pinned), which the
+# simulator serves so the extension is tested in the real page. Its static folder goes to
+# /usr/local/share/comfyq-test/ (the tests look there, or at $COMFYQ_TEST_FRONTEND). Only for
+# scripts/test.sh (COMFYQ_SETUP_FRONTEND=1): the demo does not need it.
+FRONTEND_VERSION=1.58.1
+FRONTEND_SHA256=37912597537a731a8f421179618a736c24184c5bdbfa327f38b2fb7c291852d9
+FRONTEND_DIR=/usr/local/share/comfyq-test/comfyui-frontend-package-$FRONTEND_VERSION
+if [ -n "${COMFYQ_SETUP_FRONTEND:-}" ] && [ "$(uname)" = "Linux" ] && [ ! -f "$FRONTEND_DIR/static/index.html" ]; then
+    echo "comfyq setup: installing comfyui-frontend-package $FRONTEND_VERSION (for the tests) in $FRONTEND_DIR" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    download=$(mktemp -d)
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+    fi
+    python3 -m pip download --quiet --no-deps --only-binary=:all: "comfyui-frontend-package==$FRONTEND_VERSION" -d "$download"
+    wheel="$download/comfyui_frontend_package-$FRONTEND_VERSION-py3-none-any.whl"
+    echo "$FRONTEND_SHA256  $wheel" | sha256sum --check --quiet
+    python3 -m zipfile -e "$wheel" "$download/unpacked"
+    $sudo mkdir -p "$FRONTEND_DIR"
+    $sudo cp -R "$download/unpacked/comfyui_frontend_package/static" "$FRONTEND_DIR/static.new"
+    $sudo rm -rf "$FRONTEND_DIR/static"
+    $sudo mv "$FRONTEND_DIR/static.new" "$FRONTEND_DIR/static"
+    rm -rf "$download"
+fi

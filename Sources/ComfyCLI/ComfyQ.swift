@@ -4,7 +4,7 @@ public enum ComfyQ {
 
     /// Every command, in the order `comfyq help` lists them.
     static var commands: [CommandSpec] {
-        [RunCommand.spec, ValidateCommand.spec, AddCommand.spec, InspectCommand.spec, StatusCommand.spec, ServeCommand.spec, ReportCommand.spec, ConvertCommand.spec, QueueEditCommands.cancel, QueueEditCommands.retry, RateCommands.star, RateCommands.reject, RateCommands.unrate, QueueEditCommands.remove, QueueEditCommands.drain, ServersCommand.spec, SimulateCommand.spec, DoctorCommand.spec, ReplayCommand.spec, HookCommand.spec, CompletionsCommand.spec, ManCommand.spec, helpSpec]
+        [RunCommand.spec, ValidateCommand.spec, AddCommand.spec, InspectCommand.spec, StatusCommand.spec, ServeCommand.spec, ReportCommand.spec, ConvertCommand.spec, QueueEditCommands.cancel, QueueEditCommands.retry, RateCommands.star, RateCommands.reject, RateCommands.unrate, QueueEditCommands.remove, QueueEditCommands.drain, ServersCommand.spec, SimulateCommand.spec, DoctorCommand.spec, ReplayCommand.spec, HookCommand.spec, ComfyUICommand.spec, CompletionsCommand.spec, ManCommand.spec, helpSpec]
     }
 
     static let helpSpec = CommandSpec(

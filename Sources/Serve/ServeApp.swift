@@ -21,16 +21,53 @@ package final class ServeApp: Sendable {
 
     /// Queues jobs the way `comfyq add` does (the command line's loading and checks).
     let intake: any JobIntake
+    /// Pages on these origins (`--allow-origin`, such as ComfyUI's) may call the API and the
+    /// controls from the browser: they get CORS answers, and their POSTs count as this
+    /// server's own pages' (with the token too, when there is one).
+    let allowedOrigins: Set<String>
 
-    package init(databasePath: String, token: String?, intake: any JobIntake, pollInterval: Duration = .milliseconds(250)) {
+    package init(databasePath: String, token: String?, intake: any JobIntake, allowedOrigins: [String] = [], pollInterval: Duration = .milliseconds(250)) {
         self.databasePath = databasePath
         self.intake = intake
+        self.allowedOrigins = Set(allowedOrigins)
         self.token = token
         self.pollInterval = pollInterval
         changes = ChangeFeed(databasePath: databasePath, interval: pollInterval.seconds)
     }
 
     package func handle(_ request: HTTPRequest, _ connection: ClientConnection) -> HTTPServer.Reply {
+        let cors = corsHeaders(request)
+        if request.method == "OPTIONS" { return .response(preflight(request, cors: cors)) }
+        var reply = answer(request, connection, cors: cors)
+        if case .response(var response) = reply {
+            response.headers += cors
+            reply = .response(response)
+        }
+        return reply
+    }
+
+    /// A page on an allowed origin may read what it asked for (`Access-Control-Allow-Origin`);
+    /// any other origin gets nothing of the kind, so its browser keeps the answer from it.
+    func corsHeaders(_ request: HTTPRequest) -> [(String, String)] {
+        guard let origin = request.headers["origin"], allowedOrigins.contains(origin) else { return [] }
+        return [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+    }
+
+    /// The browser's question before a cross-origin call with a JSON body or a token: yes for an
+    /// allowed origin, no for any other.
+    func preflight(_ request: HTTPRequest, cors: [(String, String)]) -> HTTPResponse {
+        guard !cors.isEmpty else {
+            return HTTPResponse(status: 403, contentType: "text/plain", body: Array("cross-origin request refused: this origin is not one comfyq serve --allow-origin names".utf8))
+        }
+        return HTTPResponse(
+            status: 204, contentType: "text/plain",
+            headers: cors + [
+                ("Access-Control-Allow-Methods", "GET, POST"), ("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Requested-By"),
+                ("Access-Control-Max-Age", "600"),
+            ])
+    }
+
+    func answer(_ request: HTTPRequest, _ connection: ClientConnection, cors: [(String, String)]) -> HTTPServer.Reply {
         var setCookie: [(String, String)] = []
         if let token {
             let cookie = (request.headers["cookie"] ?? "").split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -43,7 +80,7 @@ package final class ServeApp: Sendable {
         }
         if request.method == "POST" { return .response(control(request, setCookie: setCookie)) }
         guard request.method == "GET" else { return .response(HTTPResponse(status: 405, contentType: "text/plain")) }
-        if request.path == "/events" { return stream(connection) }
+        if request.path == "/events" { return stream(connection, cors: cors) }
         var response: HTTPResponse
         do {
             let queue = try Queue(path: databasePath)
@@ -66,11 +103,15 @@ package final class ServeApp: Sendable {
             return parts.count >= 3 ? parts[0..<3].joined(separator: "/") : referer
         }
         let sameOrigin = !host.isEmpty && origin == "http://\(host)"
-        let script = token.map { request.headers["authorization"] == "Bearer \($0)" } ?? (request.headers["x-requested-by"] == "comfyq")
+        let allowed = request.headers["origin"].map(allowedOrigins.contains) ?? false
+        // (A script, or a page of an allowed origin: the answer is JSON, not a redirect.)
+        let script = token.map { request.headers["authorization"] == "Bearer \($0)" } ?? (request.headers["x-requested-by"] == "comfyq") || allowed
         guard sameOrigin || script else {
             return HTTPResponse(status: 403, contentType: "text/plain", body: Array("cross-site request refused: post from comfyq's own pages, or send the token".utf8))
         }
         let parts = request.path.split(separator: "/").map(String.init)
+        if parts == ["api", "jobs"] { return addJob(request, setCookie: setCookie) }
+        if parts == ["api", "inspect"] { return inspect(request) }
         if parts == ["drain"] {
             do {
                 let asked = try Self.requestDrain(try Queue(path: databasePath))
@@ -220,6 +261,14 @@ package final class ServeApp: Sendable {
                 shown.append((found.row, caption, found.outputs.isEmpty ? nil : "/files/\(ServePages.segment(job.name))/\(index)/0"))
             }
             return html(ViewerPages.compare(job: job, items: shown))
+        case "jobs" where parts.count == 3 && parts[2] == "page-workflow.json":
+            // A job queued from ComfyUI's page: the page's own workflow, to open there again.
+            guard let job = try queue.jobs().first(where: { $0.name == parts[1] }), let page = try queue.settings(of: job).pageWorkflow else {
+                return notFound("no ComfyUI workflow kept with \(parts[1])")
+            }
+            return HTTPResponse(
+                status: 200, body: Array(page.serialized(pretty: true).utf8),
+                headers: [("Cache-Control", "no-store"), ("Content-Disposition", "attachment; filename=\"\(ServePages.segment(job.name)).json\"")])
         case "jobs" where parts.count == 4 && parts[3] == "workflow.json":
             // The graph the item was submitted as: the job's workflow with the item's parameters.
             guard let job = try queue.jobs().first(where: { $0.name == parts[1] }), let index = Int(parts[2]),
@@ -256,6 +305,7 @@ package final class ServeApp: Sendable {
             let images = found.outputs.indices.map { "/files/\(base)/\($0)" }
             var links = [("workflow", "/jobs/\(base)/workflow.json")] + found.outputs.indices.map { ("sidecar \($0 + 1)", "/sidecars/\(base)/\($0)") }
             links += try followUpLinks(job, index: index, queue)
+            if try queue.settings(of: job).pageWorkflow != nil { links.append(("ComfyUI workflow (as the page had it)", "/jobs/\(ServePages.segment(job.name))/page-workflow.json")) }
             return html(ServePages.item(job: job.name, row: found.row, parameters: Self.parameters(found.row), images: images, timings: found.timings, links: links))
         case "files" where parts.count == 4, "thumbs" where parts.count == 4, "sidecars" where parts.count == 4:
             // Only files recorded as an item's outputs, by their number: no path from the URL
@@ -326,8 +376,9 @@ package final class ServeApp: Sendable {
     /// Server-Sent Events: a `changed` event whenever the queue changes (another process's
     /// commit included), a comment every 15 s to keep proxies from closing it. Ends when the
     /// client goes away, the server stops, or the queue cannot be read (the page reconnects).
-    private func stream(_ connection: ClientConnection) -> HTTPServer.Reply {
-        connection.send(Array("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: keep-alive\r\n\r\nretry: 1000\n\n".utf8))
+    private func stream(_ connection: ClientConnection, cors: [(String, String)]) -> HTTPServer.Reply {
+        let allow = cors.map { "\($0.0): \($0.1)\r\n" }.joined()
+        connection.send(Array("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: keep-alive\r\n\(allow)\r\nretry: 1000\n\n".utf8))
         var seen = changes.subscribe()
         defer { changes.unsubscribe() }
         var quiet = ContinuousClock.now

@@ -48,6 +48,7 @@ extension Simulator {
         state.withLock { $0.requests[request.method + " " + Self.routeName(request.path), default: 0] += 1 }
         // 0.38's jobs API lives only under /api (registered on the app, not mirrored).
         if options.profile.jobsAPI, request.path.hasPrefix("/api/jobs") { return jobs(request, body: body) }
+        if let answer = pageRoute(request, path: path, body: body) { return answer }
         switch (request.method, path) {
         case ("POST", "/prompt"): return submit(body)
         case ("GET", "/prompt"):
@@ -109,6 +110,7 @@ extension Simulator {
         case ("POST", "/upload/image"): return upload(request, mask: false)
         case ("POST", "/upload/mask"): return upload(request, mask: true)
         case (_, _) where path.hasPrefix("/sim/"): return control(path, body, request.query)
+        case ("GET", _) where options.frontEndRoot != nil: return staticFile(request) ?? notFound(request)
         default: return notFound(request)
         }
     }

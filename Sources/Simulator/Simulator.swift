@@ -46,6 +46,11 @@ public struct SimulatorOptions: Sendable {
     /// The largest upload accepted (`/features` says it; larger bodies get 413), as ComfyUI's
     /// `--max-upload-size`.
     public var maxUploadSize: Int64 = 100 << 20
+    /// ComfyUI's frontend to serve at `/` (the `static` folder of `comfyui-frontend-package`),
+    /// with the routes its page asks for at load, as ComfyUI's `--front-end-root`.
+    public var frontEndRoot: String?
+    /// A `custom_nodes` folder whose extensions' web directories the page loads (`/api/extensions`).
+    public var customNodes: String?
 
     /// Uploaded files go here (`input` beside the outputs), as ComfyUI's input folder.
     public var inputDirectory: String { outputDirectory + "/input" }
@@ -206,6 +211,8 @@ struct SimulatorState: ~Copyable {
     var previewMetadata: Set<String> = []
     /// Requests by route, for the ones tests count (`/interrupt`, `/api/jobs/cancel`, …).
     var requests: [String: Int] = [:]
+    /// The page's settings (`/settings`), kept while the simulator runs.
+    var settings = JSONObject()
     var running: (promptID: String, clientID: String?, node: String?)?
     var runningEntry: Queued?
     var interruptRequested = false

@@ -35,7 +35,7 @@ enum ServeBenchmark {
             text: #"{name: "grid", workflow: "w.json", matrix: {"KSampler.steps": [\#((1...40).map(String.init).joined(separator: ", "))], "KSampler.cfg": [\#(cfgs)]}}"#,
             path: "grid.json")
         try! queue.add(grid, items: grid.expand(random: { 0 }), now: 0)
-        let app = ServeApp(databasePath: path, token: nil, intake: CommandLineIntake())
+        let app = ServeApp(databasePath: path, token: nil, intake: NoIntake())
         var size = 0
         let overview = measure(rounds: 7) { size = (try? app.route("/", queue))?.body.count ?? 0 }
         print("serve: overview with 100,000 items queued: \(format(overview * 1000, 1)) ms (\(size / 1024) KB)  [target ≤ 20 ms]")
@@ -123,7 +123,7 @@ enum ServeBenchmark {
                 var server: HTTPServer?
                 var sockets: [Int32] = []
                 if withStreams {
-                    let app = ServeApp(databasePath: path, token: nil, intake: CommandLineIntake())
+                    let app = ServeApp(databasePath: path, token: nil, intake: NoIntake())
                     server = try? HTTPServer(host: "127.0.0.1", port: 0, name: "bench-serve", maximumBody: 1 << 20, idleTimeout: .seconds(60))
                     server?.start { request, connection, _ in app.handle(request, connection) }
                     for _ in 0..<200 {
@@ -158,4 +158,11 @@ enum ServeBenchmark {
             "serve: the runner (1,000 prompts, zero simulated time, concurrency 4) alone \(format(a, 0)) prompts/s, with 200 open event streams on its queue \(format(b, 0)) prompts/s: \(format((b / a - 1) * 100, 1)) % (medians of 4 interleaved rounds)  [target: within 5 %]"
         )
     }
+}
+
+/// The benchmarks add no jobs through serve.
+struct NoIntake: JobIntake {
+    struct Refused: Error {}
+    func addFollowUp(file: String, from job: String, queue: Queue) throws -> [(name: String, items: Int)] { throw Refused() }
+    func addJob(_ document: JSONObject, databasePath: String) async throws -> AddedJob { throw Refused() }
 }

@@ -178,12 +178,19 @@ import FoundationNetworking
         let page = try await Self.url(in: root, log: "/work/run.log", after: "serving the queue at")
         let (body, response) = try await URLSession(configuration: .ephemeral).data(from: URL(string: page)!)
         #expect((response as? HTTPURLResponse)?.statusCode == 200 && String(decoding: body, as: UTF8.self).contains("night"), "\(page)")
+        // The pages' scripts, from the binary.
+        let (script, _) = try await URLSession(configuration: .ephemeral).data(from: URL(string: page.split(separator: "?")[0] + "assets/viewer.js")!)
+        #expect(String(decoding: script, as: UTF8.self).contains("/api/jobs/NAME/items/INDEX"))
         let status = try await eventually("the run to end", timeout: 120, describe: { root.read("/work/run.log") }) { run.isRunning ? nil : run.terminationStatus }
         #expect(status == 0, "\(root.read("/work/run.log"))")
         let outputs = try FileManager.default.contentsOfDirectory(atPath: work + "/out").sorted()
         #expect(outputs.filter { $0.hasSuffix(".png") && $0.hasPrefix("night_") } == ["night_0.png", "night_1.png"], "\(outputs)")
         #expect(outputs.filter { $0.hasSuffix(".json") } == ["night_0.json", "night_1.json"], "\(outputs)")
         #expect(root.read("/work/hook.txt") == "done 2\n", "\(root.read("/work/run.log"))")
+        // Its ComfyUI extension comes from the binary too.
+        let (extensionInstalled, installSaid) = try await root.shell(
+            "mkdir -p /ComfyUI/custom_nodes && /opt/comfyq/bin/comfyq comfyui install /ComfyUI && test -s /ComfyUI/custom_nodes/comfyq/web/comfyq.js")
+        #expect(extensionInstalled == 0, "\(installSaid)")
 
         // A PostgreSQL queue on a server outside the root.
         if PostgresServer.available {

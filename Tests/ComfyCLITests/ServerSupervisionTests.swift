@@ -223,6 +223,21 @@ final class Night: @unchecked Sendable {
         #expect(statusJSON["servers"]?.arrayValue?.first?["restarts"] == 1)
     }
 
+    /// `comfyq_extension: true`: the run installs comfyq's ComfyUI extension into the server's
+    /// folder before it starts it, and says so in its log.
+    @Test func aSupervisedServerGetsTheExtensionInstalled() async throws {
+        let night = try Night("extension")
+        let comfy = night.path("ComfyUI")
+        try FileManager.default.createDirectory(atPath: comfy + "/custom_nodes", withIntermediateDirectories: true)
+        try night.writeServers(fields: "cwd: \"\(comfy)\", comfyq_extension: true")
+        let job = try night.writeJob(count: 1)
+        let run = try await runBinary(["run", job], environment: night.environment)
+        #expect(run.status == .success, "\(run.stderr)")
+        #expect(FileManager.default.fileExists(atPath: comfy + "/custom_nodes/comfyq/web/comfyq.js"))
+        let config = try JSONValue(parsing: try String(contentsOfFile: comfy + "/custom_nodes/comfyq/web/comfyq.json", encoding: .utf8))
+        #expect(config["serve"] == "http://127.0.0.1:8190", "\(config.serialized())")
+    }
+
     @Test func aHungServerIsDownWithinDownAfterAndRestarted() async throws {
         let night = try Night("hang")
         try night.writeServers(fields: "down_after: \"2s\"")

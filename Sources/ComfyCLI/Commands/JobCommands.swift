@@ -264,19 +264,27 @@ enum AddCommand {
         ] + JobSources.options + JobSources.followUpOptions
     ) { arguments, console in try await add(arguments, console) }
 
-    static func add(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
-        var sweeps = try JobSources(arguments, command: spec)
-        if sweeps.from != nil { try sweeps.resolveFollowUp(try JobFiles.openQueue(arguments, console)) }
-        let (jobs, lines) = try await ServerChecks.withDefinitions(arguments, jobPaths: arguments.positionals, command: spec, console: console) {
-            fetched in
+    /// The job files loaded with the servers' node definitions, expanded, and pre-flighted
+    /// against the servers (`--server`, the jobs' or the servers file's) unless `--no-preflight`:
+    /// what `add` adds, and `serve` too (`POST /api/jobs`). Returns the lines to say.
+    static func checkedJobs(
+        _ paths: [String], sweeps: JobSources, arguments: ParsedArguments, command: CommandSpec, console: Console
+    ) async throws -> (jobs: [(JobSpec, [JobItem])], lines: [String]) {
+        try await ServerChecks.withDefinitions(arguments, jobPaths: paths, command: command, console: console) { fetched in
             var uploads = UploadInputs.builtIn
             for (_, source) in fetched.answered { uploads = uploads.merging(UploadInputs(definitions: source.definitions)) }
-            let specs = try JobFiles.load(arguments.positionals, sweeps: sweeps, uploads: uploads, definitions: fetched.forConversion)
+            let specs = try JobFiles.load(paths, sweeps: sweeps, uploads: uploads, definitions: fetched.forConversion)
             let jobs = specs.map { ($0, $0.expand(random: JobFiles.random)) }
             guard !arguments.flag("no-preflight") else { return (jobs, [String]()) }
             if fetched.answered.isEmpty { return (jobs, [fetched.skippedLine]) }
             return (jobs, try ServerChecks.preflight(jobs, fetched: fetched))
         }
+    }
+
+    static func add(_ arguments: ParsedArguments, _ console: Console) async throws -> ExitCode {
+        var sweeps = try JobSources(arguments, command: spec)
+        if sweeps.from != nil { try sweeps.resolveFollowUp(try JobFiles.openQueue(arguments, console)) }
+        let (jobs, lines) = try await checkedJobs(arguments.positionals, sweeps: sweeps, arguments: arguments, command: spec, console: console)
         for line in lines { console.printError(line) }
         for note in jobs.flatMap({ ($0.0.uiWorkflow?.notes ?? []) + $0.0.notes }) { console.printError("note: \(note)") }
         if arguments.flag("print-job") {

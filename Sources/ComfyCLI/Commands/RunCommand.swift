@@ -127,7 +127,8 @@ enum RunCommand {
         let runner = try Runner(queuePath: path, options: options)
         var web: HTTPServer?
         if let listen = arguments.value("serve") {
-            let (server, url) = try ServeCommand.start(listen: listen, token: nil, databasePath: path, option: "--serve", command: spec)
+            let (server, url) = try ServeCommand.start(
+                listen: listen, token: nil, databasePath: path, option: "--serve", command: spec, intake: CommandLineIntake(arguments: arguments, console: console))
             web = server
             console.printError("serving the queue at \(url)")
         }

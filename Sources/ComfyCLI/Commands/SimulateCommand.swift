@@ -34,6 +34,10 @@ package enum SimulateCommand {
                 help: "Duration for one node class, e.g. VAEDecode=200ms (per step for samplers,\nfirst load for loaders).",
                 repeatable: true),
             .flag("previews", help: "Send a binary preview frame after every sampler step."),
+            .value(
+                "front-end-root", name: "dir",
+                help: "Serve ComfyUI's page from DIR (the static folder of comfyui-frontend-package),\nwith the routes it asks for at load, as ComfyUI's --front-end-root."),
+            .value("custom-nodes", name: "dir", help: "A custom_nodes folder whose extensions the page loads (with --front-end-root)."),
             .value("parent", name: "pid", help: "Stop once process <pid> is no longer its parent (comfyq run --simulate uses it)."),
             .value(
                 "crash-on-seed", name: "seed",
@@ -85,6 +89,21 @@ package enum SimulateCommand {
         if let value = try duration("warm-up") { options.warmUpTime = value }
         if let value = try duration("latency") { options.latency = value }
         options.previews = arguments.flag("previews")
+        for (name, folder) in [("front-end-root", arguments.value("front-end-root")), ("custom-nodes", arguments.value("custom-nodes"))] {
+            guard let folder else { continue }
+            var directory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &directory), directory.boolValue else {
+                throw UsageError("--\(name): \(folder) is not a folder", command: spec)
+            }
+            if name == "front-end-root" {
+                guard FileManager.default.fileExists(atPath: folder + "/index.html") else {
+                    throw UsageError("--front-end-root: \(folder) has no index.html (give the static folder of comfyui-frontend-package)", command: spec)
+                }
+                options.frontEndRoot = URL(fileURLWithPath: folder).standardizedFileURL.path
+            } else {
+                options.customNodes = URL(fileURLWithPath: folder).standardizedFileURL.path
+            }
+        }
         if let text = arguments.value("comfyui") {
             guard let profile = ComfyUIProfile(rawValue: text) else {
                 throw UsageError("--comfyui must be \(ComfyUIProfile.allCases.map(\.rawValue).joined(separator: " or ")), got '\(text)'", command: spec)

@@ -131,6 +131,9 @@ public struct JobSpec: Sendable, Equatable {
     public var followups: [(name: String, path: String)] = []
     /// What loading it noticed, to say (`note:` lines).
     public var notes: [String] = []
+    /// ComfyUI's page's own workflow (UI format) for a job queued from the page, kept so its
+    /// pages can offer it back.
+    public var pageWorkflow: JSONValue? = nil
 
     public static func == (lhs: JobSpec, rhs: JobSpec) -> Bool {
         lhs.name == rhs.name && lhs.file == rhs.file && lhs.workflow == rhs.workflow

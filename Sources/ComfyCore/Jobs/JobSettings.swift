@@ -23,11 +23,13 @@ public struct JobSettings: Sendable, Equatable {
     public var from: FollowUpOrigin?
     /// Follow-ups its page offers for the starred pictures: name → job file.
     public var followups: [(name: String, path: String)] = []
+    /// The page's workflow (UI format) of a job queued from ComfyUI's page.
+    public var pageWorkflow: JSONValue?
 
     public static func == (a: JobSettings, b: JobSettings) -> Bool {
         a.output == b.output && a.servers == b.servers && a.retries == b.retries && a.stallTimeout == b.stallTimeout && a.hooks == b.hooks
             && a.addresses == b.addresses && a.maxDefer == b.maxDefer && a.strictOrder == b.strictOrder && a.matrixAxes == b.matrixAxes
-            && a.uiWorkflow == b.uiWorkflow && a.from == b.from && a.followups.map { $0.name + "\u{0}" + $0.path } == b.followups.map { $0.name + "\u{0}" + $0.path }
+            && a.uiWorkflow == b.uiWorkflow && a.from == b.from && a.pageWorkflow == b.pageWorkflow && a.followups.map { $0.name + "\u{0}" + $0.path } == b.followups.map { $0.name + "\u{0}" + $0.path }
     }
 
     public static let defaultRetries = 2
@@ -66,6 +68,7 @@ public struct JobSettings: Sendable, Equatable {
         if let uiWorkflow { object["ui_workflow"] = uiWorkflow.json }
         if let from { object["from"] = from.json }
         if !followups.isEmpty { object["followups"] = .object(followups.reduce(into: JSONObject()) { $0[$1.name] = .string($1.path) }) }
+        if let pageWorkflow { object["page_workflow"] = pageWorkflow }
         return .object(object)
     }
 
@@ -90,6 +93,7 @@ public struct JobSettings: Sendable, Equatable {
         matrixAxes = try field("matrix_axes") { $0.arrayValue?.compactMap(\.stringValue) } ?? []
         uiWorkflow = try field("ui_workflow", UIWorkflowRecord.init(json:))
         from = try field("from", FollowUpOrigin.init(json:))
+        pageWorkflow = try field("page_workflow") { $0.objectValue != nil ? $0 : nil }
         followups = try field("followups") { value in value.objectValue.map { $0.compactMap { key, path in path.stringValue.map { (key, $0) } } } } ?? []
         for (written, pair) in try field("addresses", \.objectValue) ?? JSONObject() {
             guard let parts = pair.arrayValue, parts.count == 2, let node = parts[0].stringValue, let input = parts[1].stringValue else {
@@ -118,6 +122,7 @@ extension JobSpec {
         settings.uiWorkflow = uiWorkflow
         settings.from = from
         settings.followups = followups
+        settings.pageWorkflow = pageWorkflow
         return settings
     }
 }

@@ -26,6 +26,9 @@ public struct ServerDefinition: Sendable, Equatable {
         public var startTimeout: Double
         /// Leave it running when the run ends.
         public var keepRunning: Bool
+        /// `comfyq_extension`: install comfyq's ComfyUI extension into `cwd` (ComfyUI's folder)
+        /// before each start, reaching `comfyq serve` at this URL (nil: leave ComfyUI as it is).
+        public var extensionServe: String? = nil
 
         public init(argv: [String], cwd: String? = nil, environment: [String: String] = [:], startTimeout: Double = 120, keepRunning: Bool = false) {
             self.argv = argv
@@ -66,7 +69,7 @@ public struct ServersFile: Sendable, Equatable {
 
     static let fields = [
         "name", "url", "port", "instances", "command", "cwd", "env", "start_timeout", "keep_running", "concurrency", "down_after",
-        "max_restarts",
+        "max_restarts", "comfyq_extension",
     ]
 
     /// What the loader may ask of the machine. Pure callers pass closures; the CLI passes the
@@ -196,6 +199,17 @@ public struct ServersFile: Sendable, Equatable {
         let keepRunning = bool("keep_running")
         let concurrency = integer("concurrency", minimum: 1)
         let maxRestarts = integer("max_restarts", minimum: 0) ?? 5
+        var extensionServe: String?
+        switch object["comfyq_extension"] {
+        case nil, .bool(false)?: break
+        case .bool(true)?: extensionServe = "http://127.0.0.1:8190"
+        case .string(let url)? where isServerURL(url): extensionServe = url
+        case let other?:
+            fail("comfyq_extension", "must be true, false or comfyq serve's URL (such as http://127.0.0.1:8190), not \(other.serialized())")
+        }
+        if extensionServe != nil && (command == nil || cwd == nil) {
+            fail("comfyq_extension", "needs command and cwd (ComfyUI's folder): comfyq installs its extension there before it starts the server")
+        }
 
         let templates = [urlTemplate, command, cwd].compactMap { $0 } + env.map(\.1)
         let usesPort = templates.contains { $0.contains("{port}") }
@@ -239,6 +253,7 @@ public struct ServersFile: Sendable, Equatable {
                 }
                 launch = ServerDefinition.Launch(
                     argv: argv, cwd: directory, environment: environmentTable, startTimeout: startTimeout, keepRunning: keepRunning)
+                launch?.extensionServe = extensionServe
             }
             result.append(
                 ServerDefinition(

@@ -1,3 +1,4 @@
+import ComfyUIExtension
 import ComfyCore
 import Foundation
 import Processes
@@ -114,6 +115,15 @@ public final class ServerProcess {
         defer { close(log) }
         var merged = environment
         for (key, value) in launch.environment { merged[key] = value }
+        if let serve = launch.extensionServe, let folder = launch.cwd {
+            // Optional: a server that cannot have it still runs (the log says why).
+            do {
+                let installed = try ComfyUIExtension.install(comfyUI: folder, serve: serve, version: "")
+                Self.write("==== comfyq: its ComfyUI extension is in \(installed) (reaching comfyq serve at \(serve))\n", to: log)
+            } catch {
+                Self.write("==== comfyq: its ComfyUI extension was not installed: \(error)\n", to: log)
+            }
+        }
         let words = launch.argv.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
         Self.write("==== comfyq: starting \(name): \(words)\(launch.cwd.map { " (in \($0))" } ?? "") at \(Self.timestamp())\n", to: log)
         let started = try Spawn.start(launch.argv, environment: merged, cwd: launch.cwd, output: log)

@@ -97,7 +97,9 @@ final class Browser: @unchecked Sendable {
         do {
             try page.send(.text(JSONValue.object(request).serialized()))
             while let message = try await messages.next() {
-                guard case .text(let text) = message, let answer = try? JSONValue(parsing: text), answer["id"] == .int(id) else { continue }
+                guard case .text(let text) = message, let answer = try? JSONValue(parsing: text) else { continue }
+                record(answer)
+                guard answer["id"] == .int(id) else { continue }
                 if let error = answer["error"] { throw Failure(description: "\(method): \(error.serialized())") }
                 return answer["result"] ?? .null
             }
@@ -107,6 +109,39 @@ final class Browser: @unchecked Sendable {
             throw Failure(description: "\(method): \(error); \(browserState())")
         }
         throw Failure(description: "\(method): the browser closed the connection; \(browserState())")
+    }
+
+    /// What the page said on its console as errors, and the exceptions nothing caught, in order
+    /// (after `watchConsole`; read as the events arrive during later calls).
+    private(set) var consoleErrors: [String] = []
+
+    /// Starts recording the page's console errors and uncaught exceptions (`consoleErrors`).
+    func watchConsole() async throws {
+        try await call("Runtime.enable")
+    }
+
+    private func record(_ event: JSONValue) {
+        switch event["method"]?.stringValue {
+        case "Runtime.consoleAPICalled" where ["error", "assert"].contains(event["params"]?["type"]?.stringValue ?? ""):
+            let args = event["params"]?["args"]?.arrayValue ?? []
+            consoleErrors.append("console.error: " + args.map { $0["value"]?.stringValue ?? $0["description"]?.stringValue ?? $0.serialized() }.joined(separator: " "))
+        case "Runtime.exceptionThrown":
+            let details = event["params"]?["exceptionDetails"]
+            consoleErrors.append("uncaught: " + (details?["exception"]?["description"]?.stringValue ?? details?["text"]?.stringValue ?? "?"))
+        default:
+            break
+        }
+    }
+
+    /// Presses a key with modifiers (`alt`, `shift`, `ctrl`), as a user would.
+    func press(_ key: String, code: String, modifiers: Set<String>) async throws {
+        let bits = (modifiers.contains("alt") ? 1 : 0) | (modifiers.contains("ctrl") ? 2 : 0) | (modifiers.contains("shift") ? 8 : 0)
+        let keyCode = Int(key.uppercased().unicodeScalars.first?.value ?? 0)
+        for type in ["rawKeyDown", "keyUp"] {
+            try await call(
+                "Input.dispatchKeyEvent",
+                ["type": .string(type), "key": .string(key), "code": .string(code), "windowsVirtualKeyCode": .int(keyCode), "modifiers": .int(bits)])
+        }
     }
 
     /// Whether Chromium is still running, and the end of what it printed: why a connection went.

@@ -78,11 +78,29 @@ import Testing
         ("{servers: {name: 'a'}}", "servers.json5: servers: required: a list of servers"),
         ("{servers: [\n  {name: 'a',, url: 'http://h:1'}]}", "servers.json5: line 2, column 14:"),
         ("[]", "servers.json5: must be an object such as {servers: [...]}"),
+        ("{servers: [{name: 'a', url: 'http://h:1', comfyq_extension: true}]}",
+         "servers.json5: servers[0].comfyq_extension: needs command and cwd (ComfyUI's folder)"),
+        ("{servers: [{name: 'a', url: 'http://h:{port}', port: 9000, command: 'python', comfyq_extension: true}]}",
+         "servers.json5: servers[0].comfyq_extension: needs command and cwd"),
+        ("{servers: [{name: 'a', url: 'http://h:{port}', port: 9000, command: 'python', cwd: '~/ComfyUI', comfyq_extension: 'serve'}]}",
+         "servers.json5: servers[0].comfyq_extension: must be true, false or comfyq serve's URL"),
     ])
     func badInputGetsOneLineNamingTheField(text: String, expected: String) {
         let problems = Self.problems(text)
         #expect(problems.count == 1, "\(problems)")
         #expect(problems.first?.hasPrefix(expected) == true, "\(problems)")
+    }
+
+    /// A supervised ComfyUI may get comfyq's extension installed into its folder before it starts.
+    @Test(arguments: [
+        ("true", "http://127.0.0.1:8190" as String?),
+        ("'http://10.0.0.2:8190'", "http://10.0.0.2:8190"),
+        ("false", nil),
+    ])
+    func theExtensionGoesIntoTheSupervisedServersFolder(value: String, serve: String?) throws {
+        let file = try Self.load("{servers: [{name: 'a', url: 'http://h:{port}', port: 9000, command: 'python main.py', cwd: '~/ComfyUI', comfyq_extension: \(value)}]}")
+        #expect(file.servers.first?.launch?.extensionServe == serve)
+        #expect(file.servers.first?.launch?.cwd == "/home/u/ComfyUI")
     }
 
     @Test func everyProblemIsReportedTogether() {
