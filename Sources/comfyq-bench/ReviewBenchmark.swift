@@ -57,11 +57,16 @@ enum ReviewBenchmark {
         let base = "http://127.0.0.1:\(servePort)"
         _ = await SupervisionBenchmark.until(10) { (try? Data(contentsOf: URL(string: base + "/api/status")!)) != nil }
         let session = URLSession(configuration: .ephemeral)
+        // A request that is not answered with its page (an old binary, a wrong URL) gives no figure.
         func timed(_ request: URLRequest) async -> Double {
             var times: [Double] = []
             for _ in 0..<20 {
                 let start = ContinuousClock.now
-                _ = try? await session.data(for: request)
+                let status = ((try? await session.data(for: request))?.1 as? HTTPURLResponse)?.statusCode ?? 0
+                guard (200..<400).contains(status) else {
+                    print("review: \(request.httpMethod ?? "GET") \(request.url?.path ?? "?") answered \(status); no figure")
+                    return .nan
+                }
                 times.append((ContinuousClock.now - start).seconds * 1000)
             }
             return median(times)
