@@ -92,10 +92,12 @@ package final class ServeApp: Sendable {
         return .response(response)
     }
 
-    /// `POST /jobs/NAME/cancel|retry`, `/jobs/NAME/INDEX/cancel|retry` and `/drain`. A browser's form posts
-    /// from this server's own pages (its `Origin` or `Referer` is this server), a script with the
-    /// token (`Authorization: Bearer`) or, on loopback without a token, `X-Requested-By: comfyq`:
-    /// another site's page cannot make a visitor's browser cancel anything.
+    /// `POST /jobs/NAME/cancel|retry`, `/jobs/NAME/INDEX/cancel|retry`, `/drain`, the ratings,
+    /// the follow-ups and the job API (`/api/jobs`, `/api/inspect`). A browser's form posts from
+    /// this server's own pages (its `Origin` or `Referer` is this server), a page on an origin
+    /// `--allow-origin` names (ComfyUI's), a script with the token (`Authorization: Bearer`) or,
+    /// on loopback without a token, `X-Requested-By: comfyq`: another site's page cannot make a
+    /// visitor's browser cancel or add anything.
     package func control(_ request: HTTPRequest, setCookie: [(String, String)]) -> HTTPResponse {
         let host = request.headers["host"] ?? ""
         let origin = request.headers["origin"] ?? request.headers["referer"].map { referer -> String in

@@ -268,6 +268,14 @@ import FoundationNetworking
         #expect(refused.arrayValue?.count == 1 && refused.arrayValue?.first?.stringValue?.contains("eulr") == true, "\(refused.serialized())")
         let jobs = try await comfy.status()["jobs"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
         #expect(jobs.contains("scripted") && !jobs.contains("typo"), "\(jobs)")
+        // Cancel from the sidebar, under serve's rules (this page's origin is allowed).
+        let cancel = "document.querySelector('.comfyq-job[data-job=\"scripted\"] .comfyq-cancel-job')"
+        _ = try await eventually("the sidebar to offer to cancel the scripted job", timeout: 20) { try await browser.evaluate("!!\(cancel)") == true ? true : nil }
+        _ = try await browser.evaluate("\(cancel).click()")
+        _ = try await eventually("the scripted job cancelled", timeout: 20) {
+            let job = try await comfy.status()["jobs"]?.arrayValue?.first { $0["name"] == "scripted" }
+            return job?["counts"]?["cancelled"] == 3 ? true : nil
+        }
         #expect(browser.consoleErrors.isEmpty, "\(browser.consoleErrors)")
     }
 
