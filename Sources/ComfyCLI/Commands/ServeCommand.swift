@@ -3,7 +3,7 @@ import HTTPServer
 import QueueStore
 import Serve
 
-/// `comfyq serve [--listen ADDR:PORT] [--token T] [--db PATH]`
+/// `comfyq serve [--listen ADDR:PORT] [--token T] [--allow-origin ORIGIN]… [--server NAME|URL]… [--db PATH]`
 enum ServeCommand {
     static let spec = CommandSpec(
         name: "serve",
@@ -12,6 +12,10 @@ enum ServeCommand {
             Pages are rendered from the queue, so a comfyq run in another process shows live (a
             change reaches an open page within a second). Listens on loopback by default; on any
             other address a token is required, and one is made up and printed when none is given.
+            The JSON API (/api/...) is what the pages read; POST /api/jobs adds a job as comfyq add
+            does, pre-flighted against --server (else the servers file's). --allow-origin lets a
+            page on that origin (ComfyUI's, with comfyq's extension: comfyq comfyui install) call
+            the API and the controls from the browser; no other origin can.
             """,
         options: [
             .value("listen", name: "addr:port", help: "Where to listen (default 127.0.0.1:8190)."),
@@ -38,8 +42,6 @@ enum ServeCommand {
         return .success
     }
 
-    /// Starts serving the queue at `listen` (`ADDRESS:PORT`); returns the server and the URL to
-    /// open (with the token when one is needed: given, or made up off loopback).
     /// `--allow-origin`: `scheme://host[:port]`, as a browser sends it in `Origin`.
     static func origin(_ text: String) throws -> String {
         let trimmed = text.hasSuffix("/") ? String(text.dropLast()) : text
@@ -49,6 +51,9 @@ enum ServeCommand {
         return trimmed
     }
 
+    /// Starts serving the queue at `listen` (`ADDRESS:PORT`); returns the server and the URL to
+    /// open (with the token when one is needed: given, or made up off loopback). `intake` adds
+    /// the jobs the API is sent; pages on `allowedOrigins` may call the API and the controls.
     static func start(
         listen: String, token given: String?, databasePath: String, option: String, command: CommandSpec, intake: any JobIntake,
         allowedOrigins: [String] = []
