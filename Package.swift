@@ -82,7 +82,7 @@ let package = Package(
         // CSS, JavaScript) is in Web/, built into the binary.
         .target(name: "Serve", dependencies: ["ComfyCore", "QueueStore", "InputFiles", "HTTPServer"], resources: [.embedInCode("Web")]),
         // The ComfyUI extension (a custom-node folder in Files/, built into the binary) and its installer.
-        .target(name: "ComfyUIExtension", resources: [.embedInCode("Files")]),
+        .target(name: "ComfyUIExtension", dependencies: ["ComfyCore"], resources: [.embedInCode("Files")]),
         // The command router and commands (the shell around the libraries).
         .target(name: "ComfyCLI", dependencies: ["ComfyCore", "ComfyClient", "Runner", "Simulator", "WebSocket", "QueueStore", "Hooks", "InputFiles", "HTTPServer", "Serve", "ComfyUIExtension"]),
         // Entry point only.

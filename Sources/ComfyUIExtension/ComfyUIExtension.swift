@@ -1,3 +1,4 @@
+import ComfyCore
 import Foundation
 
 /// The ComfyUI extension shipped with comfyq: a custom-node folder (Files/, built into the
@@ -38,10 +39,10 @@ package enum ComfyUIExtension {
         if FileManager.default.fileExists(atPath: target), !FileManager.default.fileExists(atPath: target + "/" + marker) {
             throw Failure(description: "\(target) exists and is not comfyq's extension: move it away, or install by hand")
         }
-        var config: [String: String] = ["serve": serve]
-        if !version.isEmpty { config["version"] = version }
+        var config: JSONObject = ["serve": .string(serve)]
+        if !version.isEmpty { config["version"] = .string(version) }
         let contents = files + [
-            ("web/comfyq.json", Array(((try? JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])) ?? Data("{}".utf8)) + Data("\n".utf8))),
+            ("web/comfyq.json", Array((JSONValue.object(config).serialized() + "\n").utf8)),
             (marker, Array("comfyq\(version.isEmpty ? "" : " " + version): written by `comfyq comfyui install`; `comfyq comfyui install --uninstall` removes this folder\n".utf8)),
         ]
         do {

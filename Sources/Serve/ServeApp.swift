@@ -106,11 +106,12 @@ package final class ServeApp: Sendable {
         }
         let sameOrigin = !host.isEmpty && origin == "http://\(host)"
         let allowed = request.headers["origin"].map(allowedOrigins.contains) ?? false
-        // (A script, or a page of an allowed origin: the answer is JSON, not a redirect.)
-        let script = token.map { request.headers["authorization"] == "Bearer \($0)" } ?? (request.headers["x-requested-by"] == "comfyq") || allowed
-        guard sameOrigin || script else {
+        let fromScript = token.map { request.headers["authorization"] == "Bearer \($0)" } ?? (request.headers["x-requested-by"] == "comfyq")
+        guard sameOrigin || fromScript || allowed else {
             return HTTPResponse(status: 403, contentType: "text/plain", body: Array("cross-site request refused: post from comfyq's own pages, or send the token".utf8))
         }
+        // A script, or a page of an allowed origin, is answered with JSON, not a redirect.
+        let script = fromScript || allowed
         let parts = request.path.split(separator: "/").map(String.init)
         if parts == ["api", "jobs"] { return addJob(request, setCookie: setCookie) }
         if parts == ["api", "inspect"] { return inspect(request) }

@@ -1,3 +1,4 @@
+import ComfyCore
 import HTTPServer
 
 /// The browser code of comfyq's pages (Web/: the page template, the style sheet, the scripts),
@@ -11,9 +12,9 @@ package enum WebAssets {
         /// for as long as it likes and still never runs an old script against a new server.
         package let version: String
 
-        init(_ bytes: [UInt8], _ contentType: String) {
+        init(_ name: String, _ bytes: [UInt8]) {
             self.bytes = bytes
-            self.contentType = contentType
+            contentType = InputFile.mediaType(name)
             var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
             for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
             version = String(hash, radix: 36)
@@ -24,11 +25,11 @@ package enum WebAssets {
 
     /// By file name, as served under `/assets/`.
     package static let all: [String: Asset] = [
-        "comfyq.css": Asset(PackageResources.comfyq_css, "text/css; charset=utf-8"),
-        "live.js": Asset(PackageResources.live_js, "text/javascript; charset=utf-8"),
-        "grid.js": Asset(PackageResources.grid_js, "text/javascript; charset=utf-8"),
-        "viewer.js": Asset(PackageResources.viewer_js, "text/javascript; charset=utf-8"),
-        "compare.js": Asset(PackageResources.compare_js, "text/javascript; charset=utf-8"),
+        "comfyq.css": Asset("comfyq.css", PackageResources.comfyq_css),
+        "live.js": Asset("live.js", PackageResources.live_js),
+        "grid.js": Asset("grid.js", PackageResources.grid_js),
+        "viewer.js": Asset("viewer.js", PackageResources.viewer_js),
+        "compare.js": Asset("compare.js", PackageResources.compare_js),
     ]
 
     /// The page every page is made from: `{{title}}`, `{{home}}`, `{{head}}`, `{{body}}`, `{{scripts}}`.

@@ -99,25 +99,6 @@ extension Simulator {
         guard FileManager.default.fileExists(atPath: file, isDirectory: &directory), !directory.boolValue,
             let data = FileManager.default.contents(atPath: file)
         else { return nil }
-        return HTTPResponse(status: 200, contentType: Self.contentType(file), body: [UInt8](data), headers: [("Cache-Control", "no-cache")])
-    }
-
-    static func contentType(_ file: String) -> String {
-        switch (file as NSString).pathExtension.lowercased() {
-        case "html": "text/html; charset=utf-8"
-        case "js", "mjs": "text/javascript; charset=utf-8"
-        case "css": "text/css; charset=utf-8"
-        case "json", "map": "application/json"
-        case "svg": "image/svg+xml"
-        case "png": "image/png"
-        case "webp": "image/webp"
-        case "ico": "image/x-icon"
-        case "woff2": "font/woff2"
-        case "woff": "font/woff"
-        case "ttf": "font/ttf"
-        case "wasm": "application/wasm"
-        case "txt": "text/plain; charset=utf-8"
-        default: "application/octet-stream"
-        }
+        return HTTPResponse(status: 200, contentType: InputFile.mediaType(file), body: [UInt8](data), headers: [("Cache-Control", "no-cache")])
     }
 }

@@ -40,7 +40,24 @@ enum ReportBenchmark {
     }
 
     static func night(_ comfyq: String, count: Int) async -> Night? {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-bench-report-\(UUID())")
+        await afterSweep(comfyq, count: count, label: "report") { directory, db, _, run in
+            let out = directory.appendingPathComponent("out").path
+            let sheets = ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []).filter { $0.hasPrefix("contact-sheet") && $0.hasSuffix(".png") }.count
+            let pages = ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []).filter { $0.hasPrefix("index") && $0.hasSuffix(".html") }.count
+            let report = await measure(comfyq, ["report", "sweep", "--db", db])
+            let png = await measure(comfyq, ["report", "sweep", "--db", db, "--png", directory.appendingPathComponent("again.png").path])
+            return Night(peak: run.peak, seconds: run.seconds, sheets: sheets, pages: pages, report: report, png: png)
+        }
+    }
+
+    /// A `count`-item seed sweep named `sweep`, run to its end by `comfyq run` (measured) at zero
+    /// simulated time through a separate `comfyq simulate`, in a folder of its own; then `then`
+    /// with the folder, the queue's path, the queue and the run's figures (the folder and the
+    /// simulator are gone after it). Nil, said under `label`, when the night did not finish.
+    static func afterSweep<T>(
+        _ comfyq: String, count: Int, label: String, _ then: (URL, String, Queue, (seconds: Double, peak: Double)) async -> T?
+    ) async -> T? {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-bench-\(label)-\(UUID())")
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let (simulator, port) = SoakBenchmark.startSimulator(comfyq, in: directory)
@@ -56,15 +73,10 @@ enum ReportBenchmark {
         let run = await measure(comfyq, ["run", "--server", "http://127.0.0.1:\(port)", "--db", db, "--concurrency", "4", "--no-user-hooks"])
         let done = (try? queue.jobs())?.first?.counts[.done] ?? 0
         guard done == count else {
-            print("report: only \(done) of \(count) items done; no figures")
+            print("\(label): only \(done) of \(count) items done; no figures")
             return nil
         }
-        let out = directory.appendingPathComponent("out").path
-        let sheets = ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []).filter { $0.hasPrefix("contact-sheet") && $0.hasSuffix(".png") }.count
-        let pages = ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []).filter { $0.hasPrefix("index") && $0.hasSuffix(".html") }.count
-        let report = await measure(comfyq, ["report", "sweep", "--db", db])
-        let png = await measure(comfyq, ["report", "sweep", "--db", db, "--png", directory.appendingPathComponent("again.png").path])
-        return Night(peak: run.peak, seconds: run.seconds, sheets: sheets, pages: pages, report: report, png: png)
+        return await then(directory, db, queue, run)
     }
 
     /// Runs `comfyq ARGUMENTS` to its end: seconds, and its peak RSS in MB (VmHWM, read every 20 ms).

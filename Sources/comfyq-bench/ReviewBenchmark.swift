@@ -26,23 +26,11 @@ enum ReviewBenchmark {
     }
 
     static func timings(_ comfyq: String, count: Int) async -> [(String, Double)]? {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("comfyq-bench-review-\(UUID())")
-        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let (simulator, port) = SoakBenchmark.startSimulator(comfyq, in: directory)
-        defer {
-            simulator.terminate()
-            simulator.waitUntilExit()
-        }
-        let db = directory.appendingPathComponent("queue.db").path
-        let queue = SoakBenchmark.addSweep(
-            named: "sweep", count: count, to: db, in: directory, extra: #"set: {"EmptyLatentImage.width": 64, "EmptyLatentImage.height": 64}"#)
-        _ = await SupervisionBenchmark.until(10) { (try? Data(contentsOf: URL(string: "http://127.0.0.1:\(port)/system_stats")!)) != nil }
-        _ = await ReportBenchmark.measure(comfyq, ["run", "--server", "http://127.0.0.1:\(port)", "--db", db, "--concurrency", "4", "--no-user-hooks"])
-        guard (try? queue.jobs())?.first?.counts[.done] == count else {
-            print("review: the \(count)-item night did not finish; no figures")
-            return nil
-        }
+        await ReportBenchmark.afterSweep(comfyq, count: count, label: "review") { _, db, _, _ in await serveTimings(comfyq, db: db, count: count) }
+    }
+
+    /// `comfyq serve` over the finished night's queue: each page's median of 20 requests.
+    static func serveTimings(_ comfyq: String, db: String, count: Int) async -> [(String, Double)] {
         let servePort = Int.random(in: 20_000..<30_000)
         let serve = Process()
         serve.executableURL = URL(fileURLWithPath: comfyq)

@@ -84,18 +84,12 @@ import FoundationNetworking
             return try JSONValue(parsing: text)
         }
 
+        /// `httpRequest`, its header names in lower case.
         static func request(_ url: String, method: String = "GET", body: String? = nil, headers: [String: String] = [:]) async throws
             -> (status: Int, body: String, headers: [String: String])
         {
-            var request = URLRequest(url: URL(string: url)!)
-            request.httpMethod = method
-            if let body { request.httpBody = Data(body.utf8) }
-            for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-            let (data, response) = try await URLSession(configuration: .ephemeral).data(for: request)
-            let http = response as? HTTPURLResponse
-            var fields: [String: String] = [:]
-            for (name, value) in http?.allHeaderFields ?? [:] { fields["\(name)".lowercased()] = "\(value)" }
-            return (http?.statusCode ?? 0, String(decoding: data, as: UTF8.self), fields)
+            let answer = try await httpRequest(url, method: method, body: body, headers: headers)
+            return (answer.status, answer.body, Dictionary(answer.headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first }))
         }
 
         /// `status --json` of the page's queue.

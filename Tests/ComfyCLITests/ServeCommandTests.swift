@@ -42,13 +42,7 @@ import FoundationNetworking
         }
 
         static func get(_ url: String, headers: [String: String] = [:]) async throws -> (status: Int, body: String, headers: [String: String]) {
-            var request = URLRequest(url: URL(string: url)!)
-            for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-            let (data, response) = try await URLSession(configuration: .ephemeral).data(for: request)
-            let http = response as? HTTPURLResponse
-            var fields: [String: String] = [:]
-            for (name, value) in http?.allHeaderFields ?? [:] { fields["\(name)"] = "\(value)" }
-            return (http?.statusCode ?? 0, String(decoding: data, as: UTF8.self), fields)
+            try await httpRequest(url, headers: headers)
         }
 
         static func bytes(_ url: String) async throws -> (status: Int, bytes: [UInt8]) {

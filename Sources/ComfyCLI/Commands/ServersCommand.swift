@@ -133,7 +133,7 @@ enum ServersCommand {
 
     static func text(_ row: Row, now: Double) -> String {
         var out = "\(row.definition.name)  \(row.state)"
-        if let view = row.view, view.isLive { out += " for \(StatusCommand.duration(now - view.record.since))" }
+        if let view = row.view, view.isLive { out += " for \(QueueDocuments.duration(now - view.record.since))" }
         if row.state == "stopped", let stopped = row.view?.stoppedBy { out += " (\(stopped))" }
         out += "  \(row.definition.url)\(row.definition.isSupervised ? "  (supervised)" : "")\n"
         if let stats = row.stats {

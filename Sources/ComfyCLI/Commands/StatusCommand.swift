@@ -129,7 +129,7 @@ enum StatusCommand {
         if color { bar = (job.counts[.failed] ?? 0) > 0 ? "\u{1B}[33m\(bar)\u{1B}[0m" : "\u{1B}[32m\(bar)\u{1B}[0m" }
         let remaining = (job.counts[.pending] ?? 0) + job.running
         var eta = job.isFinished ? "done" : "-"
-        if let average = job.averageItemSeconds, remaining > 0 { eta = duration(average * Double(remaining)) }
+        if let average = job.averageItemSeconds, remaining > 0 { eta = QueueDocuments.duration(average * Double(remaining)) }
         if waiting && remaining > 0 { eta = "waiting for a server" }
         let name = ProgressFormat.pad("\(job.name) (#\(job.id))", 24)
         func count(_ state: ItemState) -> String { ProgressFormat.pad(String(job.counts[state] ?? 0), 7, right: true) }
@@ -144,28 +144,22 @@ enum StatusCommand {
         case .running, .submitting:
             if let server = servers.first(where: { $0.record.name == item.server }), server.isLive, server.record.state != "up" {
                 // Its progress is stale: say what it waits for instead.
-                return "  \(ProgressFormat.pad(name, 22)) \(ProgressFormat.pad(item.server ?? "-", 22)) waiting: the server is \(server.record.state) since \(duration(now - server.record.since))"
+                return "  \(ProgressFormat.pad(name, 22)) \(ProgressFormat.pad(item.server ?? "-", 22)) waiting: the server is \(server.record.state) since \(QueueDocuments.duration(now - server.record.since))"
             }
             var line = "  \(ProgressFormat.pad(name, 22)) \(ProgressFormat.pad(item.server ?? "-", 22)) \(ProgressFormat.pad(item.phase ?? item.state.rawValue, 9))"
             if let step = item.step, let steps = item.steps, item.phase == "sampling" { line += " step \(step)/\(steps)" }
             if let fraction = item.fraction { line += " \(Int(fraction * 100))%" }
-            if let started = item.startedAt { line += " \(duration(now - started))" }
+            if let started = item.startedAt { line += " \(QueueDocuments.duration(now - started))" }
             return line
         default:
             return "  \(ProgressFormat.pad(name, 22)) \(item.state.rawValue)  \(item.parameters)"
         }
     }
 
-    /// `42s`, `3m05s`, `2h14m`.
-    static func duration(_ seconds: Double) -> String { QueueDocuments.duration(seconds) }
-
     // MARK: JSON
 
+    /// `status --json`: the document `/api/status` of `comfyq serve` serves too.
     static func json(_ queue: Queue, _ arguments: ParsedArguments) throws -> JSONValue {
-        try document(queue, job: try selectedJob(queue, arguments), states: states(arguments))
-    }
-
-    static func document(_ queue: Queue, job selected: JobSummary?, states filter: [ItemState]) throws -> JSONValue {
-        try QueueDocuments.status(queue, job: selected, states: filter)
+        try QueueDocuments.status(queue, job: try selectedJob(queue, arguments), states: states(arguments))
     }
 }

@@ -1,5 +1,6 @@
 import ComfyCore
 import Foundation
+import Serve
 import Hooks
 import Runner
 
@@ -95,7 +96,7 @@ final class RunDisplay: @unchecked Sendable {
             log("PAUSED: \(reason); nothing more is submitted, and what is done waits on its server. Resumes by itself once \(ServersCommand.gigabytes(needed)) are free in \(folder).")
         case .resumed(let seconds):
             pausedReason = nil
-            log("resumed after \(StatusCommand.duration(seconds)) paused")
+            log("resumed after \(QueueDocuments.duration(seconds)) paused")
         case .started(let pending, let servers):
             total = pending
             for server in servers where serverStates[server] == nil { serverStates[server] = .checking }
@@ -119,7 +120,7 @@ final class RunDisplay: @unchecked Sendable {
         if up == 0 && !serverStates.isEmpty {
             line += ", ETA: waiting for a server"
         } else if rate > 0 && remaining > 0 {
-            line += ", ETA " + StatusCommand.duration(Double(remaining) / rate * 60)
+            line += ", ETA " + QueueDocuments.duration(Double(remaining) / rate * 60)
         }
         line += ", servers up \(up)/\(serverStates.count)"
         if pausedReason != nil { line = "PAUSED (disk full)  " + line }

@@ -26,7 +26,7 @@ extension ServerView {
 
     static func line(_ server: ServerView, now: Double) -> String {
         let record = server.record
-        return "\(ProgressFormat.pad(record.name, 24)) \(ProgressFormat.pad(record.state, 12)) \(ProgressFormat.pad(StatusCommand.duration(now - record.since), 8)) "
+        return "\(ProgressFormat.pad(record.name, 24)) \(ProgressFormat.pad(record.state, 12)) \(ProgressFormat.pad(QueueDocuments.duration(now - record.since), 8)) "
             + "\(ProgressFormat.pad(String(server.inFlight), 9, right: true))  \(ProgressFormat.pad(String(record.restarts), 8, right: true))  \(record.reason)"
     }
 
@@ -38,7 +38,7 @@ extension RunnerView {
         var out = ""
         for runner in runners where runner.isLive {
             guard let reason = runner.record.pausedReason else { continue }
-            let since = runner.record.pausedSince.map { " since \(StatusCommand.duration(now - $0))" } ?? ""
+            let since = runner.record.pausedSince.map { " since \(QueueDocuments.duration(now - $0))" } ?? ""
             out += "PAUSED: run \(runner.record.pid)\(since): \(reason); resumes by itself once there is room in \(runner.record.pausedFolder ?? "?")\n"
         }
         return out
@@ -51,7 +51,7 @@ extension RunnerView {
         var out = "\nRUNS\n"
         for runner in live {
             let version = runner.record.version.map { " comfyq \($0)," } ?? ""
-            out += "  \(runner.record.host) pid \(runner.record.pid):\(version) up \(StatusCommand.duration(now - runner.record.startedAt)), beat \(StatusCommand.duration(max(0, now - runner.record.heartbeatAt))) ago\n"
+            out += "  \(runner.record.host) pid \(runner.record.pid):\(version) up \(QueueDocuments.duration(now - runner.record.startedAt)), beat \(QueueDocuments.duration(max(0, now - runner.record.heartbeatAt))) ago\n"
         }
         return out
     }

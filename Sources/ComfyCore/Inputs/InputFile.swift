@@ -209,6 +209,16 @@ public struct InputFile: Sendable, Equatable {
         case "json": "application/json"
         case "txt": "text/plain; charset=utf-8"
         case "html": "text/html; charset=utf-8"
+        // The files of web pages (comfyq serve's, ComfyUI's frontend on the simulator).
+        case "js", "mjs": "text/javascript; charset=utf-8"
+        case "css": "text/css; charset=utf-8"
+        case "map": "application/json"
+        case "svg": "image/svg+xml"
+        case "ico": "image/x-icon"
+        case "woff2": "font/woff2"
+        case "woff": "font/woff"
+        case "ttf": "font/ttf"
+        case "wasm": "application/wasm"
         default: "application/octet-stream"
         }
     }

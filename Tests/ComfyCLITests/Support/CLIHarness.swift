@@ -1,5 +1,8 @@
 import ComfyCLI
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Synchronization
 import TestSupport
 
@@ -66,4 +69,19 @@ func runBinary(_ arguments: [String], environment: [String: String] = [:], timeo
     let child = try startBinary(arguments, environment: environment)
     let status = try await child.exit(timeout: timeout)
     return CapturedRun(status: ExitCode(rawValue: status), stdout: child.stdout, stderr: child.stderr)
+}
+
+/// One HTTP request (a fresh session, no cookies kept): the status, the body as text, the headers.
+func httpRequest(_ url: String, method: String = "GET", body: String? = nil, headers: [String: String] = [:]) async throws
+    -> (status: Int, body: String, headers: [String: String])
+{
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = method
+    if let body { request.httpBody = Data(body.utf8) }
+    for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+    let (data, response) = try await URLSession(configuration: .ephemeral).data(for: request)
+    let http = response as? HTTPURLResponse
+    var fields: [String: String] = [:]
+    for (name, value) in http?.allHeaderFields ?? [:] { fields["\(name)"] = "\(value)" }
+    return (http?.statusCode ?? 0, String(decoding: data, as: UTF8.self), fields)
 }
